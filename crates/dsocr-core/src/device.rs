@@ -1,0 +1,165 @@
+//! Choosing where the model runs and in which float type.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::prelude::Device;
+use burn::tensor::DType;
+
+use crate::CoreError;
+
+/// A compute device as named on the command line: `cpu`, `cuda` or `cuda:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    /// The CPU backend (burn-ndarray, f32 only).
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU through CubeCL's CUDA backend, by index.
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "cpu" {
+            return Ok(DeviceSpec::Cpu);
+        }
+        if s == "cuda" || s == "gpu" {
+            return Ok(DeviceSpec::Cuda(0));
+        }
+        if let Some(n) = s.strip_prefix("cuda:") {
+            return n
+                .parse()
+                .map(DeviceSpec::Cuda)
+                .map_err(|_| CoreError::Device(format!("bad CUDA device index {n:?} in {s:?}; use cuda:0, cuda:1, …")));
+        }
+        Err(CoreError::Device(format!("unknown device {s:?}; use cpu, cuda or cuda:N")))
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// The Burn device, or an error saying which build feature is missing.
+    pub fn device(self) -> Result<Device, CoreError> {
+        match self {
+            #[cfg(feature = "cpu")]
+            #[allow(deprecated)] // burn-ndarray is the CPU backend this project is specified and tested on
+            DeviceSpec::Cpu => Ok(Device::ndarray()),
+            #[cfg(not(feature = "cpu"))]
+            DeviceSpec::Cpu => Err(CoreError::Device("this build has no CPU backend; rebuild with the `cpu` feature (on by default)".into())),
+            #[cfg(feature = "cuda")]
+            DeviceSpec::Cuda(i) => Ok(Device::cuda(i)),
+            #[cfg(not(feature = "cuda"))]
+            DeviceSpec::Cuda(_) => Err(CoreError::Device(
+                "this build has no CUDA support; rebuild with `--features cuda` (needs an NVIDIA driver with libcuda and libnvrtc at run time)".into(),
+            )),
+        }
+    }
+
+    /// The float type used when none is asked for: bf16 on the GPU (the checkpoint's type), f32 on
+    /// the CPU (the only float type burn-ndarray computes in).
+    pub fn default_dtype(self) -> FloatType {
+        match self {
+            DeviceSpec::Cpu => FloatType::F32,
+            DeviceSpec::Cuda(_) => FloatType::Bf16,
+        }
+    }
+}
+
+/// The float type weights and activations are held in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FloatType {
+    /// 32-bit float.
+    F32,
+    /// bfloat16 (the checkpoint's type).
+    Bf16,
+    /// IEEE half.
+    F16,
+}
+
+impl FloatType {
+    /// The Burn element type.
+    pub fn dtype(self) -> DType {
+        match self {
+            FloatType::F32 => DType::F32,
+            FloatType::Bf16 => DType::BF16,
+            FloatType::F16 => DType::F16,
+        }
+    }
+
+    /// Check that `device` computes in this type.
+    pub fn check_supported(self, device: &Device) -> Result<(), CoreError> {
+        if device.supports_dtype(self.dtype()) {
+            Ok(())
+        } else {
+            Err(CoreError::Device(format!(
+                "the device {device:?} does not compute in {self}; use --dtype f32 (the CPU backend is f32 only)"
+            )))
+        }
+    }
+}
+
+impl FromStr for FloatType {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "f32" | "float32" | "fp32" => Ok(FloatType::F32),
+            "bf16" | "bfloat16" => Ok(FloatType::Bf16),
+            "f16" | "float16" | "fp16" | "half" => Ok(FloatType::F16),
+            other => Err(CoreError::Device(format!("unknown dtype {other:?}; use f32, bf16 or f16"))),
+        }
+    }
+}
+
+impl fmt::Display for FloatType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FloatType::F32 => "f32",
+            FloatType::Bf16 => "bf16",
+            FloatType::F16 => "f16",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_devices_and_dtypes() {
+        assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
+        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        assert_eq!("CUDA:3".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(3));
+        assert!("cuda:x".parse::<DeviceSpec>().is_err());
+        assert!("tpu".parse::<DeviceSpec>().unwrap_err().to_string().contains("tpu"));
+        assert_eq!("bf16".parse::<FloatType>().unwrap(), FloatType::Bf16);
+        assert!("int8".parse::<FloatType>().is_err());
+        assert_eq!(DeviceSpec::Cuda(1).to_string(), "cuda:1");
+    }
+
+    #[cfg(feature = "cpu")]
+    #[test]
+    fn cpu_device_is_f32_only() {
+        let d = DeviceSpec::Cpu.device().unwrap();
+        assert!(FloatType::F32.check_supported(&d).is_ok());
+        assert!(FloatType::Bf16.check_supported(&d).is_err());
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_feature_says_how_to_get_it() {
+        let e = DeviceSpec::Cuda(0).device().unwrap_err().to_string();
+        assert!(e.contains("--features cuda"), "{e}");
+    }
+}

@@ -1,0 +1,26 @@
+//! # dsocr-core
+//!
+//! The foundation shared by dsocr's model crates (`dsocr-vision`, `dsocr-lm`):
+//!
+//! - [`DeviceSpec`] and [`FloatType`]: where the model runs (`cpu`, `cuda:N`) and in which float
+//!   type, with errors that say which build feature is missing;
+//! - [`Checkpoint`]: memory-mapped safetensors files with the release tensor names;
+//! - [`Weights`]: the one loading path of both networks: name-scoped access, shape checks against
+//!   `config.json`, conversion to the compute type, PyTorch→Burn transposition of linear weights,
+//!   and a record of every requested tensor so missing, mis-shaped and unused tensors are errors
+//!   that name them;
+//! - [`layers`]: the small building blocks both networks use (linear, LayerNorm, RMSNorm).
+
+mod checkpoint;
+mod device;
+mod error;
+pub mod layers;
+mod weights;
+
+pub use checkpoint::{Checkpoint, TensorEntry};
+pub use device::{DeviceSpec, FloatType};
+pub use error::{CoreError, Result};
+pub use weights::Weights;
+
+/// Re-export of the Burn version the model crates are built on.
+pub use burn;

@@ -1,0 +1,208 @@
+//! `Weights`: a path-scoped view of a checkpoint that hands the model its tensors by their release
+//! names, checks every shape against the configuration, converts to the compute type and records
+//! what was asked for, so that missing, mis-shaped and unused tensors are all reported by name.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::sync::{Arc, Mutex};
+
+use burn::prelude::*;
+use burn::tensor::{DType, TensorData};
+use safetensors::Dtype;
+
+use crate::checkpoint::Checkpoint;
+use crate::{CoreError, FloatType};
+
+enum Backing {
+    Checkpoint(Checkpoint),
+    /// No file: every request is recorded and answered with a one-element placeholder.
+    ShapeProbe,
+}
+
+struct Inner {
+    backing: Backing,
+    device: Device,
+    float: FloatType,
+    requested: Mutex<BTreeMap<String, Vec<usize>>>,
+}
+
+/// A checkpoint (or a shape probe) seen under a name prefix, e.g. `model.sam_model.blocks.3`.
+///
+/// Cloning is cheap; clones share the record of requested tensors.
+#[derive(Clone)]
+pub struct Weights {
+    inner: Arc<Inner>,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Weights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Weights({:?})", self.prefix)
+    }
+}
+
+impl Weights {
+    /// Weights read from `checkpoint`, converted to `float` on `device`.
+    pub fn new(checkpoint: Checkpoint, device: &Device, float: FloatType) -> Result<Self, CoreError> {
+        float.check_supported(device)?;
+        Ok(Self::with_backing(Backing::Checkpoint(checkpoint), device, float))
+    }
+
+    /// A stand-in with no file behind it: building a model from it records the name and shape of
+    /// every tensor the model expects (see [`Weights::requested`]) without allocating them. The
+    /// tensors it returns are one-element placeholders; a model built from it must not be run.
+    pub fn shape_probe(device: &Device) -> Self {
+        Self::with_backing(Backing::ShapeProbe, device, FloatType::F32)
+    }
+
+    fn with_backing(backing: Backing, device: &Device, float: FloatType) -> Self {
+        let inner = Inner { backing, device: device.clone(), float, requested: Mutex::new(BTreeMap::new()) };
+        Weights { inner: Arc::new(inner), prefix: String::new() }
+    }
+
+    /// The same weights under `prefix.name`.
+    pub fn pp(&self, name: impl Display) -> Weights {
+        Weights { inner: self.inner.clone(), prefix: self.path(name) }
+    }
+
+    /// Full name of `name` under this prefix.
+    pub fn path(&self, name: impl Display) -> String {
+        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
+    }
+
+    /// The device tensors are put on.
+    pub fn device(&self) -> &Device {
+        &self.inner.device
+    }
+
+    /// The compute float type.
+    pub fn float(&self) -> FloatType {
+        self.inner.float
+    }
+
+    /// Whether this is a shape probe (no real data).
+    pub fn is_shape_probe(&self) -> bool {
+        matches!(self.inner.backing, Backing::ShapeProbe)
+    }
+
+    /// Tensor `name` with the given shape, in the compute type.
+    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, CoreError> {
+        self.load(name, shape, self.inner.float.dtype(), false)
+    }
+
+    /// Tensor `name` with the given shape, in f32 whatever the compute type (for parts the
+    /// reference computes in f32, such as the MoE router).
+    pub fn tensor_f32<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>, CoreError> {
+        self.load(name, shape, DType::F32, false)
+    }
+
+    /// A PyTorch linear weight stored `[d_out, d_in]`, returned as `[d_in, d_out]` (Burn's layout,
+    /// `y = x · W`). The transposition happens here, once, on the host.
+    pub fn linear_weight(&self, name: &str, d_in: usize, d_out: usize) -> Result<Tensor<2>, CoreError> {
+        self.load(name, [d_out, d_in], self.inner.float.dtype(), true)
+    }
+
+    /// Record a tensor the release checkpoint holds but the model never applies (e.g. CLIP's
+    /// patch convolution): its presence and shape are checked, its data is not read.
+    pub fn expect_unused(&self, name: &str, shape: &[usize]) -> Result<(), CoreError> {
+        let full = self.path(name);
+        self.inner.requested.lock().unwrap().insert(full.clone(), shape.to_vec());
+        if let Backing::Checkpoint(ckpt) = &self.inner.backing {
+            let entry = ckpt.entry(&full).ok_or_else(|| CoreError::MissingTensor { name: full.clone() })?;
+            if entry.shape != shape {
+                return Err(CoreError::ShapeMismatch { name: full, expected: shape.to_vec(), found: entry.shape.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    fn load<const D: usize>(&self, name: &str, shape: [usize; D], dtype: DType, transpose: bool) -> Result<Tensor<D>, CoreError> {
+        let full = self.path(name);
+        self.inner.requested.lock().unwrap().insert(full.clone(), shape.to_vec());
+        let device = &self.inner.device;
+        let ckpt = match &self.inner.backing {
+            Backing::ShapeProbe => return Ok(Tensor::zeros([1; D], (device, dtype))),
+            Backing::Checkpoint(c) => c,
+        };
+        let entry = ckpt.entry(&full).ok_or_else(|| CoreError::MissingTensor { name: full.clone() })?;
+        if entry.shape != shape {
+            return Err(CoreError::ShapeMismatch { name: full, expected: shape.to_vec(), found: entry.shape.clone() });
+        }
+        let (file_dtype, elem) = match entry.dtype {
+            Dtype::BF16 => (DType::BF16, 2),
+            Dtype::F16 => (DType::F16, 2),
+            Dtype::F32 => (DType::F32, 4),
+            other => return Err(CoreError::UnsupportedDtype { name: full, dtype: format!("{other:?}") }),
+        };
+        let raw = ckpt.bytes(entry);
+        let (bytes, out_shape) = if transpose {
+            let (rows, cols) = (shape[0], shape[1]);
+            let mut out_shape = shape;
+            out_shape.swap(0, 1);
+            (transpose_bytes(raw, rows, cols, elem), out_shape)
+        } else {
+            (raw.to_vec(), shape)
+        };
+        let mut data = TensorData::from_bytes_vec(bytes, out_shape, file_dtype);
+        if file_dtype != dtype {
+            data = data.convert_dtype(dtype);
+        }
+        Ok(Tensor::from_data(data, (device, dtype)))
+    }
+
+    /// Every tensor requested so far (full name → shape), in name order.
+    pub fn requested(&self) -> Vec<(String, Vec<usize>)> {
+        self.inner.requested.lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Check that the model used every tensor of the checkpoint whose name starts with one of
+    /// `prefixes` (all tensors when `prefixes` is empty). Extra tensors mean the configuration
+    /// describes a smaller model than the file holds.
+    pub fn check_all_used(&self, prefixes: &[&str]) -> Result<(), CoreError> {
+        let Backing::Checkpoint(ckpt) = &self.inner.backing else { return Ok(()) };
+        let requested = self.inner.requested.lock().unwrap();
+        let mut unused: Vec<String> = ckpt
+            .names()
+            .filter(|n| prefixes.is_empty() || prefixes.iter().any(|p| n.starts_with(p)))
+            .filter(|n| !requested.contains_key(*n))
+            .map(str::to_string)
+            .collect();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        unused.sort();
+        Err(CoreError::UnexpectedTensors { count: unused.len(), examples: unused.into_iter().take(5).collect() })
+    }
+}
+
+/// Transpose a row-major `[rows, cols]` matrix of `elem`-byte elements.
+fn transpose_bytes(src: &[u8], rows: usize, cols: usize, elem: usize) -> Vec<u8> {
+    let mut out = vec![0u8; src.len()];
+    // Blocked so that both sides stay in cache for large matrices.
+    const B: usize = 32;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    let s = (r * cols + c) * elem;
+                    let d = (c * rows + r) * elem;
+                    out[d..d + elem].copy_from_slice(&src[s..s + elem]);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_is_exact() {
+        let src: Vec<u8> = (0..2 * 3 * 2).map(|i| i as u8).collect(); // 2x3 of u16 pairs
+        let t = transpose_bytes(&src, 2, 3, 2);
+        // element (r,c) = bytes [2(3r+c), 2(3r+c)+1]; transposed (c,r) at index 2(2c+r)
+        assert_eq!(t, vec![0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11]);
+    }
+}

@@ -1,0 +1,160 @@
+//! Feed-forward blocks: the dense SwiGLU MLP and the mixture of experts (MODEL_SPEC §3.7).
+//!
+//! Routing never leaves the device: the router's softmax and top-k run as tensor ops, and the
+//! chosen experts are applied either by gathering their weights with the device-side expert ids
+//! (few tokens: decoding) or by running every expert on every token and combining with a dense,
+//! mostly-zero weight matrix scattered from the top-k (many tokens: prefill). Both are exact.
+
+use burn::prelude::*;
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{DType, IndexingUpdateOp};
+
+use dsocr_core::layers::Linear;
+use dsocr_core::{CoreError, Weights};
+
+use crate::config::LmConfig;
+
+/// `down(SiLU(gate(x)) ⊙ up(x))`.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    /// Load `gate_proj`, `up_proj`, `down_proj` (no bias) of width `inner` under `w`.
+    pub fn load(w: &Weights, hidden: usize, inner: usize) -> Result<Self, CoreError> {
+        Ok(Mlp {
+            gate_proj: Linear::load(&w.pp("gate_proj"), hidden, inner, false)?,
+            up_proj: Linear::load(&w.pp("up_proj"), hidden, inner, false)?,
+            down_proj: Linear::load(&w.pp("down_proj"), inner, hidden, false)?,
+        })
+    }
+
+    /// Apply to the last dimension.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+    }
+}
+
+/// Routed experts (stacked per projection) plus always-on shared experts.
+#[derive(Debug, Clone)]
+pub struct Moe {
+    /// Router `[H, E]`, f32 (the reference routes in f32).
+    gate: Tensor<2>,
+    /// `[E, H, I]`.
+    experts_gate: Tensor<3>,
+    /// `[E, H, I]`.
+    experts_up: Tensor<3>,
+    /// `[E, I, H]`.
+    experts_down: Tensor<3>,
+    shared: Option<Mlp>,
+    top_k: usize,
+    norm_topk_prob: bool,
+    routed_scaling_factor: f64,
+}
+
+impl Moe {
+    /// Load `gate`, `experts.{0..E}.{gate,up,down}_proj` and `shared_experts` under `w`.
+    pub fn load(w: &Weights, cfg: &LmConfig) -> Result<Self, CoreError> {
+        let (h, i, e) = (cfg.hidden_size, cfg.moe_intermediate_size, cfg.n_routed_experts);
+        let mut gates = Vec::with_capacity(e);
+        let mut ups = Vec::with_capacity(e);
+        let mut downs = Vec::with_capacity(e);
+        for n in 0..e {
+            let ew = w.pp(format!("experts.{n}"));
+            gates.push(ew.linear_weight("gate_proj.weight", h, i)?);
+            ups.push(ew.linear_weight("up_proj.weight", h, i)?);
+            downs.push(ew.linear_weight("down_proj.weight", i, h)?);
+        }
+        let shared = if cfg.n_shared_experts > 0 { Some(Mlp::load(&w.pp("shared_experts"), h, i * cfg.n_shared_experts)?) } else { None };
+        Ok(Moe {
+            gate: w.pp("gate").tensor_f32("weight", [e, h])?.transpose(),
+            experts_gate: Tensor::stack(gates, 0),
+            experts_up: Tensor::stack(ups, 0),
+            experts_down: Tensor::stack(downs, 0),
+            shared,
+            top_k: cfg.num_experts_per_tok,
+            norm_topk_prob: cfg.norm_topk_prob,
+            routed_scaling_factor: cfg.routed_scaling_factor,
+        })
+    }
+
+    fn experts(&self) -> usize {
+        self.experts_gate.dims()[0]
+    }
+
+    /// Router: top-k expert ids `[N, k]` and their weights `[N, k]` (f32) for tokens `[N, H]`.
+    fn route(&self, x: &Tensor<2>) -> (Tensor<2, Int>, Tensor<2>) {
+        let logits = x.clone().cast(DType::F32).matmul(self.gate.clone());
+        let scores = softmax(logits, 1);
+        let (mut weights, ids) = scores.topk_with_indices(self.top_k, 1);
+        if self.norm_topk_prob {
+            weights = weights.clone() / (weights.sum_dim(1) + 1e-20);
+        }
+        (ids, weights * self.routed_scaling_factor)
+    }
+
+    /// Tokens `[N, H]` → `[N, H]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let [n, _] = x.dims();
+        let (ids, weights) = self.route(&x);
+        let routed = if n * self.top_k <= self.experts() { self.gathered(&x, ids, weights) } else { self.dense(&x, ids, weights) };
+        match &self.shared {
+            Some(shared) => routed + shared.forward(x),
+            None => routed,
+        }
+    }
+
+    /// Gather the chosen experts' weights per (token, slot) and apply them as batched matvecs.
+    /// Reads only `N·k` experts: the decode path.
+    fn gathered(&self, x: &Tensor<2>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
+        let [n, h] = x.dims();
+        let k = self.top_k;
+        let flat = ids.reshape([n * k]);
+        let xs = x.clone().unsqueeze_dim::<3>(1).expand([n, k, h]).reshape([n * k, 1, h]);
+        let g = xs.clone().matmul(self.experts_gate.clone().select(0, flat.clone()));
+        let u = xs.matmul(self.experts_up.clone().select(0, flat.clone()));
+        let y = (silu(g) * u).matmul(self.experts_down.clone().select(0, flat)); // [N·k, 1, H]
+        let y = y.reshape([n, k, h]).cast(DType::F32) * weights.unsqueeze_dim::<3>(2);
+        y.sum_dim(1).reshape([n, h]).cast(x.dtype())
+    }
+
+    /// Run every expert on every token and combine with the routing weights scattered into a
+    /// dense `[N, E]` matrix (zero for unchosen experts). Exact, with no host round trip; costs
+    /// `E / k` times the necessary expert FLOPs: the prefill path until a grouped kernel replaces it.
+    fn dense(&self, x: &Tensor<2>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
+        let [n, h] = x.dims();
+        let e = self.experts();
+        let combine = Tensor::<2>::zeros([n, e], (&x.device(), DType::F32)).scatter(1, ids, weights, IndexingUpdateOp::Add);
+        let xs = x.clone().unsqueeze::<3>().expand([e, n, h]);
+        let g = xs.clone().matmul(self.experts_gate.clone());
+        let u = xs.matmul(self.experts_up.clone());
+        let y = (silu(g) * u).matmul(self.experts_down.clone()); // [E, N, H]
+        let y = y.cast(DType::F32).permute([1, 0, 2]) * combine.unsqueeze_dim::<3>(2); // [N, E, H]
+        y.sum_dim(1).reshape([n, h]).cast(x.dtype())
+    }
+}
+
+/// The feed-forward block of one decoder layer.
+#[derive(Debug, Clone)]
+pub enum FeedForward {
+    /// Dense SwiGLU (the first `first_k_dense_replace` layers).
+    Dense(Mlp),
+    /// Mixture of experts.
+    Moe(Moe),
+}
+
+impl FeedForward {
+    /// `[B, T, H]` → `[B, T, H]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        match self {
+            FeedForward::Dense(mlp) => mlp.forward(x),
+            FeedForward::Moe(moe) => {
+                let [b, t, h] = x.dims();
+                moe.forward(x.reshape([b * t, h])).reshape([b, t, h])
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Resolution modes (MODEL_SPEC §4.2): the five official presets and custom sizes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::PreprocessError;
+
+/// SAM patch size in pixels.
+pub const PATCH_SIZE: usize = 16;
+/// Spatial down-sampling of the SAM neck + compressor (two stride-2 convs).
+pub const DOWNSAMPLE_RATIO: usize = 4;
+/// Tile size of the official cropping mode.
+pub const TILE_SIZE: usize = 640;
+/// Fewest tiles when an image is cut (official `MIN_CROPS`).
+pub const MIN_TILES: usize = 2;
+/// Most tiles by default: 9, the Hugging Face `infer()` default. The vLLM scripts use 6.
+pub const DEFAULT_MAX_TILES: usize = 9;
+/// Most tiles in the official vLLM scripts (`MAX_CROPS`).
+pub const VLLM_MAX_TILES: usize = 6;
+
+/// One of the official resolution presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// 512×512, direct resize (aspect not kept), 73 image tokens.
+    Tiny,
+    /// 640×640, direct resize (aspect not kept), 111 image tokens.
+    Small,
+    /// 1024×1024 letterbox, 273 image tokens.
+    Base,
+    /// 1280×1280 letterbox, 421 image tokens.
+    Large,
+    /// 1024 global view plus 640×640 tiles (the official default).
+    #[default]
+    Gundam,
+}
+
+impl Mode {
+    /// Every preset, smallest first.
+    pub const ALL: [Mode; 5] = [Mode::Tiny, Mode::Small, Mode::Base, Mode::Large, Mode::Gundam];
+
+    /// The preset's sizes.
+    pub fn spec(self) -> ModeSpec {
+        let (base_size, image_size, crop) = match self {
+            Mode::Tiny => (512, 512, false),
+            Mode::Small => (640, 640, false),
+            Mode::Base => (1024, 1024, false),
+            Mode::Large => (1280, 1280, false),
+            Mode::Gundam => (1024, TILE_SIZE, true),
+        };
+        ModeSpec { base_size, image_size, crop, min_tiles: MIN_TILES, max_tiles: DEFAULT_MAX_TILES }
+    }
+
+    /// Lower-case name as used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Tiny => "tiny",
+            Mode::Small => "small",
+            Mode::Base => "base",
+            Mode::Large => "large",
+            Mode::Gundam => "gundam",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = PreprocessError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| PreprocessError::InvalidMode(format!("unknown mode {s:?}; expected one of tiny, small, base, large, gundam")))
+    }
+}
+
+/// Sizes that define how an image becomes encoder views, as the official `base_size`,
+/// `image_size` and `crop_mode`, plus the tile-count limits of the cropping mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ModeSpec {
+    /// Side of the global view in cropping mode (`base_size`).
+    pub base_size: usize,
+    /// Side of the tiles in cropping mode, or of the single view otherwise (`image_size`).
+    pub image_size: usize,
+    /// Cut large images into tiles (`crop_mode`).
+    pub crop: bool,
+    /// Fewest tiles when cutting (2 in the official code).
+    pub min_tiles: usize,
+    /// Most tiles when cutting (9 for Hugging Face `infer()`, 6 for the vLLM scripts).
+    pub max_tiles: usize,
+}
+
+impl From<Mode> for ModeSpec {
+    fn from(m: Mode) -> Self {
+        m.spec()
+    }
+}
+
+impl ModeSpec {
+    /// A custom mode. Sizes must be positive multiples of 64 (one vision token per 64×64 pixels).
+    pub fn custom(base_size: usize, image_size: usize, crop: bool) -> Result<Self, PreprocessError> {
+        let spec = ModeSpec { base_size, image_size, crop, min_tiles: MIN_TILES, max_tiles: DEFAULT_MAX_TILES };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// The same mode with another tile limit (e.g. [`VLLM_MAX_TILES`] for the vLLM behaviour).
+    pub fn with_max_tiles(mut self, max_tiles: usize) -> Result<Self, PreprocessError> {
+        self.max_tiles = max_tiles;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Check the sizes and tile limits.
+    pub fn validate(&self) -> Result<(), PreprocessError> {
+        let unit = PATCH_SIZE * DOWNSAMPLE_RATIO;
+        for (name, v) in [("base size", self.base_size), ("image size", self.image_size)] {
+            if v == 0 || v % unit != 0 || v > 4096 {
+                return Err(PreprocessError::InvalidMode(format!("{name} {v} must be a positive multiple of {unit} and at most 4096")));
+            }
+        }
+        if self.crop && (self.min_tiles == 0 || self.max_tiles < self.min_tiles || self.max_tiles > 64) {
+            return Err(PreprocessError::InvalidMode(format!(
+                "tile limits {}..={} must satisfy 1 <= min <= max <= 64",
+                self.min_tiles, self.max_tiles
+            )));
+        }
+        Ok(())
+    }
+
+    /// The view side that the global view is padded to: `base_size` when cropping, else
+    /// `image_size` (equal in the official non-cropping presets).
+    pub fn global_size(&self) -> usize {
+        if self.crop { self.base_size } else { self.image_size }
+    }
+
+    /// Whether the non-cropping path squashes the image to a square before padding (official:
+    /// `image_size <= 640`, i.e. Tiny and Small).
+    pub fn squashes(&self) -> bool {
+        !self.crop && self.image_size <= TILE_SIZE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_display_round_trip() {
+        for m in Mode::ALL {
+            assert_eq!(m.name().parse::<Mode>().unwrap(), m);
+            assert_eq!(m.to_string(), m.name());
+        }
+        assert_eq!("GUNDAM".parse::<Mode>().unwrap(), Mode::Gundam);
+        let err = "huge".parse::<Mode>().unwrap_err().to_string();
+        assert!(err.contains("huge") && err.contains("gundam"), "{err}");
+    }
+
+    #[test]
+    fn custom_sizes_are_checked() {
+        assert!(ModeSpec::custom(1024, 640, true).is_ok());
+        assert!(ModeSpec::custom(1000, 640, true).is_err());
+        assert!(ModeSpec::custom(0, 640, false).is_err());
+        assert!(Mode::Gundam.spec().with_max_tiles(1).is_err());
+        assert_eq!(Mode::Gundam.spec().with_max_tiles(VLLM_MAX_TILES).unwrap().max_tiles, 6);
+    }
+}

@@ -1,0 +1,116 @@
+//! CLIP-L, the second stage of the DeepEncoder (MODEL_SPEC §3.2). It consumes SAM's features as
+//! its patch tokens (its own patch convolution is never applied), adds a class token and the
+//! resized position table, and runs 24 pre-norm layers with quick-GELU.
+
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use dsocr_core::layers::{LayerNorm, Linear};
+use dsocr_core::{CoreError, Weights};
+
+use crate::config::ClipConfig;
+use crate::interp::resize_grid_bicubic_aa;
+
+/// `z · σ(1.702 z)`.
+fn quick_gelu<const D: usize>(z: Tensor<D>) -> Tensor<D> {
+    z.clone() * sigmoid(z * 1.702)
+}
+
+#[derive(Debug, Clone)]
+struct ClipLayer {
+    layer_norm1: LayerNorm,
+    qkv_proj: Linear,
+    out_proj: Linear,
+    layer_norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    heads: usize,
+}
+
+impl ClipLayer {
+    fn load(w: &Weights, cfg: &ClipConfig) -> Result<Self, CoreError> {
+        let c = cfg.width;
+        Ok(ClipLayer {
+            layer_norm1: LayerNorm::load(&w.pp("layer_norm1"), c, cfg.eps)?,
+            qkv_proj: Linear::load(&w.pp("self_attn.qkv_proj"), c, 3 * c, true)?,
+            out_proj: Linear::load(&w.pp("self_attn.out_proj"), c, c, true)?,
+            layer_norm2: LayerNorm::load(&w.pp("layer_norm2"), c, cfg.eps)?,
+            fc1: Linear::load(&w.pp("mlp.fc1"), c, cfg.ffn_hidden_size, true)?,
+            fc2: Linear::load(&w.pp("mlp.fc2"), cfg.ffn_hidden_size, c, true)?,
+            heads: cfg.heads,
+        })
+    }
+
+    fn self_attention(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, t, c] = x.dims();
+        let (heads, hd) = (self.heads, c / self.heads);
+        let qkv = self.qkv_proj.forward(x).reshape([b, t, 3, heads, hd]).permute([2, 0, 3, 1, 4]); // [3, B, H, T, hd]
+        let q = qkv.clone().narrow(0, 0, 1).reshape([b, heads, t, hd]);
+        let k = qkv.clone().narrow(0, 1, 1).reshape([b, heads, t, hd]);
+        let v = qkv.narrow(0, 2, 1).reshape([b, heads, t, hd]);
+        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        self.out_proj.forward(out.swap_dims(1, 2).reshape([b, t, c]))
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = x.clone() + self.self_attention(self.layer_norm1.forward(x));
+        let y = self.fc2.forward(quick_gelu(self.fc1.forward(self.layer_norm2.forward(h.clone()))));
+        h + y
+    }
+}
+
+/// CLIP-L over SAM features.
+#[derive(Debug, Clone)]
+pub struct ClipEncoder {
+    class_embedding: Tensor<1>,
+    /// `[1 + g0², C]`: the class position, then the g0×g0 grid row-major.
+    position_embedding: Tensor<2>,
+    pre_layrnorm: LayerNorm,
+    layers: Vec<ClipLayer>,
+    position_grid: usize,
+}
+
+impl ClipEncoder {
+    /// Load from `model.vision_model.*`.
+    pub fn load(w: &Weights, cfg: &ClipConfig) -> Result<Self, CoreError> {
+        let (c, g0, p) = (cfg.width, cfg.position_grid(), cfg.patch_size);
+        // Part of the release checkpoint but never applied on this path (SAM features replace it):
+        // checked and recorded, not loaded.
+        w.expect_unused("embeddings.patch_embedding.weight", &[c, 3, p, p])?;
+        let layers =
+            (0..cfg.layers).map(|i| ClipLayer::load(&w.pp(format!("transformer.layers.{i}")), cfg)).collect::<Result<Vec<_>, _>>()?;
+        Ok(ClipEncoder {
+            class_embedding: w.tensor("embeddings.class_embedding", [c])?,
+            position_embedding: w.tensor("embeddings.position_embedding.weight", [g0 * g0 + 1, c])?,
+            pre_layrnorm: LayerNorm::load(&w.pp("pre_layrnorm"), c, cfg.eps)?,
+            layers,
+            position_grid: g0,
+        })
+    }
+
+    /// The position table for a `g × g` token grid: class row, then the grid resized with
+    /// anti-aliased bicubic interpolation when `g` differs from the trained grid.
+    fn positions(&self, g: usize) -> Tensor<2> {
+        let [rows, c] = self.position_embedding.dims();
+        let g0 = self.position_grid;
+        let class = self.position_embedding.clone().narrow(0, 0, 1);
+        let grid = self.position_embedding.clone().narrow(0, 1, rows - 1).reshape([g0, g0, c]);
+        let grid = resize_grid_bicubic_aa(grid, g).reshape([g * g, c]);
+        Tensor::cat(vec![class, grid], 0)
+    }
+
+    /// SAM features `[B, C, g, g]` → `[B, 1 + g², C]` (class token first).
+    pub fn forward(&self, sam_features: Tensor<4>) -> Tensor<3> {
+        let [b, c, g, _] = sam_features.dims();
+        let patches = sam_features.reshape([b, c, g * g]).swap_dims(1, 2); // [B, g², C]
+        let class = self.class_embedding.clone().reshape([1, 1, c]).expand([b, 1, c]);
+        let x = Tensor::cat(vec![class, patches], 1) + self.positions(g).unsqueeze::<3>();
+        let mut x = self.pre_layrnorm.forward(x);
+        for layer in &self.layers {
+            x = layer.forward(x);
+        }
+        x
+    }
+}

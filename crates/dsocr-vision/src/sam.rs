@@ -1,0 +1,208 @@
+//! SAM ViT-B, the first stage of the DeepEncoder (MODEL_SPEC §3.1): patch embedding, absolute
+//! positions, windowed and global attention blocks with decomposed relative-position bias, the
+//! neck and the two stride-2 convolutions that compress a 1024² view to 16×16 tokens.
+
+use burn::prelude::*;
+use burn::tensor::ops::PadMode;
+use burn::tensor::activation::gelu;
+use burn::tensor::module::{attention, conv2d};
+use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
+
+use dsocr_core::layers::{LayerNorm, Linear};
+use dsocr_core::{CoreError, Weights};
+
+use crate::config::SamConfig;
+use crate::interp::{resize_grid_bicubic_aa, resize_rows_linear};
+
+/// Multi-head attention over a `[B, h, w, C]` map with decomposed relative-position bias.
+#[derive(Debug, Clone)]
+struct SamAttention {
+    qkv: Linear,
+    proj: Linear,
+    /// `[2·size − 1, head_dim]` tables for the vertical and horizontal offsets.
+    rel_pos_h: Tensor<2>,
+    rel_pos_w: Tensor<2>,
+    heads: usize,
+}
+
+impl SamAttention {
+    fn load(w: &Weights, cfg: &SamConfig, rel_len: usize) -> Result<Self, CoreError> {
+        let (c, hd) = (cfg.width, cfg.width / cfg.heads);
+        Ok(SamAttention {
+            qkv: Linear::load(&w.pp("qkv"), c, 3 * c, true)?,
+            proj: Linear::load(&w.pp("proj"), c, c, true)?,
+            rel_pos_h: w.tensor("rel_pos_h", [rel_len, hd])?,
+            rel_pos_w: w.tensor("rel_pos_w", [rel_len, hd])?,
+            heads: cfg.heads,
+        })
+    }
+
+    /// `get_rel_pos`: the `[size, size, head_dim]` table of embeddings for every (query, key)
+    /// offset, after resizing the learned table to `2·size − 1` rows when needed.
+    fn rel_pos(table: &Tensor<2>, size: usize) -> Tensor<3> {
+        let [_, hd] = table.dims();
+        let table = resize_rows_linear(table.clone(), 2 * size - 1);
+        let idx: Vec<i64> = (0..size).flat_map(|q| (0..size).map(move |k| (q + size - 1 - k) as i64)).collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [size * size]), &table.device());
+        table.select(0, idx).reshape([size, size, hd])
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, h, w, c] = x.dims();
+        let (heads, hd) = (self.heads, c / self.heads);
+        let n = h * w;
+        let qkv = self.qkv.forward(x).reshape([b, n, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
+        let q = qkv.clone().narrow(0, 0, 1).reshape([b, heads, n, hd]);
+        let k = qkv.clone().narrow(0, 1, 1).reshape([b, heads, n, hd]);
+        let v = qkv.narrow(0, 2, 1).reshape([b, heads, n, hd]);
+
+        // Decomposed relative position bias, from the unscaled queries:
+        // bias[(qy,qx),(ky,kx)] = q·Rh[qy,ky] + q·Rw[qx,kx].
+        let rh = Self::rel_pos(&self.rel_pos_h, h); // [h(qy), h(ky), hd]
+        let rw = Self::rel_pos(&self.rel_pos_w, w); // [w(qx), w(kx), hd]
+        let bh = b * heads;
+        let rq = q.clone().reshape([bh, h, w, hd]);
+        // rel_h[b, qy, qx, ky]: batch over qy.
+        let rel_h = rq.clone().permute([1, 0, 2, 3]).reshape([h, bh * w, hd]).matmul(rh.swap_dims(1, 2)); // [h, bh·w, h]
+        let rel_h = rel_h.reshape([h, bh, w, h]).permute([1, 0, 2, 3]); // [bh, qy, qx, ky]
+        // rel_w[b, qy, qx, kx]: batch over qx.
+        let rel_w = rq.permute([2, 0, 1, 3]).reshape([w, bh * h, hd]).matmul(rw.swap_dims(1, 2)); // [w, bh·h, w]
+        let rel_w = rel_w.reshape([w, bh, h, w]).permute([1, 2, 0, 3]); // [bh, qy, qx, kx]
+        let bias = rel_h.unsqueeze_dim::<5>(4) + rel_w.unsqueeze_dim::<5>(3); // [bh, qy, qx, ky, kx]
+        let bias = bias.reshape([b, heads, n, n]);
+
+        let out = attention(q, k, v, None, Some(bias), AttentionModuleOptions::default()); // scale 1/√hd
+        let out = out.permute([0, 2, 1, 3]).reshape([b, h, w, c]);
+        self.proj.forward(out)
+    }
+}
+
+/// One pre-norm transformer block, windowed or global.
+#[derive(Debug, Clone)]
+struct SamBlock {
+    norm1: LayerNorm,
+    attn: SamAttention,
+    norm2: LayerNorm,
+    lin1: Linear,
+    lin2: Linear,
+    /// Window side, or `None` for global attention.
+    window: Option<usize>,
+}
+
+impl SamBlock {
+    fn load(w: &Weights, cfg: &SamConfig, global: bool, pos_grid: usize) -> Result<Self, CoreError> {
+        let window = (!global).then_some(cfg.window_size);
+        let rel_len = 2 * window.unwrap_or(pos_grid) - 1;
+        Ok(SamBlock {
+            norm1: LayerNorm::load(&w.pp("norm1"), cfg.width, cfg.eps)?,
+            attn: SamAttention::load(&w.pp("attn"), cfg, rel_len)?,
+            norm2: LayerNorm::load(&w.pp("norm2"), cfg.width, cfg.eps)?,
+            lin1: Linear::load(&w.pp("mlp.lin1"), cfg.width, cfg.mlp_dim, true)?,
+            lin2: Linear::load(&w.pp("mlp.lin2"), cfg.mlp_dim, cfg.width, true)?,
+            window,
+        })
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let shortcut = x.clone();
+        let x = self.norm1.forward(x);
+        let x = match self.window {
+            Some(ws) => {
+                let [b, h, w, _] = x.dims();
+                let (windows, hp, wp) = window_partition(x, ws);
+                window_unpartition(self.attn.forward(windows), ws, b, (hp, wp), (h, w))
+            }
+            None => self.attn.forward(x),
+        };
+        let x = shortcut + x;
+        let y = self.lin2.forward(gelu(self.lin1.forward(self.norm2.forward(x.clone()))));
+        x + y
+    }
+}
+
+/// Pad `[B, H, W, C]` with zeros on the bottom/right to multiples of `ws` and cut it into
+/// row-major `[B·nW, ws, ws, C]` windows. Returns the windows and the padded size.
+fn window_partition(x: Tensor<4>, ws: usize) -> (Tensor<4>, usize, usize) {
+    let [b, h, w, c] = x.dims();
+    let (hp, wp) = (h.div_ceil(ws) * ws, w.div_ceil(ws) * ws);
+    let x = if hp != h || wp != w { x.pad([(0, hp - h), (0, wp - w), (0, 0)], PadMode::Constant(0.0)) } else { x };
+    let x = x.reshape([b, hp / ws, ws, wp / ws, ws, c]).permute([0, 1, 3, 2, 4, 5]);
+    (x.reshape([b * (hp / ws) * (wp / ws), ws, ws, c]), hp, wp)
+}
+
+/// Inverse of [`window_partition`], cropping the padding.
+fn window_unpartition(windows: Tensor<4>, ws: usize, b: usize, (hp, wp): (usize, usize), (h, w): (usize, usize)) -> Tensor<4> {
+    let c = windows.dims()[3];
+    let x = windows.reshape([b, hp / ws, wp / ws, ws, ws, c]).permute([0, 1, 3, 2, 4, 5]).reshape([b, hp, wp, c]);
+    if hp != h || wp != w { x.slice([0..b, 0..h, 0..w, 0..c]) } else { x }
+}
+
+/// LayerNorm over the channels of an NCHW map (SAM's `LayerNorm2d`).
+fn layer_norm_2d(norm: &LayerNorm, x: Tensor<4>) -> Tensor<4> {
+    norm.forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+}
+
+/// SAM ViT-B with its neck and compressor.
+#[derive(Debug, Clone)]
+pub struct SamEncoder {
+    patch_weight: Tensor<4>,
+    patch_bias: Tensor<1>,
+    /// `[1, G0, G0, C]` learned absolute positions (G0 = 64 for the release).
+    pos_embed: Tensor<4>,
+    blocks: Vec<SamBlock>,
+    neck_conv1: Tensor<4>,
+    neck_norm1: LayerNorm,
+    neck_conv2: Tensor<4>,
+    neck_norm2: LayerNorm,
+    net_2: Tensor<4>,
+    net_3: Tensor<4>,
+    patch_size: usize,
+}
+
+impl SamEncoder {
+    /// Load from `model.sam_model.*`.
+    pub fn load(w: &Weights, cfg: &SamConfig) -> Result<Self, CoreError> {
+        let (c, p) = (cfg.width, cfg.patch_size);
+        let g0 = cfg.image_size / p;
+        let blocks = (0..cfg.layers)
+            .map(|i| SamBlock::load(&w.pp(format!("blocks.{i}")), cfg, cfg.global_attn_indexes.contains(&i), g0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (oc, [d2, d3]) = (cfg.out_chans, cfg.downsample_channels);
+        Ok(SamEncoder {
+            patch_weight: w.tensor("patch_embed.proj.weight", [c, 3, p, p])?,
+            patch_bias: w.tensor("patch_embed.proj.bias", [c])?,
+            pos_embed: w.tensor("pos_embed", [1, g0, g0, c])?,
+            blocks,
+            neck_conv1: w.tensor("neck.0.weight", [oc, c, 1, 1])?,
+            neck_norm1: LayerNorm::load(&w.pp("neck.1"), oc, cfg.eps)?,
+            neck_conv2: w.tensor("neck.2.weight", [oc, oc, 3, 3])?,
+            neck_norm2: LayerNorm::load(&w.pp("neck.3"), oc, cfg.eps)?,
+            net_2: w.tensor("net_2.weight", [d2, oc, 3, 3])?,
+            net_3: w.tensor("net_3.weight", [d3, d2, 3, 3])?,
+            patch_size: p,
+        })
+    }
+
+    /// `[B, 3, S, S]` normalised pixels → `[B, C_out, S/64, S/64]` features.
+    pub fn forward(&self, pixels: Tensor<4>) -> Tensor<4> {
+        let p = self.patch_size;
+        let x = conv2d(pixels, self.patch_weight.clone(), Some(self.patch_bias.clone()), ConvOptions::new([p, p], [0, 0], [1, 1], 1));
+        let x = x.permute([0, 2, 3, 1]); // [B, G, G, C]
+        let g = x.dims()[1];
+        let [_, g0, _, c] = self.pos_embed.dims();
+        let pos = resize_grid_bicubic_aa(self.pos_embed.clone().reshape([g0, g0, c]), g);
+        let mut x = x + pos.unsqueeze::<4>();
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let x = x.permute([0, 3, 1, 2]); // [B, C, G, G]
+        let same = |k: usize| ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1);
+        let x = conv2d(x, self.neck_conv1.clone(), None, same(1));
+        let x = layer_norm_2d(&self.neck_norm1, x);
+        let x = conv2d(x, self.neck_conv2.clone(), None, same(3));
+        let x = layer_norm_2d(&self.neck_norm2, x);
+        let down = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let x = conv2d(x, self.net_2.clone(), None, down.clone());
+        conv2d(x, self.net_3.clone(), None, down)
+    }
+}

@@ -1,0 +1,95 @@
+//! Vision parity with the official code on every recorded case (CPU, f32): SAM, CLIP, projector
+//! and the arranged image sequence, from the reference pixels and end to end from `input.png`.
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
+use dsocr_preprocess::{LoadOptions, ModeSpec, normalize_pixel, prepare_image};
+use dsocr_testdata::{Case, parity, tolerance_check};
+use dsocr_vision::{DeepEncoder, Tiling, VisionConfig};
+
+fn load_encoder(model_dir: &std::path::Path) -> (DeepEncoder, Device) {
+    let device = DeviceSpec::Cpu.device().unwrap();
+    let cfg_path = model_dir.join("config.json");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    let config = VisionConfig::from_json(&json, &cfg_path.display().to_string()).unwrap();
+    let weights = Weights::new(Checkpoint::open_dir(model_dir).unwrap(), &device, FloatType::F32).unwrap();
+    let encoder = DeepEncoder::load(&weights, &config).unwrap();
+    weights
+        .check_all_used(&["model.sam_model.", "model.vision_model.", "model.projector.", "model.image_newline", "model.view_seperator"])
+        .unwrap();
+    (encoder, device)
+}
+
+fn pixels(u8s: &[u8], shape: [usize; 4], device: &Device) -> Tensor<4> {
+    let data: Vec<f32> = u8s.iter().map(|&v| normalize_pixel(v)).collect();
+    Tensor::from_data(TensorData::new(data, shape), (device, DType::F32))
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
+    let dims = t.dims().to_vec();
+    (dims, t.cast(DType::F32).try_into_vec_as::<f32>().unwrap())
+}
+
+fn check<const D: usize>(case: &Case, name: &str, t: Tensor<D>) {
+    let expected = case.f32(name);
+    let (shape, got) = values(t);
+    assert_eq!(shape, expected.shape, "{}: {name} shape", case.name);
+    let (err, allowed) = tolerance_check(&got, &expected.data);
+    eprintln!("{}: {name} max abs err {err:.3e} (allowed {allowed:.3e})", case.name);
+    assert!(err <= allowed, "{}: {name} max abs error {err:e} > {allowed:e}", case.name);
+}
+
+fn shape4(s: &[usize]) -> [usize; 4] {
+    [s[0], s[1], s[2], s[3]]
+}
+
+#[test]
+fn encoder_matches_official_code_from_reference_pixels() {
+    let Some(fixtures) = parity("encoder_matches_official_code_from_reference_pixels") else { return };
+    let (encoder, device) = load_encoder(&fixtures.model_dir());
+    for case in fixtures.cases() {
+        let g = case.u8("pixel_global_u8");
+        let global = encoder.encode_views(pixels(&g.data, shape4(&g.shape), &device));
+        check(&case, "sam_global", global.sam.clone());
+        check(&case, "clip_global", global.clip.clone());
+        check(&case, "proj_global", global.projected.clone());
+        let grid = case.i64("spatial_crop").data;
+        let tiles = if case.has("pixel_crops_u8") && (grid[0] > 1 || grid[1] > 1) {
+            let c = case.u8("pixel_crops_u8");
+            let local = encoder.encode_views(pixels(&c.data, shape4(&c.shape), &device));
+            check(&case, "sam_crops", local.sam.clone());
+            check(&case, "clip_crops", local.clip.clone());
+            check(&case, "proj_crops", local.projected.clone());
+            Some((local.projected, Tiling { cols: grid[0] as usize, rows: grid[1] as usize }))
+        } else {
+            None
+        };
+        check(&case, "vision_embeds", encoder.arrange(global.projected, tiles));
+    }
+}
+
+#[test]
+fn encoder_matches_official_code_end_to_end_from_png() {
+    let Some(fixtures) = parity("encoder_matches_official_code_end_to_end_from_png") else { return };
+    let (encoder, device) = load_encoder(&fixtures.model_dir());
+    for case in fixtures.cases() {
+        let m = &case.json["mode"];
+        let mode = ModeSpec::custom(
+            m["base_size"].as_u64().unwrap() as usize,
+            m["image_size"].as_u64().unwrap() as usize,
+            m["crop_mode"].as_bool().unwrap(),
+        )
+        .unwrap();
+        let image = dsocr_preprocess::load_image(case.input_image(), &LoadOptions::default()).unwrap();
+        let prepared = prepare_image(&image, &mode).unwrap();
+        let global = pixels(&prepared.global.data, prepared.global.shape(), &device);
+        let tiles = prepared
+            .tiles
+            .as_ref()
+            .map(|t| (pixels(&t.data, t.shape(), &device), Tiling { cols: prepared.grid.cols, rows: prepared.grid.rows }));
+        let embeds = encoder.encode_image(global, tiles);
+        assert_eq!(embeds.dims()[0], prepared.image_token_count(), "{}: sequence length", case.name);
+        check(&case, "vision_embeds", embeds);
+    }
+}
