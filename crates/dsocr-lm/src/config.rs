@@ -138,7 +138,7 @@ impl LmConfig {
             bos_token_id: uint("bos_token_id", d.bos_token_id as usize)? as u32,
             eos_token_id: uint("eos_token_id", d.eos_token_id as usize)? as u32,
         };
-        if cfg.hidden_size == 0 || cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if cfg.hidden_size == 0 || cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
             return Err(format!("hidden_size {} is not divisible by num_attention_heads {}", cfg.hidden_size, cfg.num_attention_heads));
         }
         if cfg.num_key_value_heads != cfg.num_attention_heads {
@@ -147,7 +147,7 @@ impl LmConfig {
         if cfg.num_experts_per_tok > cfg.n_routed_experts {
             return Err(format!("num_experts_per_tok {} exceeds n_routed_experts {}", cfg.num_experts_per_tok, cfg.n_routed_experts));
         }
-        if cfg.head_dim() % 2 != 0 {
+        if !cfg.head_dim().is_multiple_of(2) {
             return Err("the head dimension must be even for RoPE".into());
         }
         Ok(cfg)
@@ -160,7 +160,7 @@ impl LmConfig {
 
     /// Whether layer `i` uses the mixture of experts (else the dense MLP).
     pub fn is_moe_layer(&self, i: usize) -> bool {
-        self.n_routed_experts > 0 && i >= self.first_k_dense_replace && i % self.moe_layer_freq == 0
+        self.n_routed_experts > 0 && i >= self.first_k_dense_replace && i.is_multiple_of(self.moe_layer_freq)
     }
 }
 

@@ -89,10 +89,10 @@ pub fn generate(
     if prompts.is_empty() {
         return Ok((Vec::new(), GenerationStats::default()));
     }
-    if let Sampling::Sample { temperature, top_p, .. } = config.sampling {
-        if !(temperature > 0.0) || !(top_p > 0.0 && top_p <= 1.0) {
-            return Err(LmError::Settings(format!("temperature must be > 0 and top_p in (0, 1], got {temperature} and {top_p}")));
-        }
+    if let Sampling::Sample { temperature, top_p, .. } = config.sampling
+        && !(temperature.is_finite() && temperature > 0.0 && top_p > 0.0 && top_p <= 1.0)
+    {
+        return Err(LmError::Settings(format!("temperature must be > 0 and top_p in (0, 1], got {temperature} and {top_p}")));
     }
     let max_pos = lm.config().max_position_embeddings;
     let longest = prompts.iter().map(|p| p.embeds.dims()[0]).max().unwrap_or(0);
@@ -153,7 +153,15 @@ fn choose(logits: Tensor<2>, guards: &[RepetitionState], sampling: &Sampling, rn
     let bans: Vec<Vec<u32>> = guards.iter().map(RepetitionState::banned).collect();
     if matches!(sampling, Sampling::Greedy) && bans.iter().all(Vec::is_empty) {
         // The common case stays on the device: only B ids come back.
-        return logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().expect("argmax ids").into_iter().map(|v| v as u32).collect();
+        return logits
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .expect("argmax ids")
+            .into_iter()
+            .map(|v| v as u32)
+            .collect();
     }
     let [b, v] = logits.dims();
     let host = logits.cast(DType::F32).into_data().try_to_vec::<f32>().expect("f32 logits");

@@ -141,9 +141,9 @@ impl Moe {
 #[derive(Debug, Clone)]
 pub enum FeedForward {
     /// Dense SwiGLU (the first `first_k_dense_replace` layers).
-    Dense(Mlp),
+    Dense(Box<Mlp>),
     /// Mixture of experts.
-    Moe(Moe),
+    Moe(Box<Moe>),
 }
 
 impl FeedForward {

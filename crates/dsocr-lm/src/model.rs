@@ -25,9 +25,9 @@ impl DecoderLayer {
     fn load(w: &Weights, cfg: &LmConfig, index: usize) -> Result<Self, CoreError> {
         let h = cfg.hidden_size;
         let mlp = if cfg.is_moe_layer(index) {
-            FeedForward::Moe(Moe::load(&w.pp("mlp"), cfg)?)
+            FeedForward::Moe(Box::new(Moe::load(&w.pp("mlp"), cfg)?))
         } else {
-            FeedForward::Dense(Mlp::load(&w.pp("mlp"), h, cfg.intermediate_size)?)
+            FeedForward::Dense(Box::new(Mlp::load(&w.pp("mlp"), h, cfg.intermediate_size)?))
         };
         Ok(DecoderLayer {
             input_layernorm: RmsNorm::load(&w.pp("input_layernorm"), h, cfg.rms_norm_eps)?,

@@ -13,7 +13,7 @@
 //!
 //! ```no_run
 //! use dsocr_preprocess::{LoadOptions, Mode, build_prompt, load_image, prepare_image};
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let image = load_image("page.png", &LoadOptions::default())?;
 //! let views = prepare_image(&image, &Mode::Gundam.spec())?;
 //! let tokenizer = tokenizers::Tokenizer::from_file("tokenizer.json")?;

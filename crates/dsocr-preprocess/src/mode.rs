@@ -120,7 +120,7 @@ impl ModeSpec {
     pub fn validate(&self) -> Result<(), PreprocessError> {
         let unit = PATCH_SIZE * DOWNSAMPLE_RATIO;
         for (name, v) in [("base size", self.base_size), ("image size", self.image_size)] {
-            if v == 0 || v % unit != 0 || v > 4096 {
+            if v == 0 || !v.is_multiple_of(unit) || v > 4096 {
                 return Err(PreprocessError::InvalidMode(format!("{name} {v} must be a positive multiple of {unit} and at most 4096")));
             }
         }

@@ -67,8 +67,8 @@ impl PythonSetOrder {
         let mut i = (hash as usize) & mask;
         loop {
             let probes = if i + Self::LINEAR_PROBES <= mask { Self::LINEAR_PROBES } else { 0 };
-            for j in i..=i + probes {
-                match table[j] {
+            for (j, slot) in table.iter().enumerate().skip(i).take(probes + 1) {
+                match *slot {
                     None => return (j, false),
                     Some((h, k)) if h == hash && k == key => return (j, true),
                     Some(_) => {}

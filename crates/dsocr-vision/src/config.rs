@@ -169,10 +169,10 @@ impl VisionConfig {
 
     fn validate(&self, lm_hidden: usize) -> Result<(), String> {
         let (s, c) = (&self.sam, &self.clip);
-        if s.width == 0 || s.heads == 0 || s.width % s.heads != 0 {
+        if s.width == 0 || s.heads == 0 || !s.width.is_multiple_of(s.heads) {
             return Err(format!("SAM width {} is not divisible by its {} heads", s.width, s.heads));
         }
-        if c.width == 0 || c.heads == 0 || c.width % c.heads != 0 {
+        if c.width == 0 || c.heads == 0 || !c.width.is_multiple_of(c.heads) {
             return Err(format!("CLIP width {} is not divisible by its {} heads", c.width, c.heads));
         }
         if let Some(i) = s.global_attn_indexes.iter().find(|&&i| i >= s.layers) {
@@ -191,7 +191,11 @@ impl VisionConfig {
         if self.n_embed != lm_hidden {
             return Err(format!("projector_config.n_embed {} must equal the language model hidden_size {lm_hidden}", self.n_embed));
         }
-        if s.image_size % s.patch_size != 0 || c.patch_size == 0 || c.image_size % c.patch_size != 0 {
+        if s.patch_size == 0
+            || !s.image_size.is_multiple_of(s.patch_size)
+            || c.patch_size == 0
+            || !c.image_size.is_multiple_of(c.patch_size)
+        {
             return Err("image sizes must be multiples of the patch sizes".into());
         }
         Ok(())

@@ -10,7 +10,7 @@
 //! ```no_run
 //! use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
 //! use dsocr_vision::{DeepEncoder, VisionConfig};
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let device = DeviceSpec::Cpu.device()?;
 //! let config: serde_json::Value = serde_json::from_slice(&std::fs::read("model/config.json")?)?;
 //! let vision = VisionConfig::from_json(&config, "model/config.json")?;

@@ -3,9 +3,9 @@
 //! neck and the two stride-2 convolutions that compress a 1024² view to 16×16 tokens.
 
 use burn::prelude::*;
-use burn::tensor::ops::PadMode;
 use burn::tensor::activation::gelu;
 use burn::tensor::module::{attention, conv2d};
+use burn::tensor::ops::PadMode;
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 
 use dsocr_core::layers::{LayerNorm, Linear};
