@@ -1,10 +1,24 @@
 //! # dsocr
 //!
-//! DeepSeek-OCR inference in Rust on [Burn](https://burn.dev): the CPU backend (ndarray) by
-//! default and NVIDIA GPUs through CubeCL's CUDA backend with the `cuda` feature.
+//! DeepSeek-OCR inference in Rust on [Burn](https://burn.dev): the CPU backend (burn-ndarray,
+//! f32) by default, NVIDIA GPUs through CubeCL's CUDA backend with the `cuda` feature.
 //!
-//! This crate is the facade: it re-exports the layer crates so one `cargo add dsocr` gives the
-//! whole pipeline.
+//! ```no_run
+//! use dsocr::{DeepseekOcr, ModelSource, OcrOptions};
+//! use dsocr::common::DeviceSpec;
+//! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! // Downloads deepseek-ai/DeepSeek-OCR into the Hugging Face cache on first use.
+//! let ocr = DeepseekOcr::load(&ModelSource::default(), DeviceSpec::Cpu, None)?;
+//! let page = dsocr::preprocess::load_image("page.png", &Default::default())?;
+//! let result = ocr.ocr(&page, &OcrOptions::default())?;
+//! println!("{}", result.markdown);
+//! for region in &result.regions {
+//!     println!("{} at {:?}", region.label, region.bbox);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The layers, each usable alone:
 //!
 //! | module | crate | what it holds |
 //! |---|---|---|
@@ -12,8 +26,23 @@
 //! | [`common`] | `dsocr-core` | devices, checkpoint loading and validation, basic layers |
 //! | [`vision`] | `dsocr-vision` | SAM-ViT-B, CLIP-L, projector |
 //! | [`lm`] | `dsocr-lm` | the MoE decoder, KV cache, generation |
+//! | [`pdf`] | `dsocr-pdf` | PDF pages → images |
+//! | [`render`] | `dsocr-render` | boxes, crops, markdown, output files |
+
+mod engine;
+mod error;
+pub mod parity;
+mod source;
+mod task;
+
+pub use engine::{DeepseekOcr, OcrOptions, OcrResult, Timings};
+pub use error::OcrError;
+pub use source::{DEFAULT_REPO, ModelFiles, ModelSource};
+pub use task::Task;
 
 pub use dsocr_core as common;
 pub use dsocr_lm as lm;
+pub use dsocr_pdf as pdf;
 pub use dsocr_preprocess as preprocess;
+pub use dsocr_render as render;
 pub use dsocr_vision as vision;

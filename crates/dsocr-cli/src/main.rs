@@ -1,9 +1,55 @@
-//! `dsocr`: the command-line tool.
+//! `dsocr`: DeepSeek-OCR from the command line.
 //!
-//! **Not implemented yet**: the `ocr`, `describe`, `parity` and `bench` commands arrive with the
-//! end-to-end work. This binary only says so.
+//! - `dsocr ocr INPUT…`: images, PDFs, directories, or `-` for stdin;
+//! - `dsocr describe`: a JSON description of the tool, for agents;
+//! - `dsocr parity --model DIR --case DIR`: check a build against recorded official runs.
+
+mod describe;
+mod ocr;
+mod parity;
+
+use clap::{Parser, Subcommand};
+
+/// DeepSeek-OCR in Rust: images and PDFs to markdown with layout boxes.
+#[derive(Parser)]
+#[command(name = "dsocr", version, about, long_about = None)]
+struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// OCR images, PDFs or directories of them.
+    Ocr(ocr::OcrArgs),
+    /// Print a JSON description of the tool (inputs, outputs, tasks, modes, version).
+    Describe,
+    /// Run recorded cases of the official code and report every stage's error.
+    Parity(parity::ParityArgs),
+}
 
 fn main() {
-    eprintln!("dsocr {}: the command-line interface is not implemented yet; use the library crates", env!("CARGO_PKG_VERSION"));
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Command::Ocr(args) => ocr::run(args),
+        Command::Describe => describe::run(),
+        Command::Parity(args) => parity::run(args),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
 }

@@ -20,7 +20,7 @@ mod weights;
 pub use checkpoint::{Checkpoint, TensorEntry};
 pub use device::{DeviceSpec, FloatType};
 pub use error::{CoreError, Result};
-pub use weights::Weights;
+pub use weights::{RandomInit, Weights, random_init};
 
 /// Re-export of the Burn version the model crates are built on.
 pub use burn;

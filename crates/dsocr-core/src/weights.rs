@@ -17,6 +17,10 @@ enum Backing {
     Checkpoint(Checkpoint),
     /// No file: every request is recorded and answered with a one-element placeholder.
     ShapeProbe,
+    /// No file: every request is answered with seeded random values of the right shape.
+    Random {
+        seed: u64,
+    },
 }
 
 struct Inner {
@@ -53,6 +57,15 @@ impl Weights {
     /// tensors it returns are one-element placeholders; a model built from it must not be run.
     pub fn shape_probe(device: &Device) -> Self {
         Self::with_backing(Backing::ShapeProbe, device, FloatType::F32)
+    }
+
+    /// Random weights of the requested shapes (for benchmarks at release sizes without the
+    /// release file): LayerNorm/RMSNorm scales are 1, biases 0, learned tables and 1-D vectors
+    /// N(0, 0.02²), matrices and kernels N(0, 1/fan_in), so activations stay finite in bf16.
+    /// Each tensor's values depend only on `seed` and its name.
+    pub fn random(device: &Device, float: FloatType, seed: u64) -> Result<Self, CoreError> {
+        float.check_supported(device)?;
+        Ok(Self::with_backing(Backing::Random { seed }, device, float))
     }
 
     fn with_backing(backing: Backing, device: &Device, float: FloatType) -> Self {
@@ -122,6 +135,14 @@ impl Weights {
         let device = &self.inner.device;
         let ckpt = match &self.inner.backing {
             Backing::ShapeProbe => return Ok(Tensor::zeros([1; D], (device, dtype))),
+            Backing::Random { seed } => {
+                let mut out_shape = shape;
+                if transpose {
+                    out_shape.swap(0, 1);
+                }
+                let init = random_init(&full, &shape);
+                return Ok(random_tensor(&full, init, out_shape, *seed, device, dtype));
+            }
             Backing::Checkpoint(c) => c,
         };
         let entry = ckpt.entry(&full).ok_or_else(|| CoreError::MissingTensor { name: full.clone() })?;
@@ -175,6 +196,48 @@ impl Weights {
     }
 }
 
+/// How [`Weights::random`] initialises a tensor, from its release name and shape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RandomInit {
+    /// All ones (normalisation scales).
+    Ones,
+    /// All zeros (biases).
+    Zeros,
+    /// Normal with this standard deviation.
+    Normal(f64),
+}
+
+/// The initialisation [`Weights::random`] uses for tensor `name` of `shape` (PyTorch layout).
+pub fn random_init(name: &str, shape: &[usize]) -> RandomInit {
+    let leaf = name.rsplit('.').next().unwrap_or(name);
+    let module = name.rsplit('.').nth(1).unwrap_or("");
+    let is_norm = module.contains("norm") || module.contains("layrnorm") || name.contains("neck.1.") || name.contains("neck.3.");
+    if leaf == "bias" {
+        RandomInit::Zeros
+    } else if leaf == "weight" && is_norm && shape.len() == 1 {
+        RandomInit::Ones
+    } else if shape.len() <= 1 || leaf.starts_with("rel_pos") || leaf == "pos_embed" || module == "position_embedding" {
+        RandomInit::Normal(0.02)
+    } else {
+        let fan_in: usize = shape[1..].iter().product();
+        RandomInit::Normal(1.0 / (fan_in.max(1) as f64).sqrt())
+    }
+}
+
+fn random_tensor<const D: usize>(name: &str, init: RandomInit, shape: [usize; D], seed: u64, device: &Device, dtype: DType) -> Tensor<D> {
+    use burn::tensor::Distribution;
+    match init {
+        RandomInit::Ones => Tensor::ones(shape, (device, dtype)),
+        RandomInit::Zeros => Tensor::zeros(shape, (device, dtype)),
+        RandomInit::Normal(std) => {
+            // A per-tensor seed from the name, so the values do not depend on load order.
+            let h = name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+            device.seed(h);
+            Tensor::<D>::random(shape, Distribution::Normal(0.0, std), (device, DType::F32)).cast(dtype)
+        }
+    }
+}
+
 /// Transpose a row-major `[rows, cols]` matrix of `elem`-byte elements.
 fn transpose_bytes(src: &[u8], rows: usize, cols: usize, elem: usize) -> Vec<u8> {
     let mut out = vec![0u8; src.len()];
@@ -197,6 +260,17 @@ fn transpose_bytes(src: &[u8], rows: usize, cols: usize, elem: usize) -> Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_init_by_name() {
+        assert_eq!(random_init("model.layers.0.input_layernorm.weight", &[1280]), RandomInit::Ones);
+        assert_eq!(random_init("model.sam_model.neck.1.weight", &[256]), RandomInit::Ones);
+        assert_eq!(random_init("model.vision_model.pre_layrnorm.weight", &[1024]), RandomInit::Ones);
+        assert_eq!(random_init("model.projector.layers.bias", &[1280]), RandomInit::Zeros);
+        assert_eq!(random_init("model.layers.3.mlp.experts.0.down_proj.weight", &[1280, 896]), RandomInit::Normal(1.0 / 896f64.sqrt()));
+        assert_eq!(random_init("model.sam_model.net_2.weight", &[512, 256, 3, 3]), RandomInit::Normal(1.0 / 2304f64.sqrt()));
+        assert_eq!(random_init("model.image_newline", &[1280]), RandomInit::Normal(0.02));
+    }
 
     #[test]
     fn transpose_is_exact() {

@@ -1,7 +1,214 @@
 //! # dsocr-pdf
 //!
-//! PDF pages to RGB images for DeepSeek-OCR.
+//! PDF pages to RGB images for DeepSeek-OCR, with the pure-Rust [hayro] renderer: nothing to
+//! install, the same output on every machine.
 //!
-//! **Not implemented yet.** This crate will render pages at a chosen DPI (144 by default, as the
-//! official PDF script) with the pure-Rust `hayro` renderer, with an optional `pdfium` backend;
-//! handle page ranges, encrypted files and missing CJK fonts. Until then it exports nothing.
+//! - [`PdfDocument::open`]: open a file (encrypted files with an empty user password open as is;
+//!   others need [`PdfDocument::open_with_password`]), page count and metadata;
+//! - [`PdfDocument::render_page`] / [`PdfDocument::render_pages`]: render at a DPI (144 by default,
+//!   as the official PDF script), pixel sizes rounded (not truncated), several pages in parallel;
+//! - [`parse_page_ranges`]: `"1-3,7"` → page indexes, with range errors naming the page count;
+//! - non-embedded CJK fonts are drawn with a system Noto CJK font when one is installed (e.g.
+//!   Debian's `fonts-noto-cjk`), with a warning when a page needed one that is missing.
+
+mod fonts;
+mod pages;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hayro::hayro_interpret::InterpreterSettings;
+use hayro::hayro_interpret::util::TransformExt;
+use hayro::hayro_syntax::{LoadPdfError, Pdf};
+use hayro::vello_cpu::color::palette::css::WHITE;
+use hayro::vello_cpu::{Pixmap, RasterizerSettings, RenderContext, Resources, TargetInit};
+use hayro::{RenderCache, RenderSettings, kurbo::Affine, render_into};
+use image::RgbImage;
+
+pub use fonts::FontReport;
+pub use pages::parse_page_ranges;
+
+/// The official PDF script's resolution.
+pub const DEFAULT_DPI: f32 = 144.0;
+/// Longest side of a rendered page in pixels (the renderer's limit).
+pub const MAX_SIDE: u32 = 65_535;
+
+/// Errors reading or rendering a PDF. Each names the file and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PdfError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        error: std::io::Error,
+    },
+    /// Not a PDF, or too damaged to read.
+    #[error("{path} is not a readable PDF (the file is damaged or not a PDF)")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file needs a password.
+    #[error("{path} is encrypted with a user password; give it with --password")]
+    PasswordRequired {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The password given is wrong.
+    #[error("the password given for {path} is wrong")]
+    WrongPassword {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The encryption is not supported.
+    #[error("{path} uses an encryption this reader does not support ({reason})")]
+    UnsupportedEncryption {
+        /// The file.
+        path: PathBuf,
+        /// What the reader said.
+        reason: String,
+    },
+    /// A page number outside the document.
+    #[error("{0}")]
+    PageRange(String),
+    /// Rendering settings that cannot be met.
+    #[error("{0}")]
+    Render(String),
+}
+
+/// Title, author and page count.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PdfInfo {
+    /// Number of pages.
+    pub pages: usize,
+    /// Document title, if set.
+    pub title: Option<String>,
+    /// Document author, if set.
+    pub author: Option<String>,
+}
+
+/// An open PDF.
+pub struct PdfDocument {
+    pdf: Pdf,
+    path: PathBuf,
+    fonts: Arc<fonts::FontResolver>,
+}
+
+impl std::fmt::Debug for PdfDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PdfDocument").field("path", &self.path).field("pages", &self.page_count()).finish()
+    }
+}
+
+impl PdfDocument {
+    /// Open a PDF file (an empty user password is tried, as every viewer does).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, PdfError> {
+        Self::open_with_password(path, None)
+    }
+
+    /// Open a PDF file with an optional user password.
+    pub fn open_with_password(path: impl AsRef<Path>, password: Option<&str>) -> Result<Self, PdfError> {
+        let path = path.as_ref().to_path_buf();
+        let bytes = std::fs::read(&path).map_err(|error| PdfError::Io { path: path.clone(), error })?;
+        Self::from_bytes(bytes, path, password)
+    }
+
+    /// Open a PDF held in memory; `name` is used in messages.
+    pub fn from_bytes(bytes: Vec<u8>, name: impl Into<PathBuf>, password: Option<&str>) -> Result<Self, PdfError> {
+        let path = name.into();
+        use hayro::hayro_syntax::DecryptionError as D;
+        let pdf = Pdf::new_with_password(Arc::new(bytes), password.unwrap_or("")).map_err(|e| match e {
+            LoadPdfError::Invalid => PdfError::Invalid { path: path.clone() },
+            LoadPdfError::Decryption(D::PasswordProtected) if password.is_none() => PdfError::PasswordRequired { path: path.clone() },
+            LoadPdfError::Decryption(D::PasswordProtected) => PdfError::WrongPassword { path: path.clone() },
+            LoadPdfError::Decryption(other) => PdfError::UnsupportedEncryption { path: path.clone(), reason: format!("{other:?}") },
+        })?;
+        Ok(PdfDocument { pdf, path, fonts: Arc::new(fonts::FontResolver::from_system()) })
+    }
+
+    /// Number of pages.
+    pub fn page_count(&self) -> usize {
+        self.pdf.pages().len()
+    }
+
+    /// Page count, title and author.
+    pub fn info(&self) -> PdfInfo {
+        let meta = self.pdf.metadata();
+        let text = |b: &Option<Box<[u8]>>| b.as_ref().map(|b| decode_pdf_text(b)).filter(|s| !s.is_empty());
+        PdfInfo { pages: self.page_count(), title: text(&meta.title), author: text(&meta.author) }
+    }
+
+    /// Page size in pixels at `dpi` (rounded), rotation applied.
+    pub fn page_pixels(&self, index: usize, dpi: f32) -> Result<(u32, u32), PdfError> {
+        let page = self.pdf.pages().get(index).ok_or_else(|| self.out_of_range(index))?;
+        let (w, h) = page.render_dimensions();
+        let scale = dpi / 72.0;
+        Ok(((w * scale).round().max(1.0) as u32, (h * scale).round().max(1.0) as u32))
+    }
+
+    fn out_of_range(&self, index: usize) -> PdfError {
+        PdfError::PageRange(format!("page {} does not exist: {} has {} page(s)", index + 1, self.path.display(), self.page_count()))
+    }
+
+    /// Render page `index` (0-based) at `dpi` on white.
+    pub fn render_page(&self, index: usize, dpi: f32) -> Result<RgbImage, PdfError> {
+        if !(dpi.is_finite() && dpi > 0.0) {
+            return Err(PdfError::Render(format!("DPI must be positive, got {dpi}")));
+        }
+        let (w, h) = self.page_pixels(index, dpi)?;
+        if w > MAX_SIDE || h > MAX_SIDE {
+            return Err(PdfError::Render(format!("page {} at {dpi} DPI would be {w}×{h} pixels; use a lower --dpi", index + 1)));
+        }
+        let page = &self.pdf.pages()[index];
+        let scale = f64::from(dpi) / 72.0;
+        let settings = InterpreterSettings { font_resolver: self.fonts.resolver_fn(index + 1), ..InterpreterSettings::default() };
+        let cache = RenderCache::new();
+        let mut ctx = RenderContext::new(w as u16, h as u16);
+        let transform = Affine::scale(scale) * page.initial_transform(true).to_kurbo();
+        render_into(page, &cache, &settings, &RenderSettings::default(), &mut ctx, transform);
+        ctx.flush();
+        let mut pixmap = Pixmap::new(w as u16, h as u16);
+        let raster = RasterizerSettings { target_init: TargetInit::Clear(WHITE), ..Default::default() };
+        ctx.render_with(&mut pixmap, &mut Resources::default(), raster);
+        // Opaque white background: premultiplied RGBA equals straight RGBA; drop alpha.
+        let rgba = pixmap.data_as_u8_slice();
+        let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+        Ok(RgbImage::from_raw(w, h, rgb).expect("buffer matches size"))
+    }
+
+    /// Render several pages, in parallel over the available cores, in the order given.
+    pub fn render_pages(&self, indexes: &[usize], dpi: f32) -> Vec<Result<RgbImage, PdfError>> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(indexes.len()).max(1);
+        let mut results: Vec<Option<Result<RgbImage, PdfError>>> = (0..indexes.len()).map(|_| None).collect();
+        std::thread::scope(|s| {
+            for (t, chunk) in results.chunks_mut(indexes.len().div_ceil(threads).max(1)).enumerate() {
+                let start = t * indexes.len().div_ceil(threads).max(1);
+                s.spawn(move || {
+                    for (i, slot) in chunk.iter_mut().enumerate() {
+                        *slot = Some(self.render_page(indexes[start + i], dpi));
+                    }
+                });
+            }
+        });
+        results.into_iter().map(|r| r.expect("every page rendered")).collect()
+    }
+
+    /// Pages that needed a font that is not installed (see [`FontReport`]).
+    pub fn font_report(&self) -> FontReport {
+        self.fonts.report()
+    }
+}
+
+/// PDF text strings: UTF-16BE with a BOM, else PDFDocEncoding (Latin-1 is close enough for
+/// titles).
+fn decode_pdf_text(b: &[u8]) -> String {
+    if b.starts_with(&[0xFE, 0xFF]) {
+        let units: Vec<u16> = b[2..].chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+        String::from_utf16_lossy(&units)
+    } else {
+        b.iter().map(|&c| c as char).collect()
+    }
+}

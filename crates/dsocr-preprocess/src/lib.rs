@@ -61,3 +61,16 @@ impl RgbImage {
         (width > 0 && height > 0 && data.len() == width * height * 3).then_some(RgbImage { width, height, data })
     }
 }
+
+impl From<image::RgbImage> for RgbImage {
+    fn from(img: image::RgbImage) -> Self {
+        let (w, h) = img.dimensions();
+        RgbImage { width: w as usize, height: h as usize, data: img.into_raw() }
+    }
+}
+
+impl From<RgbImage> for image::RgbImage {
+    fn from(img: RgbImage) -> Self {
+        image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data).expect("RgbImage buffer matches its size")
+    }
+}

@@ -1,9 +1,43 @@
 //! # dsocr-render
 //!
-//! Turning DeepSeek-OCR output into files people use.
+//! Turning DeepSeek-OCR output into what people use (MODEL_SPEC §7):
 //!
-//! **Not implemented yet.** This crate will parse grounding output
-//! (`<|ref|>label<|/ref|><|det|>[[x1,y1,x2,y2]]<|/det|>`), draw the layout boxes on the page, crop
-//! figures, rewrite the markdown and write the official output files (`result.mmd`,
-//! `result_with_boxes.jpg`, `images/`, per-PDF `.mmd`, `_det.mmd`, `_layouts.pdf`). Until then it
-//! exports nothing.
+//! - [`find_grounding`] / [`regions`]: parse `<|ref|>label<|/ref|><|det|>[[x1,y1,x2,y2],…]<|/det|>`
+//!   blocks safely (no `eval`; malformed blocks are skipped with a warning), boxes scaled from the
+//!   0–999 grid to pixels with truncation as the official code;
+//! - [`to_markdown`]: the official markdown rewrite (figure links, tags removed, `\coloneqq` fixes);
+//! - [`draw_regions`] / [`crop`]: boxes drawn on the page (deterministic colours per label) and
+//!   figure crops;
+//! - [`write_image_outputs`] / [`write_document_outputs`]: the official output files, a JSON record,
+//!   CSV files for HTML tables, and the layouts PDF.
+
+mod draw;
+mod grounding;
+mod layouts_pdf;
+mod markdown;
+mod output;
+mod tables;
+
+pub use draw::{crop, draw_regions, label_colour};
+pub use grounding::{GroundingMatch, Region, find_grounding, parse_boxes, regions, to_pixels};
+pub use layouts_pdf::{jpeg_bytes, write_layouts_pdf};
+pub use markdown::{EOS_TEXT, ImageLinks, PAGE_SPLIT, strip_eos, to_markdown};
+pub use output::{PageText, WrittenFiles, write_document_outputs, write_image_outputs};
+pub use tables::{html_tables, to_csv};
+
+/// Errors while writing outputs.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A file or directory could not be written.
+    #[error("cannot write {path}: {error}; check that the output directory is writable")]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        error: std::io::Error,
+    },
+    /// An image or PDF could not be encoded.
+    #[error("cannot encode output: {0}")]
+    Encode(String),
+}

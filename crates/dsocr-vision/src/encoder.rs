@@ -67,14 +67,18 @@ impl DeepEncoder {
     pub fn encode_views(&self, pixels: Tensor<4>) -> ViewFeatures {
         let sam = self.sam.forward(pixels);
         let clip = self.clip.forward(sam.clone());
+        let projected = self.project(&sam, &clip);
+        ViewFeatures { sam, clip, projected }
+    }
+
+    /// Fuse CLIP (class token dropped) and SAM features per token, CLIP channels first, and
+    /// project them to the decoder width: `[B, g², H]`.
+    pub fn project(&self, sam: &Tensor<4>, clip: &Tensor<3>) -> Tensor<3> {
         let [b, c_sam, g, _] = sam.dims();
         let tokens = clip.dims()[1];
-        let clip_patches = clip.clone().narrow(1, 1, tokens - 1); // drop the class token
+        let clip_patches = clip.clone().narrow(1, 1, tokens - 1);
         let sam_flat = sam.clone().reshape([b, c_sam, g * g]).swap_dims(1, 2);
-        // CLIP channels first, SAM channels second.
-        let fused = Tensor::cat(vec![clip_patches, sam_flat], 2);
-        let projected = self.projector.forward(fused);
-        ViewFeatures { sam, clip, projected }
+        self.projector.forward(Tensor::cat(vec![clip_patches, sam_flat], 2))
     }
 
     /// Append the newline vector to every row of a `[rows, cols, H]` token grid and flatten.

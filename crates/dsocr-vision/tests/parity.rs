@@ -93,3 +93,19 @@ fn encoder_matches_official_code_end_to_end_from_png() {
         check(&case, "vision_embeds", embeds);
     }
 }
+
+#[test]
+fn large_mode_encodes_to_421_finite_tokens() {
+    // No recording covers Large (1280); its interpolation is checked against PyTorch in
+    // tests/interpolation.rs. Here the whole path runs: 80×80 SAM grid, 159-row rel-pos tables,
+    // 20×20 CLIP grid.
+    let Some(fixtures) = parity("large_mode_encodes_to_421_finite_tokens") else { return };
+    let (encoder, device) = load_encoder(&fixtures.model_dir());
+    let image = dsocr_preprocess::load_image(fixtures.cases()[0].input_image(), &LoadOptions::default()).unwrap();
+    let prepared = prepare_image(&image, &dsocr_preprocess::Mode::Large.spec()).unwrap();
+    assert_eq!(prepared.global.shape(), [1, 3, 1280, 1280]);
+    let embeds = encoder.encode_image(pixels(&prepared.global.data, prepared.global.shape(), &device), None);
+    assert_eq!(embeds.dims()[0], 421);
+    let (_, v) = values(embeds);
+    assert!(v.iter().all(|x| x.is_finite()));
+}

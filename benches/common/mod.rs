@@ -1,0 +1,64 @@
+//! Shared set-up of the model benchmarks.
+//!
+//! By default the benches use the small parity checkpoint (`../shared/parity/model` or
+//! `$DSOCR_PARITY_DIR/model`): CI-sized, real release layout. With `DSOCR_BENCH_RELEASE=1` they
+//! build release-size models from seeded random weights instead (no 6.7 GB file needed).
+//! `DSOCR_BENCH_DEVICE` (`cpu`, `cuda:0`) and `DSOCR_BENCH_DTYPE` (`f32`, `bf16`, `f16`) pick the
+//! device and float type (defaults: `cpu`, the device's default type).
+
+#![allow(dead_code)] // each bench uses a part
+
+use dsocr::common::burn::prelude::*;
+use dsocr::common::{Checkpoint, DeviceSpec, FloatType, Weights};
+use dsocr::lm::LmConfig;
+use dsocr::vision::VisionConfig;
+
+/// What a bench runs on.
+pub struct BenchModel {
+    pub weights: Weights,
+    pub vision: VisionConfig,
+    pub lm: LmConfig,
+    pub device: Device,
+    /// "parity-tiny" or "release-random", for the bench names.
+    pub label: &'static str,
+}
+
+pub fn bench_model(bench: &str) -> Option<BenchModel> {
+    let spec: DeviceSpec = std::env::var("DSOCR_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into()).parse().expect("DSOCR_BENCH_DEVICE");
+    let device = spec.device().expect("bench device");
+    let float: FloatType = match std::env::var("DSOCR_BENCH_DTYPE") {
+        Ok(s) => s.parse().expect("DSOCR_BENCH_DTYPE"),
+        Err(_) => spec.default_dtype(),
+    };
+    if std::env::var_os("DSOCR_BENCH_RELEASE").is_some() {
+        let weights = Weights::random(&device, float, 0).expect("random weights");
+        return Some(BenchModel { weights, vision: VisionConfig::default(), lm: LmConfig::default(), device, label: "release-random" });
+    }
+    let root = std::env::var_os("DSOCR_PARITY_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/parity"));
+    let dir = root.join("model");
+    let Ok(bytes) = std::fs::read(dir.join("config.json")) else {
+        eprintln!("SKIPPED bench {bench}: no parity model at {} (set DSOCR_PARITY_DIR, or DSOCR_BENCH_RELEASE=1)", dir.display());
+        return None;
+    };
+    let json: serde_json::Value = serde_json::from_slice(&bytes).expect("config.json");
+    let weights = Weights::new(Checkpoint::open_dir(&dir).expect("checkpoint"), &device, float).expect("weights");
+    Some(BenchModel {
+        weights,
+        vision: VisionConfig::from_json(&json, "config.json").expect("vision config"),
+        lm: LmConfig::from_json(&json, "config.json").expect("lm config"),
+        device,
+        label: "parity-tiny",
+    })
+}
+
+/// Normalised random pixels `[n, 3, size, size]`.
+pub fn random_pixels(n: usize, size: usize, device: &Device, dtype: dsocr::common::burn::tensor::DType) -> Tensor<4> {
+    Tensor::<4>::random([n, 3, size, size], dsocr::common::burn::tensor::Distribution::Uniform(-1.0, 1.0), device).cast(dtype)
+}
+
+/// Wait for queued device work (timings on a GPU must include it).
+pub fn sync(device: &Device) {
+    device.sync().expect("device sync");
+}

@@ -1,0 +1,47 @@
+//! Vision encoder stages on one Gundam page: SAM, CLIP and the projector for the 1024² global view
+//! and for six 640² tiles. Parity-size model by default; `DSOCR_BENCH_RELEASE=1` for release sizes
+//! (see `benches/common`).
+
+mod common;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use dsocr::vision::DeepEncoder;
+
+fn bench_vision(c: &mut Criterion) {
+    let Some(m) = common::bench_model("vision") else { return };
+    let encoder = DeepEncoder::load(&m.weights, &m.vision).expect("encoder");
+    let dtype = m.weights.float().dtype();
+    let mut group = c.benchmark_group(format!("vision/{}", m.label));
+    group.sample_size(10);
+    for (name, n, size) in [("global_1024", 1, 1024), ("tiles_6x640", 6, 640)] {
+        let px = common::random_pixels(n, size, &m.device, dtype);
+        let sam = encoder.sam.forward(px.clone());
+        let clip = encoder.clip.forward(sam.clone());
+        common::sync(&m.device);
+        group.bench_function(format!("sam/{name}"), |b| {
+            b.iter(|| {
+                let out = encoder.sam.forward(px.clone());
+                common::sync(&m.device);
+                out
+            })
+        });
+        group.bench_function(format!("clip/{name}"), |b| {
+            b.iter(|| {
+                let out = encoder.clip.forward(sam.clone());
+                common::sync(&m.device);
+                out
+            })
+        });
+        group.bench_function(format!("projector/{name}"), |b| {
+            b.iter(|| {
+                let out = encoder.project(&sam, &clip);
+                common::sync(&m.device);
+                out
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_vision);
+criterion_main!(benches);

@@ -1,0 +1,32 @@
+//! `dsocr describe`: what the tool takes and gives, as JSON, for agents and scripts.
+
+use dsocr::Task;
+use dsocr::preprocess::Mode;
+
+pub fn run() -> anyhow::Result<i32> {
+    let description = serde_json::json!({
+        "name": "dsocr",
+        "version": env!("CARGO_PKG_VERSION"),
+        "summary": "DeepSeek-OCR: images and PDFs to markdown, with layout boxes",
+        "usage": "dsocr ocr INPUT... [--out DIR] [--task TASK] [--mode MODE] [--pages 1-3,7] [--device cpu|cuda[:N]]",
+        "inputs": {
+            "images": ["png", "jpeg", "tiff", "webp", "bmp"],
+            "documents": ["pdf"],
+            "directories": "searched recursively for images and PDFs",
+            "stdin": "`-` reads one image or PDF from standard input and writes markdown to standard output",
+        },
+        "outputs": {
+            "stdout": "markdown (without --out); for several inputs each is preceded by a line `<!-- dsocr: FILE -->`",
+            "image": ["result.mmd", "result_ori.mmd", "result_with_boxes.jpg", "images/N.jpg", "result.json", "result-tK.csv (--csv)"],
+            "pdf": ["NAME.mmd", "NAME_det.mmd", "NAME_layouts.pdf", "images/PAGE_N.jpg", "NAME.json", "NAME-pN-tK.csv (--csv)"],
+        },
+        "tasks": Task::NAMES,
+        "modes": Mode::ALL.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "devices": ["cpu", "cuda", "cuda:N"],
+        "dtypes": ["f32", "bf16", "f16"],
+        "model": { "default": dsocr::DEFAULT_REPO, "option": "--model DIR|REPO" },
+        "exit_codes": { "0": "all inputs succeeded", "1": "an input failed or bad arguments", "2": "usage error" },
+    });
+    println!("{}", serde_json::to_string_pretty(&description)?);
+    Ok(0)
+}

@@ -1,0 +1,131 @@
+//! The `dsocr` binary end to end on the small parity model: parity on every shared case, OCR of a
+//! real PDF and an image writing every output file, stdin, and a clear error (never a panic) for
+//! each kind of bad input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use dsocr_testdata::{parity, shared_root};
+
+fn dsocr(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dsocr")).args(args).env("NO_COLOR", "1").output().expect("run dsocr")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("dsocr-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn assert_clean_failure(o: &Output, expect_in_stderr: &str) {
+    let (_, err) = text(o);
+    assert!(!o.status.success(), "expected failure, stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.contains(expect_in_stderr), "stderr should mention {expect_in_stderr:?}: {err}");
+}
+
+#[test]
+fn parity_passes_on_every_shared_case() {
+    let Some(p) = parity("parity_passes_on_every_shared_case") else { return };
+    let o = dsocr(&["parity", "--model", p.model_dir().to_str().unwrap(), "--case", p.root.join("cases").to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "parity failed:\n{out}\n{err}");
+    let passes = out.lines().filter(|l| l.starts_with("case ") && l.ends_with("PASS")).count();
+    assert_eq!(passes, p.cases().len(), "{out}");
+    assert!(out.contains("vision_embeds") && out.contains("prefill_logits_last") && out.contains("greedy tokens matched"), "{out}");
+}
+
+#[test]
+fn ocr_of_a_pdf_writes_every_document_file() {
+    let Some(p) = parity("ocr_of_a_pdf_writes_every_document_file") else { return };
+    let pdf = shared_root().join("pdfs/ocrmypdf-c03-29.pdf");
+    let out = TempDir::new("pdf");
+    let o = dsocr(&[
+        "ocr", pdf.to_str().unwrap(), "--model", p.model_dir().to_str().unwrap(), "--out", out.0.to_str().unwrap(),
+        "--max-new-tokens", "6", "--dpi", "72", "--csv", "--timings",
+    ]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let dir = out.0.join("ocrmypdf-c03-29");
+    for f in ["ocrmypdf-c03-29.mmd", "ocrmypdf-c03-29_det.mmd", "ocrmypdf-c03-29_layouts.pdf", "ocrmypdf-c03-29.json"] {
+        assert!(dir.join(f).is_file(), "missing {f}; stderr: {err}");
+    }
+    let det = std::fs::read_to_string(dir.join("ocrmypdf-c03-29_det.mmd")).unwrap();
+    assert!(det.contains("<--- Page Split --->"));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("ocrmypdf-c03-29.json")).unwrap()).unwrap();
+    assert_eq!(json["pages"].as_array().unwrap().len(), 1);
+    assert!(err.contains("prefill"), "timings on stderr: {err}");
+}
+
+#[test]
+fn ocr_of_an_image_writes_every_image_file_and_reads_stdin() {
+    let Some(p) = parity("ocr_of_an_image_writes_every_image_file_and_reads_stdin") else { return };
+    let case = &p.cases()[0];
+    let model = p.model_dir();
+    let out = TempDir::new("img");
+    let o = dsocr(&["ocr", case.input_image().to_str().unwrap(), "--model", model.to_str().unwrap(), "--out", out.0.to_str().unwrap(), "--max-new-tokens", "4", "--mode", "tiny"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let dir = out.0.join("input");
+    for f in ["result.mmd", "result_ori.mmd", "result_with_boxes.jpg", "result.json"] {
+        assert!(dir.join(f).is_file(), "missing {f}");
+    }
+    let stdin = std::fs::File::open(case.input_image()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_dsocr"))
+        .args(["ocr", "-", "--model", model.to_str().unwrap(), "--max-new-tokens", "4", "--mode", "tiny"])
+        .stdin(Stdio::from(stdin))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(!o.stdout.is_empty(), "markdown on stdout");
+}
+
+#[test]
+fn bad_inputs_give_clear_errors_without_panics() {
+    let Some(p) = parity("bad_inputs_give_clear_errors_without_panics") else { return };
+    let model = p.model_dir();
+    let m = model.to_str().unwrap();
+    let tmp = TempDir::new("bad");
+    let corrupt = tmp.0.join("broken.png");
+    std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-truncated").unwrap();
+    let notes = tmp.0.join("notes.txt");
+    std::fs::write(&notes, "just text").unwrap();
+    let image = p.cases()[0].input_image();
+
+    assert_clean_failure(&dsocr(&["ocr", "/no/such/page.png", "--model", m]), "/no/such/page.png");
+    assert_clean_failure(&dsocr(&["ocr", corrupt.to_str().unwrap(), "--model", m]), "broken.png");
+    assert_clean_failure(&dsocr(&["ocr", notes.to_str().unwrap(), "--model", m]), "not a supported image");
+    let locked = shared_root().join("pdfs/enc-aes256-userpw.pdf");
+    assert_clean_failure(&dsocr(&["ocr", locked.to_str().unwrap(), "--model", m]), "--password");
+    let pdf = shared_root().join("pdfs/ocrmypdf-c03-29.pdf");
+    assert_clean_failure(&dsocr(&["ocr", pdf.to_str().unwrap(), "--model", m, "--pages", "5"]), "out of range");
+    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", tmp.0.to_str().unwrap()]), "config.json");
+    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--mode", "huge"]), "huge");
+    #[cfg(not(feature = "cuda"))]
+    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--device", "cuda"]), "--features cuda");
+    // A failing file among good ones: the others are still processed, the exit code says so.
+    let o = dsocr(&["ocr", notes.to_str().unwrap(), image.to_str().unwrap(), "--model", m, "--max-new-tokens", "2", "--mode", "tiny"]);
+    assert_clean_failure(&o, "1 failed");
+    assert!(text(&o).0.contains("<!-- dsocr:"), "the good file's markdown is printed");
+}
+
+#[test]
+fn describe_prints_json() {
+    let o = dsocr(&["describe"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["name"], "dsocr");
+    assert!(v["tasks"].as_array().unwrap().len() >= 6);
+}

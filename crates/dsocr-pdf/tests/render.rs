@@ -1,0 +1,67 @@
+//! Rendering the shared test PDFs (`../shared/pdfs`).
+
+use dsocr_pdf::{DEFAULT_DPI, PdfDocument, PdfError};
+
+fn pdfs(test: &str) -> Option<std::path::PathBuf> {
+    let dir = dsocr_testdata::shared_root().join("pdfs");
+    if dir.join("booktabs.pdf").is_file() {
+        return Some(dir);
+    }
+    dsocr_testdata::skip(test, &format!("test PDFs not found at {} (set DSOCR_SHARED_DIR)", dir.display()));
+    if std::env::var_os("DSOCR_REQUIRE_PARITY").is_some() {
+        panic!("{test}: test PDFs missing and DSOCR_REQUIRE_PARITY is set");
+    }
+    None
+}
+
+fn ink(img: &image::RgbImage) -> usize {
+    img.pixels().filter(|p| p.0.iter().any(|&c| c < 128)).count()
+}
+
+#[test]
+fn pages_render_at_144_dpi_with_rounded_sizes() {
+    let Some(dir) = pdfs("pages_render_at_144_dpi_with_rounded_sizes") else { return };
+    let doc = PdfDocument::open(dir.join("acm-sample-sigconf.pdf")).unwrap();
+    assert_eq!(doc.page_count(), 6);
+    let page = doc.render_page(0, DEFAULT_DPI).unwrap();
+    // US Letter 612×792 pt at 2× → 1224×1584.
+    assert_eq!(page.dimensions(), (1224, 1584));
+    assert!(ink(&page) > 10_000, "the page has text");
+    let all = doc.render_pages(&[0, 1, 2], 72.0);
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|r| r.as_ref().is_ok_and(|p| p.dimensions() == (612, 792))));
+    assert!(matches!(doc.render_page(6, 144.0), Err(PdfError::PageRange(_))));
+}
+
+#[test]
+fn scanned_and_rotated_pages_render() {
+    let Some(dir) = pdfs("scanned_and_rotated_pages_render") else { return };
+    for f in ["ocrmypdf-c03-29.pdf", "ocrmypdf-rotated_skew.pdf", "plarray-ja.pdf"] {
+        let doc = PdfDocument::open(dir.join(f)).unwrap();
+        let page = doc.render_page(0, 72.0).unwrap();
+        assert!(ink(&page) > 1000, "{f} renders something");
+    }
+}
+
+#[test]
+fn encrypted_pdfs_need_the_right_password() {
+    let Some(dir) = pdfs("encrypted_pdfs_need_the_right_password") else { return };
+    let empty = PdfDocument::open(dir.join("enc-aes256-emptyuser.pdf")).unwrap();
+    assert_eq!(empty.page_count(), 7);
+    let locked = dir.join("enc-aes256-userpw.pdf");
+    let e = PdfDocument::open(&locked).unwrap_err();
+    assert!(matches!(e, PdfError::PasswordRequired { .. }), "{e}");
+    assert!(e.to_string().contains("--password"));
+    let e = PdfDocument::open_with_password(&locked, Some("wrong")).unwrap_err();
+    assert!(matches!(e, PdfError::WrongPassword { .. }), "{e}");
+    let ok = PdfDocument::open_with_password(&locked, Some("secret")).unwrap();
+    assert!(ink(&ok.render_page(0, 72.0).unwrap()) > 1000);
+}
+
+#[test]
+fn broken_input_is_an_error_not_a_panic() {
+    let e = PdfDocument::from_bytes(b"%PDF-1.4\ngarbage".to_vec(), "bad.pdf", None).unwrap_err();
+    assert!(matches!(e, PdfError::Invalid { .. }), "{e}");
+    assert!(e.to_string().contains("bad.pdf"));
+    assert!(matches!(PdfDocument::open("/nonexistent.pdf"), Err(PdfError::Io { .. })));
+}

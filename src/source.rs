@@ -1,0 +1,181 @@
+//! Where the model comes from: a local directory or a Hugging Face repository, downloaded into
+//! the standard Hugging Face cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`).
+
+use std::path::{Path, PathBuf};
+
+use crate::OcrError;
+
+/// The official repository.
+pub const DEFAULT_REPO: &str = "deepseek-ai/DeepSeek-OCR";
+/// Files a model directory must hold besides the weights.
+pub const REQUIRED_FILES: [&str; 2] = ["config.json", "tokenizer.json"];
+
+/// A model location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A directory with `config.json`, `tokenizer.json` and `*.safetensors`.
+    Dir(PathBuf),
+    /// A Hugging Face model repository id such as `deepseek-ai/DeepSeek-OCR`, at a revision.
+    Hub {
+        /// `owner/name`.
+        repo: String,
+        /// Branch, tag or commit (default `main`).
+        revision: String,
+    },
+}
+
+impl Default for ModelSource {
+    fn default() -> Self {
+        ModelSource::Hub { repo: DEFAULT_REPO.into(), revision: "main".into() }
+    }
+}
+
+impl ModelSource {
+    /// A path that exists is a directory; anything else of the form `owner/name[@revision]` is a
+    /// Hugging Face repository.
+    pub fn parse(s: &str) -> Result<Self, OcrError> {
+        let p = Path::new(s);
+        if p.exists() {
+            return Ok(ModelSource::Dir(p.to_path_buf()));
+        }
+        let (repo, revision) = s.split_once('@').unwrap_or((s, "main"));
+        let valid = repo.split('/').count() == 2 && repo.split('/').all(|part| !part.is_empty() && !part.contains(['\\', ' ']));
+        if !valid || s.starts_with('.') || s.starts_with('/') {
+            return Err(OcrError::Model(format!("{s:?} is neither an existing model directory nor a Hugging Face repo id (owner/name)")));
+        }
+        Ok(ModelSource::Hub { repo: repo.into(), revision: revision.into() })
+    }
+}
+
+impl From<&Path> for ModelSource {
+    fn from(p: &Path) -> Self {
+        ModelSource::Dir(p.to_path_buf())
+    }
+}
+
+impl From<PathBuf> for ModelSource {
+    fn from(p: PathBuf) -> Self {
+        ModelSource::Dir(p)
+    }
+}
+
+/// The files of a model, all present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFiles {
+    /// `config.json`.
+    pub config: PathBuf,
+    /// `tokenizer.json`.
+    pub tokenizer: PathBuf,
+    /// The safetensors files.
+    pub weights: Vec<PathBuf>,
+}
+
+impl ModelFiles {
+    /// Check a local directory and list what is missing.
+    pub fn from_dir(dir: &Path) -> Result<Self, OcrError> {
+        if !dir.is_dir() {
+            return Err(OcrError::Model(format!("model directory {} does not exist", dir.display())));
+        }
+        let mut weights: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| OcrError::Model(format!("cannot list {}: {e}", dir.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        weights.sort();
+        let mut missing: Vec<String> = REQUIRED_FILES.iter().filter(|f| !dir.join(f).is_file()).map(|f| f.to_string()).collect();
+        if weights.is_empty() {
+            missing.push("*.safetensors".into());
+        }
+        if !missing.is_empty() {
+            return Err(OcrError::Model(format!(
+                "model directory {} lacks {}; it must hold the DeepSeek-OCR release files (config.json, tokenizer.json, model*.safetensors)",
+                dir.display(),
+                missing.join(", ")
+            )));
+        }
+        Ok(ModelFiles { config: dir.join("config.json"), tokenizer: dir.join("tokenizer.json"), weights })
+    }
+
+    /// Resolve a source: a directory is checked; a hub repository is taken from the local cache
+    /// when complete (works offline, and with `HF_HUB_OFFLINE=1` never touches the network),
+    /// otherwise downloaded with a progress bar.
+    pub fn resolve(source: &ModelSource, progress: bool) -> Result<Self, OcrError> {
+        match source {
+            ModelSource::Dir(dir) => Self::from_dir(dir),
+            ModelSource::Hub { repo, revision } => hub::resolve(repo, revision, progress),
+        }
+    }
+}
+
+mod hub {
+    use hf_hub::api::sync::ApiBuilder;
+    use hf_hub::{Cache, Repo, RepoType};
+
+    use super::{ModelFiles, REQUIRED_FILES};
+    use crate::OcrError;
+
+    /// The release's weight file names, tried in the cache before asking the hub.
+    const KNOWN_WEIGHTS: [&str; 2] = ["model-00001-of-000001.safetensors", "model.safetensors"];
+
+    pub(super) fn resolve(repo_id: &str, revision: &str, progress: bool) -> Result<ModelFiles, OcrError> {
+        let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
+        let cache = Cache::from_env().repo(repo.clone());
+        let cached = |f: &str| cache.get(f);
+        if let (Some(config), Some(tokenizer)) = (cached(REQUIRED_FILES[0]), cached(REQUIRED_FILES[1])) {
+            let weights: Vec<_> = KNOWN_WEIGHTS.iter().filter_map(|f| cached(f)).take(1).collect();
+            if !weights.is_empty() {
+                tracing::info!("using cached {repo_id}@{revision}");
+                return Ok(ModelFiles { config, tokenizer, weights });
+            }
+        }
+        if std::env::var_os("HF_HUB_OFFLINE").is_some_and(|v| v != "0") {
+            return Err(OcrError::Model(format!(
+                "{repo_id}@{revision} is not complete in the Hugging Face cache and HF_HUB_OFFLINE is set; download it once online or pass --model DIR"
+            )));
+        }
+        let api = ApiBuilder::from_env()
+            .with_progress(progress)
+            .build()
+            .map_err(|e| OcrError::Model(format!("cannot reach the Hugging Face hub: {e}")))?;
+        let remote = api.repo(repo);
+        let fetch = |f: &str| {
+            remote.get(f).map_err(|e| {
+                OcrError::Model(format!("cannot download {f} from {repo_id}@{revision}: {e}; check the network or pass --model DIR"))
+            })
+        };
+        let info = remote.info().map_err(|e| OcrError::Model(format!("cannot list {repo_id}@{revision}: {e}")))?;
+        let names: Vec<String> =
+            info.siblings.into_iter().map(|s| s.rfilename).filter(|n| n.ends_with(".safetensors") && !n.contains('/')).collect();
+        if names.is_empty() {
+            return Err(OcrError::Model(format!("{repo_id}@{revision} has no .safetensors file")));
+        }
+        let config = fetch(REQUIRED_FILES[0])?;
+        let tokenizer = fetch(REQUIRED_FILES[1])?;
+        let weights = names.iter().map(|n| fetch(n)).collect::<Result<Vec<_>, _>>()?;
+        Ok(ModelFiles { config, tokenizer, weights })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_sources() {
+        assert_eq!(ModelSource::parse("deepseek-ai/DeepSeek-OCR").unwrap(), ModelSource::default());
+        assert_eq!(ModelSource::parse("a/b@v2").unwrap(), ModelSource::Hub { repo: "a/b".into(), revision: "v2".into() });
+        assert!(matches!(ModelSource::parse(".").unwrap(), ModelSource::Dir(_)));
+        assert!(ModelSource::parse("not a repo").is_err());
+        assert!(ModelSource::parse("/no/such/dir").is_err());
+    }
+
+    #[test]
+    fn missing_files_are_listed() {
+        let dir = std::env::temp_dir().join(format!("dsocr-src-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.json"), "{}").unwrap();
+        let e = ModelFiles::from_dir(&dir).unwrap_err().to_string();
+        assert!(e.contains("tokenizer.json") && e.contains("*.safetensors"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

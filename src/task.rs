@@ -1,0 +1,81 @@
+//! What to ask the model (MODEL_SPEC §5.1): the official prompts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::OcrError;
+
+/// An OCR task; each maps to one of the official prompts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Task {
+    /// Document to markdown with layout boxes: `<image>\n<|grounding|>Convert the document to markdown.`
+    #[default]
+    Markdown,
+    /// Any image with layout boxes: `<image>\n<|grounding|>OCR this image.`
+    Ocr,
+    /// Text only, no layout: `<image>\nFree OCR.`
+    FreeOcr,
+    /// Charts and figures: `<image>\nParse the figure.`
+    Figure,
+    /// A description: `<image>\nDescribe this image in detail.`
+    Describe,
+    /// Find a text: `<image>\nLocate <|ref|>TEXT<|/ref|> in the image.`
+    Locate(String),
+    /// Your own prompt; it must contain `<image>` once.
+    Custom(String),
+}
+
+impl Task {
+    /// The prompt text.
+    pub fn prompt(&self) -> String {
+        match self {
+            Task::Markdown => "<image>\n<|grounding|>Convert the document to markdown.".into(),
+            Task::Ocr => "<image>\n<|grounding|>OCR this image.".into(),
+            Task::FreeOcr => "<image>\nFree OCR.".into(),
+            Task::Figure => "<image>\nParse the figure.".into(),
+            Task::Describe => "<image>\nDescribe this image in detail.".into(),
+            Task::Locate(text) => format!("<image>\nLocate <|ref|>{text}<|/ref|> in the image."),
+            Task::Custom(p) => p.clone(),
+        }
+    }
+
+    /// The names accepted on the command line.
+    pub const NAMES: [&'static str; 7] = ["markdown", "ocr", "free", "figure", "describe", "locate", "custom"];
+
+    /// Build from a command-line name and an argument (for `locate` and `custom`).
+    pub fn from_name(name: &str, arg: Option<&str>) -> Result<Self, OcrError> {
+        let need = |what: &str| arg.map(str::to_string).ok_or_else(|| OcrError::Input(format!("task {name} needs {what}")));
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "markdown" | "document" => Task::Markdown,
+            "ocr" => Task::Ocr,
+            "free" | "free-ocr" => Task::FreeOcr,
+            "figure" => Task::Figure,
+            "describe" => Task::Describe,
+            "locate" => Task::Locate(need("the text to find (--prompt TEXT)")?),
+            "custom" => Task::Custom(need("a prompt (--prompt TEXT)")?),
+            other => return Err(OcrError::Input(format!("unknown task {other:?}; use one of {}", Task::NAMES.join(", ")))),
+        })
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Task::Markdown => "markdown",
+            Task::Ocr => "ocr",
+            Task::FreeOcr => "free",
+            Task::Figure => "figure",
+            Task::Describe => "describe",
+            Task::Locate(_) => "locate",
+            Task::Custom(_) => "custom",
+        })
+    }
+}
+
+impl FromStr for Task {
+    type Err = OcrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Task::from_name(s, None)
+    }
+}
