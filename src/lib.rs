@@ -29,10 +29,12 @@
 //! | [`pdf`] | `dsocr-pdf` | PDF pages → images |
 //! | [`render`] | `dsocr-render` | boxes, crops, markdown, output files |
 
+pub mod bench;
 mod engine;
 mod error;
 pub mod parity;
 mod source;
+pub mod synthetic;
 mod task;
 
 pub use engine::{DeepseekOcr, OcrOptions, OcrResult, Timings};

@@ -201,7 +201,13 @@ fn compare(rec: &Recording, name: &str, ours: &[f32], half_bound: bool, f32_run:
         ours.iter().zip(&reference).fold(0f32, |m, (a, b)| if a.is_finite() { m.max((a - b).abs()) } else { f32::INFINITY })
     };
     let rel_err = max_abs_err / max_ref.max(f32::MIN_POSITIVE);
-    let bound = if f32_run { Some(1e-3 * max_ref.max(1.0)) } else if half_bound { Some(HALF_RELATIVE_TOLERANCE) } else { None };
+    let bound = if f32_run {
+        Some(1e-3 * max_ref.max(1.0))
+    } else if half_bound {
+        Some(HALF_RELATIVE_TOLERANCE)
+    } else {
+        None
+    };
     let pass = match bound {
         Some(b) if f32_run => max_abs_err <= b,
         Some(b) => rel_err <= b,

@@ -2,8 +2,10 @@
 //!
 //! - `dsocr ocr INPUT…`: images, PDFs, directories, or `-` for stdin;
 //! - `dsocr describe`: a JSON description of the tool, for agents;
-//! - `dsocr parity --model DIR --case DIR`: check a build against recorded official runs.
+//! - `dsocr parity --model DIR --case DIR`: check a build against recorded official runs;
+//! - `dsocr bench`, `dsocr synth-weights`: release-size performance without the release file.
 
+mod bench;
 mod describe;
 mod ocr;
 mod parity;
@@ -29,6 +31,10 @@ enum Command {
     Describe,
     /// Run recorded cases of the official code and report every stage's error.
     Parity(parity::ParityArgs),
+    /// Benchmark one A4 Gundam page (913-token prompt) stage by stage; prints JSON.
+    Bench(bench::BenchArgs),
+    /// Write a release-size checkpoint with random weights (6.7 GB) for benchmarks.
+    SynthWeights(bench::SynthArgs),
 }
 
 fn main() {
@@ -44,6 +50,8 @@ fn main() {
         Command::Ocr(args) => ocr::run(args),
         Command::Describe => describe::run(),
         Command::Parity(args) => parity::run(args),
+        Command::Bench(args) => bench::bench(args),
+        Command::SynthWeights(args) => bench::synth(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -8,7 +8,7 @@ use clap::Args;
 use dsocr::common::{DeviceSpec, FloatType};
 use dsocr::lm::RepetitionGuard;
 use dsocr::pdf::{DEFAULT_DPI, PdfDocument, parse_page_ranges};
-use dsocr::preprocess::{LoadOptions, Mode, RgbImage, load_image, load_image_from_memory};
+use dsocr::preprocess::{LoadOptions, Mode, RgbImage, load_image_from_memory};
 use dsocr::render::{PAGE_SPLIT, PageText, write_document_outputs, write_image_outputs};
 use dsocr::{DeepseekOcr, ModelSource, OcrOptions, OcrResult, Task};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -54,8 +54,18 @@ fn ocr_of_a_pdf_writes_every_document_file() {
     let pdf = shared_root().join("pdfs/ocrmypdf-c03-29.pdf");
     let out = TempDir::new("pdf");
     let o = dsocr(&[
-        "ocr", pdf.to_str().unwrap(), "--model", p.model_dir().to_str().unwrap(), "--out", out.0.to_str().unwrap(),
-        "--max-new-tokens", "6", "--dpi", "72", "--csv", "--timings",
+        "ocr",
+        pdf.to_str().unwrap(),
+        "--model",
+        p.model_dir().to_str().unwrap(),
+        "--out",
+        out.0.to_str().unwrap(),
+        "--max-new-tokens",
+        "6",
+        "--dpi",
+        "72",
+        "--csv",
+        "--timings",
     ]);
     let (_, err) = text(&o);
     assert!(o.status.success(), "{err}");
@@ -76,7 +86,18 @@ fn ocr_of_an_image_writes_every_image_file_and_reads_stdin() {
     let case = &p.cases()[0];
     let model = p.model_dir();
     let out = TempDir::new("img");
-    let o = dsocr(&["ocr", case.input_image().to_str().unwrap(), "--model", model.to_str().unwrap(), "--out", out.0.to_str().unwrap(), "--max-new-tokens", "4", "--mode", "tiny"]);
+    let o = dsocr(&[
+        "ocr",
+        case.input_image().to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.0.to_str().unwrap(),
+        "--max-new-tokens",
+        "4",
+        "--mode",
+        "tiny",
+    ]);
     assert!(o.status.success(), "{}", text(&o).1);
     let dir = out.0.join("input");
     for f in ["result.mmd", "result_ori.mmd", "result_with_boxes.jpg", "result.json"] {
