@@ -17,14 +17,19 @@ use crate::OcrError;
 /// the model directory has no tokenizer (synthetic weights).
 pub const DOCUMENT_PROMPT_TAIL: [u32; 9] = [201, 128_820, 21_842, 270, 4_940, 304, 2_121, 7_919, 16];
 
-/// A synthetic A4 page at 144 DPI (1190×1684): white paper, dark text lines, a grey figure.
+/// A synthetic A4 page at 144 DPI (1190×1684, the official PDF resolution).
 pub fn a4_page() -> RgbImage {
-    let (w, h) = (1190usize, 1684usize);
+    synthetic_page(1190, 1684)
+}
+
+/// A synthetic page of `w × h` pixels: white paper, dark "text lines" and a patterned figure, so
+/// that resizing and encoding work on realistic edges rather than a flat colour.
+pub fn synthetic_page(w: usize, h: usize) -> RgbImage {
     let mut data = vec![255u8; w * h * 3];
     for y in 0..h {
         for x in 0..w {
-            let text_line = (y / 12) % 3 != 2 && (100..1090).contains(&x) && ((x / 7 + y / 12) % 5 != 0);
-            let figure = (860..1250).contains(&y) && (200..990).contains(&x);
+            let text_line = (y / 12) % 3 != 2 && (w / 12..w - w / 12).contains(&x) && ((x / 7 + y / 12) % 5 != 0);
+            let figure = (h / 2..h * 3 / 4).contains(&y) && (w / 6..w * 5 / 6).contains(&x);
             let v = if figure {
                 ((x ^ y) & 0xff) as u8
             } else if text_line && (y % 12) < 8 {
@@ -149,12 +154,14 @@ pub fn run_once(s: &BenchSetup<'_>, peak: &mut Option<u64>) -> Result<RunTimings
     let sam_t = tiles_px.map(|p| s.encoder.sam.forward(p));
     sync(s.device)?;
     t.sam_s = t1.elapsed().as_secs_f64();
+    tracing::info!("bench: sam {:.3} s", t.sam_s);
     sample();
     let t2 = Instant::now();
     let clip_g = s.encoder.clip.forward(sam_g.clone());
     let clip_t = sam_t.as_ref().map(|x| s.encoder.clip.forward(x.clone()));
     sync(s.device)?;
     t.clip_s = t2.elapsed().as_secs_f64();
+    tracing::info!("bench: clip {:.3} s", t.clip_s);
     sample();
     let t3 = Instant::now();
     let proj_g = s.encoder.project(&sam_g, &clip_g);
@@ -175,6 +182,7 @@ pub fn run_once(s: &BenchSetup<'_>, peak: &mut Option<u64>) -> Result<RunTimings
     t.decode_s = stats.decode.as_secs_f64();
     t.decode_tokens_per_s = if t.decode_s > 0.0 { stats.decode_steps as f64 / t.decode_s } else { 0.0 };
     t.page_s = t.ttft_s + t.decode_s;
+    tracing::info!("bench: prefill {:.3} s, decode {:.3} s ({:.1} tok/s)", t.prefill_s, t.decode_s, t.decode_tokens_per_s);
     debug_assert_eq!(out[0].tokens.len(), s.new_tokens);
 
     if s.batch > 1 {

@@ -117,16 +117,21 @@ mod hub {
     /// The release's weight file names, tried in the cache before asking the hub.
     const KNOWN_WEIGHTS: [&str; 2] = ["model-00001-of-000001.safetensors", "model.safetensors"];
 
+    /// The model's files from a Hugging Face cache directory (the `hub` folder), if complete.
+    pub(super) fn cached(cache_dir: &std::path::Path, repo_id: &str, revision: &str) -> Option<ModelFiles> {
+        let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
+        let cache = Cache::new(cache_dir.to_path_buf()).repo(repo);
+        let config = cache.get(REQUIRED_FILES[0])?;
+        let tokenizer = cache.get(REQUIRED_FILES[1])?;
+        let weights: Vec<_> = KNOWN_WEIGHTS.iter().filter_map(|f| cache.get(f)).take(1).collect();
+        (!weights.is_empty()).then_some(ModelFiles { config, tokenizer, weights })
+    }
+
     pub(super) fn resolve(repo_id: &str, revision: &str, progress: bool) -> Result<ModelFiles, OcrError> {
         let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
-        let cache = Cache::from_env().repo(repo.clone());
-        let cached = |f: &str| cache.get(f);
-        if let (Some(config), Some(tokenizer)) = (cached(REQUIRED_FILES[0]), cached(REQUIRED_FILES[1])) {
-            let weights: Vec<_> = KNOWN_WEIGHTS.iter().filter_map(|f| cached(f)).take(1).collect();
-            if !weights.is_empty() {
-                tracing::info!("using cached {repo_id}@{revision}");
-                return Ok(ModelFiles { config, tokenizer, weights });
-            }
+        if let Some(files) = cached(Cache::from_env().path(), repo_id, revision) {
+            tracing::info!("using cached {repo_id}@{revision}");
+            return Ok(files);
         }
         if std::env::var_os("HF_HUB_OFFLINE").is_some_and(|v| v != "0") {
             return Err(OcrError::Model(format!(
@@ -167,6 +172,27 @@ mod tests {
         assert!(matches!(ModelSource::parse(".").unwrap(), ModelSource::Dir(_)));
         assert!(ModelSource::parse("not a repo").is_err());
         assert!(ModelSource::parse("/no/such/dir").is_err());
+    }
+
+    #[test]
+    fn a_complete_hub_cache_is_used_without_network() {
+        // The Hugging Face cache layout: hub/models--OWNER--NAME/{refs/main, snapshots/REV/…}.
+        let Some(p) = dsocr_testdata::parity("a_complete_hub_cache_is_used_without_network") else { return };
+        let hub = std::env::temp_dir().join(format!("dsocr-hf-cache-{}", std::process::id()));
+        let repo = hub.join("models--deepseek-ai--DeepSeek-OCR");
+        let snap = repo.join("snapshots/0123abcd");
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "0123abcd").unwrap();
+        for f in ["config.json", "tokenizer.json"] {
+            std::fs::copy(p.model_dir().join(f), snap.join(f)).unwrap();
+        }
+        assert!(hub::cached(&hub, DEFAULT_REPO, "main").is_none(), "no weights yet");
+        std::fs::copy(p.model_dir().join("model.safetensors"), snap.join("model-00001-of-000001.safetensors")).unwrap();
+        let files = hub::cached(&hub, DEFAULT_REPO, "main").expect("complete cache");
+        assert_eq!(files.weights, vec![snap.join("model-00001-of-000001.safetensors")]);
+        assert_eq!(files.config, snap.join("config.json"));
+        std::fs::remove_dir_all(&hub).unwrap();
     }
 
     #[test]

@@ -36,7 +36,7 @@ mod views;
 pub use error::PreprocessError;
 pub use load::{DEFAULT_MAX_PIXELS, LoadOptions, load_image, load_image_from_memory};
 pub use mode::{DEFAULT_MAX_TILES, DOWNSAMPLE_RATIO, MIN_TILES, Mode, ModeSpec, PATCH_SIZE, TILE_SIZE, VLLM_MAX_TILES};
-pub use resize::resize_bicubic;
+pub use resize::{keys_cubic, resize_bicubic};
 pub use tiling::{TileGrid, candidate_grids, closest_grid, select_grid};
 pub use tokens::{
     BOS_TOKEN_ID, EOS_TOKEN_ID, IMAGE_PLACEHOLDER, IMAGE_TOKEN_ID, PromptIds, TextTokenizer, build_prompt, image_token_count,

@@ -15,8 +15,9 @@ const PRECISION_BITS: u32 = 22;
 /// Pillow's bicubic filter support (in source pixels, before down-scaling widens it).
 const BICUBIC_SUPPORT: f64 = 2.0;
 
-/// The Keys cubic convolution kernel with a = −0.5, as Pillow's `bicubic_filter`.
-fn bicubic_kernel(x: f64) -> f64 {
+/// The Keys cubic convolution kernel with a = −0.5: Pillow's `bicubic_filter`, and the kernel of
+/// PyTorch's anti-aliased bicubic interpolation.
+pub fn keys_cubic(x: f64) -> f64 {
     const A: f64 = -0.5;
     let x = x.abs();
     if x < 1.0 {
@@ -57,7 +58,7 @@ impl AxisCoefficients {
             let taps = xmax.saturating_sub(xmin);
             let mut sum = 0.0;
             for (x, w) in weights.iter_mut().enumerate().take(taps) {
-                *w = bicubic_kernel((x as f64 + xmin as f64 - center + 0.5) * inv_filterscale);
+                *w = keys_cubic((x as f64 + xmin as f64 - center + 0.5) * inv_filterscale);
                 sum += *w;
             }
             let row = &mut coeffs[out * ksize..out * ksize + taps];
@@ -177,11 +178,11 @@ mod tests {
 
     #[test]
     fn kernel_matches_keys_cubic() {
-        assert_eq!(bicubic_kernel(0.0), 1.0);
-        assert_eq!(bicubic_kernel(1.0), 0.0);
-        assert_eq!(bicubic_kernel(2.0), 0.0);
-        assert!((bicubic_kernel(0.5) - 0.5625).abs() < 1e-12);
-        assert!((bicubic_kernel(-1.5) + 0.0625).abs() < 1e-12);
+        assert_eq!(keys_cubic(0.0), 1.0);
+        assert_eq!(keys_cubic(1.0), 0.0);
+        assert_eq!(keys_cubic(2.0), 0.0);
+        assert!((keys_cubic(0.5) - 0.5625).abs() < 1e-12);
+        assert!((keys_cubic(-1.5) + 0.0625).abs() < 1e-12);
     }
 
     #[test]

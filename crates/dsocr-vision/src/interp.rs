@@ -4,19 +4,7 @@
 
 use burn::prelude::*;
 use burn::tensor::DType;
-
-/// Keys cubic kernel with a = −0.5 (PyTorch's anti-aliased bicubic).
-fn cubic_aa(x: f64) -> f64 {
-    const A: f64 = -0.5;
-    let x = x.abs();
-    if x < 1.0 {
-        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        (((x - 5.0) * x + 8.0) * x - 4.0) * A
-    } else {
-        0.0
-    }
-}
+use dsocr_preprocess::keys_cubic;
 
 /// `[n_out, n_in]` weights of PyTorch's `interpolate(mode="bicubic", antialias=True,
 /// align_corners=False)` along one axis.
@@ -28,7 +16,7 @@ pub fn bicubic_aa_matrix(n_in: usize, n_out: usize) -> Vec<f32> {
         let center = scale * (i as f64 + 0.5);
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
         let xmax = ((center + support + 0.5) as i64).min(n_in as i64) as usize;
-        let w: Vec<f64> = (xmin..xmax).map(|j| cubic_aa((j as f64 - center + 0.5) * invscale)).collect();
+        let w: Vec<f64> = (xmin..xmax).map(|j| keys_cubic((j as f64 - center + 0.5) * invscale)).collect();
         let total: f64 = w.iter().sum();
         for (j, wj) in (xmin..xmax).zip(w) {
             m[i * n_in + j] = if total != 0.0 { (wj / total) as f32 } else { wj as f32 };
