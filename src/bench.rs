@@ -7,11 +7,12 @@ use std::time::Instant;
 use dsocr_core::burn::prelude::*;
 use dsocr_core::burn::tensor::DType;
 use dsocr_lm::{DeepseekLm, GenerationConfig, Prompt, RepetitionGuard, generate};
-use dsocr_preprocess::{Mode, RgbImage, ViewBatch, build_prompt, prepare_image};
+use dsocr_preprocess::{Mode, RgbImage, build_prompt, prepare_image};
 use dsocr_vision::{DeepEncoder, Tiling};
 use serde::Serialize;
 
 use crate::OcrError;
+use crate::engine::pixel_tensor;
 
 /// The official document prompt's text after `<image>`, as token ids (MODEL_SPEC §5.2), used when
 /// the model directory has no tokenizer (synthetic weights).
@@ -117,10 +118,6 @@ fn sync(device: &Device) -> Result<(), OcrError> {
     device.sync().map_err(|e| OcrError::Device(format!("device error: {e:?}")))
 }
 
-fn pixels(v: &ViewBatch, device: &Device, dtype: DType) -> Tensor<4> {
-    Tensor::<4>::from_data(TensorData::new(v.normalized(), v.shape()), (device, DType::F32)).cast(dtype)
-}
-
 /// Run the page once and measure every stage.
 pub fn run_once(s: &BenchSetup<'_>, peak: &mut Option<u64>) -> Result<RunTimings, OcrError> {
     let mut sample = || {
@@ -144,8 +141,8 @@ pub fn run_once(s: &BenchSetup<'_>, peak: &mut Option<u64>) -> Result<RunTimings
             ids
         }
     };
-    let global_px = pixels(&prepared.global, s.device, s.dtype);
-    let tiles_px = prepared.tiles.as_ref().map(|v| pixels(v, s.device, s.dtype));
+    let global_px = pixel_tensor(&prepared.global, s.device, s.dtype);
+    let tiles_px = prepared.tiles.as_ref().map(|v| pixel_tensor(v, s.device, s.dtype));
     sync(s.device)?;
     t.preprocess_s = t0.elapsed().as_secs_f64();
 

@@ -55,6 +55,12 @@ impl Timings {
     }
 }
 
+/// Normalised pixels of a view batch (`[N, 3, S, S]`) as a device tensor in `dtype`: the one
+/// place host views become encoder input (engine, bench and parity all go through it).
+pub fn pixel_tensor(views: &ViewBatch, device: &Device, dtype: DType) -> Tensor<4> {
+    Tensor::<4>::from_data(TensorData::new(views.normalized(), views.shape()), (device, DType::F32)).cast(dtype)
+}
+
 /// The result for one image.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OcrResult {
@@ -175,10 +181,8 @@ impl DeepseekOcr {
         self.run(images, options, |_, _| {})
     }
 
-    /// Normalised pixels of a view batch as a device tensor in the compute type.
     fn pixels(&self, views: &ViewBatch) -> Tensor<4> {
-        let data = TensorData::new(views.normalized(), views.shape());
-        Tensor::<4>::from_data(data, (&self.device, DType::F32)).cast(self.float.dtype())
+        pixel_tensor(views, &self.device, self.float.dtype())
     }
 
     /// Vision rows `[N, H]` for a prepared image.

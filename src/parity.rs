@@ -9,10 +9,11 @@ use dsocr_core::FloatType;
 use dsocr_core::burn::prelude::*;
 use dsocr_core::burn::tensor::DType;
 use dsocr_lm::{GenerationConfig, Prompt, RepetitionGuard, generate};
-use dsocr_preprocess::{LoadOptions, ModeSpec, ViewBatch, build_prompt, load_image, normalize_pixel, prepare_image};
+use dsocr_preprocess::{LoadOptions, ModeSpec, ViewBatch, build_prompt, load_image, prepare_image};
 use dsocr_vision::Tiling;
 use serde::Serialize;
 
+use crate::engine::pixel_tensor;
 use crate::{DeepseekOcr, OcrError};
 
 /// Relative error allowed in bf16/f16 on the vision output and the logits.
@@ -129,10 +130,7 @@ pub fn run_case(ocr: &DeepseekOcr, case_dir: &Path) -> Result<ParityReport, OcrE
 
     // Encoders from the reference pixels.
     let to_views = |name: &str| rec.u8(name).map(|(s, d)| ViewBatch { count: s[0], size: s[2], data: d });
-    let pixels = |v: &ViewBatch| {
-        let data: Vec<f32> = v.data.iter().map(|&p| normalize_pixel(p)).collect();
-        Tensor::<4>::from_data(TensorData::new(data, v.shape()), (ocr.device(), DType::F32)).cast(ocr.float().dtype())
-    };
+    let pixels = |v: &ViewBatch| pixel_tensor(v, ocr.device(), ocr.float().dtype());
     let global_views = to_views("pixel_global_u8").ok_or_else(|| bad("pixel_global_u8"))?;
     let g = ocr.encoder().encode_views(pixels(&global_views));
     stage("sam_global", host(g.sam.clone()), false);

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use dsocr::common::{DeviceSpec, FloatType};
-use dsocr::lm::RepetitionGuard;
 use dsocr::pdf::{DEFAULT_DPI, PdfDocument, parse_page_ranges};
 use dsocr::preprocess::{LoadOptions, Mode, RgbImage, load_image_from_memory};
 use dsocr::render::{PAGE_SPLIT, PageText, write_document_outputs, write_image_outputs};
@@ -138,8 +137,7 @@ fn options(args: &OcrArgs) -> anyhow::Result<OcrOptions> {
     }
     let task = Task::from_name(&args.task, args.prompt.as_deref())?;
     anyhow::ensure!(args.max_new_tokens > 0, "--max-new-tokens must be at least 1");
-    let mut generation = dsocr::lm::GenerationConfig { max_new_tokens: args.max_new_tokens, ..Default::default() };
-    generation.repetition = RepetitionGuard::default();
+    let generation = dsocr::lm::GenerationConfig { max_new_tokens: args.max_new_tokens, ..Default::default() };
     Ok(OcrOptions { task, mode: spec, generation })
 }
 
