@@ -90,10 +90,12 @@ pub struct BenchReport {
     pub batch: usize,
     /// First run: includes kernel compilation and autotuning.
     pub cold: RunTimings,
-    /// Second run.
-    pub warm: RunTimings,
+    /// Second run in the same process (`None` until it has finished).
+    pub warm: Option<RunTimings>,
     /// Largest device memory reserved by the allocator, sampled after each stage (bytes).
     pub peak_reserved_bytes: Option<u64>,
+    /// Where autotune results and compiled kernels are persisted (GPU builds).
+    pub gpu_cache_dir: Option<String>,
 }
 
 /// What to run.

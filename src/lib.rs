@@ -43,6 +43,7 @@ pub use source::{DEFAULT_REPO, ModelFiles, ModelSource};
 pub use task::Task;
 
 pub use dsocr_core as common;
+pub use dsocr_kernels as kernels;
 pub use dsocr_lm as lm;
 pub use dsocr_pdf as pdf;
 pub use dsocr_preprocess as preprocess;

@@ -3,6 +3,9 @@
 # and the parity fixtures carried in dist/, then runs what is asked.
 #   tools/gpu-session.sh parity            # dsocr parity in f32 and bf16 on every shared case
 #   tools/gpu-session.sh bench [ARGS…]     # synth-weights (once) + dsocr bench on the release size
+#   tools/gpu-session.sh kernels           # dsocr kernels-check (each kernel against its reference)
+# PARITY_DTYPES (default "f32 bf16") and PARITY_TAG (output name suffix) adjust the parity run;
+# the fixtures are whichever dist/parity*.tar.xz were carried.
 # Results are written under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,21 +20,35 @@ what=${1:-parity}; shift || true
 case "$what" in
   parity)
     if [ ! -d dist/parity ]; then for t in dist/parity*.tar.xz; do tar xJf "$t" -C dist; done; fi
-    for dt in f32 bf16; do
+    for dt in ${PARITY_DTYPES:-f32 bf16}; do
+      name=parity-$dt${PARITY_TAG:-}
       /usr/bin/time -v dist/dsocr parity --model dist/parity/model --case dist/parity/cases --device cuda --dtype $dt \
-        > "$OUT/parity-$dt.txt" 2> "$OUT/parity-$dt.err"; echo "parity $dt exit $?" | tee -a "$OUT/parity-$dt.txt"
-      tail -n 25 "$OUT/parity-$dt.err" | grep -E "Elapsed|Maximum resident" || true
+        > "$OUT/$name.txt" 2> "$OUT/$name.err"; echo "$name exit $?" | tee -a "$OUT/$name.txt"
+      tail -n 25 "$OUT/$name.err" | grep -E "Elapsed|Maximum resident" || true
+      cat "$OUT/$name.txt"
     done
-    cat "$OUT"/parity-*.txt
+    ;;
+  kernels)
+    dist/dsocr kernels-check --device cuda 2>&1 | tee "$OUT/kernels-check.txt"
     ;;
   bench)
+    # BENCH_NAME names the outputs (a second process: BENCH_NAME=bench2); BENCH_TIMEOUT keeps the
+    # command inside the device tool's 600 s limit so the partial JSON and logs still come back.
+    name=${BENCH_NAME:-bench}
     [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
-    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$OUT/gpu-mem.csv" &
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$OUT/$name-gpu-mem.csv" &
     smi=$!
-    RUST_LOG=${RUST_LOG:-info} dist/dsocr bench --model dist/synth --device cuda "$@" --json-out "$OUT/bench.json" 2> "$OUT/bench.err"
-    echo "bench exit $?"
+    SECONDS=0
+    RUST_LOG=${RUST_LOG:-warn,dsocr=info,dsocr_cli=info,dsocr_lm=info,dsocr_core=info} timeout "${BENCH_TIMEOUT:-500}" \
+      dist/dsocr bench --model dist/synth --device cuda "$@" --json-out "$OUT/$name.json" > /dev/null 2> "$OUT/$name.err"
+    echo "$name exit $? after $SECONDS s"
     kill $smi
-    echo "peak nvidia-smi memory.used MiB: $(sort -n "$OUT/gpu-mem.csv" | tail -1)"
-    tail -5 "$OUT/bench.err"
+    echo "peak nvidia-smi memory.used MiB: $(sort -n "$OUT/$name-gpu-mem.csv" | tail -1)"
+    if [ "$(stat -c %s "$OUT/$name.err")" -gt 8000000 ]; then
+      { head -c 3000000 "$OUT/$name.err"; echo; echo "[… trimmed …]"; tail -c 3000000 "$OUT/$name.err"; } > "$OUT/$name.err.trim"
+      mv "$OUT/$name.err.trim" "$OUT/$name.err"
+    fi
+    grep -a "bench:" "$OUT/$name.err" | tail -20
+    cat "$OUT/$name.json" 2>/dev/null
     ;;
 esac

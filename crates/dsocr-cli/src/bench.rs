@@ -63,6 +63,15 @@ pub struct BenchArgs {
     json_out: Option<PathBuf>,
 }
 
+/// Serialise the report and, when asked, write it to `path`.
+fn write_report(report: &BenchReport, path: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let json = serde_json::to_string_pretty(report)?;
+    if let Some(p) = path {
+        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(json)
+}
+
 pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     let spec: DeviceSpec = args.device.parse()?;
     let float: FloatType = match &args.dtype {
@@ -100,9 +109,11 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     let mut peak = None;
     eprintln!("cold run (kernel compilation and autotuning included)…");
     let cold = run_once(&setup, &mut peak)?;
-    eprintln!("warm run…");
-    let warm = run_once(&setup, &mut peak)?;
-    let report = BenchReport {
+    #[cfg(feature = "cuda")]
+    let gpu_cache_dir = matches!(spec, DeviceSpec::Cuda(_)).then(|| dsocr::common::gpu_cache_dir().display().to_string());
+    #[cfg(not(feature = "cuda"))]
+    let gpu_cache_dir = None;
+    let mut report = BenchReport {
         device: spec.to_string(),
         dtype: float.to_string(),
         model: label,
@@ -111,13 +122,41 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         new_tokens: args.new_tokens,
         batch: args.batch,
         cold,
-        warm,
+        warm: None,
         peak_reserved_bytes: peak,
+        gpu_cache_dir,
     };
-    let json = serde_json::to_string_pretty(&report)?;
+    // The cold figures are written at once: on a first run they can take minutes, and a run cut
+    // short should still leave them behind.
+    write_report(&report, args.json_out.as_deref())?;
+    eprintln!("warm run…");
+    report.warm = Some(run_once(&setup, &mut peak)?);
+    report.peak_reserved_bytes = peak;
+    let json = write_report(&report, args.json_out.as_deref())?;
     println!("{json}");
-    if let Some(p) = &args.json_out {
-        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
-    }
     Ok(0)
+}
+
+#[derive(Args)]
+pub struct KernelsCheckArgs {
+    /// cuda or cuda:N (on the CPU there are no kernels to check).
+    #[arg(long, default_value = "cuda")]
+    device: String,
+}
+
+/// Compare each kernel with its reference; exit 1 if any differs.
+pub fn kernels_check(args: KernelsCheckArgs) -> anyhow::Result<i32> {
+    let spec: DeviceSpec = args.device.parse()?;
+    let device = spec.device()?;
+    if !dsocr::kernels::runs_cube_kernels(&device) {
+        anyhow::bail!("{spec} runs no dsocr kernels (they need a CUDA device and a `--features cuda` build)");
+    }
+    let mut failed = 0;
+    for c in dsocr::kernels::check_kernels(&device) {
+        let verdict = if c.passed() { "ok" } else { "FAIL" };
+        failed += usize::from(!c.passed());
+        println!("{verdict:4} {} {}: max |err| {:.3e} (tolerance {:.0e})", c.kernel, c.case, c.max_abs_err, c.tolerance);
+    }
+    println!("{}", if failed == 0 { "all kernels match their references".to_string() } else { format!("{failed} case(s) FAILED") });
+    Ok(i32::from(failed > 0))
 }

@@ -35,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a release-size checkpoint with random weights (6.7 GB) for benchmarks.
     SynthWeights(bench::SynthArgs),
+    /// Check dsocr's GPU kernels against their Burn references on a device.
+    KernelsCheck(bench::KernelsCheckArgs),
 }
 
 fn main() {
@@ -52,6 +54,7 @@ fn main() {
         Command::Parity(args) => parity::run(args),
         Command::Bench(args) => bench::bench(args),
         Command::SynthWeights(args) => bench::synth(args),
+        Command::KernelsCheck(args) => bench::kernels_check(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

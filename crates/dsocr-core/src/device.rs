@@ -58,7 +58,10 @@ impl DeviceSpec {
             #[cfg(not(feature = "cpu"))]
             DeviceSpec::Cpu => Err(CoreError::Device("this build has no CPU backend; rebuild with the `cpu` feature (on by default)".into())),
             #[cfg(feature = "cuda")]
-            DeviceSpec::Cuda(i) => Ok(Device::cuda(i)),
+            DeviceSpec::Cuda(i) => {
+                crate::gpu_cache::configure_gpu_caches();
+                Ok(Device::cuda(i))
+            }
             #[cfg(not(feature = "cuda"))]
             DeviceSpec::Cuda(_) => Err(CoreError::Device(
                 "this build has no CUDA support; rebuild with `--features cuda` (needs an NVIDIA driver with libcuda and libnvrtc at run time)".into(),

@@ -14,12 +14,16 @@
 mod checkpoint;
 mod device;
 mod error;
+#[cfg(feature = "cuda")]
+mod gpu_cache;
 pub mod layers;
 mod weights;
 
 pub use checkpoint::{Checkpoint, TensorEntry};
 pub use device::{DeviceSpec, FloatType};
 pub use error::{CoreError, Result};
+#[cfg(feature = "cuda")]
+pub use gpu_cache::{configure_gpu_caches, gpu_cache_dir};
 pub use weights::{RandomInit, Weights, random_init};
 
 /// Re-export of the Burn version the model crates are built on.

@@ -31,6 +31,12 @@ pub struct AttentionContext<'a> {
     /// `true` where a query may not see a key, `[B, heads, T, L]`; `None` for a single unpadded
     /// sequence (then prefill is causal and a one-token decode step sees everything).
     pub mask: Option<Tensor<4, Bool>>,
+    /// Keys to attend over: `cache.len() + T` for a prefill, a [`KvCache::decode_span`] for a
+    /// decode step (then `mask` hides the slots past the filled ones), the capacity for the kernel.
+    pub span: usize,
+    /// A decode step run by dsocr's decode-attention kernel (which reads the pads and the filled
+    /// count itself; `mask` is unused).
+    pub decode_kernel: bool,
 }
 
 impl Attention {
@@ -55,7 +61,11 @@ impl Attention {
         let k = Rope::apply(split(self.k_proj.forward(x.clone())), ctx.cos, ctx.sin);
         let v = split(self.v_proj.forward(x));
         let causal_prefill = ctx.mask.is_none() && cache.is_empty() && t > 1;
-        let (keys, values) = cache.append(layer, k, v);
+        let (keys, values) = cache.append(layer, k, v, ctx.span);
+        if ctx.decode_kernel {
+            let out = dsocr_kernels::decode_attention(q, keys, values, cache.pad_tensor(), cache.len() + t);
+            return self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, hidden]));
+        }
         let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: causal_prefill };
         let out = attention(q, keys, values, ctx.mask.clone(), None, options);
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, hidden]))

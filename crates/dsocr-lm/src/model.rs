@@ -52,6 +52,8 @@ pub struct DeepseekLm {
     lm_head: Linear,
     rope: Rope,
     config: LmConfig,
+    /// Run decode attention with dsocr's kernel (see [`DeepseekLm::set_decode_kernel`]).
+    decode_kernel: bool,
 }
 
 impl DeepseekLm {
@@ -71,7 +73,15 @@ impl DeepseekLm {
             lm_head: Linear::load(&w.pp("lm_head"), h, v, false)?,
             rope: Rope::new(config.head_dim(), config.rope_theta, config.max_position_embeddings, w.device(), dtype),
             config: config.clone(),
+            decode_kernel: decode_kernel_from_env(w.device()),
         })
+    }
+
+    /// Choose how decode steps compute attention: dsocr's CubeCL kernel over the whole cache
+    /// (`true`; only takes effect on a CubeCL device) or Burn's attention over a masked span.
+    /// The default comes from `DSOCR_DECODE_ATTENTION` (`kernel` or `burn`; `burn` when unset).
+    pub fn set_decode_kernel(&mut self, on: bool) {
+        self.decode_kernel = on && dsocr_kernels::runs_cube_kernels(&self.device());
     }
 
     /// The sizes this model was built with.
@@ -157,8 +167,17 @@ impl DeepseekLm {
             PositionIds::Range { start, len: t, batch: b }
         };
         let (cos, sin) = self.rope.tables(&positions);
-        let mask = self.attention_mask(cache, t);
-        let ctx = AttentionContext { cos: &cos, sin: &sin, mask };
+        let heads = self.config.num_attention_heads;
+        let decode = t == 1 && start > 0;
+        let decode_kernel = decode && self.decode_kernel;
+        let (mask, span) = if decode_kernel {
+            (None, cache.capacity())
+        } else if decode {
+            (cache.decode_mask(start + 1, heads), cache.decode_span(start + 1))
+        } else {
+            (self.attention_mask(cache, t), start + t)
+        };
+        let ctx = AttentionContext { cos: &cos, sin: &sin, mask, span, decode_kernel };
         let mut x = x;
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x, i, cache, &ctx);
@@ -167,12 +186,12 @@ impl DeepseekLm {
         self.norm.forward(x)
     }
 
-    /// Which keys each query may not see: later slots (causal) and other sequences' padding.
-    /// A padded query slot sees itself so its (unused) row stays finite. `None` when the plain
-    /// causal rule of a single unpadded sequence applies.
+    /// Which keys each query of a prefill (or multi-token continuation) may not see: later slots
+    /// (causal) and other sequences' padding. A padded query slot sees itself so its (unused) row
+    /// stays finite. `None` when the plain causal rule of a single unpadded sequence applies.
     fn attention_mask(&self, cache: &KvCache, t: usize) -> Option<Tensor<4, Bool>> {
         let start = cache.len();
-        if !cache.has_padding() && (start == 0 || t == 1) {
+        if !cache.has_padding() && start == 0 {
             return None;
         }
         let (b, l, heads) = (cache.batch(), start + t, self.config.num_attention_heads);
@@ -219,6 +238,12 @@ impl DeepseekLm {
         let hidden = self.forward(x, cache);
         self.logits(hidden.reshape([b, h]))
     }
+}
+
+/// Whether `DSOCR_DECODE_ATTENTION=kernel` asks for the decode-attention kernel on `device`.
+fn decode_kernel_from_env(device: &Device) -> bool {
+    let asked = std::env::var("DSOCR_DECODE_ATTENTION").is_ok_and(|v| v.eq_ignore_ascii_case("kernel"));
+    asked && dsocr_kernels::runs_cube_kernels(device)
 }
 
 /// Errors of the language model's inputs and generation settings.
