@@ -10,7 +10,8 @@
 
 use std::path::PathBuf;
 
-use cubecl::config::{CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
+use cubecl::config::cache::CacheConfig;
+use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
 
 /// The directory dsocr asks CubeCL to keep its caches in.
 pub fn gpu_cache_dir() -> PathBuf {

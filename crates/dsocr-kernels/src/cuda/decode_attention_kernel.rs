@@ -53,14 +53,14 @@ fn decode_attention_kernel<F: Float, I: Numeric>(
     #[unroll]
     for i in 0..n_lane {
         qv[i] = f32::cast_from(q[q_base + (lane + 32 * i) * q.stride(3)]) * scale;
-        acc[i] = 0.0f32;
+        acc[i] = f32::new(0.0);
     }
-    let mut run_max = -1.0e30f32;
-    let mut run_sum = 0.0f32;
+    let mut run_max = f32::new(-1.0e30);
+    let mut run_sum = f32::new(0.0);
 
     let mut j = pad + plane;
     while j < len {
-        let mut partial = 0.0f32;
+        let mut partial = f32::new(0.0);
         #[unroll]
         for i in 0..n_lane {
             partial += qv[i] * f32::cast_from(keys[k_base + j * k_slot + (lane + 32 * i) * k_elem]);
@@ -79,8 +79,8 @@ fn decode_attention_kernel<F: Float, I: Numeric>(
     }
 
     // Merge the planes: [max, sum] per plane, then the accumulators.
-    let mut stats = Shared::<f32>::new_slice(2 * n_plane);
-    let mut partials = Shared::<f32>::new_slice(n_plane * d);
+    let mut stats = Shared::<[f32]>::new_slice(2 * n_plane);
+    let mut partials = Shared::<[f32]>::new_slice(n_plane * d);
     if lane == 0 {
         stats[plane] = run_max;
         stats[n_plane + plane] = run_sum;
@@ -91,23 +91,24 @@ fn decode_attention_kernel<F: Float, I: Numeric>(
     }
     sync_cube();
     if plane == 0 {
-        let mut top = -1.0e30f32;
+        let mut top = f32::new(-1.0e30);
         for p in 0..n_plane {
             top = f32::max(top, stats[p]);
         }
-        let mut total = 0.0f32;
+        let mut total = f32::new(0.0);
         for p in 0..n_plane {
             total += stats[n_plane + p] * f32::exp(stats[p] - top);
         }
         let out_base = b * output.stride(0) + h * output.stride(1);
+        let out_elem = output.stride(3);
         #[unroll]
         for i in 0..n_lane {
             let e = lane + 32 * i;
-            let mut sum = 0.0f32;
+            let mut sum = f32::new(0.0);
             for p in 0..n_plane {
                 sum += partials[p * d + e] * f32::exp(stats[p] - top);
             }
-            output[out_base + e * output.stride(3)] = F::cast_from(sum / total);
+            output[out_base + e * out_elem] = F::cast_from(sum / total);
         }
     }
 }
@@ -123,8 +124,9 @@ pub(super) fn launch(q: CubeTensor, keys: CubeTensor, values: CubeTensor, pads: 
     let (float, int) = (q.dtype, pads.dtype);
     let output = empty_device_dtype(q.client.clone(), q.device.clone(), Shape::new([b, h, 1, d]), float);
     let scale = 1.0 / (d as f32).sqrt();
+    let client = q.client.clone();
     decode_attention_kernel::launch(
-        &q.client,
+        &client,
         CubeCount::Static(h as u32, b as u32, 1),
         CubeDim::new_2d(PLANE, PLANES),
         q.into_tensor_arg(),
