@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
-use crate::decode_attention::{decode_attention, decode_attention_reference};
+use crate::decode_attention::decode_attention;
 
 /// The outcome of one kernel case.
 #[derive(Debug, Clone)]
@@ -13,7 +13,8 @@ pub struct KernelCheck {
     pub kernel: &'static str,
     /// Shapes and float type of the case.
     pub case: String,
-    /// Largest absolute difference to the reference (computed in f32 from the same inputs).
+    /// Largest absolute difference to the exact result (computed on the host in f64 from the
+    /// same inputs, so the GPU's own reduced-precision paths cannot hide or cause a mismatch).
     pub max_abs_err: f32,
     /// The largest difference accepted.
     pub tolerance: f32,
@@ -44,10 +45,15 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
             let rnd = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (device, dtype));
             let (q, k, v) = (rnd([b, h, 1, d]), rnd([b, h, s, d]), rnd([b, h, s, d]));
             let pads_t = Tensor::<1, Int>::from_data(TensorData::new(pads.to_vec(), [b]), device);
-            let got = decode_attention(q.clone(), k.clone(), v.clone(), pads_t.clone(), filled).cast(DType::F32);
-            let f = |t: Tensor<4>| t.cast(DType::F32);
-            let expected = decode_attention_reference(f(q), f(k), f(v), pads_t, filled);
-            let err = (got - expected).abs().max().into_data().convert::<f32>().try_to_vec::<f32>().map_or(f32::NAN, |v| v[0]);
+            let got = decode_attention(q.clone(), k.clone(), v.clone(), pads_t, filled);
+            let host = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+            let (got, qv, kv, vv) = (host(got), host(q), host(k), host(v));
+            let expected = exact_decode_attention(&qv, &kv, &vv, pads, (b, h, s, d), filled);
+            let err = if got.len() == expected.len() {
+                got.iter().zip(&expected).map(|(g, e)| (g - e).abs()).fold(0.0f32, f32::max)
+            } else {
+                f32::NAN
+            };
             out.push(KernelCheck {
                 kernel: "decode_attention",
                 case: format!("{dtype:?} B={b} H={h} S={s} d={d} filled={filled} pads={pads:?}"),
@@ -57,6 +63,55 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
         }
     }
     out
+}
+
+/// Decode attention written out in f64 on host vectors (`[B, H, 1, d]` and `[B, H, S, d]`).
+fn exact_decode_attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    pads: &[i64],
+    (b, h, s, d): (usize, usize, usize, usize),
+    filled: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; b * h * d];
+    for bi in 0..b {
+        let pad = pads[bi] as usize;
+        for hi in 0..h {
+            let row = |t: &[f32], j: usize| t[((bi * h + hi) * s + j) * d..][..d].iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+            let qr: Vec<f64> = q[(bi * h + hi) * d..][..d].iter().map(|&x| f64::from(x)).collect();
+            let scores: Vec<f64> =
+                (pad..filled).map(|j| row(k, j).iter().zip(&qr).map(|(a, b)| a * b).sum::<f64>() / (d as f64).sqrt()).collect();
+            let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let w: Vec<f64> = scores.iter().map(|x| (x - max).exp()).collect();
+            let total: f64 = w.iter().sum();
+            let mut acc = vec![0.0f64; d];
+            for (j, wj) in (pad..filled).zip(&w) {
+                for (a, x) in acc.iter_mut().zip(row(v, j)) {
+                    *a += wj * x;
+                }
+            }
+            for (e, a) in acc.iter().enumerate() {
+                out[(bi * h + hi) * d + e] = (a / total) as f32;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    /// On the CPU the dispatcher runs the Burn reference: it must agree with the exact host
+    /// computation, which validates the check itself.
+    #[test]
+    fn the_check_passes_for_the_reference_on_the_cpu() {
+        let device = dsocr_core::DeviceSpec::Cpu.device().unwrap();
+        let checks = super::check_kernels(&device);
+        assert_eq!(checks.len(), 3, "f32 only on the CPU");
+        for c in checks {
+            assert!(c.passed(), "{} {}: {} > {}", c.kernel, c.case, c.max_abs_err, c.tolerance);
+        }
+    }
 }
 
 #[cfg(all(test, feature = "cuda"))]
