@@ -66,7 +66,7 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
 }
 
 /// Decode attention written out in f64 on host vectors (`[B, H, 1, d]` and `[B, H, S, d]`).
-fn exact_decode_attention(
+pub(crate) fn exact_decode_attention(
     q: &[f32],
     k: &[f32],
     v: &[f32],
