@@ -15,6 +15,7 @@ pub struct KernelCheck {
     pub case: String,
     /// Largest absolute difference to the exact result (computed on the host in f64 from the
     /// same inputs, so the GPU's own reduced-precision paths cannot hide or cause a mismatch).
+    /// Projections' tolerances scale with their largest result (at least 1).
     pub max_abs_err: f32,
     /// The largest difference accepted.
     pub tolerance: f32,
@@ -41,6 +42,7 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
     // left-padded sequences, and a short one with most slots stale.
     let cases: [AttentionCase; 3] = [(1, 10, 1200, 128, 914, &[0]), (3, 10, 1024, 128, 700, &[0, 5, 300]), (2, 4, 512, 64, 3, &[0, 1])];
     for (dtype, tolerance) in dtypes {
+        out.extend(crate::check_projection::check_projections(device, dtype, tolerance));
         for (b, h, s, d, filled, pads) in cases {
             let rnd = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (device, dtype));
             let (q, k, v) = (rnd([b, h, 1, d]), rnd([b, h, s, d]), rnd([b, h, s, d]));
@@ -107,7 +109,7 @@ mod tests {
     fn the_check_passes_for_the_reference_on_the_cpu() {
         let device = dsocr_core::DeviceSpec::Cpu.device().unwrap();
         let checks = super::check_kernels(&device);
-        assert_eq!(checks.len(), 3, "f32 only on the CPU");
+        assert_eq!(checks.len(), 3 + 9, "f32 only on the CPU: 3 attention and 9 projection cases");
         for c in checks {
             assert!(c.passed(), "{} {}: {} > {}", c.kernel, c.case, c.max_abs_err, c.tolerance);
         }

@@ -7,17 +7,24 @@
 //!   and defines what the kernel must compute;
 //! - with the `cuda` feature, a CubeCL kernel used when the tensors live on a CubeCL device.
 //!
-//! Callers use the dispatching function ([`decode_attention`]); tests compare the kernel with
-//! the reference on the GPU (skipped without one).
+//! Callers use the dispatching functions ([`decode_attention`], [`linear`], [`swiglu`],
+//! [`expert_swiglu`], [`expert_down`]); each has a `_reference` twin. [`check_kernels`] compares
+//! every kernel with an exact host computation on a device (a GPU test, and `dsocr kernels-check`).
 
 mod check;
+mod check_projection;
 mod decode_attention;
+mod projection;
 
 #[cfg(feature = "cuda")]
 mod cuda;
 
 pub use check::{KernelCheck, check_kernels};
 pub use decode_attention::{decode_attention, decode_attention_reference};
+pub use projection::{
+    MAX_KERNEL_ROWS, expert_down, expert_down_reference, expert_swiglu, expert_swiglu_reference, linear, linear_reference, swiglu,
+    swiglu_reference,
+};
 
 /// Whether `device` runs CubeCL kernels (a CUDA device in a `cuda` build).
 pub fn runs_cube_kernels(device: &burn::tensor::Device) -> bool {
@@ -30,4 +37,12 @@ pub fn runs_cube_kernels(device: &burn::tensor::Device) -> bool {
         let _ = device;
         false
     }
+}
+
+/// Whether dsocr's kernels run on `device`: a CubeCL device, unless the environment variable
+/// `DSOCR_KERNELS=off` asks for Burn's generic kernels everywhere (to compare the two).
+pub fn kernels_enabled(device: &burn::tensor::Device) -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var("DSOCR_KERNELS").is_ok_and(|v| v.eq_ignore_ascii_case("off")));
+    !off && runs_cube_kernels(device)
 }

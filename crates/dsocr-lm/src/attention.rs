@@ -12,12 +12,11 @@ use crate::config::LmConfig;
 use crate::kv_cache::KvCache;
 use crate::rope::Rope;
 
-/// q/k/v/o projections without bias.
+/// q/k/v/o projections without bias; q, k and v side by side in one `[H, 3H]` weight so a
+/// decode step reads them in one launch.
 #[derive(Debug, Clone)]
 pub struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    qkv_proj: Linear,
     o_proj: Linear,
     heads: usize,
 }
@@ -43,10 +42,10 @@ impl Attention {
     /// Load `q_proj`, `k_proj`, `v_proj`, `o_proj` under `w`.
     pub fn load(w: &Weights, cfg: &LmConfig) -> Result<Self, CoreError> {
         let h = cfg.hidden_size;
+        let parts = ["q_proj", "k_proj", "v_proj"].map(|name| Linear::load(&w.pp(name), h, h, false).map(|l| l.weight));
+        let [q, k, v] = parts;
         Ok(Attention {
-            q_proj: Linear::load(&w.pp("q_proj"), h, h, false)?,
-            k_proj: Linear::load(&w.pp("k_proj"), h, h, false)?,
-            v_proj: Linear::load(&w.pp("v_proj"), h, h, false)?,
+            qkv_proj: Linear { weight: Tensor::cat(vec![q?, k?, v?], 1), bias: None },
             o_proj: Linear::load(&w.pp("o_proj"), h, h, false)?,
             heads: cfg.num_attention_heads,
         })
@@ -56,18 +55,26 @@ impl Attention {
     pub fn forward(&self, x: Tensor<3>, layer: usize, cache: &mut KvCache, ctx: &AttentionContext<'_>) -> Tensor<3> {
         let [b, t, hidden] = x.dims();
         let (heads, hd) = (self.heads, hidden / self.heads);
-        let split = |y: Tensor<3>| y.reshape([b, t, heads, hd]).swap_dims(1, 2); // [B, heads, T, d]
-        let q = Rope::apply(split(self.q_proj.forward(x.clone())), ctx.cos, ctx.sin);
-        let k = Rope::apply(split(self.k_proj.forward(x.clone())), ctx.cos, ctx.sin);
-        let v = split(self.v_proj.forward(x));
+        let qkv = dsocr_kernels::linear(x.reshape([b * t, hidden]), &self.qkv_proj.weight);
+        // Columns [q | k | v] → [B, heads, T, d] each.
+        let split = |part: usize| qkv.clone().narrow(1, part * hidden, hidden).reshape([b, t, heads, hd]).swap_dims(1, 2);
+        let q = Rope::apply(split(0), ctx.cos, ctx.sin);
+        let k = Rope::apply(split(1), ctx.cos, ctx.sin);
+        let v = split(2);
         let causal_prefill = ctx.mask.is_none() && cache.is_empty() && t > 1;
         let (keys, values) = cache.append(layer, k, v, ctx.span);
         if ctx.decode_kernel {
             let out = dsocr_kernels::decode_attention(q, keys, values, cache.pad_tensor(), cache.len() + t);
-            return self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, hidden]));
+            return self.project_out(out, [b, t, hidden]);
         }
         let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: causal_prefill };
         let out = attention(q, keys, values, ctx.mask.clone(), None, options);
-        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, hidden]))
+        self.project_out(out, [b, t, hidden])
+    }
+
+    /// Heads `[B, heads, T, d]` → `[B, T, H]` through `o_proj`.
+    fn project_out(&self, heads: Tensor<4>, [b, t, hidden]: [usize; 3]) -> Tensor<3> {
+        let rows = heads.swap_dims(1, 2).reshape([b * t, hidden]);
+        dsocr_kernels::linear(rows, &self.o_proj.weight).reshape([b, t, hidden])
     }
 }

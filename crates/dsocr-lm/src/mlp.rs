@@ -34,7 +34,13 @@ impl Mlp {
 
     /// Apply to the last dimension.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+        let dims = x.dims();
+        let rows = x.reshape([-1, dims[D - 1] as i64]);
+        let act = dsocr_kernels::swiglu(rows, &self.gate_proj.weight, &self.up_proj.weight);
+        let y = dsocr_kernels::linear(act, &self.down_proj.weight);
+        let mut out = dims;
+        out[D - 1] = y.dims()[1];
+        y.reshape(out)
     }
 }
 
@@ -107,18 +113,11 @@ impl Moe {
         }
     }
 
-    /// Gather the chosen experts' weights per (token, slot) and apply them as batched matvecs.
-    /// Reads only `N·k` experts: the decode path.
+    /// Apply only the chosen experts, reading their weights where they lie (dsocr's kernels on a
+    /// GPU; gathered copies and batched matvecs otherwise). Reads `N·k` experts: the decode path.
     fn gathered(&self, x: &Tensor<2>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
-        let [n, h] = x.dims();
-        let k = self.top_k;
-        let flat = ids.reshape([n * k]);
-        let xs = x.clone().unsqueeze_dim::<3>(1).expand([n, k, h]).reshape([n * k, 1, h]);
-        let g = xs.clone().matmul(self.experts_gate.clone().select(0, flat.clone()));
-        let u = xs.matmul(self.experts_up.clone().select(0, flat.clone()));
-        let y = (silu(g) * u).matmul(self.experts_down.clone().select(0, flat)); // [N·k, 1, H]
-        let y = y.reshape([n, k, h]).cast(DType::F32) * weights.unsqueeze_dim::<3>(2);
-        y.sum_dim(1).reshape([n, h]).cast(x.dtype())
+        let act = dsocr_kernels::expert_swiglu(x.clone(), &self.experts_gate, &self.experts_up, ids.clone());
+        dsocr_kernels::expert_down(act, &self.experts_down, ids, weights)
     }
 
     /// Run every expert on every token and combine with the routing weights scattered into a

@@ -73,13 +73,13 @@ impl DeepseekLm {
             lm_head: Linear::load(&w.pp("lm_head"), h, v, false)?,
             rope: Rope::new(config.head_dim(), config.rope_theta, config.max_position_embeddings, w.device(), dtype),
             config: config.clone(),
-            decode_kernel: decode_kernel_from_env(w.device()),
+            decode_kernel: dsocr_kernels::kernels_enabled(w.device()),
         })
     }
 
     /// Choose how decode steps compute attention: dsocr's CubeCL kernel over the whole cache
     /// (`true`; only takes effect on a CubeCL device) or Burn's attention over a masked span.
-    /// The default comes from `DSOCR_DECODE_ATTENTION` (`kernel` or `burn`; `burn` when unset).
+    /// The default is the kernel wherever dsocr's kernels run ([`dsocr_kernels::kernels_enabled`]).
     pub fn set_decode_kernel(&mut self, on: bool) {
         self.decode_kernel = on && dsocr_kernels::runs_cube_kernels(&self.device());
     }
@@ -207,7 +207,7 @@ impl DeepseekLm {
 
     /// Logits `[N, V]` (f32) for hidden states `[N, H]`.
     pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
-        self.lm_head.forward(hidden).cast(DType::F32)
+        dsocr_kernels::linear(hidden, &self.lm_head.weight).cast(DType::F32)
     }
 
     /// Prefill: run the prompts `[T_b, H]` (left-padded to a common length) through a fresh
@@ -238,12 +238,6 @@ impl DeepseekLm {
         let hidden = self.forward(x, cache);
         self.logits(hidden.reshape([b, h]))
     }
-}
-
-/// Whether `DSOCR_DECODE_ATTENTION=kernel` asks for the decode-attention kernel on `device`.
-fn decode_kernel_from_env(device: &Device) -> bool {
-    let asked = std::env::var("DSOCR_DECODE_ATTENTION").is_ok_and(|v| v.eq_ignore_ascii_case("kernel"));
-    asked && dsocr_kernels::runs_cube_kernels(device)
 }
 
 /// Errors of the language model's inputs and generation settings.

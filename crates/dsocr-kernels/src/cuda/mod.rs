@@ -2,10 +2,13 @@
 //! device (with the fusion layer in front, as Burn's CUDA backend has it).
 
 mod decode_attention_kernel;
+mod skinny_kernels;
+mod skinny_launch;
 
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::prelude::*;
+use burn::tensor::{DType, Shape};
 use burn_cubecl::CubeBackend;
 
 /// dsocr's kernels as backend operations.
@@ -20,6 +23,22 @@ pub trait DsocrKernels: Backend {
         pads: IntTensor<Self>,
         filled: usize,
     ) -> FloatTensor<Self>;
+
+    /// See [`crate::linear`].
+    #[fusion(dtype = x, shape = Shape::new([x[0], weight[1]]))]
+    fn skinny_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// See [`crate::swiglu`]; `gate`/`up` as a bank of one, `[1, K, N]`.
+    #[fusion(dtype = x, shape = Shape::new([x[0], gate[2]]))]
+    fn swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// See [`crate::expert_swiglu`].
+    #[fusion(dtype = x, shape = Shape::new([ids[0] * ids[1], gate[2]]))]
+    fn expert_swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self>;
+
+    /// See [`crate::expert_down`].
+    #[fusion(dtype = act, shape = Shape::new([ids[0], down[2]]))]
+    fn expert_down(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>, weights: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl DsocrKernels for CubeBackend {
@@ -31,6 +50,22 @@ impl DsocrKernels for CubeBackend {
         filled: usize,
     ) -> FloatTensor<Self> {
         decode_attention_kernel::launch(q, keys, values, pads, filled)
+    }
+
+    fn skinny_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        skinny_launch::skinny_linear(x, weight)
+    }
+
+    fn swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        skinny_launch::swiglu(x, gate, up, None)
+    }
+
+    fn expert_swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self> {
+        skinny_launch::swiglu(x, gate, up, Some(ids))
+    }
+
+    fn expert_down(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>, weights: FloatTensor<Self>) -> FloatTensor<Self> {
+        skinny_launch::expert_down(act, down, ids, weights)
     }
 }
 
@@ -49,4 +84,30 @@ pub(crate) fn decode_attention(q: Tensor<4>, keys: Tensor<4>, values: Tensor<4>,
         pads.into_dispatch(),
         filled,
     ))
+}
+
+/// Whether the skinny kernels take weights of `dtype` whose rows hold `columns` outputs: a float
+/// type and whole 16-byte vectors per row.
+pub(crate) fn skinny_supported(dtype: DType, columns: usize) -> bool {
+    matches!(dtype, DType::F32 | DType::F16 | DType::BF16) && columns % skinny_launch::vector_width(dtype) == 0
+}
+
+/// [`crate::linear`] through the kernel.
+pub(crate) fn skinny_linear(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::skinny_linear(x.into_dispatch(), weight.into_dispatch()))
+}
+
+/// [`crate::swiglu`] through the kernel.
+pub(crate) fn swiglu(x: Tensor<2>, gate: Tensor<2>, up: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::swiglu(x.into_dispatch(), gate.unsqueeze::<3>().into_dispatch(), up.unsqueeze::<3>().into_dispatch()))
+}
+
+/// [`crate::expert_swiglu`] through the kernel.
+pub(crate) fn expert_swiglu(x: Tensor<2>, gate: Tensor<3>, up: Tensor<3>, ids: Tensor<2, Int>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::expert_swiglu(x.into_dispatch(), gate.into_dispatch(), up.into_dispatch(), ids.into_dispatch()))
+}
+
+/// [`crate::expert_down`] through the kernel.
+pub(crate) fn expert_down(act: Tensor<2>, down: Tensor<3>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::expert_down(act.into_dispatch(), down.into_dispatch(), ids.into_dispatch(), weights.into_dispatch()))
 }

@@ -1,0 +1,113 @@
+//! Self-check of the projection kernels ([`crate::projection`]) against the products written out
+//! in f64 on the host from the same (already rounded) inputs.
+
+use burn::prelude::*;
+use burn::tensor::{DType, Distribution};
+
+use crate::check::KernelCheck;
+use crate::projection::{expert_down, expert_swiglu, linear, swiglu};
+
+/// Host copy of a tensor as f32.
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
+}
+
+/// `x` `[M, K]` · `w` (rows `K`, `N` columns, starting at `offset`) in f64.
+fn exact_matmul(x: &[f32], w: &[f32], offset: usize, (m, k, n): (usize, usize, usize)) -> Vec<f64> {
+    let mut out = vec![0.0f64; m * n];
+    for r in 0..m {
+        for kk in 0..k {
+            let xv = f64::from(x[r * k + kk]);
+            for (c, o) in out[r * n..(r + 1) * n].iter_mut().enumerate() {
+                *o += xv * f64::from(w[offset + kk * n + c]);
+            }
+        }
+    }
+    out
+}
+
+fn silu(v: f64) -> f64 {
+    v / (1.0 + (-v).exp())
+}
+
+/// The outcome for `got` against `expected`, with the tolerance scaled to the result's size.
+fn compare(kernel: &'static str, case: String, got: Vec<f32>, expected: &[f64], relative: f32) -> KernelCheck {
+    let scale = expected.iter().fold(1.0f64, |a, e| a.max(e.abs())) as f32;
+    let max_abs_err = if got.len() == expected.len() {
+        got.iter().zip(expected).map(|(g, e)| (f64::from(*g) - e).abs() as f32).fold(0.0f32, f32::max)
+    } else {
+        f32::NAN
+    };
+    KernelCheck { kernel, case, max_abs_err, tolerance: relative * scale }
+}
+
+/// Expert ids `[M, S]`: distinct per row, as a router's top-k.
+fn expert_ids(m: usize, s: usize, e: usize) -> Vec<i64> {
+    (0..m).flat_map(|r| (0..s).map(move |j| ((r * 7 + j * 3) % e) as i64)).collect()
+}
+
+/// Every projection case on `device` in `dtype`, accepting `relative` error (of the largest
+/// result magnitude, at least 1).
+pub(crate) fn check_projections(device: &Device, dtype: DType, relative: f32) -> Vec<KernelCheck> {
+    let rnd = |shape: Vec<usize>, std: f64| {
+        Tensor::<1>::random([shape.iter().product::<usize>()], Distribution::Normal(0.0, std), (device, dtype))
+    };
+    let mut out = Vec::new();
+
+    // (rows, K, N): a release-size projection, an odd width, and rows spread over two cube groups.
+    for (m, k, n) in [(1, 1280, 1280), (5, 256, 1000), (11, 640, 64)] {
+        let (x, w) = (rnd(vec![m, k], 1.0), rnd(vec![k, n], 1.0 / (k as f64).sqrt()));
+        let got = linear(x.clone().reshape([m, k]), &w.clone().reshape([k, n]));
+        let expected = exact_matmul(&host(x), &host(w), 0, (m, k, n));
+        out.push(compare("linear", format!("{dtype:?} M={m} K={k} N={n}"), host(got), &expected, relative));
+    }
+
+    for (m, k, n) in [(1, 1280, 1792), (3, 256, 96)] {
+        let std = 1.0 / (k as f64).sqrt();
+        let (x, g, u) = (rnd(vec![m, k], 1.0), rnd(vec![k, n], std), rnd(vec![k, n], std));
+        let got = swiglu(x.clone().reshape([m, k]), &g.clone().reshape([k, n]), &u.clone().reshape([k, n]));
+        let (xv, gv, uv) = (host(x), host(g), host(u));
+        let (ge, ue) = (exact_matmul(&xv, &gv, 0, (m, k, n)), exact_matmul(&xv, &uv, 0, (m, k, n)));
+        let expected: Vec<f64> = ge.iter().zip(&ue).map(|(g, u)| silu(*g) * u).collect();
+        out.push(compare("swiglu", format!("{dtype:?} M={m} K={k} N={n}"), host(got), &expected, relative));
+    }
+
+    // (tokens, slots, experts, K, N)
+    for (m, s, e, k, n) in [(1, 6, 16, 1280, 896), (3, 6, 10, 256, 128)] {
+        let std = 1.0 / (k as f64).sqrt();
+        let (x, g, u) = (rnd(vec![m, k], 1.0), rnd(vec![e, k, n], std), rnd(vec![e, k, n], std));
+        let ids = expert_ids(m, s, e);
+        let ids_t = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [m, s]), device);
+        let got = expert_swiglu(x.clone().reshape([m, k]), &g.clone().reshape([e, k, n]), &u.clone().reshape([e, k, n]), ids_t);
+        let (xv, gv, uv) = (host(x), host(g), host(u));
+        let mut expected = Vec::with_capacity(m * s * n);
+        for r in 0..m {
+            let row = &xv[r * k..(r + 1) * k];
+            for j in 0..s {
+                let off = ids[r * s + j] as usize * k * n;
+                let (ge, ue) = (exact_matmul(row, &gv, off, (1, k, n)), exact_matmul(row, &uv, off, (1, k, n)));
+                expected.extend(ge.iter().zip(&ue).map(|(g, u)| silu(*g) * u));
+            }
+        }
+        out.push(compare("expert_swiglu", format!("{dtype:?} M={m} S={s} E={e} K={k} N={n}"), host(got), &expected, relative));
+
+        // The down projection over the same routing: act [M·S, N] → [M, K].
+        let (act, d) = (rnd(vec![m * s, n], 1.0), rnd(vec![e, n, k], 1.0 / (n as f64).sqrt()));
+        let weights = Tensor::<2>::random([m, s], Distribution::Uniform(0.0, 1.0), (device, DType::F32));
+        let ids_t = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [m, s]), device);
+        let got = expert_down(act.clone().reshape([m * s, n]), &d.clone().reshape([e, n, k]), ids_t, weights.clone());
+        let (av, dv, wv) = (host(act), host(d), host(weights));
+        let mut expected = vec![0.0f64; m * k];
+        for r in 0..m {
+            for j in 0..s {
+                let off = ids[r * s + j] as usize * n * k;
+                let y = exact_matmul(&av[(r * s + j) * n..(r * s + j + 1) * n], &dv, off, (1, n, k));
+                for (o, v) in expected[r * k..(r + 1) * k].iter_mut().zip(y) {
+                    *o += f64::from(wv[r * s + j]) * v;
+                }
+            }
+        }
+        out.push(compare("expert_down", format!("{dtype:?} M={m} S={s} E={e} K={n} N={k}"), host(got), &expected, relative));
+    }
+    out
+}

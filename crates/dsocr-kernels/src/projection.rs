@@ -1,0 +1,91 @@
+//! The projections of a decode step: a few activation rows times the weights of a linear layer,
+//! of a SwiGLU MLP, or of the experts a router chose.
+//!
+//! Weights are `[K, N]` (dsocr's `[d_in, d_out]`) or banks `[E, K, N]`. On a CubeCL device and
+//! for at most [`MAX_KERNEL_ROWS`] rows the skinny kernels run (one weight read per launch, f32
+//! sums); otherwise the plain Burn definitions below, which are also what the kernels must match.
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use burn::tensor::activation::silu;
+
+/// Most activation rows the skinny kernels take; more rows (a prefill) use Burn's matmul.
+pub const MAX_KERNEL_ROWS: usize = 64;
+
+/// Whether the kernel path applies to `rows` activation rows against weights of `dtype` with
+/// `columns` outputs on `device`.
+#[cfg(feature = "cuda")]
+fn use_kernel(device: &Device, rows: usize, dtype: DType, columns: usize) -> bool {
+    rows <= MAX_KERNEL_ROWS && crate::kernels_enabled(device) && crate::cuda::skinny_supported(dtype, columns)
+}
+
+/// `x` `[M, K]` · `weight` `[K, N]` → `[M, N]`.
+pub fn linear(x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
+    #[cfg(feature = "cuda")]
+    if use_kernel(&x.device(), x.dims()[0], weight.dtype(), weight.dims()[1]) && x.dtype() == weight.dtype() {
+        return crate::cuda::skinny_linear(x, weight.clone());
+    }
+    linear_reference(x, weight)
+}
+
+/// The Burn definition of [`linear`].
+pub fn linear_reference(x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
+    x.matmul(weight.clone())
+}
+
+/// SwiGLU's first half, `SiLU(x·G) ⊙ (x·U)`: `x` `[M, K]`, `gate`/`up` `[K, N]` → `[M, N]`.
+pub fn swiglu(x: Tensor<2>, gate: &Tensor<2>, up: &Tensor<2>) -> Tensor<2> {
+    #[cfg(feature = "cuda")]
+    if use_kernel(&x.device(), x.dims()[0], gate.dtype(), gate.dims()[1]) && x.dtype() == gate.dtype() {
+        return crate::cuda::swiglu(x, gate.clone(), up.clone());
+    }
+    swiglu_reference(x, gate, up)
+}
+
+/// The Burn definition of [`swiglu`].
+pub fn swiglu_reference(x: Tensor<2>, gate: &Tensor<2>, up: &Tensor<2>) -> Tensor<2> {
+    silu(x.clone().matmul(gate.clone())) * x.matmul(up.clone())
+}
+
+/// [`swiglu`] with each token's chosen experts: row `m·S + s` of the result `[M·S, N]` uses
+/// expert `ids[m, s]` of the banks `gate`/`up` `[E, K, N]`; `x` `[M, K]`, `ids` `[M, S]`.
+pub fn expert_swiglu(x: Tensor<2>, gate: &Tensor<3>, up: &Tensor<3>, ids: Tensor<2, Int>) -> Tensor<2> {
+    #[cfg(feature = "cuda")]
+    if use_kernel(&x.device(), x.dims()[0] * ids.dims()[1], gate.dtype(), gate.dims()[2]) && x.dtype() == gate.dtype() {
+        return crate::cuda::expert_swiglu(x, gate.clone(), up.clone(), ids);
+    }
+    expert_swiglu_reference(x, gate, up, ids)
+}
+
+/// The Burn definition of [`expert_swiglu`]: gather the chosen experts' weights, batched matvecs.
+pub fn expert_swiglu_reference(x: Tensor<2>, gate: &Tensor<3>, up: &Tensor<3>, ids: Tensor<2, Int>) -> Tensor<2> {
+    let ([m, k], [_, s]) = (x.dims(), ids.dims());
+    let n = gate.dims()[2];
+    let flat = ids.reshape([m * s]);
+    let xs = x.unsqueeze_dim::<3>(1).expand([m, s, k]).reshape([m * s, 1, k]);
+    let g = xs.clone().matmul(gate.clone().select(0, flat.clone()));
+    let u = xs.matmul(up.clone().select(0, flat));
+    (silu(g) * u).reshape([m * s, n])
+}
+
+/// The chosen experts' down projections summed with the routing weights:
+/// `out[m] = Σ_s weights[m, s] · (act[m·S + s] · D[ids[m, s]])`. `act` `[M·S, K]`, `down`
+/// `[E, K, N]`, `ids` `[M, S]`, `weights` `[M, S]` (f32) → `[M, N]` in `act`'s float type.
+pub fn expert_down(act: Tensor<2>, down: &Tensor<3>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
+    #[cfg(feature = "cuda")]
+    if use_kernel(&act.device(), act.dims()[0], down.dtype(), down.dims()[2]) && act.dtype() == down.dtype() {
+        return crate::cuda::expert_down(act, down.clone(), ids, weights.cast(DType::F32));
+    }
+    expert_down_reference(act, down, ids, weights)
+}
+
+/// The Burn definition of [`expert_down`] (products rounded to the float type, then summed in
+/// f32, as the reference model does).
+pub fn expert_down_reference(act: Tensor<2>, down: &Tensor<3>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
+    let [m, s] = ids.dims();
+    let (k, n) = (act.dims()[1], down.dims()[2]);
+    let dtype = act.dtype();
+    let y = act.reshape([m * s, 1, k]).matmul(down.clone().select(0, ids.reshape([m * s])));
+    let y = y.reshape([m, s, n]).cast(DType::F32) * weights.cast(DType::F32).unsqueeze_dim::<3>(2);
+    y.sum_dim(1).reshape([m, n]).cast(dtype)
+}
