@@ -109,7 +109,7 @@ mod tests {
     fn the_check_passes_for_the_reference_on_the_cpu() {
         let device = dsocr_core::DeviceSpec::Cpu.device().unwrap();
         let checks = super::check_kernels(&device);
-        assert_eq!(checks.len(), 3 + 9, "f32 only on the CPU: 3 attention and 9 projection cases");
+        assert_eq!(checks.len(), 3 + 11, "f32 only on the CPU: 3 attention, 2 norm and 9 projection cases");
         for c in checks {
             assert!(c.passed(), "{} {}: {} > {}", c.kernel, c.case, c.max_abs_err, c.tolerance);
         }

@@ -5,6 +5,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
 use crate::check::KernelCheck;
+use crate::norm::add_rms_norm;
 use crate::projection::{expert_down, expert_swiglu, linear, swiglu};
 
 /// Host copy of a tensor as f32.
@@ -53,6 +54,22 @@ pub(crate) fn check_projections(device: &Device, dtype: DType, relative: f32) ->
         Tensor::<1>::random([shape.iter().product::<usize>()], Distribution::Normal(0.0, std), (device, dtype))
     };
     let mut out = Vec::new();
+
+    // Residual add + RMSNorm (rows, width); both outputs compared.
+    for (m, h) in [(1, 1280), (7, 1000)] {
+        let (x, d, w) = (rnd(vec![m, h], 1.0), rnd(vec![m, h], 1.0), rnd(vec![h], 1.0));
+        let (sum, normed) = add_rms_norm(x.clone().reshape([m, h]), d.clone().reshape([m, h]), &w, 1e-6);
+        let (xv, dv, wv) = (host(x), host(d), host(w));
+        let sums: Vec<f64> = xv.iter().zip(&dv).map(|(a, b)| f64::from(*a) + f64::from(*b)).collect();
+        let mut expected = sums.clone();
+        for r in 0..m {
+            let row = &sums[r * h..(r + 1) * h];
+            let scale = 1.0 / (row.iter().map(|v| v * v).sum::<f64>() / h as f64 + 1e-6).sqrt();
+            expected.extend(row.iter().zip(&wv).map(|(v, g)| v * scale * f64::from(*g)));
+        }
+        let got = [host(sum), host(normed)].concat();
+        out.push(compare("add_rms_norm", format!("{dtype:?} M={m} H={h}"), got, &expected, relative));
+    }
 
     // (rows, K, N): a release-size projection, an odd width, and rows spread over two cube groups.
     for (m, k, n) in [(1, 1280, 1280), (5, 256, 1000), (11, 640, 64)] {

@@ -7,13 +7,14 @@
 //!   and defines what the kernel must compute;
 //! - with the `cuda` feature, a CubeCL kernel used when the tensors live on a CubeCL device.
 //!
-//! Callers use the dispatching functions ([`decode_attention`], [`linear`], [`swiglu`],
+//! Callers use the dispatching functions ([`decode_attention`], [`add_rms_norm`], [`linear`], [`swiglu`],
 //! [`expert_swiglu`], [`expert_down`]); each has a `_reference` twin. [`check_kernels`] compares
 //! every kernel with an exact host computation on a device (a GPU test, and `dsocr kernels-check`).
 
 mod check;
 mod check_projection;
 mod decode_attention;
+mod norm;
 mod projection;
 
 #[cfg(feature = "cuda")]
@@ -21,6 +22,7 @@ mod cuda;
 
 pub use check::{KernelCheck, check_kernels};
 pub use decode_attention::{decode_attention, decode_attention_reference};
+pub use norm::{add_rms_norm, add_rms_norm_reference};
 pub use projection::{
     MAX_KERNEL_ROWS, expert_down, expert_down_reference, expert_swiglu, expert_swiglu_reference, linear, linear_reference, swiglu,
     swiglu_reference,

@@ -37,10 +37,31 @@ impl DecoderLayer {
         })
     }
 
-    fn forward(&self, x: Tensor<3>, index: usize, cache: &mut KvCache, ctx: &AttentionContext<'_>) -> Tensor<3> {
-        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), index, cache, ctx);
-        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    /// Run the layer on `residual` `[B, T, H]` given `normed` = `input_layernorm(residual)`;
+    /// returns the layer's output and `next_norm` applied to it (the next layer's input norm or
+    /// the final norm), so each residual add and the norm after it run as one step.
+    fn forward(
+        &self,
+        residual: Tensor<3>,
+        normed: Tensor<3>,
+        next_norm: &RmsNorm,
+        index: usize,
+        cache: &mut KvCache,
+        ctx: &AttentionContext<'_>,
+    ) -> (Tensor<3>, Tensor<3>) {
+        let attn = self.self_attn.forward(normed, index, cache, ctx);
+        let (h, normed) = add_norm(residual, attn, &self.post_attention_layernorm);
+        let mlp = self.mlp.forward(normed);
+        add_norm(h, mlp, next_norm)
     }
+}
+
+/// `(x + delta, norm(x + delta))` for `[B, T, H]` (one kernel on the GPU).
+fn add_norm(x: Tensor<3>, delta: Tensor<3>, norm: &RmsNorm) -> (Tensor<3>, Tensor<3>) {
+    let dims = x.dims();
+    let rows = |t: Tensor<3>| t.reshape([dims[0] * dims[1], dims[2]]);
+    let (sum, normed) = dsocr_kernels::add_rms_norm(rows(x), rows(delta), &norm.weight, norm.eps);
+    (sum.reshape(dims), normed.reshape(dims))
 }
 
 /// The DeepSeek-OCR language model.
@@ -178,12 +199,17 @@ impl DeepseekLm {
             (self.attention_mask(cache, t), start + t)
         };
         let ctx = AttentionContext { cos: &cos, sin: &sin, mask, span, decode_kernel };
-        let mut x = x;
+        let mut normed = match self.layers.first() {
+            Some(first) => first.input_layernorm.forward(x.clone()),
+            None => self.norm.forward(x.clone()),
+        };
+        let mut residual = x;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x, i, cache, &ctx);
+            let next_norm = self.layers.get(i + 1).map_or(&self.norm, |next| &next.input_layernorm);
+            (residual, normed) = layer.forward(residual, normed, next_norm, i, cache, &ctx);
         }
         cache.advance(t);
-        self.norm.forward(x)
+        normed
     }
 
     /// Which keys each query of a prefill (or multi-token continuation) may not see: later slots

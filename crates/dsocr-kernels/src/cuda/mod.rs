@@ -2,6 +2,7 @@
 //! device (with the fusion layer in front, as Burn's CUDA backend has it).
 
 mod decode_attention_kernel;
+mod norm_kernel;
 mod skinny_kernels;
 mod skinny_launch;
 
@@ -36,6 +37,15 @@ pub trait DsocrKernels: Backend {
     #[fusion(dtype = x, shape = Shape::new([ids[0] * ids[1], gate[2]]))]
     fn expert_swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self>;
 
+    /// See [`crate::add_rms_norm`].
+    #[fusion(meta = |x, _delta, _weight, _eps| (x.clone(), x.clone()))]
+    fn add_rms_norm(
+        x: FloatTensor<Self>,
+        delta: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        eps: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
     /// See [`crate::expert_down`].
     #[fusion(dtype = act, shape = Shape::new([ids[0], down[2]]))]
     fn expert_down(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>, weights: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -62,6 +72,15 @@ impl DsocrKernels for CubeBackend {
 
     fn expert_swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self> {
         skinny_launch::swiglu(x, gate, up, Some(ids))
+    }
+
+    fn add_rms_norm(
+        x: FloatTensor<Self>,
+        delta: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        eps: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        norm_kernel::add_rms_norm(x, delta, weight, eps)
     }
 
     fn expert_down(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>, weights: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -110,4 +129,10 @@ pub(crate) fn expert_swiglu(x: Tensor<2>, gate: Tensor<3>, up: Tensor<3>, ids: T
 /// [`crate::expert_down`] through the kernel.
 pub(crate) fn expert_down(act: Tensor<2>, down: Tensor<3>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(Dispatch::expert_down(act.into_dispatch(), down.into_dispatch(), ids.into_dispatch(), weights.into_dispatch()))
+}
+
+/// [`crate::add_rms_norm`] through the kernel.
+pub(crate) fn add_rms_norm(x: Tensor<2>, delta: Tensor<2>, weight: Tensor<1>, eps: f32) -> (Tensor<2>, Tensor<2>) {
+    let (sum, out) = Dispatch::add_rms_norm(x.into_dispatch(), delta.into_dispatch(), weight.into_dispatch(), eps);
+    (Tensor::from_dispatch(sum), Tensor::from_dispatch(out))
 }

@@ -1,0 +1,22 @@
+//! The residual add and RMSNorm that sit between a decoder layer's blocks (MODEL_SPEC §3.7):
+//! `h = x + delta`, then `RMSNorm(h) · weight` computed in f32 and rounded to the float type
+//! before the weight is applied, as the reference does.
+
+use burn::prelude::*;
+
+/// `(x + delta, RMSNorm(x + delta) · weight)` over the last dimension of `x`/`delta` `[M, H]`;
+/// `weight` `[H]`. One kernel on a CubeCL device; the Burn definition elsewhere.
+pub fn add_rms_norm(x: Tensor<2>, delta: Tensor<2>, weight: &Tensor<1>, eps: f64) -> (Tensor<2>, Tensor<2>) {
+    #[cfg(feature = "cuda")]
+    if crate::kernels_enabled(&x.device()) && x.dtype() == delta.dtype() && x.dtype() == weight.dtype() {
+        return crate::cuda::add_rms_norm(x, delta, weight.clone(), eps as f32);
+    }
+    add_rms_norm_reference(x, delta, weight, eps)
+}
+
+/// The Burn definition of [`add_rms_norm`].
+pub fn add_rms_norm_reference(x: Tensor<2>, delta: Tensor<2>, weight: &Tensor<1>, eps: f64) -> (Tensor<2>, Tensor<2>) {
+    let h = x + delta;
+    let norm = dsocr_core::layers::RmsNorm { weight: weight.clone(), eps };
+    (h.clone(), norm.forward(h))
+}
