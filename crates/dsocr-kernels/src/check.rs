@@ -48,7 +48,6 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
             let (q, k, v) = (rnd([b, h, 1, d]), rnd([b, h, s, d]), rnd([b, h, s, d]));
             let pads_t = Tensor::<1, Int>::from_data(TensorData::new(pads.to_vec(), [b]), device);
             let got = decode_attention(q.clone(), k.clone(), v.clone(), pads_t, filled);
-            let host = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
             let (got, qv, kv, vv) = (host(got), host(q), host(k), host(v));
             let expected = exact_decode_attention(&qv, &kv, &vv, pads, (b, h, s, d), filled);
             let err = if got.len() == expected.len() {
@@ -65,6 +64,11 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
         }
     }
     out
+}
+
+/// Host copy of a tensor as f32 (empty if it cannot be read back, which fails the comparison).
+pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
 }
 
 /// Decode attention written out in f64 on host vectors (`[B, H, 1, d]` and `[B, H, S, d]`).

@@ -4,14 +4,9 @@
 use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
-use crate::check::KernelCheck;
+use crate::check::{KernelCheck, host};
 use crate::norm::add_rms_norm;
 use crate::projection::{expert_down, expert_swiglu, linear, swiglu};
-
-/// Host copy of a tensor as f32.
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
-}
 
 /// `x` `[M, K]` · `w` (rows `K`, `N` columns, starting at `offset`) in f64.
 fn exact_matmul(x: &[f32], w: &[f32], offset: usize, (m, k, n): (usize, usize, usize)) -> Vec<f64> {
