@@ -40,9 +40,12 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
         [(DType::F32, 1e-4), (DType::BF16, 2e-2)].into_iter().filter(|(d, _)| device.supports_dtype(*d)).collect();
     // (batch, heads, slots, head size, filled, pads): a release-size decode step, a batch of
     // left-padded sequences, and a short one with most slots stale.
-    let cases: [AttentionCase; 3] = [(1, 10, 1200, 128, 914, &[0]), (3, 10, 1024, 128, 700, &[0, 5, 300]), (2, 4, 512, 64, 3, &[0, 1])];
+    // A head size below 32 (the parity model's) leaves lanes without elements.
+    let cases: [AttentionCase; 4] =
+        [(1, 10, 1200, 128, 914, &[0]), (3, 10, 1024, 128, 700, &[0, 5, 300]), (2, 4, 512, 64, 3, &[0, 1]), (2, 4, 100, 16, 77, &[3, 0])];
     for (dtype, tolerance) in dtypes {
         out.extend(crate::check_projection::check_projections(device, dtype, tolerance));
+        out.extend(crate::check_layer::check_layer_kernels(device, dtype, tolerance));
         for (b, h, s, d, filled, pads) in cases {
             let rnd = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (device, dtype));
             let (q, k, v) = (rnd([b, h, 1, d]), rnd([b, h, s, d]), rnd([b, h, s, d]));
@@ -113,7 +116,7 @@ mod tests {
     fn the_check_passes_for_the_reference_on_the_cpu() {
         let device = dsocr_core::DeviceSpec::Cpu.device().unwrap();
         let checks = super::check_kernels(&device);
-        assert_eq!(checks.len(), 3 + 11, "f32 only on the CPU: 3 attention, 2 norm and 9 projection cases");
+        assert_eq!(checks.len(), 4 + 11 + 7, "f32 only on the CPU: 4 attention, 2 norm, 9 projection, 3 RoPE and 4 router cases");
         for c in checks {
             assert!(c.passed(), "{} {}: {} > {}", c.kernel, c.case, c.max_abs_err, c.tolerance);
         }

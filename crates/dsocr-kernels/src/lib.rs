@@ -7,15 +7,19 @@
 //!   and defines what the kernel must compute;
 //! - with the `cuda` feature, a CubeCL kernel used when the tensors live on a CubeCL device.
 //!
-//! Callers use the dispatching functions ([`decode_attention`], [`add_rms_norm`], [`linear`], [`swiglu`],
-//! [`expert_swiglu`], [`expert_down`]); each has a `_reference` twin. [`check_kernels`] compares
+//! Callers use the dispatching functions ([`decode_attention`], [`add_rms_norm`], [`rope_qkv`],
+//! [`route`], [`linear`], [`swiglu`], [`expert_swiglu`], [`expert_down`]); each has a
+//! `_reference` twin. [`check_kernels`] compares
 //! every kernel with an exact host computation on a device (a GPU test, and `dsocr kernels-check`).
 
 mod check;
+mod check_layer;
 mod check_projection;
 mod decode_attention;
 mod norm;
 mod projection;
+mod rope;
+mod router;
 
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -27,6 +31,8 @@ pub use projection::{
     MAX_KERNEL_ROWS, expert_down, expert_down_reference, expert_swiglu, expert_swiglu_reference, linear, linear_reference, swiglu,
     swiglu_reference,
 };
+pub use rope::{rope_qkv, rope_qkv_reference};
+pub use router::{RouterConfig, route, route_reference};
 
 /// Whether `device` runs CubeCL kernels (a CUDA device in a `cuda` build).
 pub fn runs_cube_kernels(device: &burn::tensor::Device) -> bool {

@@ -1,5 +1,5 @@
-//! Multi-head self-attention of the decoder (Llama-style MHA with rotate-half RoPE; MODEL_SPEC
-//! §3.7), reading and extending the KV cache.
+//! Multi-head self-attention of the decoder (Llama-style MHA with rotate-half RoPE, applied by
+//! [`dsocr_kernels::rope_qkv`]; MODEL_SPEC §3.7), reading and extending the KV cache.
 
 use burn::prelude::*;
 use burn::tensor::module::attention;
@@ -10,7 +10,6 @@ use dsocr_core::{CoreError, Weights};
 
 use crate::config::LmConfig;
 use crate::kv_cache::KvCache;
-use crate::rope::Rope;
 
 /// q/k/v/o projections without bias; q, k and v side by side in one `[H, 3H]` weight so a
 /// decode step reads them in one launch.
@@ -54,13 +53,10 @@ impl Attention {
     /// `x` `[B, T, H]` → `[B, T, H]`, writing this layer's keys/values into `cache`.
     pub fn forward(&self, x: Tensor<3>, layer: usize, cache: &mut KvCache, ctx: &AttentionContext<'_>) -> Tensor<3> {
         let [b, t, hidden] = x.dims();
-        let (heads, hd) = (self.heads, hidden / self.heads);
+        let heads = self.heads;
         let qkv = dsocr_kernels::linear(x.reshape([b * t, hidden]), &self.qkv_proj.weight);
-        // Columns [q | k | v] → [B, heads, T, d] each.
-        let split = |part: usize| qkv.clone().narrow(1, part * hidden, hidden).reshape([b, t, heads, hd]).swap_dims(1, 2);
-        let q = Rope::apply(split(0), ctx.cos, ctx.sin);
-        let k = Rope::apply(split(1), ctx.cos, ctx.sin);
-        let v = split(2);
+        // Columns [q | k | v] → [B, heads, T, d] each, q and k rotated.
+        let (q, k, v) = dsocr_kernels::rope_qkv(qkv, ctx.cos, ctx.sin, heads);
         let causal_prefill = ctx.mask.is_none() && cache.is_empty() && t > 1;
         let (keys, values) = cache.append(layer, k, v, ctx.span);
         if ctx.decode_kernel {

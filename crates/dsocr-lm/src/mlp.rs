@@ -1,16 +1,17 @@
 //! Feed-forward blocks: the dense SwiGLU MLP and the mixture of experts (MODEL_SPEC §3.7).
 //!
-//! Routing never leaves the device: the router's softmax and top-k run as tensor ops, and the
+//! Routing never leaves the device: the router ([`dsocr_kernels::route`]) runs there, and the
 //! chosen experts are applied either by gathering their weights with the device-side expert ids
 //! (few tokens: decoding) or by running every expert on every token and combining with a dense,
 //! mostly-zero weight matrix scattered from the top-k (many tokens: prefill). Both are exact.
 
 use burn::prelude::*;
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
 use burn::tensor::{DType, IndexingUpdateOp};
 
 use dsocr_core::layers::Linear;
 use dsocr_core::{CoreError, Weights};
+use dsocr_kernels::RouterConfig;
 
 use crate::config::LmConfig;
 
@@ -47,7 +48,7 @@ impl Mlp {
 /// Routed experts (stacked per projection) plus always-on shared experts.
 #[derive(Debug, Clone)]
 pub struct Moe {
-    /// Router `[H, E]`, f32 (the reference routes in f32).
+    /// Router weight `[E, H]`, f32 (the reference routes in f32).
     gate: Tensor<2>,
     /// `[E, H, I]`.
     experts_gate: Tensor<3>,
@@ -56,9 +57,7 @@ pub struct Moe {
     /// `[E, I, H]`.
     experts_down: Tensor<3>,
     shared: Option<Mlp>,
-    top_k: usize,
-    norm_topk_prob: bool,
-    routed_scaling_factor: f64,
+    router: RouterConfig,
 }
 
 impl Moe {
@@ -76,14 +75,16 @@ impl Moe {
         }
         let shared = if cfg.n_shared_experts > 0 { Some(Mlp::load(&w.pp("shared_experts"), h, i * cfg.n_shared_experts)?) } else { None };
         Ok(Moe {
-            gate: w.pp("gate").tensor_f32("weight", [e, h])?.transpose(),
+            gate: w.pp("gate").tensor_f32("weight", [e, h])?,
             experts_gate: Tensor::stack(gates, 0),
             experts_up: Tensor::stack(ups, 0),
             experts_down: Tensor::stack(downs, 0),
             shared,
-            top_k: cfg.num_experts_per_tok,
-            norm_topk_prob: cfg.norm_topk_prob,
-            routed_scaling_factor: cfg.routed_scaling_factor,
+            router: RouterConfig {
+                top_k: cfg.num_experts_per_tok,
+                renormalise: cfg.norm_topk_prob,
+                scaling: cfg.routed_scaling_factor,
+            },
         })
     }
 
@@ -91,22 +92,12 @@ impl Moe {
         self.experts_gate.dims()[0]
     }
 
-    /// Router: top-k expert ids `[N, k]` and their weights `[N, k]` (f32) for tokens `[N, H]`.
-    fn route(&self, x: &Tensor<2>) -> (Tensor<2, Int>, Tensor<2>) {
-        let logits = x.clone().cast(DType::F32).matmul(self.gate.clone());
-        let scores = softmax(logits, 1);
-        let (mut weights, ids) = scores.topk_with_indices(self.top_k, 1);
-        if self.norm_topk_prob {
-            weights = weights.clone() / (weights.sum_dim(1) + 1e-20);
-        }
-        (ids, weights * self.routed_scaling_factor)
-    }
 
     /// Tokens `[N, H]` → `[N, H]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let [n, _] = x.dims();
-        let (ids, weights) = self.route(&x);
-        let routed = if n * self.top_k <= self.experts() { self.gathered(&x, ids, weights) } else { self.dense(&x, ids, weights) };
+        let (ids, weights) = dsocr_kernels::route(x.clone(), &self.gate, self.router);
+        let routed = if n * self.router.top_k <= self.experts() { self.gathered(&x, ids, weights) } else { self.dense(&x, ids, weights) };
         match &self.shared {
             Some(shared) => routed + shared.forward(x),
             None => routed,

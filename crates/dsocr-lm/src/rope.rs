@@ -1,5 +1,6 @@
 //! Rotary position embedding, Llama/NeoX "rotate-half" style over the full head dimension
-//! (MODEL_SPEC §3.7; the MLA-only even/odd permutation is not used).
+//! (MODEL_SPEC §3.7; the MLA-only even/odd permutation is not used): the cos/sin tables and the
+//! positions of a forward pass. The rotation itself is [`dsocr_kernels::rope_qkv`].
 
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -48,15 +49,6 @@ impl Rope {
                 (take(&self.cos), take(&self.sin))
             }
         }
-    }
-
-    /// Rotate `x` `[B, heads, T, d]` by the given tables.
-    pub fn apply(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
-        let d = x.dims()[3];
-        let x1 = x.clone().narrow(3, 0, d / 2);
-        let x2 = x.clone().narrow(3, d / 2, d / 2);
-        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-        x * cos.clone() + rotated * sin.clone()
     }
 }
 

@@ -1,46 +1,59 @@
-//! Decode attention as one CubeCL kernel: one cube per (head, sequence), one plane (warp) of 32
-//! lanes per group of keys.
+//! Decode attention in two CubeCL kernels, flash-decoding style: the keys are cut into chunks of
+//! [`CHUNK`] slots and every (head, sequence, chunk) gets its own cube, so a step runs hundreds
+//! of cubes at once instead of one per head; a second kernel merges the chunks.
 //!
-//! Each lane holds `d / 32` query elements. A plane walks its share of the live keys one at a
-//! time: the lanes' partial dot products are summed across the plane, and an online softmax
-//! (running maximum, running sum, rescaled accumulator) folds the key's value row into the lanes'
-//! accumulators. The planes' partial results are then merged through shared memory. All
-//! arithmetic is in f32 whatever the storage type; `filled` is a run-time scalar, so one compiled
-//! kernel serves every step of a request.
+//! Split kernel: a cube is [`PLANES`] planes (warps) of 32 lanes; each lane holds `d / 32` query
+//! elements (`⌈d / 32⌉`). A plane takes [`GROUP`] keys at a time (independent loads in flight): the lanes'
+//! partial dot products are summed across the plane, and an online softmax (running maximum,
+//! running sum, rescaled accumulator) folds the keys' value rows into the lanes' accumulators.
+//! The planes then meet through shared memory, and the cube writes its chunk's unnormalised
+//! output with the chunk's maximum and sum. Merge kernel: one cube per (head, sequence), one unit
+//! per output element, rescales the chunks to a common maximum and divides by the total.
+//!
+//! All arithmetic is in f32 whatever the storage type. `filled` is a run-time scalar and the grid
+//! depends only on the cache's capacity, so one compiled kernel serves every step of a request.
+//! This file holds only CubeCL code (no Burn), so it compiles for any CubeCL runtime.
 
-use burn::backend::cubecl::dtype_to_storage_type;
-use burn::tensor::Shape;
-use burn_cubecl::ops::numeric::empty_device_dtype;
-use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-/// Planes per cube: each takes every `PLANES`-th key.
-const PLANES: u32 = 4;
-/// Lanes per plane the kernel is written for (NVIDIA warps).
-const PLANE: u32 = 32;
+/// Key slots per cube of the split kernel.
+pub(super) const CHUNK: u32 = 64;
+/// Planes per cube of the split kernel.
+pub(super) const PLANES: u32 = 4;
+/// Keys a plane scores per iteration.
+const GROUP: u32 = 4;
+/// Lanes per plane the kernels are written for (NVIDIA warps).
+pub(super) const PLANE: u32 = 32;
+/// Stands in for −∞ in running maxima (exp of a difference of two of them is 1, not NaN).
+const NEG_BIG: f32 = -1.0e30;
 
+/// One chunk of keys per cube: writes `partial[b, h, chunk, :]` (unnormalised, f32) and
+/// `stats[b, h, chunk, 0..2]` = (maximum score, sum of exp(score − maximum)).
 #[cube(launch)]
-fn decode_attention_kernel<F: Float, I: Numeric>(
+pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     q: &Tensor<F>,
     keys: &Tensor<F>,
     values: &Tensor<F>,
     pads: &Tensor<I>,
-    output: &mut Tensor<F>,
+    partial: &mut Tensor<f32>,
+    stats: &mut Tensor<f32>,
     filled: u32,
     scale: f32,
-    #[comptime] per_lane: u32,
-    #[comptime] planes: u32,
+    #[comptime] head_dim: u32,
     #[define(F, I)] _dtypes: [ElemType; 2],
 ) {
     let h = CUBE_POS_X as usize;
     let b = CUBE_POS_Y as usize;
+    let chunk = CUBE_POS_Z as usize;
     let lane = UNIT_POS_X as usize;
     let plane = UNIT_POS_Y as usize;
-    let n_lane = per_lane as usize;
-    let n_plane = planes as usize;
-    let d = n_lane * 32;
+    let n_lane = comptime!(head_dim.div_ceil(PLANE)) as usize;
+    let n_plane = PLANES as usize;
+    let d = head_dim as usize;
     let pad = u32::cast_from(pads[b * pads.stride(0)]) as usize;
     let len = filled as usize;
+    let start = chunk * CHUNK as usize;
+    let last_slot = keys.shape(2) - 1;
 
     let q_base = b * q.stride(0) + h * q.stride(1);
     let k_base = b * keys.stride(0) + h * keys.stride(1);
@@ -48,97 +61,145 @@ fn decode_attention_kernel<F: Float, I: Numeric>(
     let (k_slot, k_elem) = (keys.stride(2), keys.stride(3));
     let (v_slot, v_elem) = (values.stride(2), values.stride(3));
 
+    // Lane `l` holds elements `l, l + 32, …`; with a head size not a multiple of 32 the
+    // missing elements load a valid one and get a zero query, so they add nothing.
     let mut qv = Array::<f32>::new(n_lane);
     let mut acc = Array::<f32>::new(n_lane);
+    let mut elems = Array::<usize>::new(n_lane);
     #[unroll]
     for i in 0..n_lane {
-        qv[i] = f32::cast_from(q[q_base + (lane + 32 * i) * q.stride(3)]) * scale;
+        let e = lane + 32 * i;
+        elems[i] = clamp_max(e, d - 1);
+        qv[i] = select(e < d, f32::cast_from(q[q_base + elems[i] * q.stride(3)]) * scale, f32::new(0.0));
         acc[i] = f32::new(0.0);
     }
-    let mut run_max = f32::new(-1.0e30);
+    let mut run_max = f32::new(NEG_BIG);
     let mut run_sum = f32::new(0.0);
 
-    let mut j = pad + plane;
-    while j < len {
-        let mut partial = f32::new(0.0);
-        #[unroll]
-        for i in 0..n_lane {
-            partial += qv[i] * f32::cast_from(keys[k_base + j * k_slot + (lane + 32 * i) * k_elem]);
+    // Chunks past the filled slots are never merged; their cubes do nothing.
+    if start < len {
+        let rounds = (CHUNK / (PLANES * GROUP)) as usize;
+        let mut scores = Array::<f32>::new(GROUP as usize);
+        let mut slots = Array::<usize>::new(GROUP as usize);
+        for round in 0..rounds {
+            let first = start + (round * n_plane + plane) * GROUP as usize;
+            let mut group_max = run_max;
+            #[unroll]
+            for g in 0..GROUP as usize {
+                let j = first + g;
+                // Dead slots (padding, past `filled`) still load from a valid slot, then drop out.
+                let slot = clamp_max(j, last_slot);
+                slots[g] = slot;
+                let mut dot = f32::new(0.0);
+                #[unroll]
+                for i in 0..n_lane {
+                    dot += qv[i] * f32::cast_from(keys[k_base + slot * k_slot + elems[i] * k_elem]);
+                }
+                let score = plane_sum(dot);
+                scores[g] = f32::new(NEG_BIG);
+                if j >= pad && j < len {
+                    scores[g] = score;
+                }
+                group_max = f32::max(group_max, scores[g]);
+            }
+            let rescale = f32::exp(run_max - group_max);
+            run_sum *= rescale;
+            #[unroll]
+            for i in 0..n_lane {
+                acc[i] *= rescale;
+            }
+            #[unroll]
+            for g in 0..GROUP as usize {
+                let j = first + g;
+                let mut weight = f32::new(0.0);
+                if j >= pad && j < len {
+                    weight = f32::exp(scores[g] - group_max);
+                }
+                run_sum += weight;
+                #[unroll]
+                for i in 0..n_lane {
+                    acc[i] += weight * f32::cast_from(values[v_base + slots[g] * v_slot + elems[i] * v_elem]);
+                }
+            }
+            run_max = group_max;
         }
-        let score = plane_sum(partial);
-        let new_max = f32::max(run_max, score);
-        let rescale = f32::exp(run_max - new_max);
-        let weight = f32::exp(score - new_max);
-        run_sum = run_sum * rescale + weight;
-        #[unroll]
-        for i in 0..n_lane {
-            acc[i] = acc[i] * rescale + weight * f32::cast_from(values[v_base + j * v_slot + (lane + 32 * i) * v_elem]);
-        }
-        run_max = new_max;
-        j += n_plane;
     }
 
-    // Merge the planes: [max, sum] per plane, then the accumulators.
-    let mut stats = Shared::<[f32]>::new_slice(2 * n_plane);
-    let mut partials = Shared::<[f32]>::new_slice(n_plane * d);
+    // Merge the planes: (max, sum) per plane, then the accumulators.
+    let mut plane_stats = Shared::<[f32]>::new_slice(2 * n_plane);
+    let width = n_lane * 32;
+    let mut plane_acc = Shared::<[f32]>::new_slice(n_plane * width);
     if lane == 0 {
-        stats[plane] = run_max;
-        stats[n_plane + plane] = run_sum;
+        plane_stats[plane] = run_max;
+        plane_stats[n_plane + plane] = run_sum;
     }
     #[unroll]
     for i in 0..n_lane {
-        partials[plane * d + lane + 32 * i] = acc[i];
+        plane_acc[plane * width + lane + 32 * i] = acc[i];
     }
     sync_cube();
-    if plane == 0 {
-        let mut top = f32::new(-1.0e30);
+    if plane == 0 && start < len {
+        let mut top = f32::new(NEG_BIG);
+        #[unroll]
         for p in 0..n_plane {
-            top = f32::max(top, stats[p]);
+            top = f32::max(top, plane_stats[p]);
         }
         let mut total = f32::new(0.0);
+        #[unroll]
         for p in 0..n_plane {
-            total += stats[n_plane + p] * f32::exp(stats[p] - top);
+            total += plane_stats[n_plane + p] * f32::exp(plane_stats[p] - top);
         }
-        let out_base = b * output.stride(0) + h * output.stride(1);
-        let out_elem = output.stride(3);
+        let p_base = b * partial.stride(0) + h * partial.stride(1) + chunk * partial.stride(2);
         #[unroll]
         for i in 0..n_lane {
             let e = lane + 32 * i;
-            let mut sum = f32::new(0.0);
-            for p in 0..n_plane {
-                sum += partials[p * d + e] * f32::exp(stats[p] - top);
+            if e < d {
+                let mut sum = f32::new(0.0);
+                #[unroll]
+                for p in 0..n_plane {
+                    sum += plane_acc[p * width + e] * f32::exp(plane_stats[p] - top);
+                }
+                let at = p_base + e * partial.stride(3);
+                partial[at] = sum;
             }
-            output[out_base + e * out_elem] = F::cast_from(sum / total);
+        }
+        if lane == 0 {
+            let s_base = b * stats.stride(0) + h * stats.stride(1) + chunk * stats.stride(2);
+            stats[s_base] = top;
+            let at = s_base + stats.stride(3);
+            stats[at] = total;
         }
     }
 }
 
-/// Launch on the tensors of one decode step; see [`crate::decode_attention`] for the layout.
-pub(super) fn launch(q: CubeTensor, keys: CubeTensor, values: CubeTensor, pads: CubeTensor, filled: usize) -> CubeTensor {
-    let shape = q.meta.shape().clone();
-    let (b, h, d) = (shape[0], shape[1], shape[3]);
-    assert!(d % 32 == 0 && d <= 256, "decode attention kernel: head size {d} is not a multiple of 32 up to 256");
-    assert!(keys.meta.shape()[2] >= filled && values.meta.shape()[2] >= filled, "decode attention kernel: fewer slots than {filled}");
-    let plane_size = q.client.properties().hardware.plane_size_max;
-    assert_eq!(plane_size, PLANE, "decode attention kernel expects {PLANE}-lane planes, the device has {plane_size}");
-    let (float, int) = (q.dtype, pads.dtype);
-    let output = empty_device_dtype(q.client.clone(), q.device.clone(), Shape::new([b, h, 1, d]), float);
-    let scale = 1.0 / (d as f32).sqrt();
-    let client = q.client.clone();
-    decode_attention_kernel::launch(
-        &client,
-        CubeCount::Static(h as u32, b as u32, 1),
-        CubeDim::new_2d(PLANE, PLANES),
-        q.into_tensor_arg(),
-        keys.into_tensor_arg(),
-        values.into_tensor_arg(),
-        pads.into_tensor_arg(),
-        output.clone().into_tensor_arg(),
-        filled as u32,
-        scale,
-        (d / 32) as u32,
-        PLANES,
-        [dtype_to_storage_type(float), dtype_to_storage_type(int)],
-    );
-    output
+/// One cube per (head, sequence), one unit per output element: combine the live chunks'
+/// partial outputs into `output[b, h, 0, :]`.
+#[cube(launch)]
+pub(super) fn decode_attention_merge_kernel<F: Float>(
+    partial: &Tensor<f32>,
+    stats: &Tensor<f32>,
+    output: &mut Tensor<F>,
+    filled: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let h = CUBE_POS_X as usize;
+    let b = CUBE_POS_Y as usize;
+    let e = UNIT_POS_X as usize;
+    let chunks = (filled as usize).div_ceil(CHUNK as usize);
+    let s_base = b * stats.stride(0) + h * stats.stride(1);
+    let (s_chunk, s_field) = (stats.stride(2), stats.stride(3));
+    let mut top = f32::new(NEG_BIG);
+    for c in 0..chunks {
+        top = f32::max(top, stats[s_base + c * s_chunk]);
+    }
+    let p_base = b * partial.stride(0) + h * partial.stride(1) + e * partial.stride(3);
+    let mut total = f32::new(0.0);
+    let mut sum = f32::new(0.0);
+    for c in 0..chunks {
+        let factor = f32::exp(stats[s_base + c * s_chunk] - top);
+        total += stats[s_base + c * s_chunk + s_field] * factor;
+        sum += partial[p_base + c * partial.stride(2)] * factor;
+    }
+    let at = b * output.stride(0) + h * output.stride(1) + e * output.stride(3);
+    output[at] = F::cast_from(sum / total);
 }

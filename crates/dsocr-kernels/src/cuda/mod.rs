@@ -2,13 +2,19 @@
 //! device (with the fusion layer in front, as Burn's CUDA backend has it).
 
 mod decode_attention_kernel;
+mod decode_attention_launch;
 mod norm_kernel;
+mod rope_kernel;
+mod rope_launch;
+mod router_kernel;
+mod router_launch;
 mod skinny_kernels;
 mod skinny_launch;
 
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::prelude::*;
+use burn::backend::fusion::custom::TensorSpec;
 use burn::tensor::{DType, Shape};
 use burn_cubecl::CubeBackend;
 
@@ -49,6 +55,31 @@ pub trait DsocrKernels: Backend {
     /// See [`crate::expert_down`].
     #[fusion(dtype = act, shape = Shape::new([ids[0], down[2]]))]
     fn expert_down(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>, weights: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// See [`crate::rope_qkv`].
+    #[fusion(meta = |qkv, cos, _sin, heads| {
+        let out = TensorSpec::new(Shape::new([cos.shape[0], *heads, cos.shape[2], cos.shape[3]]), qkv.dtype);
+        (out.clone(), out.clone(), out)
+    })]
+    fn rope_qkv(
+        qkv: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        heads: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// See [`crate::route`].
+    #[fusion(meta = |x, _gate, top_k, _renormalise, _scaling| {
+        let shape = Shape::new([x.shape[0], *top_k]);
+        (TensorSpec::new(shape.clone(), DType::I32), TensorSpec::new(shape, DType::F32))
+    })]
+    fn route(
+        x: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        top_k: usize,
+        renormalise: bool,
+        scaling: f32,
+    ) -> (IntTensor<Self>, FloatTensor<Self>);
 }
 
 impl DsocrKernels for CubeBackend {
@@ -59,7 +90,7 @@ impl DsocrKernels for CubeBackend {
         pads: IntTensor<Self>,
         filled: usize,
     ) -> FloatTensor<Self> {
-        decode_attention_kernel::launch(q, keys, values, pads, filled)
+        decode_attention_launch::decode_attention(q, keys, values, pads, filled)
     }
 
     fn skinny_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -86,12 +117,30 @@ impl DsocrKernels for CubeBackend {
     fn expert_down(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>, weights: FloatTensor<Self>) -> FloatTensor<Self> {
         skinny_launch::expert_down(act, down, ids, weights)
     }
+
+    fn rope_qkv(
+        qkv: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        heads: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        rope_launch::rope_qkv(qkv, cos, sin, heads)
+    }
+
+    fn route(
+        x: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        top_k: usize,
+        renormalise: bool,
+        scaling: f32,
+    ) -> (IntTensor<Self>, FloatTensor<Self>) {
+        router_launch::route(x, gate, top_k, renormalise, scaling)
+    }
 }
 
-/// Whether the kernel handles `q`'s head size (a multiple of 32 up to 256).
+/// Whether the kernel handles `q`'s head size (up to 256).
 pub(crate) fn decode_attention_supported(q: &Tensor<4>) -> bool {
-    let d = q.dims()[3];
-    d % 32 == 0 && d <= 256
+    q.dims()[3] <= 256
 }
 
 /// [`crate::decode_attention`] through the kernel.
@@ -135,4 +184,16 @@ pub(crate) fn expert_down(act: Tensor<2>, down: Tensor<3>, ids: Tensor<2, Int>, 
 pub(crate) fn add_rms_norm(x: Tensor<2>, delta: Tensor<2>, weight: Tensor<1>, eps: f32) -> (Tensor<2>, Tensor<2>) {
     let (sum, out) = Dispatch::add_rms_norm(x.into_dispatch(), delta.into_dispatch(), weight.into_dispatch(), eps);
     (Tensor::from_dispatch(sum), Tensor::from_dispatch(out))
+}
+
+/// [`crate::rope_qkv`] through the kernel.
+pub(crate) fn rope_qkv(qkv: Tensor<2>, cos: Tensor<4>, sin: Tensor<4>, heads: usize) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    let (q, k, v) = Dispatch::rope_qkv(qkv.into_dispatch(), cos.into_dispatch(), sin.into_dispatch(), heads);
+    (Tensor::from_dispatch(q), Tensor::from_dispatch(k), Tensor::from_dispatch(v))
+}
+
+/// [`crate::route`] through the kernel.
+pub(crate) fn route(x: Tensor<2>, gate: Tensor<2>, config: crate::RouterConfig) -> (Tensor<2, Int>, Tensor<2>) {
+    let (ids, weights) = Dispatch::route(x.into_dispatch(), gate.into_dispatch(), config.top_k, config.renormalise, config.scaling as f32);
+    (Tensor::from_dispatch(ids), Tensor::from_dispatch(weights))
 }

@@ -1,0 +1,118 @@
+//! Self-check of the RoPE and router kernels ([`crate::rope`], [`crate::router`]) against the
+//! same computations written out in f64 on the host from the same (already rounded) inputs.
+
+use burn::prelude::*;
+use burn::tensor::{DType, Distribution};
+
+use crate::check::{KernelCheck, host};
+use crate::rope::rope_qkv;
+use crate::router::{RouterConfig, route};
+
+/// Every RoPE and router case on `device` in `dtype`, accepting `relative` error (of the largest
+/// result magnitude, at least 1).
+pub(crate) fn check_layer_kernels(device: &Device, dtype: DType, relative: f32) -> Vec<KernelCheck> {
+    let mut out = Vec::new();
+    // (batch, positions, heads, head size, tables shared by the batch through a broadcast view)
+    for (b, t, heads, d, broadcast) in [(1, 1, 10, 128, true), (3, 5, 4, 16, false), (2, 1, 10, 128, true)] {
+        out.push(check_rope(device, dtype, relative, (b, t, heads, d), broadcast));
+    }
+    // (tokens, hidden, experts, top-k, renormalise, scaling): the release router, the parity
+    // model's, and an expert count that is not a multiple of 32.
+    for (m, h, e, k, renormalise, scaling) in
+        [(1, 1280, 64, 6, false, 1.0), (5, 64, 8, 3, true, 2.5), (12, 1280, 72, 6, false, 1.0), (2, 96, 64, 6, true, 1.0)]
+    {
+        out.push(check_router(device, dtype, (m, h, e), RouterConfig { top_k: k, renormalise, scaling }));
+    }
+    out
+}
+
+fn check_rope(device: &Device, dtype: DType, relative: f32, (b, t, heads, d): (usize, usize, usize, usize), broadcast: bool) -> KernelCheck {
+    let hidden = heads * d;
+    let qkv = Tensor::<2>::random([b * t, 3 * hidden], Distribution::Normal(0.0, 1.0), (device, dtype));
+    let table = |seed: f64| {
+        let rows = if broadcast { 1 } else { b };
+        let angles = Tensor::<4>::random([rows, 1, t, d], Distribution::Uniform(-seed, seed), (device, DType::F32));
+        let angles = if broadcast { angles.expand([b, 1, t, d]) } else { angles };
+        angles.cast(dtype)
+    };
+    let (cos, sin) = (table(1.0).cos(), table(1.0).sin());
+    let (q, k, v) = rope_qkv(qkv.clone(), &cos, &sin, heads);
+    let (x, c, s) = (host(qkv), host(cos), host(sin));
+    let half = d / 2;
+    let mut expected = Vec::with_capacity(3 * b * t * hidden);
+    for part in 0..3 {
+        for bi in 0..b {
+            for head in 0..heads {
+                for ti in 0..t {
+                    let row = (bi * t + ti) * 3 * hidden + part * hidden + head * d;
+                    let tab = (bi * t + ti) * d;
+                    for e in 0..d {
+                        let xe = f64::from(x[row + e]);
+                        let value = if part == 2 {
+                            xe
+                        } else {
+                            let rotated = if e < half { -f64::from(x[row + e + half]) } else { f64::from(x[row + e - half]) };
+                            xe * f64::from(c[tab + e]) + rotated * f64::from(s[tab + e])
+                        };
+                        expected.push(value);
+                    }
+                }
+            }
+        }
+    }
+    let got = [host(q), host(k), host(v)].concat();
+    let scale = expected.iter().fold(1.0f64, |a, e| a.max(e.abs())) as f32;
+    let max_abs_err = if got.len() == expected.len() {
+        got.iter().zip(&expected).map(|(g, e)| (f64::from(*g) - e).abs() as f32).fold(0.0f32, f32::max)
+    } else {
+        f32::NAN
+    };
+    let case = format!("{dtype:?} B={b} T={t} heads={heads} d={d}{}", if broadcast { " broadcast tables" } else { "" });
+    KernelCheck { kernel: "rope_qkv", case, max_abs_err, tolerance: relative * scale }
+}
+
+/// Ids must name the exact top-k (a swap of two experts whose exact probabilities differ by
+/// less than 1e-6 is a tie, not an error); weights are compared with 1e-5 (they are f32 sums
+/// of the same f32 products whatever `dtype` the tokens have).
+fn check_router(device: &Device, dtype: DType, (m, h, e): (usize, usize, usize), config: RouterConfig) -> KernelCheck {
+    let x = Tensor::<2>::random([m, h], Distribution::Normal(0.0, 1.0), (device, dtype));
+    let gate = Tensor::<2>::random([e, h], Distribution::Normal(0.0, 0.5 / (h as f64).sqrt()), (device, DType::F32));
+    let (ids, weights) = route(x.clone(), &gate, config);
+    let got_ids: Vec<i64> = ids.into_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
+    let got_w = host(weights);
+    let (xv, gv) = (host(x), host(gate));
+    let k = config.top_k;
+    let mut max_abs_err = 0.0f32;
+    if got_ids.len() != m * k || got_w.len() != m * k {
+        max_abs_err = f32::NAN;
+    }
+    for r in 0..m {
+        if max_abs_err.is_nan() {
+            break;
+        }
+        let logits: Vec<f64> =
+            (0..e).map(|j| (0..h).map(|i| f64::from(xv[r * h + i]) * f64::from(gv[j * h + i])).sum::<f64>()).collect();
+        let top = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = logits.iter().map(|l| (l - top).exp()).sum();
+        let probs: Vec<f64> = logits.iter().map(|l| (l - top).exp() / total).collect();
+        let mut order: Vec<usize> = (0..e).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+        let chosen = &order[..k];
+        let norm = if config.renormalise { chosen.iter().map(|&j| probs[j]).sum::<f64>() + 1e-20 } else { 1.0 };
+        for (slot, &want) in chosen.iter().enumerate() {
+            let got = got_ids[r * k + slot];
+            let tie = usize::try_from(got).is_ok_and(|g| g < e && (probs[g] - probs[want]).abs() < 1e-6);
+            if got != want as i64 && !tie {
+                max_abs_err = f32::INFINITY;
+            }
+            let weight = probs[want] / norm * config.scaling;
+            max_abs_err = max_abs_err.max((f64::from(got_w[r * k + slot]) - weight).abs() as f32);
+        }
+    }
+    let case = format!(
+        "{dtype:?} M={m} H={h} E={e} top-{k}{}{}",
+        if config.renormalise { " renormalised" } else { "" },
+        if config.scaling != 1.0 { format!(" ×{}", config.scaling) } else { String::new() }
+    );
+    KernelCheck { kernel: "route", case, max_abs_err, tolerance: 1e-5 }
+}

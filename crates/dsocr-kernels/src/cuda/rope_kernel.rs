@@ -1,0 +1,59 @@
+//! RoPE on the fused QKV projection as one CubeCL kernel: reads the `[B·T, 3H]` output of the
+//! q/k/v projection, rotates q and k (rotate-half), and writes q, k and v as contiguous
+//! `[B, heads, T, d]` tensors (the layout of the attention and the KV cache), replacing the
+//! narrow / transpose / negate / concatenate / multiply-add chain of the reference.
+//!
+//! One unit per (row, head, pair `i < d/2`) handles elements `i` and `i + d/2` of q, k and v.
+//! The products and the sum are computed in the storage type, op by op, as the reference does.
+//! This file holds only CubeCL code (no Burn).
+
+use cubecl::prelude::*;
+
+/// `q`, `k`, `v` `[B, heads, T, d]` from `qkv` `[B·T, 3·heads·d]` and the RoPE tables `cos`,
+/// `sin` `[B, 1, T, d]`.
+#[cube(launch)]
+pub(super) fn rope_qkv_kernel<F: Float>(
+    qkv: &Tensor<F>,
+    cos: &Tensor<F>,
+    sin: &Tensor<F>,
+    q: &mut Tensor<F>,
+    k: &mut Tensor<F>,
+    v: &mut Tensor<F>,
+    #[define(F)] _dtype: ElemType,
+) {
+    let (heads, t_len, d) = (q.shape(1), q.shape(2), q.shape(3));
+    let half = d / 2;
+    let rows = qkv.shape(0);
+    let pos = ABSOLUTE_POS;
+    if pos < rows * heads * half {
+        let i = pos % half;
+        let head = (pos / half) % heads;
+        let row = pos / (half * heads);
+        let (b, t) = (row / t_len, row % t_len);
+        let hidden = heads * d;
+        let src = row * qkv.stride(0);
+        let col = qkv.stride(1);
+        let lo = head * d + i;
+        let hi = lo + half;
+        let table = b * cos.stride(0) + t * cos.stride(2);
+        let (c_lo, c_hi) = (cos[table + i * cos.stride(3)], cos[table + (i + half) * cos.stride(3)]);
+        let table = b * sin.stride(0) + t * sin.stride(2);
+        let (s_lo, s_hi) = (sin[table + i * sin.stride(3)], sin[table + (i + half) * sin.stride(3)]);
+
+        let out = b * q.stride(0) + head * q.stride(1) + t * q.stride(2);
+        let (at_lo, at_hi) = (out + i * q.stride(3), out + (i + half) * q.stride(3));
+        // Rotate-half: [x1, x2] → [x1·c − x2·s, x2·c + x1·s] (cat(−x2, x1)·sin added).
+        let (x1, x2) = (qkv[src + lo * col], qkv[src + hi * col]);
+        q[at_lo] = x1 * c_lo - x2 * s_lo;
+        q[at_hi] = x2 * c_hi + x1 * s_hi;
+        let (x1, x2) = (qkv[src + (hidden + lo) * col], qkv[src + (hidden + hi) * col]);
+        let out = b * k.stride(0) + head * k.stride(1) + t * k.stride(2);
+        let (at_lo, at_hi) = (out + i * k.stride(3), out + (i + half) * k.stride(3));
+        k[at_lo] = x1 * c_lo - x2 * s_lo;
+        k[at_hi] = x2 * c_hi + x1 * s_hi;
+        let out = b * v.stride(0) + head * v.stride(1) + t * v.stride(2);
+        let (at_lo, at_hi) = (out + i * v.stride(3), out + (i + half) * v.stride(3));
+        v[at_lo] = qkv[src + (2 * hidden + lo) * col];
+        v[at_hi] = qkv[src + (2 * hidden + hi) * col];
+    }
+}
