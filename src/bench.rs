@@ -63,6 +63,11 @@ pub struct RunTimings {
     pub decode_s: f64,
     /// Decode tokens per second at batch 1.
     pub decode_tokens_per_s: f64,
+    /// Mean decode step at batch 1 over the first quarter of the steps, in milliseconds (with
+    /// the last quarter's, shows whether steps slow down as the sequence grows).
+    pub decode_step_ms_first_quarter: f64,
+    /// Mean decode step at batch 1 over the last quarter of the steps, in milliseconds.
+    pub decode_step_ms_last_quarter: f64,
     /// Whole page at batch 1 (time to first token + decode).
     pub page_s: f64,
     /// With `batch > 1`: decode tokens per second per sequence.
@@ -174,14 +179,28 @@ pub fn run_once(s: &BenchSetup<'_>, peak: &mut Option<u64>) -> Result<RunTimings
     let config =
         GenerationConfig { max_new_tokens: s.new_tokens, repetition: RepetitionGuard::None, ignore_eos: true, ..Default::default() };
     let prompt = Prompt { ids: ids.input_ids.clone(), embeds };
-    let (out, stats) = generate(s.lm, vec![prompt.clone()], &config, |_, _| {})?;
+    // When each token reached the host: step times come from their differences.
+    let mut arrivals = Vec::with_capacity(s.new_tokens);
+    let (out, stats) = generate(s.lm, vec![prompt.clone()], &config, |_, _| arrivals.push(Instant::now()))?;
     sample();
+    let steps: Vec<f64> = arrivals.windows(2).map(|w| (w[1] - w[0]).as_secs_f64() * 1e3).collect();
+    let quarter = (steps.len() / 4).max(1);
+    let mean = |xs: &[f64]| if xs.is_empty() { 0.0 } else { xs.iter().sum::<f64>() / xs.len() as f64 };
+    t.decode_step_ms_first_quarter = mean(&steps[..quarter.min(steps.len())]);
+    t.decode_step_ms_last_quarter = mean(&steps[steps.len().saturating_sub(quarter)..]);
     t.prefill_s = stats.prefill.as_secs_f64();
     t.ttft_s = t.preprocess_s + t.sam_s + t.clip_s + t.projector_s + t.prefill_s;
     t.decode_s = stats.decode.as_secs_f64();
     t.decode_tokens_per_s = if t.decode_s > 0.0 { stats.decode_steps as f64 / t.decode_s } else { 0.0 };
     t.page_s = t.ttft_s + t.decode_s;
-    tracing::info!("bench: prefill {:.3} s, decode {:.3} s ({:.1} tok/s)", t.prefill_s, t.decode_s, t.decode_tokens_per_s);
+    tracing::info!(
+        "bench: prefill {:.3} s, decode {:.3} s ({:.1} tok/s; steps {:.2} ms first quarter, {:.2} ms last)",
+        t.prefill_s,
+        t.decode_s,
+        t.decode_tokens_per_s,
+        t.decode_step_ms_first_quarter,
+        t.decode_step_ms_last_quarter
+    );
     debug_assert_eq!(out[0].tokens.len(), s.new_tokens);
 
     if s.batch > 1 {

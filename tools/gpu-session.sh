@@ -4,6 +4,8 @@
 #   tools/gpu-session.sh parity            # dsocr parity in f32 and bf16 on every shared case
 #   tools/gpu-session.sh bench [ARGS…]     # synth-weights (once) + dsocr bench on the release size
 #   tools/gpu-session.sh kernels           # dsocr kernels-check (each kernel against its reference)
+#   tools/gpu-session.sh profile           # GPU time per kernel over a window of decode launches (ncu)
+#   tools/gpu-session.sh save-cache        # pack the CubeCL caches into $OUT (carry them next time)
 # PARITY_DTYPES (default "f32 bf16") and PARITY_TAG (output name suffix) adjust the parity run;
 # the fixtures are whichever dist/parity*.tar.xz were carried.
 # Results are written under $OUT.
@@ -11,6 +13,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
+if [ ! -d dist/cubecl-cache ] && [ -f dist/cubecl-cache.tar.xz ]; then
+  tar xJf dist/cubecl-cache.tar.xz -C dist
+fi
 if [ ! -x dist/dsocr ] || [ dist/dsocr.xz -nt dist/dsocr ]; then
   xz -dkf dist/dsocr.xz && chmod +x dist/dsocr
 fi
@@ -30,6 +35,19 @@ case "$what" in
     ;;
   kernels)
     dist/dsocr kernels-check --device cuda 2>&1 | tee "$OUT/kernels-check.txt"
+    ;;
+  profile)
+    # PROFILE_SKIP launches in (past vision, prefill and ~100 decode steps of the first pass),
+    # then PROFILE_COUNT launches timed one by one on the GPU (clocks and caches left alone).
+    [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
+    ncu --metrics gpu__time_duration.sum --csv --print-units base --clock-control none --cache-control none \
+      --launch-skip "${PROFILE_SKIP:-20000}" --launch-count "${PROFILE_COUNT:-600}" \
+      dist/dsocr bench --model dist/synth --device cuda --new-tokens 256 --batch 1 > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
+    echo "ncu exit $?"
+    python3 tools/ncu_summary.py "$OUT/ncu.csv" "${PROFILE_STEPS:-0}" | tee "$OUT/ncu-summary.txt"
+    ;;
+  save-cache)
+    tar cJf "$OUT/cubecl-cache.tar.xz" -C dist cubecl-cache && ls -l "$OUT/cubecl-cache.tar.xz"
     ;;
   bench)
     # BENCH_NAME names the outputs (a second process: BENCH_NAME=bench2); BENCH_TIMEOUT keeps the

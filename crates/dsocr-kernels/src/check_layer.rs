@@ -16,17 +16,23 @@ pub(crate) fn check_layer_kernels(device: &Device, dtype: DType, relative: f32) 
     for (b, t, heads, d, broadcast) in [(1, 1, 10, 128, true), (3, 5, 4, 16, false), (2, 1, 10, 128, true)] {
         out.push(check_rope(device, dtype, relative, (b, t, heads, d), broadcast));
     }
-    // (tokens, hidden, experts, top-k, renormalise, scaling): the release router, the parity
-    // model's, and an expert count that is not a multiple of 32.
-    for (m, h, e, k, renormalise, scaling) in
-        [(1, 1280, 64, 6, false, 1.0), (5, 64, 8, 3, true, 2.5), (12, 1280, 72, 6, false, 1.0), (2, 96, 64, 6, true, 1.0)]
+    // (tokens, hidden, experts, top-k, shared, renormalise, scaling): the release router, the
+    // parity model's, and an expert count that is not a multiple of 32.
+    for (m, h, e, top_k, shared, renormalise, scaling) in
+        [(1, 1280, 64, 6, 2, false, 1.0), (5, 64, 8, 3, 2, true, 2.5), (12, 1280, 72, 6, 0, false, 1.0), (2, 96, 64, 6, 1, true, 1.0)]
     {
-        out.push(check_router(device, dtype, (m, h, e), RouterConfig { top_k: k, renormalise, scaling }));
+        out.push(check_router(device, dtype, (m, h, e), RouterConfig { top_k, shared, renormalise, scaling }));
     }
     out
 }
 
-fn check_rope(device: &Device, dtype: DType, relative: f32, (b, t, heads, d): (usize, usize, usize, usize), broadcast: bool) -> KernelCheck {
+fn check_rope(
+    device: &Device,
+    dtype: DType,
+    relative: f32,
+    (b, t, heads, d): (usize, usize, usize, usize),
+    broadcast: bool,
+) -> KernelCheck {
     let hidden = heads * d;
     let qkv = Tensor::<2>::random([b * t, 3 * hidden], Distribution::Normal(0.0, 1.0), (device, dtype));
     let table = |seed: f64| {
@@ -72,8 +78,9 @@ fn check_rope(device: &Device, dtype: DType, relative: f32, (b, t, heads, d): (u
 }
 
 /// Ids must name the exact top-k (a swap of two experts whose exact probabilities differ by
-/// less than 1e-6 is a tie, not an error); weights are compared with 1e-5 (they are f32 sums
-/// of the same f32 products whatever `dtype` the tokens have).
+/// less than 1e-6 is a tie, not an error), then the always-on ids `E..` with weight 1; weights
+/// are compared with 1e-5 (they are f32 sums of the same f32 products whatever `dtype` the
+/// tokens have).
 fn check_router(device: &Device, dtype: DType, (m, h, e): (usize, usize, usize), config: RouterConfig) -> KernelCheck {
     let x = Tensor::<2>::random([m, h], Distribution::Normal(0.0, 1.0), (device, dtype));
     let gate = Tensor::<2>::random([e, h], Distribution::Normal(0.0, 0.5 / (h as f64).sqrt()), (device, DType::F32));
@@ -81,17 +88,16 @@ fn check_router(device: &Device, dtype: DType, (m, h, e): (usize, usize, usize),
     let got_ids: Vec<i64> = ids.into_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
     let got_w = host(weights);
     let (xv, gv) = (host(x), host(gate));
-    let k = config.top_k;
+    let (k, width) = (config.top_k, config.top_k + config.shared);
     let mut max_abs_err = 0.0f32;
-    if got_ids.len() != m * k || got_w.len() != m * k {
+    if got_ids.len() != m * width || got_w.len() != m * width {
         max_abs_err = f32::NAN;
     }
     for r in 0..m {
         if max_abs_err.is_nan() {
             break;
         }
-        let logits: Vec<f64> =
-            (0..e).map(|j| (0..h).map(|i| f64::from(xv[r * h + i]) * f64::from(gv[j * h + i])).sum::<f64>()).collect();
+        let logits: Vec<f64> = (0..e).map(|j| (0..h).map(|i| f64::from(xv[r * h + i]) * f64::from(gv[j * h + i])).sum::<f64>()).collect();
         let top = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let total: f64 = logits.iter().map(|l| (l - top).exp()).sum();
         let probs: Vec<f64> = logits.iter().map(|l| (l - top).exp() / total).collect();
@@ -100,17 +106,24 @@ fn check_router(device: &Device, dtype: DType, (m, h, e): (usize, usize, usize),
         let chosen = &order[..k];
         let norm = if config.renormalise { chosen.iter().map(|&j| probs[j]).sum::<f64>() + 1e-20 } else { 1.0 };
         for (slot, &want) in chosen.iter().enumerate() {
-            let got = got_ids[r * k + slot];
+            let got = got_ids[r * width + slot];
             let tie = usize::try_from(got).is_ok_and(|g| g < e && (probs[g] - probs[want]).abs() < 1e-6);
             if got != want as i64 && !tie {
                 max_abs_err = f32::INFINITY;
             }
             let weight = probs[want] / norm * config.scaling;
-            max_abs_err = max_abs_err.max((f64::from(got_w[r * k + slot]) - weight).abs() as f32);
+            max_abs_err = max_abs_err.max((f64::from(got_w[r * width + slot]) - weight).abs() as f32);
+        }
+        for j in 0..config.shared {
+            if got_ids[r * width + k + j] != (e + j) as i64 {
+                max_abs_err = f32::INFINITY;
+            }
+            max_abs_err = max_abs_err.max((got_w[r * width + k + j] - 1.0).abs());
         }
     }
     let case = format!(
-        "{dtype:?} M={m} H={h} E={e} top-{k}{}{}",
+        "{dtype:?} M={m} H={h} E={e} top-{k} + {} shared{}{}",
+        config.shared,
         if config.renormalise { " renormalised" } else { "" },
         if config.scaling != 1.0 { format!(" ×{}", config.scaling) } else { String::new() }
     );

@@ -28,8 +28,8 @@ pub use check::{KernelCheck, check_kernels};
 pub use decode_attention::{decode_attention, decode_attention_reference};
 pub use norm::{add_rms_norm, add_rms_norm_reference};
 pub use projection::{
-    MAX_KERNEL_ROWS, expert_down, expert_down_reference, expert_swiglu, expert_swiglu_reference, linear, linear_reference, swiglu,
-    swiglu_reference,
+    MAX_EXPERT_PAIRS, MAX_KERNEL_ROWS, expert_down, expert_down_reference, expert_swiglu, expert_swiglu_reference, linear,
+    linear_reference, swiglu, swiglu_reference,
 };
 pub use rope::{rope_qkv, rope_qkv_reference};
 pub use router::{RouterConfig, route, route_reference};

@@ -2,7 +2,7 @@
 //! of a SwiGLU MLP, or of the experts a router chose.
 //!
 //! Weights are `[K, N]` (dsocr's `[d_in, d_out]`) or banks `[E, K, N]`. On a CubeCL device and
-//! for at most [`MAX_KERNEL_ROWS`] rows the skinny kernels run (one weight read per launch, f32
+//! for at most [`MAX_KERNEL_ROWS`] rows ([`MAX_EXPERT_PAIRS`] (token, expert) pairs) the skinny kernels run (one weight read per launch, f32
 //! sums); otherwise the plain Burn definitions below, which are also what the kernels must match.
 
 use burn::prelude::*;
@@ -12,17 +12,21 @@ use burn::tensor::activation::silu;
 /// Most activation rows the skinny kernels take; more rows (a prefill) use Burn's matmul.
 pub const MAX_KERNEL_ROWS: usize = 64;
 
-/// Whether the kernel path applies to `rows` activation rows against weights of `dtype` with
-/// `columns` outputs on `device`.
+/// Most (token, expert) pairs the expert kernels take: each pair is its own group of cubes, so
+/// the limit is about re-reading experts, not registers (64 tokens' worth at 6 + 2 experts).
+pub const MAX_EXPERT_PAIRS: usize = 512;
+
+/// Whether the kernel path applies to `rows` activation rows (at most `limit`) against weights
+/// of `dtype` with `columns` outputs on `device`.
 #[cfg(feature = "cuda")]
-fn use_kernel(device: &Device, rows: usize, dtype: DType, columns: usize) -> bool {
-    rows <= MAX_KERNEL_ROWS && crate::kernels_enabled(device) && crate::cuda::skinny_supported(dtype, columns)
+fn use_kernel(device: &Device, rows: usize, limit: usize, dtype: DType, columns: usize) -> bool {
+    rows <= limit && crate::kernels_enabled(device) && crate::cuda::skinny_supported(dtype, columns)
 }
 
 /// `x` `[M, K]` · `weight` `[K, N]` → `[M, N]`.
 pub fn linear(x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
     #[cfg(feature = "cuda")]
-    if use_kernel(&x.device(), x.dims()[0], weight.dtype(), weight.dims()[1]) && x.dtype() == weight.dtype() {
+    if use_kernel(&x.device(), x.dims()[0], MAX_KERNEL_ROWS, weight.dtype(), weight.dims()[1]) && x.dtype() == weight.dtype() {
         return crate::cuda::skinny_linear(x, weight.clone());
     }
     linear_reference(x, weight)
@@ -36,7 +40,7 @@ pub fn linear_reference(x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
 /// SwiGLU's first half, `SiLU(x·G) ⊙ (x·U)`: `x` `[M, K]`, `gate`/`up` `[K, N]` → `[M, N]`.
 pub fn swiglu(x: Tensor<2>, gate: &Tensor<2>, up: &Tensor<2>) -> Tensor<2> {
     #[cfg(feature = "cuda")]
-    if use_kernel(&x.device(), x.dims()[0], gate.dtype(), gate.dims()[1]) && x.dtype() == gate.dtype() {
+    if use_kernel(&x.device(), x.dims()[0], MAX_KERNEL_ROWS, gate.dtype(), gate.dims()[1]) && x.dtype() == gate.dtype() {
         return crate::cuda::swiglu(x, gate.clone(), up.clone());
     }
     swiglu_reference(x, gate, up)
@@ -51,7 +55,7 @@ pub fn swiglu_reference(x: Tensor<2>, gate: &Tensor<2>, up: &Tensor<2>) -> Tenso
 /// expert `ids[m, s]` of the banks `gate`/`up` `[E, K, N]`; `x` `[M, K]`, `ids` `[M, S]`.
 pub fn expert_swiglu(x: Tensor<2>, gate: &Tensor<3>, up: &Tensor<3>, ids: Tensor<2, Int>) -> Tensor<2> {
     #[cfg(feature = "cuda")]
-    if use_kernel(&x.device(), x.dims()[0] * ids.dims()[1], gate.dtype(), gate.dims()[2]) && x.dtype() == gate.dtype() {
+    if use_kernel(&x.device(), x.dims()[0] * ids.dims()[1], MAX_EXPERT_PAIRS, gate.dtype(), gate.dims()[2]) && x.dtype() == gate.dtype() {
         return crate::cuda::expert_swiglu(x, gate.clone(), up.clone(), ids);
     }
     expert_swiglu_reference(x, gate, up, ids)
@@ -73,7 +77,7 @@ pub fn expert_swiglu_reference(x: Tensor<2>, gate: &Tensor<3>, up: &Tensor<3>, i
 /// `[E, K, N]`, `ids` `[M, S]`, `weights` `[M, S]` (f32) → `[M, N]` in `act`'s float type.
 pub fn expert_down(act: Tensor<2>, down: &Tensor<3>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
     #[cfg(feature = "cuda")]
-    if use_kernel(&act.device(), act.dims()[0], down.dtype(), down.dims()[2]) && act.dtype() == down.dtype() {
+    if use_kernel(&act.device(), act.dims()[0], MAX_EXPERT_PAIRS, down.dtype(), down.dims()[2]) && act.dtype() == down.dtype() {
         return crate::cuda::expert_down(act, down.clone(), ids, weights.cast(DType::F32));
     }
     expert_down_reference(act, down, ids, weights)

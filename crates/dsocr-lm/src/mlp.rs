@@ -45,75 +45,89 @@ impl Mlp {
     }
 }
 
-/// Routed experts (stacked per projection) plus always-on shared experts.
+/// Routed experts plus always-on shared experts, all stacked per projection.
+///
+/// The shared experts (one MLP of width `n_shared_experts × moe_intermediate_size` in the
+/// checkpoint) are split into `n_shared_experts` pieces of one expert's width and appended to the
+/// banks after the routed experts; the router adds them to every token's choice with weight 1.
+/// Splitting is exact (the intermediate columns are independent and the down projection sums
+/// over them), and one expert launch then runs routed and shared experts together.
 #[derive(Debug, Clone)]
 pub struct Moe {
     /// Router weight `[E, H]`, f32 (the reference routes in f32).
     gate: Tensor<2>,
-    /// `[E, H, I]`.
+    /// `[E + S, H, I]`.
     experts_gate: Tensor<3>,
-    /// `[E, H, I]`.
+    /// `[E + S, H, I]`.
     experts_up: Tensor<3>,
-    /// `[E, I, H]`.
+    /// `[E + S, I, H]`.
     experts_down: Tensor<3>,
-    shared: Option<Mlp>,
     router: RouterConfig,
 }
 
 impl Moe {
     /// Load `gate`, `experts.{0..E}.{gate,up,down}_proj` and `shared_experts` under `w`.
     pub fn load(w: &Weights, cfg: &LmConfig) -> Result<Self, CoreError> {
-        let (h, i, e) = (cfg.hidden_size, cfg.moe_intermediate_size, cfg.n_routed_experts);
-        let mut gates = Vec::with_capacity(e);
-        let mut ups = Vec::with_capacity(e);
-        let mut downs = Vec::with_capacity(e);
+        let (h, i, e, s) = (cfg.hidden_size, cfg.moe_intermediate_size, cfg.n_routed_experts, cfg.n_shared_experts);
+        let mut gates = Vec::with_capacity(e + s);
+        let mut ups = Vec::with_capacity(e + s);
+        let mut downs = Vec::with_capacity(e + s);
         for n in 0..e {
             let ew = w.pp(format!("experts.{n}"));
             gates.push(ew.linear_weight("gate_proj.weight", h, i)?);
             ups.push(ew.linear_weight("up_proj.weight", h, i)?);
             downs.push(ew.linear_weight("down_proj.weight", i, h)?);
         }
-        let shared = if cfg.n_shared_experts > 0 { Some(Mlp::load(&w.pp("shared_experts"), h, i * cfg.n_shared_experts)?) } else { None };
+        if s > 0 {
+            let shared = Mlp::load(&w.pp("shared_experts"), h, i * s)?;
+            // A shape probe answers with one-element placeholders: nothing to split.
+            let piece = |t: &Tensor<2>, dim: usize, n: usize| if w.is_shape_probe() { t.clone() } else { t.clone().narrow(dim, n * i, i) };
+            for n in 0..s {
+                gates.push(piece(&shared.gate_proj.weight, 1, n));
+                ups.push(piece(&shared.up_proj.weight, 1, n));
+                downs.push(piece(&shared.down_proj.weight, 0, n));
+            }
+        }
         Ok(Moe {
             gate: w.pp("gate").tensor_f32("weight", [e, h])?,
             experts_gate: Tensor::stack(gates, 0),
             experts_up: Tensor::stack(ups, 0),
             experts_down: Tensor::stack(downs, 0),
-            shared,
             router: RouterConfig {
                 top_k: cfg.num_experts_per_tok,
+                shared: s,
                 renormalise: cfg.norm_topk_prob,
                 scaling: cfg.routed_scaling_factor,
             },
         })
     }
 
+    /// Routed plus shared experts in the banks.
     fn experts(&self) -> usize {
         self.experts_gate.dims()[0]
     }
-
 
     /// Tokens `[N, H]` → `[N, H]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let [n, _] = x.dims();
         let (ids, weights) = dsocr_kernels::route(x.clone(), &self.gate, self.router);
-        let routed = if n * self.router.top_k <= self.experts() { self.gathered(&x, ids, weights) } else { self.dense(&x, ids, weights) };
-        match &self.shared {
-            Some(shared) => routed + shared.forward(x),
-            None => routed,
-        }
+        // Gathering reads N·(k + S) experts; past N·k routed experts it reads more than the
+        // whole bank, and running every expert is the better plan (until grouped kernels).
+        if n * self.router.top_k <= self.gate.dims()[0] { self.gathered(&x, ids, weights) } else { self.dense(&x, ids, weights) }
     }
 
     /// Apply only the chosen experts, reading their weights where they lie (dsocr's kernels on a
-    /// GPU; gathered copies and batched matvecs otherwise). Reads `N·k` experts: the decode path.
+    /// GPU; gathered copies and batched matvecs otherwise). Reads `N·(k + S)` experts: the decode
+    /// path.
     fn gathered(&self, x: &Tensor<2>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
         let act = dsocr_kernels::expert_swiglu(x.clone(), &self.experts_gate, &self.experts_up, ids.clone());
         dsocr_kernels::expert_down(act, &self.experts_down, ids, weights)
     }
 
     /// Run every expert on every token and combine with the routing weights scattered into a
-    /// dense `[N, E]` matrix (zero for unchosen experts). Exact, with no host round trip; costs
-    /// `E / k` times the necessary expert FLOPs: the prefill path until a grouped kernel replaces it.
+    /// dense `[N, E + S]` matrix (zero for unchosen experts, one for the shared ones). Exact, with
+    /// no host round trip; costs `E / k` times the necessary expert FLOPs: the prefill path until
+    /// a grouped kernel replaces it.
     fn dense(&self, x: &Tensor<2>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
         let [n, h] = x.dims();
         let e = self.experts();

@@ -11,10 +11,10 @@ mod router_launch;
 mod skinny_kernels;
 mod skinny_launch;
 
+use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::prelude::*;
-use burn::backend::fusion::custom::TensorSpec;
 use burn::tensor::{DType, Shape};
 use burn_cubecl::CubeBackend;
 
@@ -69,14 +69,15 @@ pub trait DsocrKernels: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// See [`crate::route`].
-    #[fusion(meta = |x, _gate, top_k, _renormalise, _scaling| {
-        let shape = Shape::new([x.shape[0], *top_k]);
+    #[fusion(meta = |x, _gate, top_k, shared, _renormalise, _scaling| {
+        let shape = Shape::new([x.shape[0], *top_k + *shared]);
         (TensorSpec::new(shape.clone(), DType::I32), TensorSpec::new(shape, DType::F32))
     })]
     fn route(
         x: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         top_k: usize,
+        shared: usize,
         renormalise: bool,
         scaling: f32,
     ) -> (IntTensor<Self>, FloatTensor<Self>);
@@ -131,10 +132,11 @@ impl DsocrKernels for CubeBackend {
         x: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         top_k: usize,
+        shared: usize,
         renormalise: bool,
         scaling: f32,
     ) -> (IntTensor<Self>, FloatTensor<Self>) {
-        router_launch::route(x, gate, top_k, renormalise, scaling)
+        router_launch::route(x, gate, top_k, shared, renormalise, scaling)
     }
 }
 
@@ -194,6 +196,7 @@ pub(crate) fn rope_qkv(qkv: Tensor<2>, cos: Tensor<4>, sin: Tensor<4>, heads: us
 
 /// [`crate::route`] through the kernel.
 pub(crate) fn route(x: Tensor<2>, gate: Tensor<2>, config: crate::RouterConfig) -> (Tensor<2, Int>, Tensor<2>) {
-    let (ids, weights) = Dispatch::route(x.into_dispatch(), gate.into_dispatch(), config.top_k, config.renormalise, config.scaling as f32);
+    let (ids, weights) =
+        Dispatch::route(x.into_dispatch(), gate.into_dispatch(), config.top_k, config.shared, config.renormalise, config.scaling as f32);
     (Tensor::from_dispatch(ids), Tensor::from_dispatch(weights))
 }

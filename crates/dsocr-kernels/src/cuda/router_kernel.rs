@@ -5,7 +5,9 @@
 //! A cube is [`PLANES`] planes of 32 lanes. The token's row is cast to f32 into shared memory;
 //! plane `p` computes the logits of experts `p, p + PLANES, …` (lanes split the hidden size, a
 //! plane sum finishes each dot product). Plane 0 then holds `⌈E / 32⌉` probabilities per lane and
-//! picks the top k one by one with plane reductions (ties go to the lower expert id).
+//! picks the top k one by one with plane reductions (ties go to the lower expert id). The
+//! shared experts, run as always-on experts `E, E + 1, …` with weight 1, follow in the last
+//! `shared` columns of the outputs.
 //! This file holds only CubeCL code (no Burn).
 
 use cubecl::prelude::*;
@@ -15,8 +17,8 @@ pub(super) const PLANES: u32 = 8;
 /// Lanes per plane (NVIDIA warps).
 pub(super) const PLANE: u32 = 32;
 
-/// `ids[m, :]`, `weights[m, :]` (top-k experts of token `m`, best first) from `x` `[M, H]` and
-/// the router weight `gate` `[E, H]` (f32, as released).
+/// `ids[m, :]`, `weights[m, :]` (top-k experts of token `m`, best first, then the `shared`
+/// always-on experts) from `x` `[M, H]` and the router weight `gate` `[E, H]` (f32, as released).
 #[cube(launch)]
 pub(super) fn router_kernel<F: Float, I: Int>(
     x: &Tensor<F>,
@@ -27,6 +29,7 @@ pub(super) fn router_kernel<F: Float, I: Int>(
     #[comptime] experts: u32,
     #[comptime] hidden: u32,
     #[comptime] top_k: u32,
+    #[comptime] shared: u32,
     #[comptime] renormalise: bool,
     #[define(F, I)] _dtypes: [ElemType; 2],
 ) {
@@ -129,6 +132,14 @@ pub(super) fn router_kernel<F: Float, I: Int>(
             for k in 0..top_k as usize {
                 let at = row * weights.stride(0) + k * weights.stride(1);
                 weights[at] = chosen[k] / norm * scaling;
+            }
+            #[unroll]
+            for j in 0..shared as usize {
+                let slot = top_k as usize + j;
+                let at = row * ids.stride(0) + slot * ids.stride(1);
+                ids[at] = I::cast_from(e_len + j);
+                let at = row * weights.stride(0) + slot * weights.stride(1);
+                weights[at] = f32::new(1.0);
             }
         }
     }

@@ -8,9 +8,16 @@ use cubecl::prelude::*;
 
 use super::router_kernel::{PLANE, PLANES, router_kernel};
 
-/// Expert ids `[M, top_k]` (i32) and routing weights `[M, top_k]` (f32) for `x` `[M, H]` and the
-/// router weight `gate` `[E, H]` (f32).
-pub(super) fn route(x: CubeTensor, gate: CubeTensor, top_k: usize, renormalise: bool, scaling: f32) -> (CubeTensor, CubeTensor) {
+/// Expert ids `[M, top_k + shared]` (i32) and routing weights (f32) for `x` `[M, H]` and the
+/// router weight `gate` `[E, H]` (f32); see [`crate::route`].
+pub(super) fn route(
+    x: CubeTensor,
+    gate: CubeTensor,
+    top_k: usize,
+    shared: usize,
+    renormalise: bool,
+    scaling: f32,
+) -> (CubeTensor, CubeTensor) {
     let [m, h] = [x.meta.shape()[0], x.meta.shape()[1]];
     let [e, gh] = [gate.meta.shape()[0], gate.meta.shape()[1]];
     assert_eq!(h, gh, "router kernel: tokens of width {h}, router weight of width {gh}");
@@ -19,8 +26,8 @@ pub(super) fn route(x: CubeTensor, gate: CubeTensor, top_k: usize, renormalise: 
     let plane_size = x.client.properties().hardware.plane_size_max;
     assert_eq!(plane_size, PLANE, "router kernel expects {PLANE}-lane planes, the device has {plane_size}");
     let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
-    let ids = empty_device_dtype(client.clone(), device.clone(), Shape::new([m, top_k]), DType::I32);
-    let weights = empty_device_dtype(client.clone(), device, Shape::new([m, top_k]), DType::F32);
+    let ids = empty_device_dtype(client.clone(), device.clone(), Shape::new([m, top_k + shared]), DType::I32);
+    let weights = empty_device_dtype(client.clone(), device, Shape::new([m, top_k + shared]), DType::F32);
     router_kernel::launch(
         &client,
         CubeCount::Static(m as u32, 1, 1),
@@ -33,6 +40,7 @@ pub(super) fn route(x: CubeTensor, gate: CubeTensor, top_k: usize, renormalise: 
         e as u32,
         h as u32,
         top_k as u32,
+        shared as u32,
         renormalise,
         [dtype_to_storage_type(dtype), dtype_to_storage_type(DType::I32)],
     );
