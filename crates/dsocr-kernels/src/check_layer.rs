@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
 use crate::check::{KernelCheck, host};
-use crate::rope::rope_qkv;
+use crate::rope::rope_qkv_cached;
 use crate::router::{RouterConfig, route};
 
 /// Every RoPE and router case on `device` in `dtype`, accepting `relative` error (of the largest
@@ -26,6 +26,8 @@ pub(crate) fn check_layer_kernels(device: &Device, dtype: DType, relative: f32) 
     out
 }
 
+/// RoPE with the cache write: q, and both caches whole (the written slots and the untouched
+/// ones around them, which an in-place write must leave alone).
 fn check_rope(
     device: &Device,
     dtype: DType,
@@ -34,47 +36,65 @@ fn check_rope(
     broadcast: bool,
 ) -> KernelCheck {
     let hidden = heads * d;
+    let (start, slots) = (2, t + 5);
     let qkv = Tensor::<2>::random([b * t, 3 * hidden], Distribution::Normal(0.0, 1.0), (device, dtype));
-    let table = |seed: f64| {
+    let table = || {
         let rows = if broadcast { 1 } else { b };
-        let angles = Tensor::<4>::random([rows, 1, t, d], Distribution::Uniform(-seed, seed), (device, DType::F32));
+        let angles = Tensor::<4>::random([rows, 1, t, d], Distribution::Uniform(-1.0, 1.0), (device, DType::F32));
         let angles = if broadcast { angles.expand([b, 1, t, d]) } else { angles };
         angles.cast(dtype)
     };
-    let (cos, sin) = (table(1.0).cos(), table(1.0).sin());
-    let (q, k, v) = rope_qkv(qkv.clone(), &cos, &sin, heads);
+    let (cos, sin) = (table().cos(), table().sin());
+    let cache = || Tensor::<4>::random([b, heads, slots, d], Distribution::Normal(0.0, 1.0), (device, dtype));
+    let (keys, values) = (cache(), cache());
+    let (keys_before, values_before) = (host(keys.clone()), host(values.clone()));
+    let (q, keys, values) = rope_qkv_cached(qkv.clone(), &cos, &sin, heads, keys, values, start);
     let (x, c, s) = (host(qkv), host(cos), host(sin));
     let half = d / 2;
-    let mut expected = Vec::with_capacity(3 * b * t * hidden);
-    for part in 0..3 {
+    // Part 0/1/2 (q/k/v) of row (bi, ti), head `head`, element e, rotated for q and k.
+    let value = |part: usize, bi: usize, ti: usize, head: usize, e: usize| {
+        let row = (bi * t + ti) * 3 * hidden + part * hidden + head * d;
+        let xe = f64::from(x[row + e]);
+        if part == 2 {
+            return xe;
+        }
+        let tab = (bi * t + ti) * d;
+        let rotated = if e < half { -f64::from(x[row + e + half]) } else { f64::from(x[row + e - half]) };
+        xe * f64::from(c[tab + e]) + rotated * f64::from(s[tab + e])
+    };
+    let mut expected = Vec::with_capacity(b * heads * (t + 2 * slots) * d);
+    for bi in 0..b {
+        for head in 0..heads {
+            for ti in 0..t {
+                expected.extend((0..d).map(|e| value(0, bi, ti, head, e)));
+            }
+        }
+    }
+    for (part, before) in [(1, &keys_before), (2, &values_before)] {
         for bi in 0..b {
             for head in 0..heads {
-                for ti in 0..t {
-                    let row = (bi * t + ti) * 3 * hidden + part * hidden + head * d;
-                    let tab = (bi * t + ti) * d;
-                    for e in 0..d {
-                        let xe = f64::from(x[row + e]);
-                        let value = if part == 2 {
-                            xe
-                        } else {
-                            let rotated = if e < half { -f64::from(x[row + e + half]) } else { f64::from(x[row + e - half]) };
-                            xe * f64::from(c[tab + e]) + rotated * f64::from(s[tab + e])
-                        };
-                        expected.push(value);
-                    }
+                for slot in 0..slots {
+                    let at = ((bi * heads + head) * slots + slot) * d;
+                    let written = (start..start + t).contains(&slot);
+                    expected
+                        .extend((0..d).map(|e| if written { value(part, bi, slot - start, head, e) } else { f64::from(before[at + e]) }));
                 }
             }
         }
     }
-    let got = [host(q), host(k), host(v)].concat();
+    let got = [host(q), host(keys), host(values)].concat();
     let scale = expected.iter().fold(1.0f64, |a, e| a.max(e.abs())) as f32;
     let max_abs_err = if got.len() == expected.len() {
         got.iter().zip(&expected).map(|(g, e)| (f64::from(*g) - e).abs() as f32).fold(0.0f32, f32::max)
     } else {
         f32::NAN
     };
-    let case = format!("{dtype:?} B={b} T={t} heads={heads} d={d}{}", if broadcast { " broadcast tables" } else { "" });
-    KernelCheck { kernel: "rope_qkv", case, max_abs_err, tolerance: relative * scale }
+    let case = format!(
+        "{dtype:?} B={b} T={t} heads={heads} d={d} cache slots {start}..{}{}",
+        start + t,
+        if broadcast { " broadcast tables" } else { "" }
+    );
+    KernelCheck { kernel: "rope_qkv_cached", case, max_abs_err, tolerance: relative * scale }
 }
 
 /// Ids must name the exact top-k (a swap of two experts whose exact probabilities differ by

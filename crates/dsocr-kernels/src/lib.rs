@@ -7,7 +7,7 @@
 //!   and defines what the kernel must compute;
 //! - with the `cuda` feature, a CubeCL kernel used when the tensors live on a CubeCL device.
 //!
-//! Callers use the dispatching functions ([`decode_attention`], [`add_rms_norm`], [`rope_qkv`],
+//! Callers use the dispatching functions ([`decode_attention`], [`add_rms_norm`], [`rope_qkv_cached`],
 //! [`route`], [`linear`], [`swiglu`], [`expert_swiglu`], [`expert_down`]); each has a
 //! `_reference` twin. [`check_kernels`] compares
 //! every kernel with an exact host computation on a device (a GPU test, and `dsocr kernels-check`).
@@ -31,7 +31,7 @@ pub use projection::{
     MAX_EXPERT_PAIRS, MAX_KERNEL_ROWS, expert_down, expert_down_reference, expert_swiglu, expert_swiglu_reference, linear,
     linear_reference, swiglu, swiglu_reference,
 };
-pub use rope::{rope_qkv, rope_qkv_reference};
+pub use rope::{rope_qkv_cached, rope_qkv_cached_reference};
 pub use router::{RouterConfig, route, route_reference};
 
 /// Whether `device` runs CubeCL kernels (a CUDA device in a `cuda` build).

@@ -55,10 +55,9 @@ impl Attention {
         let [b, t, hidden] = x.dims();
         let heads = self.heads;
         let qkv = dsocr_kernels::linear(x.reshape([b * t, hidden]), &self.qkv_proj.weight);
-        // Columns [q | k | v] → [B, heads, T, d] each, q and k rotated.
-        let (q, k, v) = dsocr_kernels::rope_qkv(qkv, ctx.cos, ctx.sin, heads);
         let causal_prefill = ctx.mask.is_none() && cache.is_empty() && t > 1;
-        let (keys, values) = cache.append(layer, k, v, ctx.span);
+        // Columns [q | k | v] → heads, q and k rotated; k and v go into the cache.
+        let (q, keys, values) = cache.rope_append(layer, qkv, (ctx.cos, ctx.sin), heads, ctx.span);
         if ctx.decode_kernel {
             let out = dsocr_kernels::decode_attention(q, keys, values, cache.pad_tensor(), cache.len() + t);
             return self.project_out(out, [b, t, hidden]);

@@ -10,8 +10,10 @@ use burn::prelude::*;
 /// layout.
 #[derive(Debug)]
 pub struct KvCache {
-    keys: Vec<Tensor<4>>,
-    values: Vec<Tensor<4>>,
+    /// Per layer; `None` only while a write holds the tensor (so the write may happen in place).
+    keys: Vec<Option<Tensor<4>>>,
+    /// As `keys`.
+    values: Vec<Option<Tensor<4>>>,
     /// Slots filled so far (shared by all sequences).
     len: usize,
     /// Left padding of each sequence, in slots.
@@ -39,7 +41,7 @@ impl KvCache {
         device: &Device,
         dtype: burn::tensor::DType,
     ) -> Self {
-        let alloc = || (0..layers).map(|_| Tensor::<4>::zeros([batch, heads, capacity, head_dim], (device, dtype))).collect();
+        let alloc = || (0..layers).map(|_| Some(Tensor::<4>::zeros([batch, heads, capacity, head_dim], (device, dtype)))).collect();
         let slots = Tensor::<1, Int>::arange(0..capacity as i64, device);
         let pad_tensor = Tensor::<1, Int>::zeros([batch], device);
         KvCache { keys: alloc(), values: alloc(), len: 0, pads: vec![0; batch], capacity, slots, pad_mask: None, pad_tensor }
@@ -116,17 +118,35 @@ impl KvCache {
         Some(mask.expand([b, heads, 1, span]))
     }
 
-    /// Write `k`, `v` `[B, heads, T, d]` of `layer` at slots `len..len + T` and return the keys
-    /// and values of slots `0..span` (`span ≥ len + T`; slots past `len + T` are stale or zero and
-    /// must be masked). The slot counter advances with [`KvCache::advance`].
-    pub(crate) fn append(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>, span: usize) -> (Tensor<4>, Tensor<4>) {
-        let [b, h, t, d] = k.dims();
-        let (start, end) = (self.len, self.len + t);
+    /// Split `layer`'s fused projection `qkv` `[B·T, 3H]` into heads, rotate q and k by the RoPE
+    /// tables `cos`/`sin` `[B, 1, T, d]`, and write k and v at slots `len..len + T` (in place:
+    /// [`dsocr_kernels::rope_qkv_cached`]). Returns q `[B, heads, T, d]` and the keys and values
+    /// of slots `0..span` (`span ≥ len + T`; slots past `len + T` are stale or zero and must be
+    /// masked). The slot counter advances with [`KvCache::advance`].
+    pub(crate) fn rope_append(
+        &mut self,
+        layer: usize,
+        qkv: Tensor<2>,
+        (cos, sin): (&Tensor<4>, &Tensor<4>),
+        heads: usize,
+        span: usize,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let t = cos.dims()[2];
+        let end = self.len + t;
         assert!(end <= self.capacity, "KV cache overflow: {end} > {}", self.capacity);
         assert!(end <= span && span <= self.capacity, "attention span {span} outside {end}..={}", self.capacity);
-        self.keys[layer].inplace(|c| c.slice_assign([0..b, 0..h, start..end, 0..d], k));
-        self.values[layer].inplace(|c| c.slice_assign([0..b, 0..h, start..end, 0..d], v));
-        (self.keys[layer].clone().slice([0..b, 0..h, 0..span, 0..d]), self.values[layer].clone().slice([0..b, 0..h, 0..span, 0..d]))
+        let keys = self.keys[layer].take().expect("cache layer present");
+        let values = self.values[layer].take().expect("cache layer present");
+        let (q, keys, values) = dsocr_kernels::rope_qkv_cached(qkv, cos, sin, heads, keys, values, self.len);
+        let capacity = self.capacity;
+        let view = |c: &Tensor<4>| {
+            let [b, h, _, d] = c.dims();
+            if span == capacity { c.clone() } else { c.clone().slice([0..b, 0..h, 0..span, 0..d]) }
+        };
+        let out = (q, view(&keys), view(&values));
+        self.keys[layer] = Some(keys);
+        self.values[layer] = Some(values);
+        out
     }
 
     /// The pads on the device, `[B]`.

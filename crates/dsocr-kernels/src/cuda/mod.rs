@@ -56,16 +56,19 @@ pub trait DsocrKernels: Backend {
     #[fusion(dtype = act, shape = Shape::new([ids[0], down[2]]))]
     fn expert_down(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>, weights: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// See [`crate::rope_qkv`].
-    #[fusion(meta = |qkv, cos, _sin, heads| {
-        let out = TensorSpec::new(Shape::new([cos.shape[0], *heads, cos.shape[2], cos.shape[3]]), qkv.dtype);
-        (out.clone(), out.clone(), out)
+    /// See [`crate::rope_qkv_cached`].
+    #[fusion(meta = |qkv, cos, _sin, heads, keys, values, _start| {
+        let q = TensorSpec::new(Shape::new([cos.shape[0], *heads, cos.shape[2], cos.shape[3]]), qkv.dtype);
+        (q, keys.clone(), values.clone())
     })]
-    fn rope_qkv(
+    fn rope_qkv_cached(
         qkv: FloatTensor<Self>,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
         heads: usize,
+        keys: FloatTensor<Self>,
+        values: FloatTensor<Self>,
+        start: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// See [`crate::route`].
@@ -119,13 +122,16 @@ impl DsocrKernels for CubeBackend {
         skinny_launch::expert_down(act, down, ids, weights)
     }
 
-    fn rope_qkv(
+    fn rope_qkv_cached(
         qkv: FloatTensor<Self>,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
         heads: usize,
+        keys: FloatTensor<Self>,
+        values: FloatTensor<Self>,
+        start: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        rope_launch::rope_qkv(qkv, cos, sin, heads)
+        rope_launch::rope_qkv_cached(qkv, cos, sin, heads, keys, values, start)
     }
 
     fn route(
@@ -188,9 +194,25 @@ pub(crate) fn add_rms_norm(x: Tensor<2>, delta: Tensor<2>, weight: Tensor<1>, ep
     (Tensor::from_dispatch(sum), Tensor::from_dispatch(out))
 }
 
-/// [`crate::rope_qkv`] through the kernel.
-pub(crate) fn rope_qkv(qkv: Tensor<2>, cos: Tensor<4>, sin: Tensor<4>, heads: usize) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-    let (q, k, v) = Dispatch::rope_qkv(qkv.into_dispatch(), cos.into_dispatch(), sin.into_dispatch(), heads);
+/// [`crate::rope_qkv_cached`] through the kernel.
+pub(crate) fn rope_qkv_cached(
+    qkv: Tensor<2>,
+    cos: Tensor<4>,
+    sin: Tensor<4>,
+    heads: usize,
+    keys: Tensor<4>,
+    values: Tensor<4>,
+    start: usize,
+) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    let (q, k, v) = Dispatch::rope_qkv_cached(
+        qkv.into_dispatch(),
+        cos.into_dispatch(),
+        sin.into_dispatch(),
+        heads,
+        keys.into_dispatch(),
+        values.into_dispatch(),
+        start,
+    );
     (Tensor::from_dispatch(q), Tensor::from_dispatch(k), Tensor::from_dispatch(v))
 }
 

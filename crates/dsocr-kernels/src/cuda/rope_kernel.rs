@@ -1,7 +1,7 @@
 //! RoPE on the fused QKV projection as one CubeCL kernel: reads the `[B·T, 3H]` output of the
-//! q/k/v projection, rotates q and k (rotate-half), and writes q, k and v as contiguous
-//! `[B, heads, T, d]` tensors (the layout of the attention and the KV cache), replacing the
-//! narrow / transpose / negate / concatenate / multiply-add chain of the reference.
+//! q/k/v projection, rotates q and k (rotate-half), writes q as a contiguous `[B, heads, T, d]`
+//! tensor and k and v straight into their KV-cache slots, replacing the narrow / transpose /
+//! negate / concatenate / multiply-add chain of the reference and the two cache writes.
 //!
 //! One unit per (row, head, pair `i < d/2`) handles elements `i` and `i + d/2` of q, k and v.
 //! The products and the sum are computed in the storage type, op by op, as the reference does.
@@ -9,8 +9,8 @@
 
 use cubecl::prelude::*;
 
-/// `q`, `k`, `v` `[B, heads, T, d]` from `qkv` `[B·T, 3·heads·d]` and the RoPE tables `cos`,
-/// `sin` `[B, 1, T, d]`.
+/// `q` `[B, heads, T, d]` and cache slots `start..start + T` of `k`, `v` `[B, heads, S, d]` from
+/// `qkv` `[B·T, 3·heads·d]` and the RoPE tables `cos`, `sin` `[B, 1, T, d]`.
 #[cube(launch)]
 pub(super) fn rope_qkv_kernel<F: Float>(
     qkv: &Tensor<F>,
@@ -19,6 +19,7 @@ pub(super) fn rope_qkv_kernel<F: Float>(
     q: &mut Tensor<F>,
     k: &mut Tensor<F>,
     v: &mut Tensor<F>,
+    start: u32,
     #[define(F)] _dtype: ElemType,
 ) {
     let (heads, t_len, d) = (q.shape(1), q.shape(2), q.shape(3));
@@ -47,11 +48,12 @@ pub(super) fn rope_qkv_kernel<F: Float>(
         q[at_lo] = x1 * c_lo - x2 * s_lo;
         q[at_hi] = x2 * c_hi + x1 * s_hi;
         let (x1, x2) = (qkv[src + (hidden + lo) * col], qkv[src + (hidden + hi) * col]);
-        let out = b * k.stride(0) + head * k.stride(1) + t * k.stride(2);
+        let slot = start as usize + t;
+        let out = b * k.stride(0) + head * k.stride(1) + slot * k.stride(2);
         let (at_lo, at_hi) = (out + i * k.stride(3), out + (i + half) * k.stride(3));
         k[at_lo] = x1 * c_lo - x2 * s_lo;
         k[at_hi] = x2 * c_hi + x1 * s_hi;
-        let out = b * v.stride(0) + head * v.stride(1) + t * v.stride(2);
+        let out = b * v.stride(0) + head * v.stride(1) + slot * v.stride(2);
         let (at_lo, at_hi) = (out + i * v.stride(3), out + (i + half) * v.stride(3));
         v[at_lo] = qkv[src + (2 * hidden + lo) * col];
         v[at_hi] = qkv[src + (2 * hidden + hi) * col];

@@ -1,4 +1,5 @@
-//! Launching the RoPE kernel ([`super::rope_kernel`]) on Burn's CubeCL tensors.
+//! Launching the RoPE kernel ([`super::rope_kernel`]) on Burn's CubeCL tensors, writing the
+//! keys and values into the KV cache in place.
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Shape;
@@ -11,16 +12,35 @@ use super::rope_kernel::rope_qkv_kernel;
 /// Units per cube.
 const UNITS: u32 = 256;
 
-/// `(q, k, v)` `[B, heads, T, d]` from `qkv` `[B·T, 3H]` and the tables `cos`/`sin` `[B, 1, T, d]`.
-pub(super) fn rope_qkv(qkv: CubeTensor, cos: CubeTensor, sin: CubeTensor, heads: usize) -> (CubeTensor, CubeTensor, CubeTensor) {
+/// `(q, keys, values)`: `q` `[B, heads, T, d]` from `qkv` `[B·T, 3H]` and the tables `cos`/`sin`
+/// `[B, 1, T, d]`; `keys`/`values` `[B, heads, S, d]` with slots `start..start + T` written. The
+/// caches are written where they lie when nothing else holds them (the decode loop's case), and
+/// copied first otherwise, like Burn's own slice assignment.
+pub(super) fn rope_qkv_cached(
+    qkv: CubeTensor,
+    cos: CubeTensor,
+    sin: CubeTensor,
+    heads: usize,
+    keys: CubeTensor,
+    values: CubeTensor,
+    start: usize,
+) -> (CubeTensor, CubeTensor, CubeTensor) {
     let table = cos.meta.shape().clone();
     let (b, t, d) = (table[0], table[2], table[3]);
     let rows = qkv.meta.shape()[0];
     assert_eq!(rows, b * t, "RoPE kernel: {rows} QKV rows for a batch of {b} × {t} positions");
     assert_eq!(qkv.meta.shape()[1], 3 * heads * d, "RoPE kernel: QKV width is not 3 × {heads} heads × {d}");
+    for cache in [&keys, &values] {
+        let shape = cache.meta.shape();
+        assert!(
+            shape[0] == b && shape[1] == heads && shape[3] == d && start + t <= shape[2],
+            "RoPE kernel: cache {shape:?} cannot take {t} slots from {start} for {b} × {heads} heads × {d}"
+        );
+    }
+    let writable = |c: CubeTensor| if c.can_mut() && c.is_nonoverlapping() { c } else { c.copy() };
+    let (keys, values) = (writable(keys), writable(values));
     let (client, device, dtype) = (qkv.client.clone(), qkv.device.clone(), qkv.dtype);
-    let out = || empty_device_dtype(client.clone(), device.clone(), Shape::new([b, heads, t, d]), dtype);
-    let (q, k, v) = (out(), out(), out());
+    let q = empty_device_dtype(client.clone(), device, Shape::new([b, heads, t, d]), dtype);
     let units = rows * heads * (d / 2);
     rope_qkv_kernel::launch(
         &client,
@@ -30,9 +50,10 @@ pub(super) fn rope_qkv(qkv: CubeTensor, cos: CubeTensor, sin: CubeTensor, heads:
         cos.into_tensor_arg(),
         sin.into_tensor_arg(),
         q.clone().into_tensor_arg(),
-        k.clone().into_tensor_arg(),
-        v.clone().into_tensor_arg(),
+        keys.clone().into_tensor_arg(),
+        values.clone().into_tensor_arg(),
+        start as u32,
         dtype_to_storage_type(dtype),
     );
-    (q, k, v)
+    (q, keys, values)
 }
