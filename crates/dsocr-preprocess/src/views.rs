@@ -2,6 +2,7 @@
 //! local tiles, as 8-bit pixels and as normalised floats (MODEL_SPEC §4.3-4.7).
 
 use half::bf16;
+use rayon::prelude::*;
 
 use crate::mode::ModeSpec;
 use crate::tiling::{TileGrid, select_grid};
@@ -34,21 +35,21 @@ impl ViewBatch {
     /// values are exactly those the official encoders consume.
     pub fn normalized(&self) -> Vec<f32> {
         let table: Vec<f32> = (0..=255u8).map(normalize_pixel).collect();
-        self.data.iter().map(|&v| table[v as usize]).collect()
+        self.data.par_iter().with_min_len(1 << 16).map(|&v| table[v as usize]).collect()
     }
 
     fn from_hwc(images: &[RgbImage], size: usize) -> ViewBatch {
         let plane = size * size;
         let mut data = vec![0u8; images.len() * 3 * plane];
-        for (n, img) in images.iter().enumerate() {
+        // One task per view (a page has up to 7).
+        data.par_chunks_mut(3 * plane).zip(images).for_each(|(out, img)| {
             debug_assert_eq!((img.width, img.height), (size, size));
-            let out = &mut data[n * 3 * plane..(n + 1) * 3 * plane];
             for (i, px) in img.data.chunks_exact(3).enumerate() {
                 out[i] = px[0];
                 out[plane + i] = px[1];
                 out[2 * plane + i] = px[2];
             }
-        }
+        });
         ViewBatch { count: images.len(), size, data }
     }
 }
