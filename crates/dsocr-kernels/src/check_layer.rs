@@ -5,6 +5,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
 use crate::check::{KernelCheck, host};
+use crate::check_projection::compare;
 use crate::rope::rope_qkv_cached;
 use crate::router::{RouterConfig, route};
 
@@ -83,18 +84,12 @@ fn check_rope(
         }
     }
     let got = [host(q), host(keys), host(values)].concat();
-    let scale = expected.iter().fold(1.0f64, |a, e| a.max(e.abs())) as f32;
-    let max_abs_err = if got.len() == expected.len() {
-        got.iter().zip(&expected).map(|(g, e)| (f64::from(*g) - e).abs() as f32).fold(0.0f32, f32::max)
-    } else {
-        f32::NAN
-    };
     let case = format!(
         "{dtype:?} B={b} T={t} heads={heads} d={d} cache slots {start}..{}{}",
         start + t,
         if broadcast { " broadcast tables" } else { "" }
     );
-    KernelCheck { kernel: "rope_qkv_cached", case, max_abs_err, tolerance: relative * scale }
+    compare("rope_qkv_cached", case, got, &expected, relative)
 }
 
 /// Ids must name the exact top-k (a swap of two experts whose exact probabilities differ by

@@ -27,7 +27,7 @@ fn silu(v: f64) -> f64 {
 }
 
 /// The outcome for `got` against `expected`, with the tolerance scaled to the result's size.
-fn compare(kernel: &'static str, case: String, got: Vec<f32>, expected: &[f64], relative: f32) -> KernelCheck {
+pub(crate) fn compare(kernel: &'static str, case: String, got: Vec<f32>, expected: &[f64], relative: f32) -> KernelCheck {
     let scale = expected.iter().fold(1.0f64, |a, e| a.max(e.abs())) as f32;
     let max_abs_err = if got.len() == expected.len() {
         got.iter().zip(expected).map(|(g, e)| (f64::from(*g) - e).abs() as f32).fold(0.0f32, f32::max)
