@@ -50,7 +50,8 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
             let rnd = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (device, dtype));
             let (q, k, v) = (rnd([b, h, 1, d]), rnd([b, h, s, d]), rnd([b, h, s, d]));
             let pads_t = Tensor::<1, Int>::from_data(TensorData::new(pads.to_vec(), [b]), device);
-            let got = decode_attention(q.clone(), k.clone(), v.clone(), pads_t, filled);
+            let newest = Tensor::<1, Int>::from_data(TensorData::new(vec![filled as i64 - 1], [1]), device);
+            let got = decode_attention(q.clone(), k.clone(), v.clone(), pads_t, newest);
             let (got, qv, kv, vv) = (host(got), host(q), host(k), host(v));
             let expected = exact_decode_attention(&qv, &kv, &vv, pads, (b, h, s, d), filled);
             let err = if got.len() == expected.len() {
@@ -116,7 +117,11 @@ mod tests {
     fn the_check_passes_for_the_reference_on_the_cpu() {
         let device = dsocr_core::DeviceSpec::Cpu.device().unwrap();
         let checks = super::check_kernels(&device);
-        assert_eq!(checks.len(), 4 + 11 + 7, "f32 only on the CPU: 4 attention, 2 norm, 9 projection, 3 RoPE and 4 router cases");
+        assert_eq!(
+            checks.len(),
+            4 + 11 + 9,
+            "f32 only on the CPU: 4 attention, 2 norm, 9 projection, 3 RoPE, 4 router and 2 integer-update cases"
+        );
         for c in checks {
             assert!(c.passed(), "{} {}: {} > {}", c.kernel, c.case, c.max_abs_err, c.tolerance);
         }

@@ -1,21 +1,28 @@
-//! Self-check of the RoPE and router kernels ([`crate::rope`], [`crate::router`]) against the
-//! same computations written out in f64 on the host from the same (already rounded) inputs.
+//! Self-check of the RoPE, router and integer-update kernels ([`crate::rope`], [`crate::router`],
+//! [`crate::ints`]) against the same computations written out on the host from the same (already
+//! rounded) inputs.
 
 use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
 use crate::check::{KernelCheck, host};
 use crate::check_projection::compare;
+use crate::ints::{increment_ints, overwrite_ints};
 use crate::rope::rope_qkv_cached;
 use crate::router::{RouterConfig, route};
+
+/// One RoPE case: batch, positions, heads, head size, first slot, pads.
+type RopeCase = (usize, usize, usize, usize, usize, &'static [i64]);
 
 /// Every RoPE and router case on `device` in `dtype`, accepting `relative` error (of the largest
 /// result magnitude, at least 1).
 pub(crate) fn check_layer_kernels(device: &Device, dtype: DType, relative: f32) -> Vec<KernelCheck> {
     let mut out = Vec::new();
-    // (batch, positions, heads, head size, tables shared by the batch through a broadcast view)
-    for (b, t, heads, d, broadcast) in [(1, 1, 10, 128, true), (3, 5, 4, 16, false), (2, 1, 10, 128, true)] {
-        out.push(check_rope(device, dtype, relative, (b, t, heads, d), broadcast));
+    // (batch, positions, heads, head size, first slot, pads): a release-size decode step, a padded
+    // prefill of the parity model's size (its first slots are padding: position 0), a padded batch.
+    let rope_cases: [RopeCase; 3] = [(1, 1, 10, 128, 2, &[0]), (3, 5, 4, 16, 0, &[0, 2, 4]), (2, 1, 10, 128, 6, &[0, 3])];
+    for (b, t, heads, d, start, pads) in rope_cases {
+        out.push(check_rope(device, dtype, relative, (b, t, heads, d), start, pads));
     }
     // (tokens, hidden, experts, top-k, shared, renormalise, scaling): the release router, the
     // parity model's, and an expert count that is not a multiple of 32.
@@ -24,7 +31,29 @@ pub(crate) fn check_layer_kernels(device: &Device, dtype: DType, relative: f32) 
     {
         out.push(check_router(device, dtype, (m, h, e), RouterConfig { top_k, shared, renormalise, scaling }));
     }
+    if dtype == DType::F32 {
+        out.extend(check_ints(device));
+    }
     out
+}
+
+/// The in-place integer updates: overwrite a batch of ids, then add to a counter twice.
+fn check_ints(device: &Device) -> Vec<KernelCheck> {
+    let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+    let read = |t: Tensor<1, Int>| t.into_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
+    let verdict = |kernel, case: &str, ok: bool| KernelCheck {
+        kernel,
+        case: case.to_string(),
+        max_abs_err: if ok { 0.0 } else { f32::INFINITY },
+        tolerance: 0.0,
+    };
+    let src = vec![7, 129_279, 0, 42, 3];
+    let ids = overwrite_ints(ints(vec![1, 2, 3, 4, 5]), ints(src.clone()));
+    let counter = increment_ints(increment_ints(ints(vec![913]), 1), 5);
+    vec![
+        verdict("overwrite_ints", "5 token ids", read(ids) == src),
+        verdict("increment_ints", "counter 913 + 1 + 5", read(counter) == vec![919]),
+    ]
 }
 
 /// RoPE with the cache write: q, and both caches whole (the written slots and the untouched
@@ -34,22 +63,21 @@ fn check_rope(
     dtype: DType,
     relative: f32,
     (b, t, heads, d): (usize, usize, usize, usize),
-    broadcast: bool,
+    start: usize,
+    pads: &[i64],
 ) -> KernelCheck {
     let hidden = heads * d;
-    let (start, slots) = (2, t + 5);
+    let slots = start + t + 3;
+    let positions = slots + 4;
     let qkv = Tensor::<2>::random([b * t, 3 * hidden], Distribution::Normal(0.0, 1.0), (device, dtype));
-    let table = || {
-        let rows = if broadcast { 1 } else { b };
-        let angles = Tensor::<4>::random([rows, 1, t, d], Distribution::Uniform(-1.0, 1.0), (device, DType::F32));
-        let angles = if broadcast { angles.expand([b, 1, t, d]) } else { angles };
-        angles.cast(dtype)
-    };
-    let (cos, sin) = (table().cos(), table().sin());
+    let angles = Tensor::<2>::random([positions, d], Distribution::Uniform(-3.0, 3.0), (device, DType::F32));
+    let (cos, sin) = (angles.clone().cos().cast(dtype), angles.sin().cast(dtype));
     let cache = || Tensor::<4>::random([b, heads, slots, d], Distribution::Normal(0.0, 1.0), (device, dtype));
     let (keys, values) = (cache(), cache());
     let (keys_before, values_before) = (host(keys.clone()), host(values.clone()));
-    let (q, keys, values) = rope_qkv_cached(qkv.clone(), &cos, &sin, heads, keys, values, start);
+    let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+    let (pads_t, start_t) = (ints(pads.to_vec()), ints(vec![start as i64]));
+    let (q, keys, values) = rope_qkv_cached(qkv.clone(), &cos, &sin, &pads_t, &start_t, heads, keys, values);
     let (x, c, s) = (host(qkv), host(cos), host(sin));
     let half = d / 2;
     // Part 0/1/2 (q/k/v) of row (bi, ti), head `head`, element e, rotated for q and k.
@@ -59,7 +87,8 @@ fn check_rope(
         if part == 2 {
             return xe;
         }
-        let tab = (bi * t + ti) * d;
+        let position = ((start + ti) as i64 - pads[bi]).max(0) as usize;
+        let tab = position * d;
         let rotated = if e < half { -f64::from(x[row + e + half]) } else { f64::from(x[row + e - half]) };
         xe * f64::from(c[tab + e]) + rotated * f64::from(s[tab + e])
     };
@@ -84,11 +113,7 @@ fn check_rope(
         }
     }
     let got = [host(q), host(keys), host(values)].concat();
-    let case = format!(
-        "{dtype:?} B={b} T={t} heads={heads} d={d} cache slots {start}..{}{}",
-        start + t,
-        if broadcast { " broadcast tables" } else { "" }
-    );
+    let case = format!("{dtype:?} B={b} T={t} heads={heads} d={d} cache slots {start}..{} pads {pads:?}", start + t);
     compare("rope_qkv_cached", case, got, &expected, relative)
 }
 

@@ -8,7 +8,8 @@
 //! - with the `cuda` feature, a CubeCL kernel used when the tensors live on a CubeCL device.
 //!
 //! Callers use the dispatching functions ([`decode_attention`], [`add_rms_norm`], [`rope_qkv_cached`],
-//! [`route`], [`linear`], [`swiglu`], [`expert_swiglu`], [`expert_down`]); each has a
+//! [`route`], [`linear`], [`swiglu`], [`expert_swiglu`], [`expert_down`], [`overwrite_ints`],
+//! [`increment_ints`]); each has a
 //! `_reference` twin. [`check_kernels`] compares
 //! every kernel with an exact host computation on a device (a GPU test, and `dsocr kernels-check`).
 
@@ -16,6 +17,7 @@ mod check;
 mod check_layer;
 mod check_projection;
 mod decode_attention;
+mod ints;
 mod norm;
 mod projection;
 mod rope;
@@ -26,6 +28,7 @@ mod cuda;
 
 pub use check::{KernelCheck, check_kernels};
 pub use decode_attention::{decode_attention, decode_attention_reference};
+pub use ints::{increment_ints, increment_ints_reference, overwrite_ints, overwrite_ints_reference};
 pub use norm::{add_rms_norm, add_rms_norm_reference};
 pub use projection::{
     MAX_EXPERT_PAIRS, MAX_KERNEL_ROWS, expert_down, expert_down_reference, expert_swiglu, expert_swiglu_reference, linear,

@@ -2,22 +2,31 @@
 //! "rotate-half" over the full head dimension), with the rotated keys and the values written
 //! into the KV cache: the projection's `[B·T, 3H]` output becomes the rotated queries
 //! `[B, heads, T, d]` and cache slots `start..start + T`.
+//!
+//! Sequences of a batch are left-padded: the token in cache slot `s` of sequence `b` has position
+//! `max(s − pads[b], 0)` (padding slots take position 0; their results are never attended to).
+//! The first slot and the pads are device tensors, so a decode step issues the same launch at
+//! every position (see `dsocr_lm`'s captured decode step).
 
 use burn::prelude::*;
 
-/// Split `qkv` `[B·T, 3H]` (columns `[q | k | v]`) into heads, rotate q and k by the tables
-/// `cos`/`sin` `[B, 1, T, d]` (each row the angles' cos/sin, halves duplicated), and write k and
-/// v into slots `start..start + T` of `keys`/`values` `[B, heads, S, d]`. Returns `(q, keys,
-/// values)` with q `[B, heads, T, d]`. The caches are written in place when nothing else holds
-/// them. One kernel on a CubeCL device; the Burn definition elsewhere.
+/// Split `qkv` `[B·T, 3H]` (columns `[q | k | v]`) into heads, rotate q and k by the rows of the
+/// tables `cos`/`sin` `[P, d]` (row `p`: the cos/sin of position `p`'s angles, halves
+/// duplicated) at each token's position, and write k and v into slots `start[0]..start[0] + T`
+/// of `keys`/`values` `[B, heads, S, d]`. `pads` `[B]`, `start` `[1]`; the caller keeps
+/// `start[0] + T ≤ S` and the positions below `P`. Returns `(q, keys, values)` with q
+/// `[B, heads, T, d]`. The caches are written in place when nothing else holds them. One kernel
+/// on a CubeCL device; the Burn definition elsewhere.
+#[allow(clippy::too_many_arguments)]
 pub fn rope_qkv_cached(
     qkv: Tensor<2>,
-    cos: &Tensor<4>,
-    sin: &Tensor<4>,
+    cos: &Tensor<2>,
+    sin: &Tensor<2>,
+    pads: &Tensor<1, Int>,
+    start: &Tensor<1, Int>,
     heads: usize,
     keys: Tensor<4>,
     values: Tensor<4>,
-    start: usize,
 ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
     #[cfg(feature = "cuda")]
     if crate::kernels_enabled(&qkv.device())
@@ -25,30 +34,43 @@ pub fn rope_qkv_cached(
         && qkv.dtype() == sin.dtype()
         && qkv.dtype() == keys.dtype()
         && qkv.dtype() == values.dtype()
-        && cos.dims()[3] % 2 == 0
+        && pads.dtype() == start.dtype()
+        && cos.dims()[1].is_multiple_of(2)
     {
-        return crate::cuda::rope_qkv_cached(qkv, cos.clone(), sin.clone(), heads, keys, values, start);
+        return crate::cuda::rope_qkv_cached(qkv, cos.clone(), sin.clone(), pads.clone(), start.clone(), heads, keys, values);
     }
-    rope_qkv_cached_reference(qkv, cos, sin, heads, keys, values, start)
+    rope_qkv_cached_reference(qkv, cos, sin, pads, start, heads, keys, values)
 }
 
-/// The Burn definition of [`rope_qkv_cached`].
+/// The Burn definition of [`rope_qkv_cached`]. It reads `start` and `pads` back to the host (to
+/// pick the table rows and the cache slots), so it waits for the device.
+#[allow(clippy::too_many_arguments)]
 pub fn rope_qkv_cached_reference(
     qkv: Tensor<2>,
-    cos: &Tensor<4>,
-    sin: &Tensor<4>,
+    cos: &Tensor<2>,
+    sin: &Tensor<2>,
+    pads: &Tensor<1, Int>,
+    start: &Tensor<1, Int>,
     heads: usize,
     keys: Tensor<4>,
     values: Tensor<4>,
-    start: usize,
 ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-    let [b, _, t, d] = cos.dims();
+    let d = cos.dims()[1];
+    let host = |t: &Tensor<1, Int>| t.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("integer tensor");
+    let pads = host(pads);
+    let start = host(start)[0] as usize;
+    let b = pads.len();
+    let t = qkv.dims()[0] / b;
+    let positions: Vec<i64> = pads.iter().flat_map(|&pad| (start..start + t).map(move |slot| (slot as i64 - pad).max(0))).collect();
+    let positions = Tensor::<1, Int>::from_data(TensorData::new(positions, [b * t]), &qkv.device());
+    let rows = |table: &Tensor<2>| table.clone().select(0, positions.clone()).reshape([b, 1, t, d]);
+    let (cos, sin) = (rows(cos), rows(sin));
     let hidden = heads * d;
     let split = |part: usize| qkv.clone().narrow(1, part * hidden, hidden).reshape([b, t, heads, d]).swap_dims(1, 2);
     let slots = [0..b, 0..heads, start..start + t, 0..d];
-    let keys = keys.slice_assign(slots.clone(), rotate(split(1), cos, sin));
+    let keys = keys.slice_assign(slots.clone(), rotate(split(1), &cos, &sin));
     let values = values.slice_assign(slots, split(2));
-    (rotate(split(0), cos, sin), keys, values)
+    (rotate(split(0), &cos, &sin), keys, values)
 }
 
 /// `x·cos + rotate_half(x)·sin` with `rotate_half([x1, x2]) = [−x2, x1]`.

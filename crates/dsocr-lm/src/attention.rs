@@ -1,5 +1,5 @@
 //! Multi-head self-attention of the decoder (Llama-style MHA with rotate-half RoPE, applied by
-//! [`dsocr_kernels::rope_qkv`]; MODEL_SPEC §3.7), reading and extending the KV cache.
+//! [`dsocr_kernels::rope_qkv_cached`]; MODEL_SPEC §3.7), reading and extending the KV cache.
 
 use burn::prelude::*;
 use burn::tensor::module::attention;
@@ -22,10 +22,10 @@ pub struct Attention {
 
 /// What the attention of one forward pass needs besides its input.
 pub struct AttentionContext<'a> {
-    /// RoPE tables `[B, 1, T, d]`.
-    pub cos: &'a Tensor<4>,
-    /// RoPE tables `[B, 1, T, d]`.
-    pub sin: &'a Tensor<4>,
+    /// RoPE table `[P, d]` (cosines).
+    pub cos: &'a Tensor<2>,
+    /// RoPE table `[P, d]` (sines).
+    pub sin: &'a Tensor<2>,
     /// `true` where a query may not see a key, `[B, heads, T, L]`; `None` for a single unpadded
     /// sequence (then prefill is causal and a one-token decode step sees everything).
     pub mask: Option<Tensor<4, Bool>>,
@@ -33,7 +33,7 @@ pub struct AttentionContext<'a> {
     /// decode step (then `mask` hides the slots past the filled ones), the capacity for the kernel.
     pub span: usize,
     /// A decode step run by dsocr's decode-attention kernel (which reads the pads and the filled
-    /// count itself; `mask` is unused).
+    /// count from the device itself; `mask` is unused).
     pub decode_kernel: bool,
 }
 
@@ -59,7 +59,8 @@ impl Attention {
         // Columns [q | k | v] → heads, q and k rotated; k and v go into the cache.
         let (q, keys, values) = cache.rope_append(layer, qkv, (ctx.cos, ctx.sin), heads, ctx.span);
         if ctx.decode_kernel {
-            let out = dsocr_kernels::decode_attention(q, keys, values, cache.pad_tensor(), cache.len() + t);
+            // The step's key is in slot `len` (the counter advances after the last layer).
+            let out = dsocr_kernels::decode_attention(q, keys, values, cache.pad_tensor(), cache.len_tensor().clone());
             return self.project_out(out, [b, t, hidden]);
         }
         let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: causal_prefill };

@@ -7,6 +7,7 @@ use burn::tensor::DType;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::decode_loop::DeviceDecoder;
 use crate::model::{DeepseekLm, LmError};
 use crate::repetition::{RepetitionGuard, RepetitionState};
 
@@ -116,12 +117,11 @@ pub fn generate(
 
     let t0 = Instant::now();
     let mut cache = lm.new_cache(batch, longest + budget);
-    let mut logits = lm.prefill(prompts.into_iter().map(|p| p.embeds).collect(), &mut cache);
+    let logits = lm.prefill(prompts.into_iter().map(|p| p.embeds).collect(), &mut cache);
+    let (mut next, _) = choose(logits, None, &guards, &config.sampling, rng.as_mut());
+    stats.prefill = t0.elapsed();
+    let mut decoder = DeviceDecoder::new(lm, cache, &next, budget - 1);
     for step in 0..budget {
-        let next = choose(logits, &guards, &config.sampling, rng.as_mut());
-        if step == 0 {
-            stats.prefill = t0.elapsed();
-        }
         for (s, &token) in next.iter().enumerate() {
             if done[s] {
                 continue;
@@ -139,34 +139,40 @@ pub fn generate(
             break;
         }
         let t = Instant::now();
-        let ids: Vec<i64> = next.iter().map(|&t| i64::from(t)).collect();
-        let tokens = Tensor::<1, Int>::from_data(TensorData::new(ids, [batch]), &lm.device());
-        logits = lm.decode_step(tokens, &mut cache);
+        let (logits, argmax) = decoder.step();
+        let (chosen, from_argmax) = choose(logits, Some(argmax), &guards, &config.sampling, rng.as_mut());
+        if !from_argmax {
+            // The device fed its argmax back as the next input; this step chose on the host.
+            decoder.set_tokens(&chosen);
+        }
+        next = chosen;
         stats.decode += t.elapsed();
         stats.decode_steps += 1;
     }
     Ok((outputs, stats))
 }
 
-/// Pick one token per row of `logits` `[B, V]`.
-fn choose(logits: Tensor<2>, guards: &[RepetitionState], sampling: &Sampling, rng: Option<&mut StdRng>) -> Vec<u32> {
+/// Pick one token per row of `logits` `[B, V]`; `device_argmax` is their argmax where the device
+/// already computed it. Returns the tokens and whether they are that argmax.
+fn choose(
+    logits: Tensor<2>,
+    device_argmax: Option<Tensor<1, Int>>,
+    guards: &[RepetitionState],
+    sampling: &Sampling,
+    rng: Option<&mut StdRng>,
+) -> (Vec<u32>, bool) {
     let bans: Vec<Vec<u32>> = guards.iter().map(RepetitionState::banned).collect();
     if matches!(sampling, Sampling::Greedy) && bans.iter().all(Vec::is_empty) {
         // The common case stays on the device: only B ids come back.
-        return logits
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .expect("argmax ids")
-            .into_iter()
-            .map(|v| v as u32)
-            .collect();
+        let [b, _] = logits.dims();
+        let argmax = device_argmax.unwrap_or_else(|| logits.argmax(1).reshape([b]));
+        let ids = argmax.into_data().convert::<i64>().try_to_vec::<i64>().expect("argmax ids");
+        return (ids.into_iter().map(|v| v as u32).collect(), true);
     }
     let [b, v] = logits.dims();
     let host = logits.cast(DType::F32).into_data().try_to_vec::<f32>().expect("f32 logits");
     let mut rng = rng;
-    (0..b)
+    let chosen = (0..b)
         .map(|s| {
             let mut row = host[s * v..(s + 1) * v].to_vec();
             for &t in &bans[s] {
@@ -181,7 +187,8 @@ fn choose(logits: Tensor<2>, guards: &[RepetitionState], sampling: &Sampling, rn
                 }
             }
         })
-        .collect()
+        .collect();
+    (chosen, false)
 }
 
 /// Index of the first maximum (as `torch.argmax`).

@@ -1,8 +1,10 @@
 //! The key/value cache: preallocated for the request's longest sequence, written in place.
 //!
 //! Sequences of a batch are left-padded to a common prompt length, so every decode step writes
-//! all sequences at the same cache slot with one in-place slice assignment; each sequence's own
-//! positions and its padding are tracked here.
+//! all sequences at the same cache slot; each sequence's padding is tracked here. The slot
+//! counter exists twice: on the host (for bounds and masks) and on the device (read by the RoPE
+//! and decode-attention kernels, so a decode step's launches never change and can be captured
+//! as a CUDA graph; see [`crate::DeepseekLm::decode_step_on_device`]).
 
 use burn::prelude::*;
 
@@ -23,8 +25,10 @@ pub struct KvCache {
     slots: Tensor<1, Int>,
     /// `true` at each sequence's padding slots, `[B, 1, 1, capacity]`; `None` without padding.
     pad_mask: Option<Tensor<4, Bool>>,
-    /// The pads on the device, `[B]` (read by the decode-attention kernel).
+    /// The pads on the device, `[B]` (read by the RoPE and decode-attention kernels).
     pad_tensor: Tensor<1, Int>,
+    /// `len` on the device, `[1]`, updated in place (its buffer never changes).
+    len_tensor: Option<Tensor<1, Int>>,
 }
 
 /// Smallest number of keys a decode step attends over (see [`KvCache::decode_span`]).
@@ -44,7 +48,8 @@ impl KvCache {
         let alloc = || (0..layers).map(|_| Some(Tensor::<4>::zeros([batch, heads, capacity, head_dim], (device, dtype)))).collect();
         let slots = Tensor::<1, Int>::arange(0..capacity as i64, device);
         let pad_tensor = Tensor::<1, Int>::zeros([batch], device);
-        KvCache { keys: alloc(), values: alloc(), len: 0, pads: vec![0; batch], capacity, slots, pad_mask: None, pad_tensor }
+        let len_tensor = Some(Tensor::<1, Int>::zeros([1], device));
+        KvCache { keys: alloc(), values: alloc(), len: 0, pads: vec![0; batch], capacity, slots, pad_mask: None, pad_tensor, len_tensor }
     }
 
     /// Sequences in the batch.
@@ -119,25 +124,26 @@ impl KvCache {
     }
 
     /// Split `layer`'s fused projection `qkv` `[B·T, 3H]` into heads, rotate q and k by the RoPE
-    /// tables `cos`/`sin` `[B, 1, T, d]`, and write k and v at slots `len..len + T` (in place:
-    /// [`dsocr_kernels::rope_qkv_cached`]). Returns q `[B, heads, T, d]` and the keys and values
-    /// of slots `0..span` (`span ≥ len + T`; slots past `len + T` are stale or zero and must be
-    /// masked). The slot counter advances with [`KvCache::advance`].
+    /// tables `cos`/`sin` `[P, d]` at each token's position, and write k and v at slots
+    /// `len..len + T` (in place: [`dsocr_kernels::rope_qkv_cached`]). Returns q `[B, heads, T, d]`
+    /// and the keys and values of slots `0..span` (`span ≥ len + T`; slots past `len + T` are stale
+    /// or zero and must be masked). The slot counter advances with [`KvCache::advance`].
     pub(crate) fn rope_append(
         &mut self,
         layer: usize,
         qkv: Tensor<2>,
-        (cos, sin): (&Tensor<4>, &Tensor<4>),
+        (cos, sin): (&Tensor<2>, &Tensor<2>),
         heads: usize,
         span: usize,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let t = cos.dims()[2];
+        let t = qkv.dims()[0] / self.batch();
         let end = self.len + t;
+        assert!(end <= cos.dims()[0], "position table too short: {end} > {}", cos.dims()[0]);
         assert!(end <= self.capacity, "KV cache overflow: {end} > {}", self.capacity);
         assert!(end <= span && span <= self.capacity, "attention span {span} outside {end}..={}", self.capacity);
         let keys = self.keys[layer].take().expect("cache layer present");
         let values = self.values[layer].take().expect("cache layer present");
-        let (q, keys, values) = dsocr_kernels::rope_qkv_cached(qkv, cos, sin, heads, keys, values, self.len);
+        let (q, keys, values) = dsocr_kernels::rope_qkv_cached(qkv, cos, sin, &self.pad_tensor, self.len_tensor(), heads, keys, values);
         let capacity = self.capacity;
         let view = |c: &Tensor<4>| {
             let [b, h, _, d] = c.dims();
@@ -154,9 +160,33 @@ impl KvCache {
         self.pad_tensor.clone()
     }
 
-    /// Mark `t` more slots as filled (after all layers wrote them).
+    /// The filled slot count on the device, `[1]` (equal to [`KvCache::len`]).
+    pub fn len_tensor(&self) -> &Tensor<1, Int> {
+        self.len_tensor.as_ref().expect("length tensor present")
+    }
+
+    /// Mark `t` more slots as filled (after all layers wrote them), on the host and on the device.
     pub(crate) fn advance(&mut self, t: usize) {
         self.len += t;
+        let len = self.len_tensor.take().expect("length tensor present");
+        self.len_tensor = Some(dsocr_kernels::increment_ints(len, t as i32));
+    }
+
+    /// Set the filled slot count to `len` on the host and on the device (in the device counter's
+    /// own buffer): after a graph capture, whose warm-up runs advanced it.
+    pub(crate) fn set_len(&mut self, len: usize) {
+        assert!(len <= self.capacity, "KV cache length {len} over the capacity {}", self.capacity);
+        self.len = len;
+        let device = self.slots.device();
+        let value = Tensor::<1, Int>::from_data(TensorData::new(vec![len as i64], [1]), &device);
+        let counter = self.len_tensor.take().expect("length tensor present");
+        self.len_tensor = Some(dsocr_kernels::overwrite_ints(counter, value));
+    }
+
+    /// Count `t` slots filled by a replayed graph (which advanced the device counter itself).
+    pub(crate) fn note_replayed(&mut self, t: usize) {
+        self.len += t;
+        assert!(self.len <= self.capacity, "KV cache overflow: {} > {}", self.len, self.capacity);
     }
 }
 

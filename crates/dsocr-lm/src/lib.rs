@@ -12,6 +12,7 @@
 
 mod attention;
 mod config;
+mod decode_loop;
 mod generate;
 mod kv_cache;
 mod mlp;

@@ -10,7 +10,7 @@ use crate::attention::{Attention, AttentionContext};
 use crate::config::LmConfig;
 use crate::kv_cache::KvCache;
 use crate::mlp::{FeedForward, Mlp, Moe};
-use crate::rope::{PositionIds, Rope};
+use crate::rope::Rope;
 
 /// `h = x + Attn(RMSNorm(x)); y = h + FFN(RMSNorm(h))`.
 #[derive(Debug, Clone)]
@@ -75,6 +75,8 @@ pub struct DeepseekLm {
     config: LmConfig,
     /// Run decode attention with dsocr's kernel (see [`DeepseekLm::set_decode_kernel`]).
     decode_kernel: bool,
+    /// Capture the decode step as a graph (see [`DeepseekLm::set_decode_graph`]).
+    decode_graph: bool,
 }
 
 impl DeepseekLm {
@@ -95,7 +97,22 @@ impl DeepseekLm {
             rope: Rope::new(config.head_dim(), config.rope_theta, config.max_position_embeddings, w.device(), dtype),
             config: config.clone(),
             decode_kernel: dsocr_kernels::kernels_enabled(w.device()),
+            decode_graph: dsocr_kernels::kernels_enabled(w.device()) && !graph_disabled_by_env(),
         })
+    }
+
+    /// Choose whether [`crate::generate`] captures the decode step once per request and replays
+    /// it (a CUDA graph: one launch per step instead of one per kernel) or issues every step's
+    /// kernels itself. Same results either way. On by default where dsocr's kernels run, unless
+    /// the environment variable `DSOCR_DECODE_GRAPH=off` is set; elsewhere a "capture" just
+    /// re-runs the step, so turning it on there only exercises the same code path.
+    pub fn set_decode_graph(&mut self, on: bool) {
+        self.decode_graph = on;
+    }
+
+    /// Whether [`crate::generate`] captures the decode step (see [`DeepseekLm::set_decode_graph`]).
+    pub fn decode_graph(&self) -> bool {
+        self.decode_graph
     }
 
     /// Choose how decode steps compute attention: dsocr's CubeCL kernel over the whole cache
@@ -176,18 +193,7 @@ impl DeepseekLm {
         let [b, t, _] = x.dims();
         assert_eq!(b, cache.batch(), "batch size differs from the cache's");
         let start = cache.len();
-        let positions = if cache.has_padding() {
-            let ids = (0..b)
-                .flat_map(|s| {
-                    let pad = cache.pads()[s];
-                    (start..start + t).map(move |slot| slot.saturating_sub(pad) as i64)
-                })
-                .collect();
-            PositionIds::PerToken { ids, batch: b, len: t }
-        } else {
-            PositionIds::Range { start, len: t, batch: b }
-        };
-        let (cos, sin) = self.rope.tables(&positions);
+        let (cos, sin) = self.rope.tables();
         let heads = self.config.num_attention_heads;
         let decode = t == 1 && start > 0;
         let decode_kernel = decode && self.decode_kernel;
@@ -198,7 +204,7 @@ impl DeepseekLm {
         } else {
             (self.attention_mask(cache, t), start + t)
         };
-        let ctx = AttentionContext { cos: &cos, sin: &sin, mask, span, decode_kernel };
+        let ctx = AttentionContext { cos, sin, mask, span, decode_kernel };
         let mut normed = match self.layers.first() {
             Some(first) => first.input_layernorm.forward(x.clone()),
             None => self.norm.forward(x.clone()),
@@ -264,6 +270,29 @@ impl DeepseekLm {
         let hidden = self.forward(x, cache);
         self.logits(hidden.reshape([b, h]))
     }
+
+    /// One decode step whose inputs all live on the device: embed `tokens` `[B]`, run them at
+    /// the cache's next slot, and return the logits `[B, V]` (f32) and their argmax `[B]`; then
+    /// `tokens` is overwritten, in its own buffer, with that argmax (the next step's input unless
+    /// the caller writes other choices with [`dsocr_kernels::overwrite_ints`]). Nothing is read
+    /// from or written by the host, and with dsocr's kernels every launch is the same at every
+    /// position: the step can be captured as a CUDA graph and replayed ([`crate::generate`]).
+    pub fn decode_step_on_device(&self, tokens: &mut Tensor<1, Int>, cache: &mut KvCache) -> (Tensor<2>, Tensor<1, Int>) {
+        let b = tokens.dims()[0];
+        let h = self.config.hidden_size;
+        let x = self.embed_tokens.clone().select(0, tokens.clone()).reshape([b, 1, h]);
+        let hidden = self.forward(x, cache);
+        let logits = self.logits(hidden.reshape([b, h]));
+        let next = logits.clone().argmax(1).reshape([b]);
+        let input = std::mem::replace(tokens, next.clone());
+        *tokens = dsocr_kernels::overwrite_ints(input, next.clone());
+        (logits, next)
+    }
+}
+
+/// Whether `DSOCR_DECODE_GRAPH=off` asks for uncaptured decode steps (to compare the two).
+fn graph_disabled_by_env() -> bool {
+    std::env::var("DSOCR_DECODE_GRAPH").is_ok_and(|v| v.eq_ignore_ascii_case("off"))
 }
 
 /// Errors of the language model's inputs and generation settings.

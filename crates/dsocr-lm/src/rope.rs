@@ -1,6 +1,7 @@
 //! Rotary position embedding, Llama/NeoX "rotate-half" style over the full head dimension
-//! (MODEL_SPEC §3.7; the MLA-only even/odd permutation is not used): the cos/sin tables and the
-//! positions of a forward pass. The rotation itself is [`dsocr_kernels::rope_qkv`].
+//! (MODEL_SPEC §3.7; the MLA-only even/odd permutation is not used): the cos/sin tables. The
+//! rotation, which picks each token's rows from its cache slot and its sequence's padding, is
+//! [`dsocr_kernels::rope_qkv_cached`].
 
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -10,7 +11,6 @@ use burn::tensor::DType;
 pub struct Rope {
     cos: Tensor<2>,
     sin: Tensor<2>,
-    head_dim: usize,
 }
 
 impl Rope {
@@ -32,45 +32,11 @@ impl Rope {
             }
         }
         let table = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [max_positions, head_dim]), (device, DType::F32)).cast(dtype);
-        Rope { cos: table(cos), sin: table(sin), head_dim }
+        Rope { cos: table(cos), sin: table(sin) }
     }
 
-    /// `cos`/`sin` rows `[B, 1, T, d]` for the given positions (row-major `[B, T]`).
-    pub fn tables(&self, positions: &PositionIds) -> (Tensor<4>, Tensor<4>) {
-        let d = self.head_dim;
-        match positions {
-            PositionIds::Range { start, len, batch } => {
-                let take = |t: &Tensor<2>| t.clone().narrow(0, *start, *len).reshape([1, 1, *len, d]).expand([*batch, 1, *len, d]);
-                (take(&self.cos), take(&self.sin))
-            }
-            PositionIds::PerToken { ids, batch, len } => {
-                let idx = Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [batch * len]), &self.cos.device());
-                let take = |t: &Tensor<2>| t.clone().select(0, idx.clone()).reshape([*batch, 1, *len, d]);
-                (take(&self.cos), take(&self.sin))
-            }
-        }
+    /// The tables `(cos, sin)`, `[max_positions, head_dim]`.
+    pub fn tables(&self) -> (&Tensor<2>, &Tensor<2>) {
+        (&self.cos, &self.sin)
     }
-}
-
-/// Positions of the tokens of one forward pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PositionIds {
-    /// Every sequence of the batch at `start..start + len`.
-    Range {
-        /// First position.
-        start: usize,
-        /// Tokens per sequence.
-        len: usize,
-        /// Sequences.
-        batch: usize,
-    },
-    /// One position per token, row-major `[batch, len]`.
-    PerToken {
-        /// The positions.
-        ids: Vec<i64>,
-        /// Sequences.
-        batch: usize,
-        /// Tokens per sequence.
-        len: usize,
-    },
 }

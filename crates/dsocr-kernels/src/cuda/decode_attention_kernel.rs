@@ -10,8 +10,10 @@
 //! output with the chunk's maximum and sum. Merge kernel: one cube per (head, sequence), one unit
 //! per output element, rescales the chunks to a common maximum and divides by the total.
 //!
-//! All arithmetic is in f32 whatever the storage type. `filled` is a run-time scalar and the grid
-//! depends only on the cache's capacity, so one compiled kernel serves every step of a request.
+//! All arithmetic is in f32 whatever the storage type. The live slots end at the newest key's
+//! slot, read from a device tensor (not a launch argument), and the grid depends only on the
+//! cache's capacity, so every step of a request is the same launch: one compiled kernel, and a
+//! step that can be captured as a CUDA graph and replayed.
 //! This file holds only CubeCL code (no Burn), so it compiles for any CubeCL runtime.
 
 use cubecl::prelude::*;
@@ -35,9 +37,9 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     keys: &Tensor<F>,
     values: &Tensor<F>,
     pads: &Tensor<I>,
+    newest: &Tensor<I>,
     partial: &mut Tensor<f32>,
     stats: &mut Tensor<f32>,
-    filled: u32,
     scale: f32,
     #[comptime] head_dim: u32,
     #[define(F, I)] _dtypes: [ElemType; 2],
@@ -51,7 +53,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     let n_plane = PLANES as usize;
     let d = head_dim as usize;
     let pad = u32::cast_from(pads[b * pads.stride(0)]) as usize;
-    let len = filled as usize;
+    let len = u32::cast_from(newest[0]) as usize + 1;
     let start = chunk * CHUNK as usize;
     let last_slot = keys.shape(2) - 1;
 
@@ -175,17 +177,17 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
 /// One cube per (head, sequence), one unit per output element: combine the live chunks'
 /// partial outputs into `output[b, h, 0, :]`.
 #[cube(launch)]
-pub(super) fn decode_attention_merge_kernel<F: Float>(
+pub(super) fn decode_attention_merge_kernel<F: Float, I: Numeric>(
     partial: &Tensor<f32>,
     stats: &Tensor<f32>,
+    newest: &Tensor<I>,
     output: &mut Tensor<F>,
-    filled: u32,
-    #[define(F)] _dtype: ElemType,
+    #[define(F, I)] _dtypes: [ElemType; 2],
 ) {
     let h = CUBE_POS_X as usize;
     let b = CUBE_POS_Y as usize;
     let e = UNIT_POS_X as usize;
-    let chunks = (filled as usize).div_ceil(CHUNK as usize);
+    let chunks = (u32::cast_from(newest[0]) as usize + 1).div_ceil(CHUNK as usize);
     let s_base = b * stats.stride(0) + h * stats.stride(1);
     let (s_chunk, s_field) = (stats.stride(2), stats.stride(3));
     let mut top = f32::new(NEG_BIG);

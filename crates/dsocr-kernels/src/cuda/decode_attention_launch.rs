@@ -9,16 +9,15 @@ use cubecl::prelude::*;
 
 use super::decode_attention_kernel::{CHUNK, PLANE, PLANES, decode_attention_merge_kernel, decode_attention_split_kernel};
 
-/// Attention of `q` `[B, H, 1, d]` over slots `pads[b]..filled` of `keys`/`values` `[B, H, S, d]`.
-pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTensor, pads: CubeTensor, filled: usize) -> CubeTensor {
+/// Attention of `q` `[B, H, 1, d]` over slots `pads[b]..=newest[0]` of `keys`/`values`
+/// `[B, H, S, d]` (the caller keeps `newest` below `S`: it is on the device).
+pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTensor, pads: CubeTensor, newest: CubeTensor) -> CubeTensor {
     let shape = q.meta.shape().clone();
     let (b, h, d) = (shape[0], shape[1], shape[3]);
     let slots = keys.meta.shape()[2];
     assert!(d <= 256, "decode attention kernel: head size {d} is over 256");
-    assert!(
-        slots >= filled && values.meta.shape()[2] >= filled && filled > 0,
-        "decode attention kernel: {filled} filled slots, {slots} in the cache"
-    );
+    assert_eq!(values.meta.shape()[2], slots, "decode attention kernel: keys and values differ in slots");
+    assert_eq!(pads.dtype, newest.dtype, "decode attention kernel: pads and newest differ in integer type");
     let plane_size = q.client.properties().hardware.plane_size_max;
     assert_eq!(plane_size, PLANE, "decode attention kernel expects {PLANE}-lane planes, the device has {plane_size}");
     let (float, int) = (q.dtype, pads.dtype);
@@ -36,9 +35,9 @@ pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTens
         keys.into_tensor_arg(),
         values.into_tensor_arg(),
         pads.into_tensor_arg(),
+        newest.clone().into_tensor_arg(),
         partial.clone().into_tensor_arg(),
         stats.clone().into_tensor_arg(),
-        filled as u32,
         1.0 / (d as f32).sqrt(),
         d as u32,
         [dtype_to_storage_type(float), dtype_to_storage_type(int)],
@@ -49,9 +48,9 @@ pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTens
         CubeDim::new_1d(d as u32),
         partial.into_tensor_arg(),
         stats.into_tensor_arg(),
+        newest.into_tensor_arg(),
         output.clone().into_tensor_arg(),
-        filled as u32,
-        dtype_to_storage_type(float),
+        [dtype_to_storage_type(float), dtype_to_storage_type(int)],
     );
     output
 }

@@ -3,6 +3,8 @@
 
 mod decode_attention_kernel;
 mod decode_attention_launch;
+mod int_store_kernel;
+mod int_store_launch;
 mod norm_kernel;
 mod rope_kernel;
 mod rope_launch;
@@ -28,7 +30,7 @@ pub trait DsocrKernels: Backend {
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
         pads: IntTensor<Self>,
-        filled: usize,
+        newest: IntTensor<Self>,
     ) -> FloatTensor<Self>;
 
     /// See [`crate::linear`].
@@ -57,19 +59,30 @@ pub trait DsocrKernels: Backend {
     fn expert_down(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>, weights: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// See [`crate::rope_qkv_cached`].
-    #[fusion(meta = |qkv, cos, _sin, heads, keys, values, _start| {
-        let q = TensorSpec::new(Shape::new([cos.shape[0], *heads, cos.shape[2], cos.shape[3]]), qkv.dtype);
+    #[fusion(meta = |qkv, cos, _sin, pads, _start, heads, keys, values| {
+        let (b, d) = (pads.shape[0], cos.shape[1]);
+        let q = TensorSpec::new(Shape::new([b, *heads, qkv.shape[0] / b, d]), qkv.dtype);
         (q, keys.clone(), values.clone())
     })]
+    #[allow(clippy::too_many_arguments)]
     fn rope_qkv_cached(
         qkv: FloatTensor<Self>,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
+        pads: IntTensor<Self>,
+        start: IntTensor<Self>,
         heads: usize,
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
-        start: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// See [`crate::overwrite_ints`].
+    #[fusion(dtype = dst, shape = dst)]
+    fn overwrite_ints(dst: IntTensor<Self>, src: IntTensor<Self>) -> IntTensor<Self>;
+
+    /// See [`crate::increment_ints`].
+    #[fusion(dtype = dst, shape = dst)]
+    fn increment_ints(dst: IntTensor<Self>, by: i32) -> IntTensor<Self>;
 
     /// See [`crate::route`].
     #[fusion(meta = |x, _gate, top_k, shared, _renormalise, _scaling| {
@@ -92,9 +105,9 @@ impl DsocrKernels for CubeBackend {
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
         pads: IntTensor<Self>,
-        filled: usize,
+        newest: IntTensor<Self>,
     ) -> FloatTensor<Self> {
-        decode_attention_launch::decode_attention(q, keys, values, pads, filled)
+        decode_attention_launch::decode_attention(q, keys, values, pads, newest)
     }
 
     fn skinny_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -126,12 +139,21 @@ impl DsocrKernels for CubeBackend {
         qkv: FloatTensor<Self>,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
+        pads: IntTensor<Self>,
+        start: IntTensor<Self>,
         heads: usize,
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
-        start: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        rope_launch::rope_qkv_cached(qkv, cos, sin, heads, keys, values, start)
+        rope_launch::rope_qkv_cached(qkv, cos, sin, pads, start, heads, keys, values)
+    }
+
+    fn overwrite_ints(dst: IntTensor<Self>, src: IntTensor<Self>) -> IntTensor<Self> {
+        int_store_launch::overwrite_ints(dst, src)
+    }
+
+    fn increment_ints(dst: IntTensor<Self>, by: i32) -> IntTensor<Self> {
+        int_store_launch::increment_ints(dst, by)
     }
 
     fn route(
@@ -152,20 +174,26 @@ pub(crate) fn decode_attention_supported(q: &Tensor<4>) -> bool {
 }
 
 /// [`crate::decode_attention`] through the kernel.
-pub(crate) fn decode_attention(q: Tensor<4>, keys: Tensor<4>, values: Tensor<4>, pads: Tensor<1, Int>, filled: usize) -> Tensor<4> {
+pub(crate) fn decode_attention(
+    q: Tensor<4>,
+    keys: Tensor<4>,
+    values: Tensor<4>,
+    pads: Tensor<1, Int>,
+    newest: Tensor<1, Int>,
+) -> Tensor<4> {
     Tensor::from_dispatch(Dispatch::decode_attention(
         q.into_dispatch(),
         keys.into_dispatch(),
         values.into_dispatch(),
         pads.into_dispatch(),
-        filled,
+        newest.into_dispatch(),
     ))
 }
 
 /// Whether the skinny kernels take weights of `dtype` whose rows hold `columns` outputs: a float
 /// type and whole 16-byte vectors per row.
 pub(crate) fn skinny_supported(dtype: DType, columns: usize) -> bool {
-    matches!(dtype, DType::F32 | DType::F16 | DType::BF16) && columns % skinny_launch::vector_width(dtype) == 0
+    matches!(dtype, DType::F32 | DType::F16 | DType::BF16) && columns.is_multiple_of(skinny_launch::vector_width(dtype))
 }
 
 /// [`crate::linear`] through the kernel.
@@ -195,25 +223,38 @@ pub(crate) fn add_rms_norm(x: Tensor<2>, delta: Tensor<2>, weight: Tensor<1>, ep
 }
 
 /// [`crate::rope_qkv_cached`] through the kernel.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn rope_qkv_cached(
     qkv: Tensor<2>,
-    cos: Tensor<4>,
-    sin: Tensor<4>,
+    cos: Tensor<2>,
+    sin: Tensor<2>,
+    pads: Tensor<1, Int>,
+    start: Tensor<1, Int>,
     heads: usize,
     keys: Tensor<4>,
     values: Tensor<4>,
-    start: usize,
 ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
     let (q, k, v) = Dispatch::rope_qkv_cached(
         qkv.into_dispatch(),
         cos.into_dispatch(),
         sin.into_dispatch(),
+        pads.into_dispatch(),
+        start.into_dispatch(),
         heads,
         keys.into_dispatch(),
         values.into_dispatch(),
-        start,
     );
     (Tensor::from_dispatch(q), Tensor::from_dispatch(k), Tensor::from_dispatch(v))
+}
+
+/// [`crate::overwrite_ints`] through the kernel.
+pub(crate) fn overwrite_ints(dst: Tensor<1, Int>, src: Tensor<1, Int>) -> Tensor<1, Int> {
+    Tensor::from_dispatch(Dispatch::overwrite_ints(dst.into_dispatch(), src.into_dispatch()))
+}
+
+/// [`crate::increment_ints`] through the kernel.
+pub(crate) fn increment_ints(dst: Tensor<1, Int>, by: i32) -> Tensor<1, Int> {
+    Tensor::from_dispatch(Dispatch::increment_ints(dst.into_dispatch(), by))
 }
 
 /// [`crate::route`] through the kernel.

@@ -5,22 +5,26 @@
 //!
 //! One unit per (row, head, pair `i < d/2`) handles elements `i` and `i + d/2` of q, k and v.
 //! The products and the sum are computed in the storage type, op by op, as the reference does.
+//! The first slot and the sequences' pads are read from device tensors, not launch arguments, so
+//! a decode step's launch is the same at every position (what a captured CUDA graph needs).
 //! This file holds only CubeCL code (no Burn).
 
 use cubecl::prelude::*;
 
-/// `q` `[B, heads, T, d]` and cache slots `start..start + T` of `k`, `v` `[B, heads, S, d]` from
-/// `qkv` `[B·T, 3·heads·d]` and the RoPE tables `cos`, `sin` `[B, 1, T, d]`.
+/// `q` `[B, heads, T, d]` and cache slots `start[0]..start[0] + T` of `k`, `v` `[B, heads, S, d]`
+/// from `qkv` `[B·T, 3·heads·d]` and the RoPE tables `cos`, `sin` `[P, d]`; the token in slot
+/// `s` of sequence `b` has position `max(s − pads[b], 0)`.
 #[cube(launch)]
-pub(super) fn rope_qkv_kernel<F: Float>(
+pub(super) fn rope_qkv_kernel<F: Float, I: Numeric>(
     qkv: &Tensor<F>,
     cos: &Tensor<F>,
     sin: &Tensor<F>,
+    pads: &Tensor<I>,
+    start: &Tensor<I>,
     q: &mut Tensor<F>,
     k: &mut Tensor<F>,
     v: &mut Tensor<F>,
-    start: u32,
-    #[define(F)] _dtype: ElemType,
+    #[define(F, I)] _dtypes: [ElemType; 2],
 ) {
     let (heads, t_len, d) = (q.shape(1), q.shape(2), q.shape(3));
     let half = d / 2;
@@ -36,10 +40,18 @@ pub(super) fn rope_qkv_kernel<F: Float>(
         let col = qkv.stride(1);
         let lo = head * d + i;
         let hi = lo + half;
-        let table = b * cos.stride(0) + t * cos.stride(2);
-        let (c_lo, c_hi) = (cos[table + i * cos.stride(3)], cos[table + (i + half) * cos.stride(3)]);
-        let table = b * sin.stride(0) + t * sin.stride(2);
-        let (s_lo, s_hi) = (sin[table + i * sin.stride(3)], sin[table + (i + half) * sin.stride(3)]);
+        let slot = u32::cast_from(start[0]) as usize + t;
+        let pad = u32::cast_from(pads[b * pads.stride(0)]) as usize;
+        let mut position = 0;
+        if slot >= pad {
+            position = slot - pad;
+        }
+        // Never past the tables (the caller keeps slots within them; this only guards memory).
+        position = clamp_max(position, cos.shape(0) - 1);
+        let table = position * cos.stride(0);
+        let (c_lo, c_hi) = (cos[table + i * cos.stride(1)], cos[table + (i + half) * cos.stride(1)]);
+        let table = position * sin.stride(0);
+        let (s_lo, s_hi) = (sin[table + i * sin.stride(1)], sin[table + (i + half) * sin.stride(1)]);
 
         let out = b * q.stride(0) + head * q.stride(1) + t * q.stride(2);
         let (at_lo, at_hi) = (out + i * q.stride(3), out + (i + half) * q.stride(3));
@@ -48,7 +60,6 @@ pub(super) fn rope_qkv_kernel<F: Float>(
         q[at_lo] = x1 * c_lo - x2 * s_lo;
         q[at_hi] = x2 * c_hi + x1 * s_hi;
         let (x1, x2) = (qkv[src + (hidden + lo) * col], qkv[src + (hidden + hi) * col]);
-        let slot = start as usize + t;
         let out = b * k.stride(0) + head * k.stride(1) + slot * k.stride(2);
         let (at_lo, at_hi) = (out + i * k.stride(3), out + (i + half) * k.stride(3));
         k[at_lo] = x1 * c_lo - x2 * s_lo;

@@ -13,33 +13,38 @@ use super::rope_kernel::rope_qkv_kernel;
 const UNITS: u32 = 256;
 
 /// `(q, keys, values)`: `q` `[B, heads, T, d]` from `qkv` `[B·T, 3H]` and the tables `cos`/`sin`
-/// `[B, 1, T, d]`; `keys`/`values` `[B, heads, S, d]` with slots `start..start + T` written. The
-/// caches are written where they lie when nothing else holds them (the decode loop's case), and
-/// copied first otherwise, like Burn's own slice assignment.
+/// `[P, d]`; `keys`/`values` `[B, heads, S, d]` with slots `start[0]..start[0] + T` written (the
+/// caller keeps them within `S`: the slot is on the device). The caches are written where they
+/// lie when nothing else holds them (the decode loop's case), and copied first otherwise, like
+/// Burn's own slice assignment.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn rope_qkv_cached(
     qkv: CubeTensor,
     cos: CubeTensor,
     sin: CubeTensor,
+    pads: CubeTensor,
+    start: CubeTensor,
     heads: usize,
     keys: CubeTensor,
     values: CubeTensor,
-    start: usize,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
-    let table = cos.meta.shape().clone();
-    let (b, t, d) = (table[0], table[2], table[3]);
+    let d = cos.meta.shape()[1];
+    let b = pads.meta.shape()[0];
     let rows = qkv.meta.shape()[0];
-    assert_eq!(rows, b * t, "RoPE kernel: {rows} QKV rows for a batch of {b} × {t} positions");
+    assert!(b > 0 && rows.is_multiple_of(b), "RoPE kernel: {rows} QKV rows for a batch of {b}");
+    let t = rows / b;
     assert_eq!(qkv.meta.shape()[1], 3 * heads * d, "RoPE kernel: QKV width is not 3 × {heads} heads × {d}");
+    assert_eq!(pads.dtype, start.dtype, "RoPE kernel: pads and start differ in integer type");
     for cache in [&keys, &values] {
         let shape = cache.meta.shape();
         assert!(
-            shape[0] == b && shape[1] == heads && shape[3] == d && start + t <= shape[2],
-            "RoPE kernel: cache {shape:?} cannot take {t} slots from {start} for {b} × {heads} heads × {d}"
+            shape[0] == b && shape[1] == heads && shape[3] == d && t <= shape[2],
+            "RoPE kernel: cache {shape:?} cannot take {t} slots for {b} × {heads} heads × {d}"
         );
     }
     let writable = |c: CubeTensor| if c.can_mut() && c.is_nonoverlapping() { c } else { c.copy() };
     let (keys, values) = (writable(keys), writable(values));
-    let (client, device, dtype) = (qkv.client.clone(), qkv.device.clone(), qkv.dtype);
+    let (client, device, dtype, int) = (qkv.client.clone(), qkv.device.clone(), qkv.dtype, pads.dtype);
     let q = empty_device_dtype(client.clone(), device, Shape::new([b, heads, t, d]), dtype);
     let units = rows * heads * (d / 2);
     rope_qkv_kernel::launch(
@@ -49,11 +54,12 @@ pub(super) fn rope_qkv_cached(
         qkv.into_tensor_arg(),
         cos.into_tensor_arg(),
         sin.into_tensor_arg(),
+        pads.into_tensor_arg(),
+        start.into_tensor_arg(),
         q.clone().into_tensor_arg(),
         keys.clone().into_tensor_arg(),
         values.clone().into_tensor_arg(),
-        start as u32,
-        dtype_to_storage_type(dtype),
+        [dtype_to_storage_type(dtype), dtype_to_storage_type(int)],
     );
     (q, keys, values)
 }
