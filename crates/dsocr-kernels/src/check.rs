@@ -119,8 +119,8 @@ mod tests {
         let checks = super::check_kernels(&device);
         assert_eq!(
             checks.len(),
-            4 + 11 + 9,
-            "f32 only on the CPU: 4 attention, 2 norm, 9 projection, 3 RoPE, 4 router and 2 integer-update cases"
+            4 + 13 + 9,
+            "f32 only on the CPU: 4 attention, 2 norm, 11 projection, 3 RoPE, 4 router and 2 integer-update cases"
         );
         for c in checks {
             assert!(c.passed(), "{} {}: {} > {}", c.kernel, c.case, c.max_abs_err, c.tolerance);

@@ -66,18 +66,23 @@ pub(crate) fn check_projections(device: &Device, dtype: DType, relative: f32) ->
         out.push(compare("add_rms_norm", format!("{dtype:?} M={m} H={h}"), got, &expected, relative));
     }
 
-    // (rows, K, N): a release-size projection, an odd width, and rows spread over two cube groups.
-    for (m, k, n) in [(1, 1280, 1280), (5, 256, 1000), (11, 640, 64)] {
+    // (rows, K, N): a release-size projection (K split over the grid), an odd width, rows spread
+    // over two cube groups (and K split in two), the dense MLP's down projection (K = 6,848 in
+    // splits of unequal length).
+    for (m, k, n) in [(1, 1280, 1280), (5, 256, 1000), (11, 640, 64), (2, 6848, 1280)] {
         let (x, w) = (rnd(vec![m, k], 1.0), rnd(vec![k, n], 1.0 / (k as f64).sqrt()));
         let got = linear(x.clone().reshape([m, k]), &w.clone().reshape([k, n]));
         let expected = exact_matmul(&host(x), &host(w), 0, (m, k, n));
         out.push(compare("linear", format!("{dtype:?} M={m} K={k} N={n}"), host(got), &expected, relative));
     }
 
-    for (m, k, n) in [(1, 1280, 1792), (3, 256, 96)] {
+    // The weights are allocated as matrices, as loaded ones are: the dense MLP's width (6,848
+    // bf16 values) gets rows padded to an aligned pitch on the GPU, which the kernel reads as is.
+    for (m, k, n) in [(1, 1280, 1792), (3, 256, 96), (1, 1280, 6848)] {
         let std = 1.0 / (k as f64).sqrt();
-        let (x, g, u) = (rnd(vec![m, k], 1.0), rnd(vec![k, n], std), rnd(vec![k, n], std));
-        let got = swiglu(x.clone().reshape([m, k]), &g.clone().reshape([k, n]), &u.clone().reshape([k, n]));
+        let matrix = || Tensor::<2>::random([k, n], Distribution::Normal(0.0, std), (device, dtype));
+        let (x, g, u) = (rnd(vec![m, k], 1.0), matrix(), matrix());
+        let got = swiglu(x.clone().reshape([m, k]), &g, &u);
         let (xv, gv, uv) = (host(x), host(g), host(u));
         let (ge, ue) = (exact_matmul(&xv, &gv, 0, (m, k, n)), exact_matmul(&xv, &uv, 0, (m, k, n)));
         let expected: Vec<f64> = ge.iter().zip(&ue).map(|(g, u)| silu(*g) * u).collect();

@@ -99,7 +99,7 @@ impl KvCache {
     /// power of two (at least 256, at most the capacity). Attention kernels are compiled and
     /// autotuned per shape on the GPU; growing the key count by one each step would make every
     /// step a new shape, while these spans give a handful per request. The slots past `filled`
-    /// are masked (see [`KvCache::decode_mask`]).
+    /// are masked (the decode-step mask).
     pub fn decode_span(&self, filled: usize) -> usize {
         filled.max(MIN_DECODE_SPAN).next_power_of_two().min(self.capacity).max(filled)
     }

@@ -8,7 +8,10 @@
 //! ([`TextStream`]).
 //!
 //! Several prompts run as one batch (left-padded to a common length, each with its own
-//! positions and padding mask); MoE routing stays on the device.
+//! positions and padding mask); MoE routing stays on the device. Every per-step value of a
+//! decode step (cache slot, positions, next tokens) lives on the device too, so on a GPU the step
+//! is captured once per request as a CUDA graph and replayed
+//! ([`DeepseekLm::decode_step_on_device`], [`DeepseekLm::set_decode_graph`]).
 
 mod attention;
 mod config;

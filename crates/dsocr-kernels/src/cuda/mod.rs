@@ -37,8 +37,8 @@ pub trait DsocrKernels: Backend {
     #[fusion(dtype = x, shape = Shape::new([x[0], weight[1]]))]
     fn skinny_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// See [`crate::swiglu`]; `gate`/`up` as a bank of one, `[1, K, N]`.
-    #[fusion(dtype = x, shape = Shape::new([x[0], gate[2]]))]
+    /// See [`crate::swiglu`]; `gate`/`up` `[K, N]`.
+    #[fusion(dtype = x, shape = Shape::new([x[0], gate[1]]))]
     fn swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// See [`crate::expert_swiglu`].
@@ -203,7 +203,7 @@ pub(crate) fn skinny_linear(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
 
 /// [`crate::swiglu`] through the kernel.
 pub(crate) fn swiglu(x: Tensor<2>, gate: Tensor<2>, up: Tensor<2>) -> Tensor<2> {
-    Tensor::from_dispatch(Dispatch::swiglu(x.into_dispatch(), gate.unsqueeze::<3>().into_dispatch(), up.unsqueeze::<3>().into_dispatch()))
+    Tensor::from_dispatch(Dispatch::swiglu(x.into_dispatch(), gate.into_dispatch(), up.into_dispatch()))
 }
 
 /// [`crate::expert_swiglu`] through the kernel.

@@ -6,7 +6,7 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::router_kernel::{PLANE, PLANES, router_kernel};
+use super::router_kernel::{PLANE, PLANES, router_logits_kernel, router_topk_kernel};
 
 /// Expert ids `[M, top_k + shared]` (i32) and routing weights (f32) for `x` `[M, H]` and the
 /// router weight `gate` `[E, H]` (f32); see [`crate::route`].
@@ -26,23 +26,32 @@ pub(super) fn route(
     let plane_size = x.client.properties().hardware.plane_size_max;
     assert_eq!(plane_size, PLANE, "router kernel expects {PLANE}-lane planes, the device has {plane_size}");
     let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
+    let logits = empty_device_dtype(client.clone(), device.clone(), Shape::new([m, e]), DType::F32);
     let ids = empty_device_dtype(client.clone(), device.clone(), Shape::new([m, top_k + shared]), DType::I32);
     let weights = empty_device_dtype(client.clone(), device, Shape::new([m, top_k + shared]), DType::F32);
-    router_kernel::launch(
+    router_logits_kernel::launch(
         &client,
-        CubeCount::Static(m as u32, 1, 1),
+        CubeCount::Static(e.div_ceil(PLANES as usize) as u32, m as u32, 1),
         CubeDim::new_2d(PLANE, PLANES),
         x.into_tensor_arg(),
         gate.into_tensor_arg(),
+        logits.clone().into_tensor_arg(),
+        h as u32,
+        dtype_to_storage_type(dtype),
+    );
+    router_topk_kernel::launch(
+        &client,
+        CubeCount::Static(m as u32, 1, 1),
+        CubeDim::new_1d(PLANE),
+        logits.into_tensor_arg(),
         ids.clone().into_tensor_arg(),
         weights.clone().into_tensor_arg(),
         scaling,
         e as u32,
-        h as u32,
         top_k as u32,
         shared as u32,
         renormalise,
-        [dtype_to_storage_type(dtype), dtype_to_storage_type(DType::I32)],
+        dtype_to_storage_type(DType::I32),
     );
     (ids, weights)
 }
