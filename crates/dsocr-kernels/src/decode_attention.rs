@@ -10,6 +10,8 @@ use burn::prelude::*;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
+use crate::ints::host_ints;
+
 /// `softmax(q·Kᵀ/√d)·V` for one query per sequence and head.
 ///
 /// `q` `[B, H, 1, d]`, `keys`/`values` `[B, H, S, d]`, `pads` `[B]` (slots before each
@@ -33,7 +35,7 @@ pub fn decode_attention_reference(
     pads: Tensor<1, Int>,
     newest: Tensor<1, Int>,
 ) -> Tensor<4> {
-    let newest = newest.into_data().convert::<i64>().try_to_vec::<i64>().expect("integer tensor")[0];
+    let newest = host_ints(&newest)[0];
     let filled = newest as usize + 1;
     let [b, h, _, d] = q.dims();
     let keys = keys.slice([0..b, 0..h, 0..filled, 0..d]);

@@ -34,3 +34,9 @@ pub fn increment_ints(dst: Tensor<1, Int>, by: i32) -> Tensor<1, Int> {
 pub fn increment_ints_reference(dst: Tensor<1, Int>, by: i32) -> Tensor<1, Int> {
     dst.add_scalar(by)
 }
+
+/// The values of an integer tensor on the host (waits for the device): for the Burn references,
+/// which need the device-side slot numbers as host indices.
+pub(crate) fn host_ints(t: &Tensor<1, Int>) -> Vec<i64> {
+    t.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("an integer tensor converts to i64")
+}

@@ -10,6 +10,8 @@
 
 use burn::prelude::*;
 
+use crate::ints::host_ints;
+
 /// Split `qkv` `[B·T, 3H]` (columns `[q | k | v]`) into heads, rotate q and k by the rows of the
 /// tables `cos`/`sin` `[P, d]` (row `p`: the cos/sin of position `p`'s angles, halves
 /// duplicated) at each token's position, and write k and v into slots `start[0]..start[0] + T`
@@ -56,9 +58,8 @@ pub fn rope_qkv_cached_reference(
     values: Tensor<4>,
 ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
     let d = cos.dims()[1];
-    let host = |t: &Tensor<1, Int>| t.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("integer tensor");
-    let pads = host(pads);
-    let start = host(start)[0] as usize;
+    let pads = host_ints(pads);
+    let start = host_ints(start)[0] as usize;
     let b = pads.len();
     let t = qkv.dims()[0] / b;
     let positions: Vec<i64> = pads.iter().flat_map(|&pad| (start..start + t).map(move |slot| (slot as i64 - pad).max(0))).collect();

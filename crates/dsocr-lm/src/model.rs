@@ -279,10 +279,7 @@ impl DeepseekLm {
     /// position: the step can be captured as a CUDA graph and replayed ([`crate::generate`]).
     pub fn decode_step_on_device(&self, tokens: &mut Tensor<1, Int>, cache: &mut KvCache) -> (Tensor<2>, Tensor<1, Int>) {
         let b = tokens.dims()[0];
-        let h = self.config.hidden_size;
-        let x = self.embed_tokens.clone().select(0, tokens.clone()).reshape([b, 1, h]);
-        let hidden = self.forward(x, cache);
-        let logits = self.logits(hidden.reshape([b, h]));
+        let logits = self.decode_step(tokens.clone(), cache);
         let next = logits.clone().argmax(1).reshape([b]);
         let input = std::mem::replace(tokens, next.clone());
         *tokens = dsocr_kernels::overwrite_ints(input, next.clone());

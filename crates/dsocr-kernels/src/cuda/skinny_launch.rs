@@ -84,24 +84,12 @@ pub(super) fn skinny_linear(x: CubeTensor, w: CubeTensor) -> CubeTensor {
     let splits = (TARGET_CUBES / (blocks * groups)).clamp(1, MAX_SPLITS).min(k / (4 * ks as usize)).max(1);
     let count = CubeCount::Static(blocks as u32, 1, (groups * splits) as u32);
     let out = empty_device_dtype(client.clone(), device.clone(), Shape::new([m, n]), dtype);
-    if splits == 1 {
-        skinny_linear_kernel::launch(
-            &client,
-            count,
-            dim,
-            vec,
-            x.into_tensor_arg(),
-            w.into_tensor_arg(),
-            out.clone().into_tensor_arg(),
-            1,
-            rows as u32,
-            cols,
-            ks,
-            [dtype_to_storage_type(dtype), dtype_to_storage_type(dtype)],
-        );
-        return out;
-    }
-    let partial = empty_device_dtype(client.clone(), device, Shape::new([splits * m, n]), DType::F32);
+    // One split writes the product itself; more write f32 partials for the sum below.
+    let (target, target_type) = if splits == 1 {
+        (out.clone(), dtype)
+    } else {
+        (empty_device_dtype(client.clone(), device, Shape::new([splits * m, n]), DType::F32), DType::F32)
+    };
     skinny_linear_kernel::launch(
         &client,
         count,
@@ -109,20 +97,23 @@ pub(super) fn skinny_linear(x: CubeTensor, w: CubeTensor) -> CubeTensor {
         vec,
         x.into_tensor_arg(),
         w.into_tensor_arg(),
-        partial.clone().into_tensor_arg(),
+        target.clone().into_tensor_arg(),
         splits as u32,
         rows as u32,
         cols,
         ks,
-        [dtype_to_storage_type(dtype), dtype_to_storage_type(DType::F32)],
+        [dtype_to_storage_type(dtype), dtype_to_storage_type(target_type)],
     );
+    if splits == 1 {
+        return out;
+    }
     let units = m * (n / vec);
     sum_splits_kernel::launch(
         &client,
         CubeCount::Static(units.div_ceil(UNITS) as u32, 1, 1),
         CubeDim::new_1d(UNITS as u32),
         vec,
-        partial.into_tensor_arg(),
+        target.into_tensor_arg(),
         out.clone().into_tensor_arg(),
         dtype_to_storage_type(dtype),
     );
