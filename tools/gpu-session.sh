@@ -39,12 +39,15 @@ case "$what" in
   profile)
     # PROFILE_SKIP launches in (past vision, prefill and ~100 decode steps of the first pass),
     # then PROFILE_COUNT launches timed one by one on the GPU (clocks and caches left alone).
+    # PROFILE_ARGS replaces the bench arguments; PROFILE_TAIL sums only the window's last
+    # launches (with PROFILE_SKIP=0 and a large count: the end of the run, e.g. a batched decode).
     [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
     ncu --metrics gpu__time_duration.sum --csv --print-units base --clock-control none --cache-control none \
       --launch-skip "${PROFILE_SKIP:-20000}" --launch-count "${PROFILE_COUNT:-600}" \
-      dist/dsocr bench --model dist/synth --device cuda --new-tokens 256 --batch 1 > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
+      dist/dsocr bench --model dist/synth --device cuda ${PROFILE_ARGS:---new-tokens 256 --batch 1} > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
     echo "ncu exit $?"
-    python3 tools/ncu_summary.py "$OUT/ncu.csv" "${PROFILE_STEPS:-0}" | tee "$OUT/ncu-summary.txt"
+    python3 tools/ncu_summary.py "$OUT/ncu.csv" "${PROFILE_STEPS:-0}" "${PROFILE_TAIL:-0}" | tee "$OUT/ncu-summary.txt"
+    xz -T0 "$OUT/ncu.csv"
     ;;
   save-cache)
     tar cJf "$OUT/cubecl-cache.tar.xz" -C dist cubecl-cache && ls -l "$OUT/cubecl-cache.tar.xz"

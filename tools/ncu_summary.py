@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Sum `ncu --csv --metrics gpu__time_duration.sum` output per kernel name.
 
-Usage: tools/ncu_summary.py ncu.csv [steps]   (steps: decode steps the window covers, to print
-per-step figures). Used by `tools/gpu-session.sh profile`.
+Usage: tools/ncu_summary.py ncu.csv [steps [tail]]   (steps: decode steps the window covers, to
+print per-step figures; tail: only the last `tail` launches, e.g. the batched decode at the end of
+a bench run). Used by `tools/gpu-session.sh profile`.
 """
 import csv
 import sys
@@ -10,13 +11,15 @@ from collections import defaultdict
 
 path = sys.argv[1]
 steps = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
+tail = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 total = defaultdict(float)
 count = defaultdict(int)
 with open(path, newline="") as f:
     lines = [line for line in f if line.startswith('"')]
-for row in csv.DictReader(lines):
-    if row.get("Metric Name") != "gpu__time_duration.sum":
-        continue
+rows = [row for row in csv.DictReader(lines) if row.get("Metric Name") == "gpu__time_duration.sum"]
+if tail:
+    rows = rows[-tail:]
+for row in rows:
     name = row["Kernel Name"].split("(")[0].split("<")[0].strip()
     value = float(row["Metric Value"].replace(",", ""))
     unit = row.get("Metric Unit", "ns")

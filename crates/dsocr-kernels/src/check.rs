@@ -45,6 +45,7 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
         [(1, 10, 1200, 128, 914, &[0]), (3, 10, 1024, 128, 700, &[0, 5, 300]), (2, 4, 512, 64, 3, &[0, 1]), (2, 4, 100, 16, 77, &[3, 0])];
     for (dtype, tolerance) in dtypes {
         out.extend(crate::check_projection::check_projections(device, dtype, tolerance));
+        out.extend(crate::check_fused::check_fused(device, dtype, tolerance));
         out.extend(crate::check_layer::check_layer_kernels(device, dtype, tolerance));
         for (b, h, s, d, filled, pads) in cases {
             let rnd = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (device, dtype));
@@ -119,8 +120,8 @@ mod tests {
         let checks = super::check_kernels(&device);
         assert_eq!(
             checks.len(),
-            4 + 13 + 9,
-            "f32 only on the CPU: 4 attention, 2 norm, 11 projection, 3 RoPE, 4 router and 2 integer-update cases"
+            4 + 4 + 15 + 4 + 4 + 2 + 1,
+            "f32 only on the CPU: 4 attention, 4 norm, 15 projection, 4 RoPE, 4 router, 2 integer-update and 1 argmax cases"
         );
         for c in checks {
             assert!(c.passed(), "{} {}: {} > {}", c.kernel, c.case, c.max_abs_err, c.tolerance);

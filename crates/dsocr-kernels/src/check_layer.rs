@@ -6,8 +6,9 @@ use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
 use crate::check::{KernelCheck, host};
-use crate::check_projection::compare;
+use crate::check_projection::{compare, exact_matmul};
 use crate::ints::{increment_ints, overwrite_ints};
+use crate::projection::linear_parts;
 use crate::rope::rope_qkv_cached;
 use crate::router::{RouterConfig, route};
 
@@ -22,8 +23,11 @@ pub(crate) fn check_layer_kernels(device: &Device, dtype: DType, relative: f32) 
     // prefill of the parity model's size (its first slots are padding: position 0), a padded batch.
     let rope_cases: [RopeCase; 3] = [(1, 1, 10, 128, 2, &[0]), (3, 5, 4, 16, 0, &[0, 2, 4]), (2, 1, 10, 128, 6, &[0, 3])];
     for (b, t, heads, d, start, pads) in rope_cases {
-        out.push(check_rope(device, dtype, relative, (b, t, heads, d), start, pads));
+        out.push(check_rope(device, dtype, relative, (b, t, heads, d), start, pads, None));
     }
+    // The release-size step again, its QKV given as the projection's parts (split over K on a
+    // GPU): the kernel sums them.
+    out.push(check_rope(device, dtype, relative, (1, 1, 10, 128), 2, &[0], Some(1280)));
     // (tokens, hidden, experts, top-k, shared, renormalise, scaling): the release router, the
     // parity model's, and an expert count that is not a multiple of 32.
     for (m, h, e, top_k, shared, renormalise, scaling) in
@@ -57,7 +61,8 @@ fn check_ints(device: &Device) -> Vec<KernelCheck> {
 }
 
 /// RoPE with the cache write: q, and both caches whole (the written slots and the untouched
-/// ones around them, which an in-place write must leave alone).
+/// ones around them, which an in-place write must leave alone). With `projected_from = Some(K)`
+/// the QKV input is [`linear_parts`] of a `[B·T, K]` activation (compared with the exact product).
 fn check_rope(
     device: &Device,
     dtype: DType,
@@ -65,11 +70,23 @@ fn check_rope(
     (b, t, heads, d): (usize, usize, usize, usize),
     start: usize,
     pads: &[i64],
+    projected_from: Option<usize>,
 ) -> KernelCheck {
     let hidden = heads * d;
     let slots = start + t + 3;
     let positions = slots + 4;
-    let qkv = Tensor::<2>::random([b * t, 3 * hidden], Distribution::Normal(0.0, 1.0), (device, dtype));
+    let (qkv, x): (crate::PartialSums, Vec<f32>) = match projected_from {
+        None => {
+            let qkv = Tensor::<2>::random([b * t, 3 * hidden], Distribution::Normal(0.0, 1.0), (device, dtype));
+            (qkv.clone().into(), host(qkv))
+        }
+        Some(k) => {
+            let a = Tensor::<2>::random([b * t, k], Distribution::Normal(0.0, 1.0), (device, dtype));
+            let w = Tensor::<2>::random([k, 3 * hidden], Distribution::Normal(0.0, 1.0 / (k as f64).sqrt()), (device, dtype));
+            let exact = exact_matmul(&host(a.clone()), &host(w.clone()), 0, (b * t, k, 3 * hidden));
+            (linear_parts(a, &w), exact.iter().map(|&v| v as f32).collect())
+        }
+    };
     let angles = Tensor::<2>::random([positions, d], Distribution::Uniform(-3.0, 3.0), (device, DType::F32));
     let (cos, sin) = (angles.clone().cos().cast(dtype), angles.sin().cast(dtype));
     let cache = || Tensor::<4>::random([b, heads, slots, d], Distribution::Normal(0.0, 1.0), (device, dtype));
@@ -78,7 +95,7 @@ fn check_rope(
     let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), device);
     let (pads_t, start_t) = (ints(pads.to_vec()), ints(vec![start as i64]));
     let (q, keys, values) = rope_qkv_cached(qkv.clone(), &cos, &sin, &pads_t, &start_t, heads, keys, values);
-    let (x, c, s) = (host(qkv), host(cos), host(sin));
+    let (c, s) = (host(cos), host(sin));
     let half = d / 2;
     // Part 0/1/2 (q/k/v) of row (bi, ti), head `head`, element e, rotated for q and k.
     let value = |part: usize, bi: usize, ti: usize, head: usize, e: usize| {
@@ -113,7 +130,8 @@ fn check_rope(
         }
     }
     let got = [host(q), host(keys), host(values)].concat();
-    let case = format!("{dtype:?} B={b} T={t} heads={heads} d={d} cache slots {start}..{} pads {pads:?}", start + t);
+    let source = projected_from.map_or(String::new(), |k| format!(" from a K={k} projection's parts"));
+    let case = format!("{dtype:?} B={b} T={t} heads={heads} d={d} cache slots {start}..{} pads {pads:?}{source}", start + t);
     compare("rope_qkv_cached", case, got, &expected, relative)
 }
 

@@ -4,14 +4,19 @@
 
 use burn::prelude::*;
 
+use crate::parts::PartialSums;
+
 /// `(x + delta, RMSNorm(x + delta) · weight)` over the last dimension of `x`/`delta` `[M, H]`;
-/// `weight` `[H]`. One kernel on a CubeCL device; the Burn definition elsewhere.
-pub fn add_rms_norm(x: Tensor<2>, delta: Tensor<2>, weight: &Tensor<1>, eps: f64) -> (Tensor<2>, Tensor<2>) {
+/// `weight` `[H]`. `delta` may be a projection's parts ([`PartialSums`]), summed by the kernel.
+/// One kernel on a CubeCL device; the Burn definition elsewhere.
+pub fn add_rms_norm(x: Tensor<2>, delta: impl Into<PartialSums>, weight: &Tensor<1>, eps: f64) -> (Tensor<2>, Tensor<2>) {
+    let delta = delta.into();
+    assert_eq!(x.dims(), delta.dims(), "add_rms_norm: the residual and the delta differ in shape");
     #[cfg(feature = "cuda")]
     if crate::kernels_enabled(&x.device()) && x.dtype() == delta.dtype() && x.dtype() == weight.dtype() {
         return crate::cuda::add_rms_norm(x, delta, weight.clone(), eps as f32);
     }
-    add_rms_norm_reference(x, delta, weight, eps)
+    add_rms_norm_reference(x, delta.sum(), weight, eps)
 }
 
 /// The Burn definition of [`add_rms_norm`].

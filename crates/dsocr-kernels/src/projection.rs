@@ -9,8 +9,21 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::activation::silu;
 
+use crate::parts::PartialSums;
+#[cfg(feature = "cuda")]
+use crate::parts::PartsLayout;
+
 /// Most activation rows the skinny kernels take; more rows (a prefill) use Burn's matmul.
 pub const MAX_KERNEL_ROWS: usize = 64;
+
+/// Rows one pass of the linear kernel serves; more rows re-read the weight once per such group.
+pub const ROWS_PER_PASS: usize = 8;
+
+/// Weights up to this size are re-read from the GPU's L2 cache when the linear kernel serves
+/// several row groups; a larger weight (the 331 MB output head) would be read from memory once
+/// per group, and Burn's matmul, which reads it once, is faster past [`ROWS_PER_PASS`] rows
+/// (measured: the head at 32 rows took 1.3 ms per step through the kernel).
+const L2_RESIDENT_BYTES: usize = 32 << 20;
 
 /// Most (token, expert) pairs the expert kernels take: each pair is its own group of cubes, so
 /// the limit is about re-reading experts, not registers (64 tokens' worth at 6 + 2 experts).
@@ -23,13 +36,36 @@ fn use_kernel(device: &Device, rows: usize, limit: usize, dtype: DType, columns:
     rows <= limit && crate::kernels_enabled(device) && crate::cuda::skinny_supported(dtype, columns)
 }
 
+/// Whether the linear kernel suits `rows` rows against `weight` (see [`L2_RESIDENT_BYTES`]).
+#[cfg(feature = "cuda")]
+fn use_linear_kernel(x: &Tensor<2>, weight: &Tensor<2>) -> bool {
+    let rows = x.dims()[0];
+    let bytes = weight.dims().iter().product::<usize>() * weight.dtype().size();
+    (rows <= ROWS_PER_PASS || bytes <= L2_RESIDENT_BYTES)
+        && x.dtype() == weight.dtype()
+        && use_kernel(&x.device(), rows, MAX_KERNEL_ROWS, weight.dtype(), weight.dims()[1])
+}
+
 /// `x` `[M, K]` · `weight` `[K, N]` → `[M, N]`.
 pub fn linear(x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
     #[cfg(feature = "cuda")]
-    if use_kernel(&x.device(), x.dims()[0], MAX_KERNEL_ROWS, weight.dtype(), weight.dims()[1]) && x.dtype() == weight.dtype() {
+    if use_linear_kernel(&x, weight) {
         return crate::cuda::skinny_linear(x, weight.clone());
     }
     linear_reference(x, weight)
+}
+
+/// [`linear`] left as the parts its kernel produced (see [`PartialSums`]): for a consumer that
+/// sums them itself ([`crate::add_rms_norm`], [`crate::rope_qkv_cached`]), saving a launch.
+pub fn linear_parts(x: Tensor<2>, weight: &Tensor<2>) -> PartialSums {
+    #[cfg(feature = "cuda")]
+    if use_linear_kernel(&x, weight) {
+        let dtype = x.dtype();
+        let (parts, count) = crate::cuda::skinny_linear_parts(x, weight.clone());
+        let layout = if count == 1 { PartsLayout::Whole } else { PartsLayout::Splits { count, dtype } };
+        return PartialSums { parts, layout };
+    }
+    linear_reference(x, weight).into()
 }
 
 /// The Burn definition of [`linear`].
@@ -83,6 +119,17 @@ pub fn expert_down(act: Tensor<2>, down: &Tensor<3>, ids: Tensor<2, Int>, weight
     expert_down_reference(act, down, ids, weights)
 }
 
+/// [`expert_down`] left as each (token, slot) pair's product and the routing weights (see
+/// [`PartialSums`]), for a consumer that sums them itself ([`crate::add_rms_norm`]).
+pub fn expert_down_parts(act: Tensor<2>, down: &Tensor<3>, ids: Tensor<2, Int>, weights: Tensor<2>) -> PartialSums {
+    #[cfg(feature = "cuda")]
+    if use_kernel(&act.device(), act.dims()[0], MAX_EXPERT_PAIRS, down.dtype(), down.dims()[2]) && act.dtype() == down.dtype() {
+        let parts = crate::cuda::expert_down_pairs(act, down.clone(), ids);
+        return PartialSums { parts, layout: PartsLayout::Slots { weights: weights.cast(DType::F32) } };
+    }
+    expert_down_reference(act, down, ids, weights).into()
+}
+
 /// The Burn definition of [`expert_down`] (products rounded to the float type, then summed in
 /// f32, as the reference model does).
 pub fn expert_down_reference(act: Tensor<2>, down: &Tensor<3>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
@@ -92,4 +139,20 @@ pub fn expert_down_reference(act: Tensor<2>, down: &Tensor<3>, ids: Tensor<2, In
     let y = act.reshape([m * s, 1, k]).matmul(down.clone().select(0, ids.reshape([m * s])));
     let y = y.reshape([m, s, n]).cast(DType::F32) * weights.cast(DType::F32).unsqueeze_dim::<3>(2);
     y.sum_dim(1).reshape([m, n]).cast(dtype)
+}
+
+/// Whether [`expert_swiglu`] and [`expert_down_parts`] run dsocr's kernels for `pairs` (token,
+/// expert) pairs of banks of `dtype` whose rows hold `columns` outputs on `device`: then the
+/// chosen experts are read where they lie (grouped by expert past a few tokens), with no gathered
+/// copies, so the gathered path suits batches too.
+pub fn expert_kernels_take(device: &Device, pairs: usize, dtype: DType, columns: usize) -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        use_kernel(device, pairs, MAX_EXPERT_PAIRS, dtype, columns)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (device, pairs, dtype, columns);
+        false
+    }
 }

@@ -11,6 +11,7 @@
 use burn::prelude::*;
 
 use crate::ints::host_ints;
+use crate::parts::PartialSums;
 
 /// Split `qkv` `[B·T, 3H]` (columns `[q | k | v]`) into heads, rotate q and k by the rows of the
 /// tables `cos`/`sin` `[P, d]` (row `p`: the cos/sin of position `p`'s angles, halves
@@ -18,10 +19,11 @@ use crate::ints::host_ints;
 /// of `keys`/`values` `[B, heads, S, d]`. `pads` `[B]`, `start` `[1]`; the caller keeps
 /// `start[0] + T ≤ S` and the positions below `P`. Returns `(q, keys, values)` with q
 /// `[B, heads, T, d]`. The caches are written in place when nothing else holds them. One kernel
-/// on a CubeCL device; the Burn definition elsewhere.
+/// on a CubeCL device (which also sums `qkv`'s split-K parts, see [`crate::linear_parts`]); the
+/// Burn definition elsewhere.
 #[allow(clippy::too_many_arguments)]
 pub fn rope_qkv_cached(
-    qkv: Tensor<2>,
+    qkv: impl Into<PartialSums>,
     cos: &Tensor<2>,
     sin: &Tensor<2>,
     pads: &Tensor<1, Int>,
@@ -30,8 +32,10 @@ pub fn rope_qkv_cached(
     keys: Tensor<4>,
     values: Tensor<4>,
 ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    let qkv = qkv.into();
     #[cfg(feature = "cuda")]
     if crate::kernels_enabled(&qkv.device())
+        && !matches!(qkv.layout, crate::parts::PartsLayout::Slots { .. })
         && qkv.dtype() == cos.dtype()
         && qkv.dtype() == sin.dtype()
         && qkv.dtype() == keys.dtype()
@@ -39,9 +43,10 @@ pub fn rope_qkv_cached(
         && pads.dtype() == start.dtype()
         && cos.dims()[1].is_multiple_of(2)
     {
-        return crate::cuda::rope_qkv_cached(qkv, cos.clone(), sin.clone(), pads.clone(), start.clone(), heads, keys, values);
+        let splits = qkv.count();
+        return crate::cuda::rope_qkv_cached(qkv.parts, splits, cos.clone(), sin.clone(), pads.clone(), start.clone(), heads, keys, values);
     }
-    rope_qkv_cached_reference(qkv, cos, sin, pads, start, heads, keys, values)
+    rope_qkv_cached_reference(qkv.sum(), cos, sin, pads, start, heads, keys, values)
 }
 
 /// The Burn definition of [`rope_qkv_cached`]. It reads `start` and `pads` back to the host (to

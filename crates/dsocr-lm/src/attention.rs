@@ -7,6 +7,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 
 use dsocr_core::layers::Linear;
 use dsocr_core::{CoreError, Weights};
+use dsocr_kernels::PartialSums;
 
 use crate::config::LmConfig;
 use crate::kv_cache::KvCache;
@@ -50,11 +51,13 @@ impl Attention {
         })
     }
 
-    /// `x` `[B, T, H]` → `[B, T, H]`, writing this layer's keys/values into `cache`.
-    pub fn forward(&self, x: Tensor<3>, layer: usize, cache: &mut KvCache, ctx: &AttentionContext<'_>) -> Tensor<3> {
+    /// `x` `[B, T, H]` → rows `[B·T, H]` (left as the output projection's parts, for the residual
+    /// add + norm to sum), writing this layer's keys/values into `cache`.
+    pub fn forward(&self, x: Tensor<3>, layer: usize, cache: &mut KvCache, ctx: &AttentionContext<'_>) -> PartialSums {
         let [b, t, hidden] = x.dims();
         let heads = self.heads;
-        let qkv = dsocr_kernels::linear(x.reshape([b * t, hidden]), &self.qkv_proj.weight);
+        // RoPE sums the projection's split-K parts itself.
+        let qkv = dsocr_kernels::linear_parts(x.reshape([b * t, hidden]), &self.qkv_proj.weight);
         let causal_prefill = ctx.mask.is_none() && cache.is_empty() && t > 1;
         // Columns [q | k | v] → heads, q and k rotated; k and v go into the cache.
         let (q, keys, values) = cache.rope_append(layer, qkv, (ctx.cos, ctx.sin), heads, ctx.span);
@@ -68,9 +71,9 @@ impl Attention {
         self.project_out(out, [b, t, hidden])
     }
 
-    /// Heads `[B, heads, T, d]` → `[B, T, H]` through `o_proj`.
-    fn project_out(&self, heads: Tensor<4>, [b, t, hidden]: [usize; 3]) -> Tensor<3> {
+    /// Heads `[B, heads, T, d]` → rows `[B·T, H]` through `o_proj`.
+    fn project_out(&self, heads: Tensor<4>, [b, t, hidden]: [usize; 3]) -> PartialSums {
         let rows = heads.swap_dims(1, 2).reshape([b * t, hidden]);
-        dsocr_kernels::linear(rows, &self.o_proj.weight).reshape([b, t, hidden])
+        dsocr_kernels::linear_parts(rows, &self.o_proj.weight)
     }
 }

@@ -7,6 +7,7 @@
 //! as a CUDA graph; see [`crate::DeepseekLm::decode_step_on_device`]).
 
 use burn::prelude::*;
+use dsocr_kernels::PartialSums;
 
 /// Per-layer keys and values `[B, heads, capacity, head_dim]` (post-RoPE keys), plus the batch
 /// layout.
@@ -131,7 +132,7 @@ impl KvCache {
     pub(crate) fn rope_append(
         &mut self,
         layer: usize,
-        qkv: Tensor<2>,
+        qkv: PartialSums,
         (cos, sin): (&Tensor<2>, &Tensor<2>),
         heads: usize,
         span: usize,

@@ -11,7 +11,7 @@ use burn::tensor::{DType, IndexingUpdateOp};
 
 use dsocr_core::layers::Linear;
 use dsocr_core::{CoreError, Weights};
-use dsocr_kernels::RouterConfig;
+use dsocr_kernels::{PartialSums, RouterConfig};
 
 use crate::config::LmConfig;
 
@@ -33,15 +33,10 @@ impl Mlp {
         })
     }
 
-    /// Apply to the last dimension.
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let dims = x.dims();
-        let rows = x.reshape([-1, dims[D - 1] as i64]);
+    /// Rows `[N, H]` → `[N, H]`, left as the down projection's parts (see [`PartialSums`]).
+    pub fn forward(&self, rows: Tensor<2>) -> PartialSums {
         let act = dsocr_kernels::swiglu(rows, &self.gate_proj.weight, &self.up_proj.weight);
-        let y = dsocr_kernels::linear(act, &self.down_proj.weight);
-        let mut out = dims;
-        out[D - 1] = y.dims()[1];
-        y.reshape(out)
+        dsocr_kernels::linear_parts(act, &self.down_proj.weight)
     }
 }
 
@@ -107,21 +102,27 @@ impl Moe {
         self.experts_gate.dims()[0]
     }
 
-    /// Tokens `[N, H]` → `[N, H]`.
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+    /// Tokens `[N, H]` → `[N, H]` (left as parts where the expert kernels produce them).
+    pub fn forward(&self, x: Tensor<2>) -> PartialSums {
         let [n, _] = x.dims();
         let (ids, weights) = dsocr_kernels::route(x.clone(), &self.gate, self.router);
-        // Gathering reads N·(k + S) experts; past N·k routed experts it reads more than the
-        // whole bank, and running every expert is the better plan (until grouped kernels).
-        if n * self.router.top_k <= self.gate.dims()[0] { self.gathered(&x, ids, weights) } else { self.dense(&x, ids, weights) }
+        let pairs = n * (self.router.top_k + self.router.shared);
+        let kernels = dsocr_kernels::expert_kernels_take(&x.device(), pairs, self.experts_gate.dtype(), self.experts_gate.dims()[2]);
+        // Without the kernels, gathering copies N·(k + S) experts: past N·k routed experts that
+        // is more than the whole bank, and running every expert is the better plan. The kernels
+        // read the chosen experts where they lie, grouped by expert for batches.
+        if kernels || n * self.router.top_k <= self.gate.dims()[0] {
+            self.gathered(&x, ids, weights)
+        } else {
+            self.dense(&x, ids, weights).into()
+        }
     }
 
     /// Apply only the chosen experts, reading their weights where they lie (dsocr's kernels on a
-    /// GPU; gathered copies and batched matvecs otherwise). Reads `N·(k + S)` experts: the decode
-    /// path.
-    fn gathered(&self, x: &Tensor<2>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
+    /// GPU; gathered copies and batched matvecs otherwise): the decode path.
+    fn gathered(&self, x: &Tensor<2>, ids: Tensor<2, Int>, weights: Tensor<2>) -> PartialSums {
         let act = dsocr_kernels::expert_swiglu(x.clone(), &self.experts_gate, &self.experts_up, ids.clone());
-        dsocr_kernels::expert_down(act, &self.experts_down, ids, weights)
+        dsocr_kernels::expert_down_parts(act, &self.experts_down, ids, weights)
     }
 
     /// Run every expert on every token and combine with the routing weights scattered into a
@@ -151,14 +152,13 @@ pub enum FeedForward {
 }
 
 impl FeedForward {
-    /// `[B, T, H]` → `[B, T, H]`.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    /// `[B, T, H]` → rows `[B·T, H]`, left as parts for the residual add + norm to sum.
+    pub fn forward(&self, x: Tensor<3>) -> PartialSums {
+        let [b, t, h] = x.dims();
+        let rows = x.reshape([b * t, h]);
         match self {
-            FeedForward::Dense(mlp) => mlp.forward(x),
-            FeedForward::Moe(moe) => {
-                let [b, t, h] = x.dims();
-                moe.forward(x.reshape([b * t, h])).reshape([b, t, h])
-            }
+            FeedForward::Dense(mlp) => mlp.forward(rows),
+            FeedForward::Moe(moe) => moe.forward(rows),
         }
     }
 }

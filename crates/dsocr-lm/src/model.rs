@@ -5,6 +5,7 @@ use burn::tensor::DType;
 
 use dsocr_core::layers::{Linear, RmsNorm};
 use dsocr_core::{CoreError, Weights};
+use dsocr_kernels::PartialSums;
 
 use crate::attention::{Attention, AttentionContext};
 use crate::config::LmConfig;
@@ -56,11 +57,12 @@ impl DecoderLayer {
     }
 }
 
-/// `(x + delta, norm(x + delta))` for `[B, T, H]` (one kernel on the GPU).
-fn add_norm(x: Tensor<3>, delta: Tensor<3>, norm: &RmsNorm) -> (Tensor<3>, Tensor<3>) {
+/// `(x + delta, norm(x + delta))` for `x` `[B, T, H]` and `delta` rows `[B·T, H]` (one kernel on
+/// the GPU, which also sums the delta's parts).
+fn add_norm(x: Tensor<3>, delta: PartialSums, norm: &RmsNorm) -> (Tensor<3>, Tensor<3>) {
     let dims = x.dims();
-    let rows = |t: Tensor<3>| t.reshape([dims[0] * dims[1], dims[2]]);
-    let (sum, normed) = dsocr_kernels::add_rms_norm(rows(x), rows(delta), &norm.weight, norm.eps);
+    let rows = x.reshape([dims[0] * dims[1], dims[2]]);
+    let (sum, normed) = dsocr_kernels::add_rms_norm(rows, delta, &norm.weight, norm.eps);
     (sum.reshape(dims), normed.reshape(dims))
 }
 
@@ -274,15 +276,18 @@ impl DeepseekLm {
     /// One decode step whose inputs all live on the device: embed `tokens` `[B]`, run them at
     /// the cache's next slot, and return the logits `[B, V]` (f32) and their argmax `[B]`; then
     /// `tokens` is overwritten, in its own buffer, with that argmax (the next step's input unless
-    /// the caller writes other choices with [`dsocr_kernels::overwrite_ints`]). Nothing is read
+    /// the caller writes other choices with [`dsocr_kernels::overwrite_ints`]; one kernel,
+    /// [`dsocr_kernels::argmax_into`], writes both). Nothing is read
     /// from or written by the host, and with dsocr's kernels every launch is the same at every
     /// position: the step can be captured as a CUDA graph and replayed ([`crate::generate`]).
     pub fn decode_step_on_device(&self, tokens: &mut Tensor<1, Int>, cache: &mut KvCache) -> (Tensor<2>, Tensor<1, Int>) {
-        let b = tokens.dims()[0];
         let logits = self.decode_step(tokens.clone(), cache);
-        let next = logits.clone().argmax(1).reshape([b]);
-        let input = std::mem::replace(tokens, next.clone());
-        *tokens = dsocr_kernels::overwrite_ints(input, next.clone());
+        // Moved out so the kernel holds the buffer's only handle and writes it in place; the
+        // stand-in (a handle to the slot counter, which the kernel does not touch) is replaced
+        // at once.
+        let input = std::mem::replace(tokens, cache.len_tensor().clone());
+        let (input, next) = dsocr_kernels::argmax_into(logits.clone(), input);
+        *tokens = input;
         (logits, next)
     }
 }

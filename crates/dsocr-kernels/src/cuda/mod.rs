@@ -1,11 +1,16 @@
 //! The CubeCL side: a Burn backend extension whose operations launch dsocr's kernels on a CubeCL
 //! device (with the fusion layer in front, as Burn's CUDA backend has it).
 
+mod argmax_kernel;
+mod argmax_launch;
 mod decode_attention_kernel;
 mod decode_attention_launch;
+mod grouped_kernels;
+mod grouped_launch;
 mod int_store_kernel;
 mod int_store_launch;
 mod norm_kernel;
+mod parts_kernel;
 mod rope_kernel;
 mod rope_launch;
 mod router_kernel;
@@ -19,6 +24,8 @@ use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{DType, Shape};
 use burn_cubecl::CubeBackend;
+
+use crate::parts::{PartialSums, PartsLayout};
 
 /// dsocr's kernels as backend operations.
 #[backend_extension(Cube, Fusion)]
@@ -37,6 +44,14 @@ pub trait DsocrKernels: Backend {
     #[fusion(dtype = x, shape = Shape::new([x[0], weight[1]]))]
     fn skinny_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// See [`crate::linear_parts`]: the product, or its f32 split-K parts `[splits·M, N]`.
+    #[fusion(meta = |x, weight| {
+        let (m, k, n) = (x.shape[0], x.shape[1], weight.shape[1]);
+        let splits = skinny_launch::split_count(m, k, n, weight.dtype);
+        TensorSpec::new(Shape::new([splits * m, n]), if splits == 1 { x.dtype } else { DType::F32 })
+    })]
+    fn skinny_linear_parts(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+
     /// See [`crate::swiglu`]; `gate`/`up` `[K, N]`.
     #[fusion(dtype = x, shape = Shape::new([x[0], gate[1]]))]
     fn swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -45,28 +60,43 @@ pub trait DsocrKernels: Backend {
     #[fusion(dtype = x, shape = Shape::new([ids[0] * ids[1], gate[2]]))]
     fn expert_swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self>;
 
-    /// See [`crate::add_rms_norm`].
-    #[fusion(meta = |x, _delta, _weight, _eps| (x.clone(), x.clone()))]
+    /// See [`crate::add_rms_norm`]; the delta as `count` parts (`weighted`: slot layout with the
+    /// weights `coef`, else split layout and `coef` unread).
+    #[fusion(meta = |x, _parts, _coef, _weight, _eps, _count, _weighted| (x.clone(), x.clone()))]
+    #[allow(clippy::too_many_arguments)]
     fn add_rms_norm(
         x: FloatTensor<Self>,
-        delta: FloatTensor<Self>,
+        parts: FloatTensor<Self>,
+        coef: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         eps: f32,
+        count: usize,
+        weighted: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// See [`crate::expert_down`].
     #[fusion(dtype = act, shape = Shape::new([ids[0], down[2]]))]
     fn expert_down(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>, weights: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// See [`crate::expert_down_parts`]: each pair's product `[M·S, N]`.
+    #[fusion(dtype = act, shape = Shape::new([ids[0] * ids[1], down[2]]))]
+    fn expert_down_pairs(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self>;
+
+    /// See [`crate::argmax_into`].
+    #[fusion(meta = |_logits, tokens| (tokens.clone(), tokens.clone()))]
+    fn argmax_into(logits: FloatTensor<Self>, tokens: IntTensor<Self>) -> (IntTensor<Self>, IntTensor<Self>);
+
     /// See [`crate::rope_qkv_cached`].
-    #[fusion(meta = |qkv, cos, _sin, pads, _start, heads, keys, values| {
+    /// `qkv` as `splits` f32 parts when `splits > 1`.
+    #[fusion(meta = |qkv, splits, cos, _sin, pads, _start, heads, keys, values| {
         let (b, d) = (pads.shape[0], cos.shape[1]);
-        let q = TensorSpec::new(Shape::new([b, *heads, qkv.shape[0] / b, d]), qkv.dtype);
+        let q = TensorSpec::new(Shape::new([b, *heads, qkv.shape[0] / *splits / b, d]), cos.dtype);
         (q, keys.clone(), values.clone())
     })]
     #[allow(clippy::too_many_arguments)]
     fn rope_qkv_cached(
         qkv: FloatTensor<Self>,
+        splits: usize,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
         pads: IntTensor<Self>,
@@ -114,29 +144,54 @@ impl DsocrKernels for CubeBackend {
         skinny_launch::skinny_linear(x, weight)
     }
 
+    fn skinny_linear_parts(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        skinny_launch::skinny_linear_parts(x, weight)
+    }
+
     fn swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
         skinny_launch::swiglu(x, gate, up, None)
     }
 
     fn expert_swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self> {
-        skinny_launch::swiglu(x, gate, up, Some(ids))
+        if ids.meta.shape()[0] >= grouped_launch::grouped_min_tokens() {
+            grouped_launch::grouped_swiglu(x, gate, up, ids)
+        } else {
+            skinny_launch::swiglu(x, gate, up, Some(ids))
+        }
     }
 
     fn add_rms_norm(
         x: FloatTensor<Self>,
-        delta: FloatTensor<Self>,
+        parts: FloatTensor<Self>,
+        coef: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         eps: f32,
+        count: usize,
+        weighted: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        norm_kernel::add_rms_norm(x, delta, weight, eps)
+        norm_kernel::add_rms_norm(x, parts_kernel::PartsArgs { parts, coef, count, weighted }, weight, eps)
     }
 
     fn expert_down(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>, weights: FloatTensor<Self>) -> FloatTensor<Self> {
-        skinny_launch::expert_down(act, down, ids, weights)
+        let pairs = Self::expert_down_pairs(act, down, ids.clone());
+        skinny_launch::combine_slots(pairs, weights)
+    }
+
+    fn expert_down_pairs(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self> {
+        if ids.meta.shape()[0] >= grouped_launch::grouped_min_tokens() {
+            grouped_launch::grouped_down_pairs(act, down, ids)
+        } else {
+            skinny_launch::expert_down_pairs(act, down, ids)
+        }
+    }
+
+    fn argmax_into(logits: FloatTensor<Self>, tokens: IntTensor<Self>) -> (IntTensor<Self>, IntTensor<Self>) {
+        argmax_launch::argmax_into(logits, tokens)
     }
 
     fn rope_qkv_cached(
         qkv: FloatTensor<Self>,
+        splits: usize,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
         pads: IntTensor<Self>,
@@ -145,7 +200,7 @@ impl DsocrKernels for CubeBackend {
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        rope_launch::rope_qkv_cached(qkv, cos, sin, pads, start, heads, keys, values)
+        rope_launch::rope_qkv_cached(qkv, splits, cos, sin, pads, start, heads, keys, values)
     }
 
     fn overwrite_ints(dst: IntTensor<Self>, src: IntTensor<Self>) -> IntTensor<Self> {
@@ -201,6 +256,13 @@ pub(crate) fn skinny_linear(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(Dispatch::skinny_linear(x.into_dispatch(), weight.into_dispatch()))
 }
 
+/// [`crate::linear_parts`] through the kernel: the parts and how many make a row.
+pub(crate) fn skinny_linear_parts(x: Tensor<2>, weight: Tensor<2>) -> (Tensor<2>, usize) {
+    let (m, k, n) = (x.dims()[0], x.dims()[1], weight.dims()[1]);
+    let splits = skinny_launch::split_count(m, k, n, weight.dtype());
+    (Tensor::from_dispatch(Dispatch::skinny_linear_parts(x.into_dispatch(), weight.into_dispatch())), splits)
+}
+
 /// [`crate::swiglu`] through the kernel.
 pub(crate) fn swiglu(x: Tensor<2>, gate: Tensor<2>, up: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(Dispatch::swiglu(x.into_dispatch(), gate.into_dispatch(), up.into_dispatch()))
@@ -216,16 +278,42 @@ pub(crate) fn expert_down(act: Tensor<2>, down: Tensor<3>, ids: Tensor<2, Int>, 
     Tensor::from_dispatch(Dispatch::expert_down(act.into_dispatch(), down.into_dispatch(), ids.into_dispatch(), weights.into_dispatch()))
 }
 
-/// [`crate::add_rms_norm`] through the kernel.
-pub(crate) fn add_rms_norm(x: Tensor<2>, delta: Tensor<2>, weight: Tensor<1>, eps: f32) -> (Tensor<2>, Tensor<2>) {
-    let (sum, out) = Dispatch::add_rms_norm(x.into_dispatch(), delta.into_dispatch(), weight.into_dispatch(), eps);
+/// [`crate::expert_down_parts`] through the kernel: each pair's product.
+pub(crate) fn expert_down_pairs(act: Tensor<2>, down: Tensor<3>, ids: Tensor<2, Int>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::expert_down_pairs(act.into_dispatch(), down.into_dispatch(), ids.into_dispatch()))
+}
+
+/// [`crate::add_rms_norm`] through the kernel, summing `delta`'s parts.
+pub(crate) fn add_rms_norm(x: Tensor<2>, delta: PartialSums, weight: Tensor<1>, eps: f32) -> (Tensor<2>, Tensor<2>) {
+    let count = delta.count();
+    let (coef, weighted) = match delta.layout {
+        PartsLayout::Slots { weights } => (weights, true),
+        // Unread: any tensor stands in.
+        PartsLayout::Whole | PartsLayout::Splits { .. } => (delta.parts.clone(), false),
+    };
+    let (sum, out) = Dispatch::add_rms_norm(
+        x.into_dispatch(),
+        delta.parts.into_dispatch(),
+        coef.into_dispatch(),
+        weight.into_dispatch(),
+        eps,
+        count,
+        weighted,
+    );
     (Tensor::from_dispatch(sum), Tensor::from_dispatch(out))
+}
+
+/// [`crate::argmax_into`] through the kernel.
+pub(crate) fn argmax_into(logits: Tensor<2>, tokens: Tensor<1, Int>) -> (Tensor<1, Int>, Tensor<1, Int>) {
+    let (tokens, next) = Dispatch::argmax_into(logits.into_dispatch(), tokens.into_dispatch());
+    (Tensor::from_dispatch(tokens), Tensor::from_dispatch(next))
 }
 
 /// [`crate::rope_qkv_cached`] through the kernel.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rope_qkv_cached(
     qkv: Tensor<2>,
+    splits: usize,
     cos: Tensor<2>,
     sin: Tensor<2>,
     pads: Tensor<1, Int>,
@@ -236,6 +324,7 @@ pub(crate) fn rope_qkv_cached(
 ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
     let (q, k, v) = Dispatch::rope_qkv_cached(
         qkv.into_dispatch(),
+        splits,
         cos.into_dispatch(),
         sin.into_dispatch(),
         pads.into_dispatch(),

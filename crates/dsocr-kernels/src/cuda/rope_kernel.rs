@@ -7,16 +7,26 @@
 //! The products and the sum are computed in the storage type, op by op, as the reference does.
 //! The first slot and the sequences' pads are read from device tensors, not launch arguments, so
 //! a decode step's launch is the same at every position (what a captured CUDA graph needs).
+//! The projection may arrive as the f32 partial products of a linear layer split over `K`
+//! ([`crate::PartialSums`]); the kernel sums them (saving the separate summing launch).
 //! This file holds only CubeCL code (no Burn).
 
 use cubecl::prelude::*;
 
+use super::parts_kernel::part_sum;
+
+/// Column `col` of projection row `row`: the sum of its `splits` f32 parts, rounded to `F`.
+#[cube]
+fn projected<F: Float, P: Float>(qkv: &Tensor<P>, row: usize, col: usize, rows: usize, #[comptime] splits: u32) -> F {
+    F::cast_from(part_sum::<P, P>(qkv, qkv, row, col, rows, splits, false))
+}
+
 /// `q` `[B, heads, T, d]` and cache slots `start[0]..start[0] + T` of `k`, `v` `[B, heads, S, d]`
-/// from `qkv` `[B·T, 3·heads·d]` and the RoPE tables `cos`, `sin` `[P, d]`; the token in slot
+/// from `qkv` `[B·T, 3·heads·d]` (as `splits` parts `[splits·B·T, 3·heads·d]`) and the RoPE tables `cos`, `sin` `[P, d]`; the token in slot
 /// `s` of sequence `b` has position `max(s − pads[b], 0)`.
 #[cube(launch)]
-pub(super) fn rope_qkv_kernel<F: Float, I: Numeric>(
-    qkv: &Tensor<F>,
+pub(super) fn rope_qkv_kernel<F: Float, P: Float, I: Numeric>(
+    qkv: &Tensor<P>,
     cos: &Tensor<F>,
     sin: &Tensor<F>,
     pads: &Tensor<I>,
@@ -24,11 +34,12 @@ pub(super) fn rope_qkv_kernel<F: Float, I: Numeric>(
     q: &mut Tensor<F>,
     k: &mut Tensor<F>,
     v: &mut Tensor<F>,
-    #[define(F, I)] _dtypes: [ElemType; 2],
+    #[comptime] splits: u32,
+    #[define(F, P, I)] _dtypes: [ElemType; 3],
 ) {
     let (heads, t_len, d) = (q.shape(1), q.shape(2), q.shape(3));
     let half = d / 2;
-    let rows = qkv.shape(0);
+    let rows = qkv.shape(0) / splits as usize;
     let pos = ABSOLUTE_POS;
     if pos < rows * heads * half {
         let i = pos % half;
@@ -36,8 +47,6 @@ pub(super) fn rope_qkv_kernel<F: Float, I: Numeric>(
         let row = pos / (half * heads);
         let (b, t) = (row / t_len, row % t_len);
         let hidden = heads * d;
-        let src = row * qkv.stride(0);
-        let col = qkv.stride(1);
         let lo = head * d + i;
         let hi = lo + half;
         let slot = u32::cast_from(start[0]) as usize + t;
@@ -56,17 +65,19 @@ pub(super) fn rope_qkv_kernel<F: Float, I: Numeric>(
         let out = b * q.stride(0) + head * q.stride(1) + t * q.stride(2);
         let (at_lo, at_hi) = (out + i * q.stride(3), out + (i + half) * q.stride(3));
         // Rotate-half: [x1, x2] → [x1·c − x2·s, x2·c + x1·s] (cat(−x2, x1)·sin added).
-        let (x1, x2) = (qkv[src + lo * col], qkv[src + hi * col]);
+        let x1 = projected::<F, P>(qkv, row, lo, rows, splits);
+        let x2 = projected::<F, P>(qkv, row, hi, rows, splits);
         q[at_lo] = x1 * c_lo - x2 * s_lo;
         q[at_hi] = x2 * c_hi + x1 * s_hi;
-        let (x1, x2) = (qkv[src + (hidden + lo) * col], qkv[src + (hidden + hi) * col]);
+        let x1 = projected::<F, P>(qkv, row, hidden + lo, rows, splits);
+        let x2 = projected::<F, P>(qkv, row, hidden + hi, rows, splits);
         let out = b * k.stride(0) + head * k.stride(1) + slot * k.stride(2);
         let (at_lo, at_hi) = (out + i * k.stride(3), out + (i + half) * k.stride(3));
         k[at_lo] = x1 * c_lo - x2 * s_lo;
         k[at_hi] = x2 * c_hi + x1 * s_hi;
         let out = b * v.stride(0) + head * v.stride(1) + slot * v.stride(2);
         let (at_lo, at_hi) = (out + i * v.stride(3), out + (i + half) * v.stride(3));
-        v[at_lo] = qkv[src + (2 * hidden + lo) * col];
-        v[at_hi] = qkv[src + (2 * hidden + hi) * col];
+        v[at_lo] = projected::<F, P>(qkv, row, 2 * hidden + lo, rows, splits);
+        v[at_hi] = projected::<F, P>(qkv, row, 2 * hidden + hi, rows, splits);
     }
 }

@@ -12,7 +12,8 @@ use super::rope_kernel::rope_qkv_kernel;
 /// Units per cube.
 const UNITS: u32 = 256;
 
-/// `(q, keys, values)`: `q` `[B, heads, T, d]` from `qkv` `[B·T, 3H]` and the tables `cos`/`sin`
+/// `(q, keys, values)`: `q` `[B, heads, T, d]` from `qkv` `[B·T, 3H]` (or its `splits` f32
+/// parts `[splits·B·T, 3H]`, summed by the kernel into the tables' type) and the tables `cos`/`sin`
 /// `[P, d]`; `keys`/`values` `[B, heads, S, d]` with slots `start[0]..start[0] + T` written (the
 /// caller keeps them within `S`: the slot is on the device). The caches are written where they
 /// lie when nothing else holds them (the decode loop's case), and copied first otherwise, like
@@ -20,6 +21,7 @@ const UNITS: u32 = 256;
 #[allow(clippy::too_many_arguments)]
 pub(super) fn rope_qkv_cached(
     qkv: CubeTensor,
+    splits: usize,
     cos: CubeTensor,
     sin: CubeTensor,
     pads: CubeTensor,
@@ -30,7 +32,8 @@ pub(super) fn rope_qkv_cached(
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let d = cos.meta.shape()[1];
     let b = pads.meta.shape()[0];
-    let rows = qkv.meta.shape()[0];
+    assert!(splits >= 1 && qkv.meta.shape()[0].is_multiple_of(splits), "RoPE kernel: QKV rows not in {splits} parts");
+    let rows = qkv.meta.shape()[0] / splits;
     assert!(b > 0 && rows.is_multiple_of(b), "RoPE kernel: {rows} QKV rows for a batch of {b}");
     let t = rows / b;
     assert_eq!(qkv.meta.shape()[1], 3 * heads * d, "RoPE kernel: QKV width is not 3 × {heads} heads × {d}");
@@ -44,7 +47,8 @@ pub(super) fn rope_qkv_cached(
     }
     let writable = |c: CubeTensor| if c.can_mut() && c.is_nonoverlapping() { c } else { c.copy() };
     let (keys, values) = (writable(keys), writable(values));
-    let (client, device, dtype, int) = (qkv.client.clone(), qkv.device.clone(), qkv.dtype, pads.dtype);
+    let (client, device, dtype, int) = (qkv.client.clone(), qkv.device.clone(), cos.dtype, pads.dtype);
+    let part_type = qkv.dtype;
     let q = empty_device_dtype(client.clone(), device, Shape::new([b, heads, t, d]), dtype);
     let units = rows * heads * (d / 2);
     rope_qkv_kernel::launch(
@@ -59,7 +63,8 @@ pub(super) fn rope_qkv_cached(
         q.clone().into_tensor_arg(),
         keys.clone().into_tensor_arg(),
         values.clone().into_tensor_arg(),
-        [dtype_to_storage_type(dtype), dtype_to_storage_type(int)],
+        splits as u32,
+        [dtype_to_storage_type(dtype), dtype_to_storage_type(part_type), dtype_to_storage_type(int)],
     );
     (q, keys, values)
 }

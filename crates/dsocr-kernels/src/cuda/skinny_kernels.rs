@@ -19,7 +19,7 @@ use cubecl::prelude::*;
 /// Sum `value` over the cube's `k_threads` lanes (`UNIT_POS_Y`); the total is returned to the
 /// units of lane 0 (other lanes get partial sums). Leaves `smem` free for the next call.
 #[cube]
-fn sum_over_k_lanes<N: Size>(
+pub(super) fn sum_over_k_lanes<N: Size>(
     smem: &mut Shared<[Vector<f32, N>]>,
     value: Vector<f32, N>,
     #[comptime] col_threads: u32,

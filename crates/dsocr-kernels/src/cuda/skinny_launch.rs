@@ -15,7 +15,7 @@ use super::skinny_kernels::{combine_slots_kernel, expert_down_kernel, skinny_lin
 /// Units per cube.
 const UNITS: usize = 256;
 /// Activation rows one cube of the linear kernel serves (registers hold this many sums).
-const ROWS_PER_CUBE: usize = 8;
+const ROWS_PER_CUBE: usize = crate::ROWS_PER_PASS;
 /// Cubes that keep every SM of a large GPU busy (≈ 2 per SM on an H100).
 const TARGET_CUBES: usize = 264;
 /// Most `K` splits of one linear launch.
@@ -36,7 +36,7 @@ fn cube_shape(n_vecs: usize, other_cubes: usize) -> (u32, u32) {
     (cols as u32, (UNITS / cols) as u32)
 }
 
-fn launch_dims(n: usize, vec: usize, z: usize) -> (CubeCount, CubeDim, u32, u32) {
+pub(super) fn launch_dims(n: usize, vec: usize, z: usize) -> (CubeCount, CubeDim, u32, u32) {
     let n_vecs = n / vec;
     let (cols, ks) = cube_shape(n_vecs, z);
     (CubeCount::Static(n_vecs.div_ceil(cols as usize) as u32, 1, z as u32), CubeDim::new_2d(cols, ks), cols, ks)
@@ -47,7 +47,7 @@ fn launch_dims(n: usize, vec: usize, z: usize) -> (CubeCount, CubeDim, u32, u32)
 /// bf16 values, the dense MLP's width, gets 6,912), which the kernels read as they lie; copying
 /// such a weight to a packed layout cost two 17.5 MB copies per decode step. Anything else (a
 /// transposed view, a tiled layout) is made contiguous.
-fn readable(w: CubeTensor, vec: usize) -> CubeTensor {
+pub(super) fn readable(w: CubeTensor, vec: usize) -> CubeTensor {
     let strides = w.meta.strides();
     let rank = strides.len();
     let rows_fit = !w.meta.is_tiled() && strides[rank - 1] == 1 && strides[..rank - 1].iter().all(|s| s % vec == 0);
@@ -65,10 +65,21 @@ fn as_bank(mut w: CubeTensor) -> CubeTensor {
     w
 }
 
-/// `x` `[M, K]` · `w` `[K, N]` → `[M, N]`. A narrow output (`o_proj`: 40 column blocks at one
-/// row) also splits `K` over the grid so every SM reads part of the weight, then sums the f32
-/// partials in a second launch.
-pub(super) fn skinny_linear(x: CubeTensor, w: CubeTensor) -> CubeTensor {
+/// How many `K` splits [`skinny_linear_parts`] uses for `x` `[m, k]` · `w` `[k, n]` of `dtype`:
+/// enough to fill the GPU when the output is narrow (`o_proj`: 40 column blocks at one row), each
+/// split still giving every `K` lane a few rows. A function of the shapes alone, so the fusion
+/// layer knows the parts' shape before the launch.
+pub(super) fn split_count(m: usize, k: usize, n: usize, dtype: DType) -> usize {
+    let vec = vector_width(dtype);
+    let groups = m.div_ceil(m.clamp(1, ROWS_PER_CUBE));
+    let (cols, ks) = cube_shape(n / vec, groups);
+    let blocks = (n / vec).div_ceil(cols as usize);
+    (TARGET_CUBES / (blocks * groups)).clamp(1, MAX_SPLITS).min(k / (4 * ks as usize)).max(1)
+}
+
+/// `x` `[M, K]` · `w` `[K, N]` as [`split_count`] parts: the product `[M, N]` itself when there
+/// is one, else f32 partial products `[splits·M, N]` (split-major) for the consumer to sum.
+pub(super) fn skinny_linear_parts(x: CubeTensor, w: CubeTensor) -> CubeTensor {
     let vec = vector_width(w.dtype);
     let w = readable(w, vec);
     let (m, k, n) = (x.meta.shape()[0], x.meta.shape()[1], w.meta.shape()[1]);
@@ -78,18 +89,12 @@ pub(super) fn skinny_linear(x: CubeTensor, w: CubeTensor) -> CubeTensor {
     let (blocks, dim, cols, ks) = {
         let (count, dim, cols, ks) = launch_dims(n, vec, groups);
         let CubeCount::Static(blocks, _, _) = count else { unreachable!("launch_dims gives a static count") };
-        (blocks as usize, dim, cols, ks)
+        (blocks, dim, cols, ks)
     };
-    // Enough splits to fill the GPU, each still giving every K lane a few rows.
-    let splits = (TARGET_CUBES / (blocks * groups)).clamp(1, MAX_SPLITS).min(k / (4 * ks as usize)).max(1);
-    let count = CubeCount::Static(blocks as u32, 1, (groups * splits) as u32);
-    let out = empty_device_dtype(client.clone(), device.clone(), Shape::new([m, n]), dtype);
-    // One split writes the product itself; more write f32 partials for the sum below.
-    let (target, target_type) = if splits == 1 {
-        (out.clone(), dtype)
-    } else {
-        (empty_device_dtype(client.clone(), device, Shape::new([splits * m, n]), DType::F32), DType::F32)
-    };
+    let splits = split_count(m, k, n, dtype);
+    let count = CubeCount::Static(blocks, 1, (groups * splits) as u32);
+    let target_type = if splits == 1 { dtype } else { DType::F32 };
+    let target = empty_device_dtype(client.clone(), device, Shape::new([splits * m, n]), target_type);
     skinny_linear_kernel::launch(
         &client,
         count,
@@ -104,16 +109,28 @@ pub(super) fn skinny_linear(x: CubeTensor, w: CubeTensor) -> CubeTensor {
         ks,
         [dtype_to_storage_type(dtype), dtype_to_storage_type(target_type)],
     );
-    if splits == 1 {
-        return out;
+    target
+}
+
+/// `x` `[M, K]` · `w` `[K, N]` → `[M, N]`: [`skinny_linear_parts`], then the split sums in a
+/// second launch when there are several.
+pub(super) fn skinny_linear(x: CubeTensor, w: CubeTensor) -> CubeTensor {
+    let (m, dtype) = (x.meta.shape()[0], x.dtype);
+    let parts = skinny_linear_parts(x, w);
+    if parts.dtype == dtype && parts.meta.shape()[0] == m {
+        return parts;
     }
+    let n = parts.meta.shape()[1];
+    let vec = vector_width(dtype);
+    let out = empty_device_dtype(parts.client.clone(), parts.device.clone(), Shape::new([m, n]), dtype);
+    let client = parts.client.clone();
     let units = m * (n / vec);
     sum_splits_kernel::launch(
         &client,
         CubeCount::Static(units.div_ceil(UNITS) as u32, 1, 1),
         CubeDim::new_1d(UNITS as u32),
         vec,
-        target.into_tensor_arg(),
+        parts.into_tensor_arg(),
         out.clone().into_tensor_arg(),
         dtype_to_storage_type(dtype),
     );
@@ -159,16 +176,16 @@ pub(super) fn swiglu(x: CubeTensor, gate: CubeTensor, up: CubeTensor, ids: Optio
     out
 }
 
-/// The combined down projection of the chosen experts: each (token, slot) pair's projection
-/// (rounded to the float type), then the routing-weighted sum over the slots.
-pub(super) fn expert_down(act: CubeTensor, down: CubeTensor, ids: CubeTensor, weights: CubeTensor) -> CubeTensor {
+/// Each (token, slot) pair's down projection through its expert, `[M·S, N]` in the float type
+/// (the parts of [`crate::expert_down`]).
+pub(super) fn expert_down_pairs(act: CubeTensor, down: CubeTensor, ids: CubeTensor) -> CubeTensor {
     let vec = vector_width(down.dtype);
     let down = readable(down, vec);
     let (m, slots) = (ids.meta.shape()[0], ids.meta.shape()[1]);
     let n = down.meta.shape()[2];
     let (client, device, dtype, id_type) = (act.client.clone(), act.device.clone(), act.dtype, ids.dtype);
     let (count, dim, cols, ks) = launch_dims(n, vec, m * slots);
-    let per_pair = empty_device_dtype(client.clone(), device.clone(), Shape::new([m * slots, n]), dtype);
+    let per_pair = empty_device_dtype(client.clone(), device, Shape::new([m * slots, n]), dtype);
     expert_down_kernel::launch(
         &client,
         count,
@@ -182,7 +199,16 @@ pub(super) fn expert_down(act: CubeTensor, down: CubeTensor, ids: CubeTensor, we
         ks,
         [dtype_to_storage_type(dtype), dtype_to_storage_type(id_type)],
     );
-    let out = empty_device_dtype(client.clone(), device, Shape::new([m, n]), dtype);
+    per_pair
+}
+
+/// The routing-weighted sum over each token's slots of the per-pair products `[M·S, N]`, with
+/// `weights` `[M, S]` (f32): the second half of the experts' down projection.
+pub(super) fn combine_slots(per_pair: CubeTensor, weights: CubeTensor) -> CubeTensor {
+    let vec = vector_width(per_pair.dtype);
+    let m = weights.meta.shape()[0];
+    let (client, dtype, n) = (per_pair.client.clone(), per_pair.dtype, per_pair.meta.shape()[1]);
+    let out = empty_device_dtype(client.clone(), per_pair.device.clone(), Shape::new([m, n]), dtype);
     let units = m * (n / vec);
     combine_slots_kernel::launch(
         &client,
