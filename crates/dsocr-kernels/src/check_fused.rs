@@ -1,5 +1,6 @@
 //! Self-check of the residual add + RMSNorm ([`crate::add_rms_norm`]), with its delta whole or
-//! as a projection's parts ([`crate::PartialSums`]), and of the greedy argmax
+//! as a projection's parts ([`crate::PartialSums`]), of the plain RMSNorm ([`crate::rms_norm`]),
+//! and of the greedy argmax
 //! ([`crate::argmax_into`]), against the same computations written out on the host.
 
 use burn::prelude::*;
@@ -8,7 +9,7 @@ use burn::tensor::{DType, Distribution};
 use crate::argmax::argmax_into;
 use crate::check::{KernelCheck, host};
 use crate::check_projection::{compare, exact_matmul, expert_ids};
-use crate::norm::add_rms_norm;
+use crate::norm::{add_rms_norm, rms_norm};
 use crate::parts::PartialSums;
 use crate::projection::{expert_down_parts, linear_parts};
 
@@ -24,6 +25,18 @@ pub(crate) fn check_fused(device: &Device, dtype: DType, relative: f32) -> Vec<K
         let exact: Vec<f64> = host(delta.clone()).iter().map(|&v| f64::from(v)).collect();
         out.push(check_norm(device, dtype, relative, delta.into(), &exact, "whole delta"));
     }
+
+    // Nothing to add: the first layer's input norm (rows, width).
+    let (m, h) = (3, 1280);
+    let (x, w) = (rnd([m, h], 1.0), Tensor::<1>::random([h], Distribution::Normal(0.0, 1.0), (device, dtype)));
+    let got = rms_norm(x.clone(), &w, 1e-6);
+    let (xv, wv) = (host(x), host(w.reshape([1, h])));
+    let mut expected = Vec::with_capacity(m * h);
+    for row in xv.chunks(h) {
+        let scale = 1.0 / (row.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / h as f64 + 1e-6).sqrt();
+        expected.extend(row.iter().zip(&wv).map(|(&v, &g)| f64::from(v) * scale * f64::from(g)));
+    }
+    out.push(compare("rms_norm", format!("{dtype:?} M={m} H={h}"), host(got), &expected, relative));
 
     // An output projection's split-K parts (o_proj at release size: split on a GPU).
     let (a, w) = (rnd([1, 1280], 1.0), rnd([1280, 1280], 1.0 / 1280f64.sqrt()));

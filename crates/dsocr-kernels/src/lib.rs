@@ -7,7 +7,7 @@
 //!   and defines what the kernel must compute;
 //! - with the `cuda` feature, a CubeCL kernel used when the tensors live on a CubeCL device.
 //!
-//! Callers use the dispatching functions ([`decode_attention`], [`add_rms_norm`], [`rope_qkv_cached`],
+//! Callers use the dispatching functions ([`decode_attention`], [`add_rms_norm`], [`rms_norm`], [`rope_qkv_cached`],
 //! [`route`], [`linear`], [`swiglu`], [`expert_swiglu`], [`expert_down`], [`overwrite_ints`],
 //! [`increment_ints`], [`argmax_into`]); each has a `_reference` twin. [`linear_parts`] and
 //! [`expert_down_parts`] leave a projection's last sum to the kernel that consumes it
@@ -34,11 +34,11 @@ pub use argmax::{argmax_into, argmax_into_reference};
 pub use check::{KernelCheck, check_kernels};
 pub use decode_attention::{decode_attention, decode_attention_reference};
 pub use ints::{increment_ints, increment_ints_reference, overwrite_ints, overwrite_ints_reference};
-pub use norm::{add_rms_norm, add_rms_norm_reference};
+pub use norm::{add_rms_norm, add_rms_norm_reference, rms_norm, rms_norm_reference};
 pub use parts::PartialSums;
 pub use projection::{
-    MAX_EXPERT_PAIRS, MAX_KERNEL_ROWS, ROWS_PER_PASS, expert_down, expert_down_parts, expert_down_reference, expert_kernels_take,
-    expert_swiglu, expert_swiglu_reference, linear, linear_parts, linear_reference, swiglu, swiglu_reference,
+    MAX_EXPERT_PAIRS, MAX_KERNEL_ROWS, expert_down, expert_down_parts, expert_down_reference, expert_kernels_take, expert_swiglu,
+    expert_swiglu_reference, linear, linear_parts, linear_reference, swiglu, swiglu_reference,
 };
 pub use rope::{rope_qkv_cached, rope_qkv_cached_reference};
 pub use router::{RouterConfig, route, route_reference};

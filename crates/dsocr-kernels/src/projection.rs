@@ -13,17 +13,12 @@ use crate::parts::PartialSums;
 #[cfg(feature = "cuda")]
 use crate::parts::PartsLayout;
 
-/// Most activation rows the skinny kernels take; more rows (a prefill) use Burn's matmul.
-pub const MAX_KERNEL_ROWS: usize = 64;
-
-/// Rows one pass of the linear kernel serves; more rows re-read the weight once per such group.
-pub const ROWS_PER_PASS: usize = 8;
-
-/// Weights up to this size are re-read from the GPU's L2 cache when the linear kernel serves
-/// several row groups; a larger weight (the 331 MB output head) would be read from memory once
-/// per group, and Burn's matmul, which reads it once, is faster past [`ROWS_PER_PASS`] rows
-/// (measured: the head at 32 rows took 1.3 ms per step through the kernel).
-const L2_RESIDENT_BYTES: usize = 32 << 20;
+/// Most activation rows the skinny kernels take ([`linear`], [`swiglu`]): one pass over the
+/// weight. More rows (a batch of pages, a prefill) use Burn's matmul, which reads each weight once
+/// on tensor cores: measured on an H100 at 32 pages, the kernels re-reading the weights once per 8
+/// rows (the 331 MB output head: 1.3 ms per step) or per row (the dense SwiGLU: 118 µs) made the
+/// step slower (aggregate 5,953 → 6,190 tok/s with the linears on the matmul; docs/perf.md).
+pub const MAX_KERNEL_ROWS: usize = 8;
 
 /// Most (token, expert) pairs the expert kernels take: each pair is its own group of cubes, so
 /// the limit is about re-reading experts, not registers (64 tokens' worth at 6 + 2 experts).
@@ -36,14 +31,10 @@ fn use_kernel(device: &Device, rows: usize, limit: usize, dtype: DType, columns:
     rows <= limit && crate::kernels_enabled(device) && crate::cuda::skinny_supported(dtype, columns)
 }
 
-/// Whether the linear kernel suits `rows` rows against `weight` (see [`L2_RESIDENT_BYTES`]).
+/// Whether the linear kernel takes `x` against `weight`.
 #[cfg(feature = "cuda")]
 fn use_linear_kernel(x: &Tensor<2>, weight: &Tensor<2>) -> bool {
-    let rows = x.dims()[0];
-    let bytes = weight.dims().iter().product::<usize>() * weight.dtype().size();
-    (rows <= ROWS_PER_PASS || bytes <= L2_RESIDENT_BYTES)
-        && x.dtype() == weight.dtype()
-        && use_kernel(&x.device(), rows, MAX_KERNEL_ROWS, weight.dtype(), weight.dims()[1])
+    x.dtype() == weight.dtype() && use_kernel(&x.device(), x.dims()[0], MAX_KERNEL_ROWS, weight.dtype(), weight.dims()[1])
 }
 
 /// `x` `[M, K]` · `weight` `[K, N]` → `[M, N]`.

@@ -207,10 +207,9 @@ impl DeepseekLm {
             (self.attention_mask(cache, t), start + t)
         };
         let ctx = AttentionContext { cos, sin, mask, span, decode_kernel };
-        let mut normed = match self.layers.first() {
-            Some(first) => first.input_layernorm.forward(x.clone()),
-            None => self.norm.forward(x.clone()),
-        };
+        let first_norm = self.layers.first().map_or(&self.norm, |first| &first.input_layernorm);
+        let rows = x.clone().reshape([b * t, self.config.hidden_size]);
+        let mut normed = dsocr_kernels::rms_norm(rows, &first_norm.weight, first_norm.eps).reshape([b, t, self.config.hidden_size]);
         let mut residual = x;
         for (i, layer) in self.layers.iter().enumerate() {
             let next_norm = self.layers.get(i + 1).map_or(&self.norm, |next| &next.input_layernorm);

@@ -303,6 +303,14 @@ pub(crate) fn add_rms_norm(x: Tensor<2>, delta: PartialSums, weight: Tensor<1>, 
     (Tensor::from_dispatch(sum), Tensor::from_dispatch(out))
 }
 
+/// [`crate::rms_norm`] through the add + RMSNorm kernel with no parts to add (`x` stands in for
+/// them, unread).
+pub(crate) fn rms_norm(x: Tensor<2>, weight: Tensor<1>, eps: f32) -> Tensor<2> {
+    let (parts, coef) = (x.clone().into_dispatch(), x.clone().into_dispatch());
+    let (_sum, out) = Dispatch::add_rms_norm(x.into_dispatch(), parts, coef, weight.into_dispatch(), eps, 0, false);
+    Tensor::from_dispatch(out)
+}
+
 /// [`crate::argmax_into`] through the kernel.
 pub(crate) fn argmax_into(logits: Tensor<2>, tokens: Tensor<1, Int>) -> (Tensor<1, Int>, Tensor<1, Int>) {
     let (tokens, next) = Dispatch::argmax_into(logits.into_dispatch(), tokens.into_dispatch());

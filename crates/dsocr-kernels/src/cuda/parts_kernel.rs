@@ -8,7 +8,8 @@ use cubecl::prelude::*;
 /// compile-time constant: one kernel variant per count), summed in f32 in part order (the caller
 /// rounds to its type):
 /// - `weighted`: slot layout, `Σ_s coef[m, s] · parts[m·count + s, col]`;
-/// - otherwise: split layout, `Σ_s parts[s·rows + m, col]` (a whole result: `count = 1`).
+/// - otherwise: split layout, `Σ_s parts[s·rows + m, col]` (a whole result: `count = 1`; nothing,
+///   zero: `count = 0`).
 #[cube]
 pub(super) fn part_sum<P: Float, C: Float>(
     parts: &Tensor<P>,
@@ -48,11 +49,15 @@ pub(crate) struct PartsArgs {
 }
 
 impl PartsArgs {
-    /// Panics (naming `kernel`) unless the parts make an `[rows, width]` result.
+    /// Panics (naming `kernel`) unless the parts make an `[rows, width]` result (or there are
+    /// none: `count = 0`, the parts unread).
     pub(crate) fn check(&self, rows: usize, width: usize, kernel: &str) {
+        if self.count == 0 {
+            return;
+        }
         let shape = self.parts.meta.shape();
         assert!(
-            self.count >= 1 && shape[0] == rows * self.count && shape[1] == width,
+            shape[0] == rows * self.count && shape[1] == width,
             "{kernel}: parts {shape:?} do not make {rows} × {width} in {} parts",
             self.count
         );

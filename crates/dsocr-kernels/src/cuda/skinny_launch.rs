@@ -15,7 +15,7 @@ use super::skinny_kernels::{combine_slots_kernel, expert_down_kernel, skinny_lin
 /// Units per cube.
 const UNITS: usize = 256;
 /// Activation rows one cube of the linear kernel serves (registers hold this many sums).
-const ROWS_PER_CUBE: usize = crate::ROWS_PER_PASS;
+const ROWS_PER_CUBE: usize = crate::MAX_KERNEL_ROWS;
 /// Cubes that keep every SM of a large GPU busy (≈ 2 per SM on an H100).
 const TARGET_CUBES: usize = 264;
 /// Most `K` splits of one linear launch.
