@@ -5,6 +5,8 @@
 #   tools/gpu-session.sh bench [ARGS…]     # synth-weights (once) + dsocr bench on the release size
 #   tools/gpu-session.sh kernels           # dsocr kernels-check (each kernel against its reference)
 #   tools/gpu-session.sh profile           # GPU time per kernel over a window of decode launches (ncu)
+#   tools/gpu-session.sh ncu-detail        # ncu's full sections (bandwidth, stalls, occupancy) for
+#                                          # DETAIL_COUNT launches of the DETAIL_KERNELS regex
 #   tools/gpu-session.sh save-cache        # pack the CubeCL caches into $OUT (carry them next time)
 # PARITY_DTYPES (default "f32 bf16") and PARITY_TAG (output name suffix) adjust the parity run;
 # the fixtures are whichever dist/parity*.tar.xz were carried.
@@ -48,6 +50,17 @@ case "$what" in
     echo "ncu exit $?"
     python3 tools/ncu_summary.py "$OUT/ncu.csv" "${PROFILE_STEPS:-0}" "${PROFILE_TAIL:-0}" | tee "$OUT/ncu-summary.txt"
     xz -T0 "$OUT/ncu.csv"
+    ;;
+  ncu-detail)
+    # Full ncu sections (speed of light, memory, warp stalls, occupancy) for a few launches of
+    # the kernels matching DETAIL_KERNELS (a regex), past DETAIL_SKIP of those launches.
+    [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
+    ncu --kernel-name "regex:${DETAIL_KERNELS:-swiglu}" --launch-skip "${DETAIL_SKIP:-2000}" --launch-count "${DETAIL_COUNT:-4}" \
+      --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
+      --section LaunchStats --section SchedulerStats --clock-control none \
+      dist/dsocr bench --model dist/synth --device cuda ${PROFILE_ARGS:---new-tokens 256 --batch 1} > "$OUT/ncu-detail.txt" 2> "$OUT/ncu-detail.err"
+    echo "ncu exit $?"
+    grep -E "^  [a-z_]+.*\(|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Block Size|Grid Size|Stall|L2 Hit|Mem Busy|Max Bandwidth|Theoretical Occ|Waves Per SM|Issued Warp|No Eligible" "$OUT/ncu-detail.txt" | head -200
     ;;
   save-cache)
     tar cJf "$OUT/cubecl-cache.tar.xz" -C dist cubecl-cache && ls -l "$OUT/cubecl-cache.tar.xz"
