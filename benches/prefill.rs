@@ -1,4 +1,4 @@
-//! Decoder prefill of the A4 Gundam prompt (913 tokens) into a fresh KV cache, to the logits of the
+//! Decoder prefill of the A4 Gundam prompt (913 tokens) into a fresh KV pool row, to the logits of the
 //! last position. Parity-size model by default; `DSOCR_BENCH_RELEASE=1` for release sizes.
 
 mod common;
@@ -19,8 +19,8 @@ fn bench_prefill(c: &mut Criterion) {
     group.throughput(Throughput::Elements(PROMPT as u64));
     group.bench_function("a4_gundam_913_tokens", |b| {
         b.iter(|| {
-            let mut cache = lm.new_cache(1, PROMPT + 1);
-            let logits = lm.prefill(vec![embeds.clone()], &mut cache);
+            let mut pool = lm.new_pool(1, PROMPT + 1);
+            let logits = lm.prefill(embeds.clone(), 0, 0, &mut pool).expect("prefill");
             common::sync(&m.device);
             logits
         })

@@ -1,22 +1,41 @@
-//! `dsocr bench`: one A4 page in Gundam mode (913-token prompt) through every stage, a forced
-//! number of new tokens, optionally a batch of pages; timings of a first (cold: kernel compilation
-//! and autotuning included) and a second (warm) run.
+//! `dsocr bench`: one A4 page in Gundam mode (913-token prompt) stage by stage, then workloads
+//! through the engine every entry point uses: one page (batch 1), a batch of equal pages, and a
+//! mixed workload whose pages want different numbers of tokens (continuous batching).
 
 use std::time::Instant;
 
-use dsocr_core::burn::prelude::*;
-use dsocr_core::burn::tensor::DType;
-use dsocr_lm::{DeepseekLm, GenerationConfig, Prompt, RepetitionGuard, generate};
-use dsocr_preprocess::{Mode, RgbImage, build_prompt, prepare_image};
-use dsocr_vision::{DeepEncoder, Tiling};
+use dsocr_engine::{EngineOptions, Event, GenerationConfig, OcrOptions, OcrTokenizer, RepetitionGuard, Task, pixel_tensor, prepare_page};
+use dsocr_preprocess::{PreprocessError, RgbImage, TextTokenizer};
+use dsocr_vision::Tiling;
 use serde::Serialize;
 
-use crate::OcrError;
-use crate::engine::pixel_tensor;
+use crate::{DeepseekOcr, OcrError};
 
-/// The official document prompt's text after `<image>`, as token ids (MODEL_SPEC §5.2), used when
-/// the model directory has no tokenizer (synthetic weights).
+/// The official document prompt's text after `<image>`, as token ids (MODEL_SPEC §5.2).
 pub const DOCUMENT_PROMPT_TAIL: [u32; 9] = [201, 128_820, 21_842, 270, 4_940, 304, 2_121, 7_919, 16];
+
+/// A stand-in tokenizer for model directories without `tokenizer.json` (synthetic weights): it
+/// knows the document prompt's text (so the real prompt builder runs) and writes ids as `<id>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DocumentPromptTokenizer;
+
+impl TextTokenizer for DocumentPromptTokenizer {
+    fn encode_text(&self, text: &str) -> Result<Vec<u32>, PreprocessError> {
+        let tail = Task::Markdown.prompt();
+        if Some(text) == tail.strip_prefix("<image>") {
+            return Ok(DOCUMENT_PROMPT_TAIL.to_vec());
+        }
+        Err(PreprocessError::Tokenizer(format!(
+            "this model has no tokenizer.json, so only the document prompt can be encoded, not {text:?}"
+        )))
+    }
+}
+
+impl OcrTokenizer for DocumentPromptTokenizer {
+    fn decode(&self, ids: &[u32]) -> String {
+        ids.iter().map(|id| format!("<{id}>")).collect()
+    }
+}
 
 /// A synthetic A4 page at 144 DPI (1190×1684, the official PDF resolution).
 pub fn a4_page() -> RgbImage {
@@ -44,9 +63,9 @@ pub fn synthetic_page(w: usize, h: usize) -> RgbImage {
     RgbImage::new(w, h, data).expect("valid page")
 }
 
-/// Timings of one run, in seconds.
+/// One page stage by stage, in seconds.
 #[derive(Debug, Clone, Serialize, Default)]
-pub struct RunTimings {
+pub struct StageTimings {
     /// Resize, tiles, normalisation and prompt ids.
     pub preprocess_s: f64,
     /// SAM over the global view and the tiles.
@@ -57,159 +76,168 @@ pub struct RunTimings {
     pub projector_s: f64,
     /// Decoder prefill until the first token is known on the host.
     pub prefill_s: f64,
-    /// Preprocess + vision + prefill: time to first token.
+    /// The sum: time to first token.
     pub ttft_s: f64,
-    /// Decode of the forced new tokens after the first, batch 1.
-    pub decode_s: f64,
-    /// Decode tokens per second at batch 1.
-    pub decode_tokens_per_s: f64,
-    /// Mean decode step at batch 1 over the first quarter of the steps, in milliseconds (with
-    /// the last quarter's, shows whether steps slow down as the sequence grows).
-    pub decode_step_ms_first_quarter: f64,
-    /// Mean decode step at batch 1 over the last quarter of the steps, in milliseconds.
-    pub decode_step_ms_last_quarter: f64,
-    /// Whole page at batch 1 (time to first token + decode).
-    pub page_s: f64,
-    /// With `batch > 1`: decode tokens per second per sequence.
-    pub batch_decode_tokens_per_s_per_seq: Option<f64>,
-    /// With `batch > 1`: decode tokens per second over the batch.
-    pub batch_decode_tokens_per_s_aggregate: Option<f64>,
-}
-
-/// The bench report.
-#[derive(Debug, Clone, Serialize)]
-pub struct BenchReport {
-    /// Device and float type.
-    pub device: String,
-    /// Float type.
-    pub dtype: String,
-    /// Model directory or "random".
-    pub model: String,
-    /// Seconds to load the weights.
-    pub load_s: f64,
     /// Prompt length.
     pub prompt_tokens: usize,
-    /// Forced new tokens per sequence.
-    pub new_tokens: usize,
-    /// Pages decoded together in the batch measurement.
-    pub batch: usize,
-    /// First run: includes kernel compilation and autotuning.
-    pub cold: RunTimings,
-    /// Second run in the same process (`None` until it has finished).
-    pub warm: Option<RunTimings>,
-    /// Largest device memory reserved by the allocator, sampled after each stage (bytes).
-    pub peak_reserved_bytes: Option<u64>,
-    /// Where autotune results and compiled kernels are persisted (GPU builds).
-    pub gpu_cache_dir: Option<String>,
 }
 
-/// What to run.
-pub struct BenchSetup<'a> {
-    /// The encoder.
-    pub encoder: &'a DeepEncoder,
-    /// The decoder.
-    pub lm: &'a DeepseekLm,
-    /// A tokenizer, when the model has one.
-    pub tokenizer: Option<&'a tokenizers::Tokenizer>,
-    /// Device.
-    pub device: &'a Device,
-    /// Compute type.
-    pub dtype: DType,
-    /// Forced new tokens.
-    pub new_tokens: usize,
-    /// Batch size of the batched measurement (1: none).
-    pub batch: usize,
-}
-
-fn sync(device: &Device) -> Result<(), OcrError> {
-    device.sync().map_err(|e| OcrError::Device(format!("device error: {e:?}")))
-}
-
-/// Run the page once and measure every stage.
-pub fn run_once(s: &BenchSetup<'_>, peak: &mut Option<u64>) -> Result<RunTimings, OcrError> {
-    let mut sample = || {
-        if let Some(u) = s.device.memory_pool_usage() {
-            *peak = Some(peak.unwrap_or(0).max(u.bytes_reserved));
-        }
-    };
-    let mut t = RunTimings::default();
-    let page = a4_page();
+/// Run the A4 page stage by stage (each stage synchronised, so its time is its own).
+pub fn stage_timings(ocr: &DeepseekOcr) -> Result<StageTimings, OcrError> {
+    let (device, dtype) = (ocr.device().clone(), ocr.float().dtype());
+    let sync = || device.sync().map_err(|e| OcrError::Device(format!("device error: {e:?}")));
+    let mut t = StageTimings::default();
     let t0 = Instant::now();
-    let prepared = prepare_image(&page, &Mode::Gundam.spec())?;
-    let n_image = prepared.image_token_count();
-    let ids = match s.tokenizer {
-        Some(tok) => build_prompt(tok, "<image>\n<|grounding|>Convert the document to markdown.", &[n_image])?,
-        None => {
-            let mut ids = dsocr_preprocess::PromptIds { input_ids: vec![0], images_seq_mask: vec![false] };
-            ids.input_ids.extend(std::iter::repeat_n(dsocr_preprocess::IMAGE_TOKEN_ID, n_image));
-            ids.images_seq_mask.extend(std::iter::repeat_n(true, n_image));
-            ids.input_ids.extend(DOCUMENT_PROMPT_TAIL);
-            ids.images_seq_mask.extend([false; 9]);
-            ids
-        }
-    };
-    let global_px = pixel_tensor(&prepared.global, s.device, s.dtype);
-    let tiles_px = prepared.tiles.as_ref().map(|v| pixel_tensor(v, s.device, s.dtype));
-    sync(s.device)?;
+    let page = prepare_page(&a4_page(), &OcrOptions::default(), ocr.tokenizer())?;
+    let global = pixel_tensor(&page.image.global, &device, dtype);
+    let tiles = page.image.tiles.as_ref().map(|v| pixel_tensor(v, &device, dtype));
+    sync()?;
     t.preprocess_s = t0.elapsed().as_secs_f64();
-
+    t.prompt_tokens = page.prompt.len();
+    let enc = ocr.encoder();
     let t1 = Instant::now();
-    let sam_g = s.encoder.sam.forward(global_px);
-    let sam_t = tiles_px.map(|p| s.encoder.sam.forward(p));
-    sync(s.device)?;
+    let (sam_g, sam_t) = (enc.sam.forward(global), tiles.map(|p| enc.sam.forward(p)));
+    sync()?;
     t.sam_s = t1.elapsed().as_secs_f64();
-    tracing::info!("bench: sam {:.3} s", t.sam_s);
-    sample();
     let t2 = Instant::now();
-    let clip_g = s.encoder.clip.forward(sam_g.clone());
-    let clip_t = sam_t.as_ref().map(|x| s.encoder.clip.forward(x.clone()));
-    sync(s.device)?;
+    let clip_g = enc.clip.forward(sam_g.clone());
+    let clip_t = sam_t.as_ref().map(|x| enc.clip.forward(x.clone()));
+    sync()?;
     t.clip_s = t2.elapsed().as_secs_f64();
-    tracing::info!("bench: clip {:.3} s", t.clip_s);
-    sample();
     let t3 = Instant::now();
-    let proj_g = s.encoder.project(&sam_g, &clip_g);
-    let tiles =
-        sam_t.zip(clip_t).map(|(sm, cl)| (s.encoder.project(&sm, &cl), Tiling { cols: prepared.grid.cols, rows: prepared.grid.rows }));
-    let rows = s.encoder.arrange(proj_g, tiles);
-    let embeds = s.lm.embed_prompt(&ids.input_ids, &ids.images_seq_mask, Some(rows))?;
-    sync(s.device)?;
+    let grid = Tiling { cols: page.image.grid.cols, rows: page.image.grid.rows };
+    let tiles = sam_t.zip(clip_t).map(|(s, c)| (enc.project(&s, &c), grid));
+    let rows = enc.arrange(enc.project(&sam_g, &clip_g), tiles);
+    let embeds = ocr.lm().embed_prompt(&page.prompt.input_ids, &page.prompt.images_seq_mask, Some(rows))?;
+    sync()?;
     t.projector_s = t3.elapsed().as_secs_f64();
-
-    let config =
-        GenerationConfig { max_new_tokens: s.new_tokens, repetition: RepetitionGuard::None, ignore_eos: true, ..Default::default() };
-    let prompt = Prompt { ids: ids.input_ids.clone(), embeds };
-    // When each token reached the host: step times come from their differences.
-    let mut arrivals = Vec::with_capacity(s.new_tokens);
-    let (out, stats) = generate(s.lm, vec![prompt.clone()], &config, |_, _| arrivals.push(Instant::now()))?;
-    sample();
-    let steps: Vec<f64> = arrivals.windows(2).map(|w| (w[1] - w[0]).as_secs_f64() * 1e3).collect();
-    let quarter = (steps.len() / 4).max(1);
-    let mean = |xs: &[f64]| if xs.is_empty() { 0.0 } else { xs.iter().sum::<f64>() / xs.len() as f64 };
-    t.decode_step_ms_first_quarter = mean(&steps[..quarter.min(steps.len())]);
-    t.decode_step_ms_last_quarter = mean(&steps[steps.len().saturating_sub(quarter)..]);
-    t.prefill_s = stats.prefill.as_secs_f64();
+    let t4 = Instant::now();
+    let mut pool = ocr.lm().new_pool(1, page.prompt.len() + 1);
+    let logits = ocr.lm().prefill(embeds, 0, 0, &mut pool)?;
+    let _first = logits.argmax(1).into_data();
+    t.prefill_s = t4.elapsed().as_secs_f64();
     t.ttft_s = t.preprocess_s + t.sam_s + t.clip_s + t.projector_s + t.prefill_s;
-    t.decode_s = stats.decode.as_secs_f64();
-    t.decode_tokens_per_s = if t.decode_s > 0.0 { stats.decode_steps as f64 / t.decode_s } else { 0.0 };
-    t.page_s = t.ttft_s + t.decode_s;
-    tracing::info!(
-        "bench: prefill {:.3} s, decode {:.3} s ({:.1} tok/s; steps {:.2} ms first quarter, {:.2} ms last)",
-        t.prefill_s,
-        t.decode_s,
-        t.decode_tokens_per_s,
-        t.decode_step_ms_first_quarter,
-        t.decode_step_ms_last_quarter
-    );
-    debug_assert_eq!(out[0].tokens.len(), s.new_tokens);
-
-    if s.batch > 1 {
-        let prompts = vec![prompt; s.batch];
-        let (_, stats) = generate(s.lm, prompts, &config, |_, _| {})?;
-        sample();
-        let per_seq = stats.decode_steps as f64 / stats.decode.as_secs_f64().max(1e-9);
-        t.batch_decode_tokens_per_s_per_seq = Some(per_seq);
-        t.batch_decode_tokens_per_s_aggregate = Some(per_seq * s.batch as f64);
-    }
     Ok(t)
+}
+
+/// What one workload measured.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct WorkloadReport {
+    /// Pages run.
+    pub pages: usize,
+    /// Most pages in flight allowed (pool rows).
+    pub rows: usize,
+    /// Tokens generated over all pages.
+    pub tokens: usize,
+    /// Wall time of the whole run, preparation on CPU threads included (seconds).
+    pub wall_s: f64,
+    /// All tokens over the wall time.
+    pub tokens_per_s: f64,
+    /// Tokens of decode steps over the time in decode steps (vision and prefill excluded).
+    pub decode_tokens_per_s: f64,
+    /// Pages finished per minute of wall time.
+    pub pages_per_min: f64,
+    /// Median page latency: from joining the engine's queue to its last token (seconds).
+    pub latency_p50_s: f64,
+    /// 95th percentile of the same.
+    pub latency_p95_s: f64,
+    /// Mean time to first token per page (queue + vision + prefill, seconds).
+    pub mean_ttft_s: f64,
+    /// Mean pages per decode step.
+    pub mean_batch: f64,
+    /// Most pages in one decode step.
+    pub peak_in_flight: usize,
+    /// Decode steps.
+    pub steps: usize,
+    /// Seconds the engine waited for a prepared page with nothing to run.
+    pub input_wait_s: f64,
+    /// Seconds in vision encoding, prefill and decode steps.
+    pub vision_s: f64,
+    /// See `vision_s`.
+    pub prefill_s: f64,
+    /// See `vision_s`.
+    pub decode_s: f64,
+    /// Largest device memory reserved by the allocator, sampled as pages finish (bytes).
+    pub peak_reserved_bytes: Option<u64>,
+}
+
+/// Run the A4 page once per entry of `budgets` (that many new tokens each, EOS ignored) through
+/// the engine, the pages prepared on CPU threads ahead of it as in `dsocr ocr`.
+pub fn run_workload(ocr: &DeepseekOcr, budgets: &[usize], engine: &EngineOptions) -> Result<WorkloadReport, OcrError> {
+    let page = a4_page();
+    let jobs: Vec<_> = budgets
+        .iter()
+        .map(|&max_new_tokens| {
+            let generation = GenerationConfig { max_new_tokens, repetition: RepetitionGuard::None, ignore_eos: true, ..Default::default() };
+            let page = page.clone();
+            let source: dsocr_engine::PageSource = Box::new(move || Ok(page));
+            (source, OcrOptions { generation, ..Default::default() })
+        })
+        .collect();
+    let device = ocr.device().clone();
+    let mut peak: Option<u64> = None;
+    let mut latencies = Vec::with_capacity(budgets.len());
+    let mut ttfts = Vec::with_capacity(budgets.len());
+    let mut failure = None;
+    let t0 = Instant::now();
+    let requests = dsocr_engine::prepare_ahead(jobs, ocr.shared_tokenizer(), 8, false);
+    let mut eng = ocr.engine(engine)?;
+    let stats = eng.run(&requests, &mut |event| {
+        if let Event::Finished { result, .. } = event {
+            match *result {
+                Ok(r) => {
+                    let t = r.timings;
+                    ttfts.push(t.queue_s + t.vision_s + t.prefill_s);
+                    latencies.push(t.queue_s + t.vision_s + t.prefill_s + t.decode_s);
+                }
+                Err(e) => failure = Some(e),
+            }
+            if let Some(u) = device.memory_pool_usage() {
+                peak = Some(peak.unwrap_or(0).max(u.bytes_reserved));
+            }
+        }
+    })?;
+    let wall_s = t0.elapsed().as_secs_f64();
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    let decode_tokens = stats.batch_sum;
+    Ok(WorkloadReport {
+        pages: budgets.len(),
+        rows: stats.rows,
+        tokens: stats.tokens,
+        wall_s,
+        tokens_per_s: stats.tokens as f64 / wall_s.max(1e-9),
+        decode_tokens_per_s: decode_tokens as f64 / stats.decode_s.max(1e-9),
+        pages_per_min: budgets.len() as f64 * 60.0 / wall_s.max(1e-9),
+        latency_p50_s: pct(0.5),
+        latency_p95_s: pct(0.95),
+        mean_ttft_s: ttfts.iter().sum::<f64>() / ttfts.len().max(1) as f64,
+        mean_batch: stats.batch_sum as f64 / stats.steps.max(1) as f64,
+        peak_in_flight: stats.peak_in_flight,
+        steps: stats.steps,
+        input_wait_s: stats.input_wait_s,
+        vision_s: stats.vision_s,
+        prefill_s: stats.prefill_s,
+        decode_s: stats.decode_s,
+        peak_reserved_bytes: peak,
+    })
+}
+
+/// `n` token budgets drawn uniformly from `min..=max` with a fixed `seed` (a mixed workload).
+pub fn mixed_budgets(n: usize, min: usize, max: usize, seed: u64) -> Vec<usize> {
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            // SplitMix64.
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            min + (z % (max - min + 1) as u64) as usize
+        })
+        .collect()
 }

@@ -12,6 +12,9 @@ pub enum OcrError {
     /// The device failed or cannot be used.
     #[error("{0}")]
     Device(String),
+    /// From the engine (one page, or the engine's settings).
+    #[error(transparent)]
+    Engine(#[from] dsocr_engine::EngineError),
     /// From preprocessing.
     #[error(transparent)]
     Preprocess(#[from] dsocr_preprocess::PreprocessError),

@@ -25,24 +25,28 @@
 //! | [`preprocess`] | `dsocr-preprocess` | images → tiles, pixels, prompt token layout (no Burn) |
 //! | [`common`] | `dsocr-core` | devices, checkpoint loading and validation, basic layers |
 //! | [`vision`] | `dsocr-vision` | SAM-ViT-B, CLIP-L, projector |
-//! | [`lm`] | `dsocr-lm` | the MoE decoder, KV cache, generation |
+//! | [`lm`] | `dsocr-lm` | the MoE decoder and its KV pool |
+//! | [`engine`] | `dsocr-engine` | continuous batching: scheduler, runner, sampling, streaming |
 //! | [`pdf`] | `dsocr-pdf` | PDF pages → images |
 //! | [`render`] | `dsocr-render` | boxes, crops, markdown, output files |
 
 pub mod bench;
-mod engine;
 mod error;
+mod ocr;
 pub mod parity;
 mod source;
 pub mod synthetic;
-mod task;
 
-pub use engine::{DeepseekOcr, OcrOptions, OcrResult, Timings};
+pub use dsocr_engine::{
+    Engine, EngineError, EngineOptions, EngineStats, Event, GenerationConfig, InOrder, OcrOptions, OcrResult, PreparedPage,
+    RepetitionGuard, Request, Sampling, Task, Timings,
+};
 pub use error::OcrError;
+pub use ocr::DeepseekOcr;
 pub use source::{DEFAULT_REPO, ModelFiles, ModelSource};
-pub use task::Task;
 
 pub use dsocr_core as common;
+pub use dsocr_engine as engine;
 pub use dsocr_kernels as kernels;
 pub use dsocr_lm as lm;
 pub use dsocr_pdf as pdf;

@@ -8,13 +8,12 @@ use std::path::Path;
 use dsocr_core::FloatType;
 use dsocr_core::burn::prelude::*;
 use dsocr_core::burn::tensor::DType;
-use dsocr_lm::{GenerationConfig, Prompt, RepetitionGuard, generate};
+use dsocr_engine::{EngineOptions, GenerationConfig, OcrOptions, PreparedPage, RepetitionGuard, Request, Task, pixel_tensor};
 use dsocr_preprocess::{LoadOptions, ModeSpec, ViewBatch, build_prompt, load_image, prepare_image};
 use dsocr_vision::Tiling;
 use serde::Serialize;
 
-use crate::engine::pixel_tensor;
-use crate::{DeepseekOcr, OcrError};
+use crate::{DeepseekOcr, Event, OcrError};
 
 /// Relative error allowed in bf16/f16 on the vision output and the logits.
 pub const HALF_RELATIVE_TOLERANCE: f32 = 3e-2;
@@ -156,18 +155,39 @@ pub fn run_case(ocr: &DeepseekOcr, case_dir: &Path) -> Result<ParityReport, OcrE
     let mask: Vec<bool> = rec.u8("images_seq_mask").ok_or_else(|| bad("images_seq_mask"))?.1.iter().map(|&m| m != 0).collect();
     let embeds = ocr.lm().embed_prompt(&ref_ids, &mask, Some(ref_rows))?;
     stage("inputs_embeds", host(embeds.clone()), false);
-    let mut cache = ocr.lm().new_cache(1, ref_ids.len() + 1);
-    let logits = ocr.lm().prefill(vec![embeds.clone()], &mut cache);
+    let mut pool = ocr.lm().new_pool(1, ref_ids.len() + 1);
+    let logits = ocr.lm().prefill(embeds.clone(), 0, 0, &mut pool)?;
     stage("prefill_logits_last", host(logits), true);
+    drop(pool);
+    // Greedy tokens through the engine, from the recorded pixels' prompt (the same page as above).
     let n = num(&json, "no_repeat_ngram_size")?;
-    let config = GenerationConfig {
+    let generation = GenerationConfig {
         max_new_tokens: num(&json, "max_new_tokens")?,
         repetition: RepetitionGuard::NoRepeatNgram { n },
         ..Default::default()
     };
-    let (out, _) = generate(ocr.lm(), vec![Prompt { ids: ref_ids.clone(), embeds }], &config, |_, _| {})?;
-    let mut ours = out[0].tokens.clone();
-    if out[0].stopped_on_eos {
+    let options = OcrOptions { task: Task::Custom(prompt.to_string()), mode, generation };
+    let page = PreparedPage {
+        image: prepared.clone(),
+        prompt: ids.clone(),
+        image_size: (image.width as u32, image.height as u32),
+        preprocess: Default::default(),
+    };
+    let mut engine =
+        ocr.engine(&EngineOptions { max_seqs: Some(1), ..EngineOptions::for_pages(&mode, options.generation.max_new_tokens) })?;
+    let mut finished = None;
+    let mut on_event = |e: Event| {
+        if let Event::Finished { result, .. } = e {
+            finished = Some(*result);
+        }
+    };
+    engine.submit(Request { tag: 0, page: Ok(page), options, stream: false }, &mut on_event);
+    while !engine.is_idle() {
+        engine.step(&mut on_event)?;
+    }
+    let out = finished.ok_or_else(|| OcrError::Input("the engine returned no result".into()))??;
+    let mut ours = out.tokens.clone();
+    if out.stopped_on_eos {
         ours.push(ocr.lm().config().eos_token_id);
     }
     let reference = rec.i64("generated_ids").ok_or_else(|| bad("generated_ids"))?;
@@ -177,7 +197,10 @@ pub fn run_case(ocr: &DeepseekOcr, case_dir: &Path) -> Result<ParityReport, OcrE
     }
 
     // End to end from the image.
-    let rows_e2e = host(ocr.encode_image(&prepared));
+    let rows_e2e = {
+        let tiles = prepared.tiles.as_ref().map(|t| (pixels(t), Tiling { cols: prepared.grid.cols, rows: prepared.grid.rows }));
+        host(ocr.encoder().encode_image(pixels(&prepared.global), tiles))
+    };
     if let Some(mut s) = compare(&rec, "vision_embeds", &rows_e2e, true, f32_run) {
         s.name = "vision_embeds (end to end from input.png)".into();
         stages.push(s);

@@ -16,6 +16,10 @@ use dsocr::vision::VisionConfig;
 /// What a bench runs on.
 pub struct BenchModel {
     pub weights: Weights,
+    /// The `config.json` value.
+    pub config: serde_json::Value,
+    /// The model's tokenizer, or the document-prompt stand-in for random weights.
+    pub tokenizer: std::sync::Arc<dyn dsocr::engine::OcrTokenizer>,
     pub vision: VisionConfig,
     pub lm: LmConfig,
     pub device: Device,
@@ -32,7 +36,15 @@ pub fn bench_model(bench: &str) -> Option<BenchModel> {
     };
     if std::env::var_os("DSOCR_BENCH_RELEASE").is_some() {
         let weights = Weights::random(&device, float, 0).expect("random weights");
-        return Some(BenchModel { weights, vision: VisionConfig::default(), lm: LmConfig::default(), device, label: "release-random" });
+        return Some(BenchModel {
+            weights,
+            config: dsocr::synthetic::release_config(),
+            tokenizer: std::sync::Arc::new(dsocr::bench::DocumentPromptTokenizer),
+            vision: VisionConfig::default(),
+            lm: LmConfig::default(),
+            device,
+            label: "release-random",
+        });
     }
     let root = std::env::var_os("DSOCR_PARITY_DIR")
         .map(std::path::PathBuf::from)
@@ -44,8 +56,14 @@ pub fn bench_model(bench: &str) -> Option<BenchModel> {
     };
     let json: serde_json::Value = serde_json::from_slice(&bytes).expect("config.json");
     let weights = Weights::new(Checkpoint::open_dir(&dir).expect("checkpoint"), &device, float).expect("weights");
+    let tokenizer: std::sync::Arc<dyn dsocr::engine::OcrTokenizer> = match tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")) {
+        Ok(t) => std::sync::Arc::new(t),
+        Err(_) => std::sync::Arc::new(dsocr::bench::DocumentPromptTokenizer),
+    };
     Some(BenchModel {
         weights,
+        config: json.clone(),
+        tokenizer,
         vision: VisionConfig::from_json(&json, "config.json").expect("vision config"),
         lm: LmConfig::from_json(&json, "config.json").expect("lm config"),
         device,

@@ -5,12 +5,15 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use dsocr::bench::{BenchReport, BenchSetup, run_once};
+use std::sync::Arc;
+
+use dsocr::bench::{DocumentPromptTokenizer, StageTimings, WorkloadReport, mixed_budgets, run_workload, stage_timings};
 use dsocr::common::{Checkpoint, DeviceSpec, FloatType, Weights};
-use dsocr::lm::{DeepseekLm, LmConfig};
+use dsocr::engine::OcrTokenizer;
 use dsocr::synthetic::{release_config, write_synthetic_checkpoint};
-use dsocr::vision::{DeepEncoder, VisionConfig};
+use dsocr::{DeepseekOcr, EngineOptions};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 
 #[derive(Args)]
 pub struct SynthArgs {
@@ -46,21 +49,70 @@ pub struct BenchArgs {
     /// Model directory (release format); without it, random release-size weights in memory.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
     device: String,
     /// f32, bf16 or f16 (default: f32 on CPU, bf16 on CUDA).
     #[arg(long)]
     dtype: Option<String>,
-    /// New tokens per sequence, EOS ignored.
+    /// New tokens per page, EOS ignored (the batch-1 and batch workloads).
     #[arg(long, default_value_t = 256)]
     new_tokens: usize,
-    /// Pages decoded together for the aggregate figure (1: skip).
+    /// Pages decoded together for the batch workload (1: skip it).
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Pages in the mixed workload (0: skip it): each page's budget is drawn between
+    /// --min-tokens and --max-tokens with --seed.
+    #[arg(long, default_value_t = 0)]
+    mixed: usize,
+    /// Smallest budget of the mixed workload.
+    #[arg(long, default_value_t = 64)]
+    min_tokens: usize,
+    /// Largest budget of the mixed workload.
+    #[arg(long, default_value_t = 2048)]
+    max_tokens: usize,
+    /// Seed of the mixed workload's budgets.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Most pages in flight in the mixed workload (default: as memory allows).
+    #[arg(long)]
+    max_seqs: Option<usize>,
+    /// Share of GPU memory to use (weights, KV pool, activations).
+    #[arg(long, default_value_t = 0.90)]
+    gpu_memory: f32,
+    /// Issue decode steps launch by launch instead of replaying captured CUDA graphs.
+    #[arg(long)]
+    no_graphs: bool,
+    /// Burn's generic kernels instead of dsocr's (to compare).
+    #[arg(long)]
+    no_kernels: bool,
+    /// Tokens from which MoE experts run grouped by expert (to compare the two kernel families).
+    #[arg(long, default_value_t = 32)]
+    grouped_from: usize,
     /// Also write the JSON report to this file.
     #[arg(long)]
     json_out: Option<PathBuf>,
+}
+
+/// The bench report.
+#[derive(Debug, Clone, Serialize)]
+struct BenchReport {
+    device: String,
+    dtype: String,
+    model: String,
+    load_s: f64,
+    /// Stage by stage, first run (kernel compilation and autotuning included).
+    stages_cold: StageTimings,
+    /// Stage by stage, second run.
+    stages_warm: Option<StageTimings>,
+    /// One page, --new-tokens, batch 1 (warm).
+    single: Option<WorkloadReport>,
+    /// --batch equal pages of --new-tokens together.
+    batch: Option<WorkloadReport>,
+    /// --mixed pages of different budgets (continuous batching).
+    mixed: Option<WorkloadReport>,
+    mixed_budgets: Option<(usize, usize, u64)>,
+    gpu_cache_dir: Option<String>,
 }
 
 /// Serialise the report and, when asked, write it to `path`.
@@ -74,64 +126,87 @@ fn write_report(report: &BenchReport, path: Option<&std::path::Path>) -> anyhow:
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     let spec: DeviceSpec = args.device.parse()?;
+    let kernels = dsocr::kernels::KernelSettings { enabled: !args.no_kernels, grouped_from: args.grouped_from };
+    dsocr::kernels::configure(kernels);
     let float: FloatType = match &args.dtype {
         Some(d) => d.parse()?,
         None => spec.default_dtype(),
     };
     let device = spec.device()?;
     anyhow::ensure!(args.new_tokens >= 2 && args.batch >= 1, "--new-tokens must be ≥ 2 and --batch ≥ 1");
+    anyhow::ensure!(args.min_tokens >= 1 && args.min_tokens <= args.max_tokens, "--min-tokens must be between 1 and --max-tokens");
     let t0 = Instant::now();
-    let (weights, config, tokenizer, label) = match &args.model {
+    let (weights, config, tokenizer, label): (_, _, Arc<dyn OcrTokenizer>, _) = match &args.model {
         Some(dir) => {
             let config: serde_json::Value = serde_json::from_slice(
                 &std::fs::read(dir.join("config.json")).with_context(|| format!("reading {}/config.json", dir.display()))?,
             )?;
             let tok = dir.join("tokenizer.json");
-            let tokenizer =
-                tok.is_file().then(|| tokenizers::Tokenizer::from_file(&tok)).transpose().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let tokenizer: Arc<dyn OcrTokenizer> = if tok.is_file() {
+                Arc::new(tokenizers::Tokenizer::from_file(&tok).map_err(|e| anyhow::anyhow!("{}: {e}", tok.display()))?)
+            } else {
+                Arc::new(DocumentPromptTokenizer)
+            };
             (Weights::new(Checkpoint::open_dir(dir)?, &device, float)?, config, tokenizer, dir.display().to_string())
         }
-        None => (Weights::random(&device, float, 0)?, release_config(), None, "random release-size weights".to_string()),
+        None => (
+            Weights::random(&device, float, 0)?,
+            release_config(),
+            Arc::new(DocumentPromptTokenizer),
+            "random release-size weights".to_string(),
+        ),
     };
-    let encoder = DeepEncoder::load(&weights, &VisionConfig::from_json(&config, "config.json")?)?;
-    let lm = DeepseekLm::load(&weights, &LmConfig::from_json(&config, "config.json")?)?;
+    let ocr = DeepseekOcr::from_weights(&weights, &config, "config.json", tokenizer)?;
+    drop(weights);
     device.sync().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let load_s = t0.elapsed().as_secs_f64();
-    let setup = BenchSetup {
-        encoder: &encoder,
-        lm: &lm,
-        tokenizer: tokenizer.as_ref(),
-        device: &device,
-        dtype: float.dtype(),
-        new_tokens: args.new_tokens,
-        batch: args.batch,
-    };
-    let mut peak = None;
-    eprintln!("cold run (kernel compilation and autotuning included)…");
-    let cold = run_once(&setup, &mut peak)?;
     #[cfg(feature = "cuda")]
     let gpu_cache_dir = matches!(spec, DeviceSpec::Cuda(_)).then(|| dsocr::common::gpu_cache_dir().display().to_string());
     #[cfg(not(feature = "cuda"))]
     let gpu_cache_dir = None;
+    eprintln!("stages, cold run (kernel compilation and autotuning included)…");
     let mut report = BenchReport {
         device: spec.to_string(),
         dtype: float.to_string(),
         model: label,
         load_s,
-        prompt_tokens: 913,
-        new_tokens: args.new_tokens,
-        batch: args.batch,
-        cold,
-        warm: None,
-        peak_reserved_bytes: peak,
+        stages_cold: stage_timings(&ocr)?,
+        stages_warm: None,
+        single: None,
+        batch: None,
+        mixed: None,
+        mixed_budgets: (args.mixed > 0).then_some((args.min_tokens, args.max_tokens, args.seed)),
         gpu_cache_dir,
     };
-    // The cold figures are written at once: on a first run they can take minutes, and a run cut
-    // short should still leave them behind.
+    // Written after each part: a first run can take minutes, and a run cut short should still
+    // leave its figures behind.
     write_report(&report, args.json_out.as_deref())?;
-    eprintln!("warm run…");
-    report.warm = Some(run_once(&setup, &mut peak)?);
-    report.peak_reserved_bytes = peak;
+    report.stages_warm = Some(stage_timings(&ocr)?);
+    let mode = dsocr::preprocess::Mode::Gundam.spec();
+    let engine = |max_tokens: usize, max_seqs: Option<usize>| EngineOptions {
+        max_seqs,
+        gpu_memory: args.gpu_memory,
+        decode_graphs: !args.no_graphs,
+        kernels,
+        ..EngineOptions::for_pages(&mode, max_tokens)
+    };
+    eprintln!("one page, {} tokens…", args.new_tokens);
+    // A short first run compiles the batch-1 kernels and captures its step; the second is measured.
+    run_workload(&ocr, &[args.new_tokens.min(32)], &engine(args.new_tokens, Some(1)))?;
+    report.single = Some(run_workload(&ocr, &[args.new_tokens], &engine(args.new_tokens, Some(1)))?);
+    write_report(&report, args.json_out.as_deref())?;
+    if args.batch > 1 {
+        eprintln!("{} pages together, {} tokens each…", args.batch, args.new_tokens);
+        let budgets = vec![args.new_tokens; args.batch];
+        run_workload(&ocr, &budgets[..budgets.len().min(4)], &engine(args.new_tokens, Some(args.batch)))?;
+        report.batch = Some(run_workload(&ocr, &budgets, &engine(args.new_tokens, Some(args.batch)))?);
+        write_report(&report, args.json_out.as_deref())?;
+    }
+    if args.mixed > 0 {
+        let budgets = mixed_budgets(args.mixed, args.min_tokens, args.max_tokens, args.seed);
+        eprintln!("{} pages of {}..={} tokens (seed {})…", args.mixed, args.min_tokens, args.max_tokens, args.seed);
+        report.mixed = Some(run_workload(&ocr, &budgets, &engine(args.max_tokens, args.max_seqs))?);
+    }
     let json = write_report(&report, args.json_out.as_deref())?;
     println!("{json}");
     Ok(0)

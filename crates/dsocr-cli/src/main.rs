@@ -7,7 +7,9 @@
 
 mod bench;
 mod describe;
+mod inputs;
 mod ocr;
+mod pages;
 mod parity;
 
 use clap::{Parser, Subcommand};

@@ -1,16 +1,17 @@
-//! `dsocr ocr`: images, PDFs and directories to markdown and the official output files.
+//! `dsocr ocr`: images, PDFs and directories to markdown and the official output files. Every
+//! page of every input goes through one engine (continuous batching, see `pages.rs`).
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use dsocr::common::{DeviceSpec, FloatType};
-use dsocr::pdf::{DEFAULT_DPI, PdfDocument, parse_page_ranges};
-use dsocr::preprocess::{LoadOptions, Mode, RgbImage, load_image_from_memory};
-use dsocr::render::{PAGE_SPLIT, PageText, write_document_outputs, write_image_outputs};
-use dsocr::{DeepseekOcr, ModelSource, OcrOptions, OcrResult, Task};
-use indicatif::{ProgressBar, ProgressStyle};
+use dsocr::pdf::DEFAULT_DPI;
+use dsocr::preprocess::Mode;
+use dsocr::{DeepseekOcr, EngineOptions, ModelSource, OcrOptions, Task};
+
+use crate::inputs::open_inputs;
+use crate::pages::{Outputs, run_pages};
 
 #[derive(Args)]
 pub struct OcrArgs {
@@ -41,8 +42,8 @@ pub struct OcrArgs {
     /// Password of encrypted PDFs.
     #[arg(long)]
     password: Option<String>,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    /// auto (a CUDA GPU when the build has CUDA and one is present, else the CPU), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
     device: String,
     /// f32, bf16 or f16 (default: f32 on CPU, bf16 on CUDA).
     #[arg(long)]
@@ -65,18 +66,21 @@ pub struct OcrArgs {
     /// Leave out PDF pages that did not end on EOS (official SKIP_REPEAT).
     #[arg(long)]
     skip_repeat: bool,
+    /// Most pages in flight at once (default: as GPU memory allows; 4 on the CPU).
+    #[arg(long)]
+    max_seqs: Option<usize>,
+    /// Share of GPU memory to use for weights, KV cache and activations.
+    #[arg(long, default_value_t = 0.90)]
+    gpu_memory: f32,
+    /// Issue decode steps launch by launch instead of replaying captured CUDA graphs.
+    #[arg(long)]
+    no_graphs: bool,
+    /// Burn's generic GPU kernels instead of dsocr's (to compare; slower).
+    #[arg(long)]
+    no_kernels: bool,
 }
 
-enum Input {
-    Image { name: String, image: RgbImage },
-    Pdf { name: String, doc: PdfDocument },
-}
-
-const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp"];
-
-fn is_pdf_bytes(b: &[u8]) -> bool {
-    b.len() >= 5 && b[..1024.min(b.len())].windows(5).any(|w| w == b"%PDF-")
-}
+pub(crate) const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp"];
 
 /// Expand directories (recursively, sorted) into image and PDF files.
 fn expand(inputs: &[String]) -> anyhow::Result<Vec<String>> {
@@ -111,24 +115,6 @@ fn expand(inputs: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-fn open_input(arg: &str, password: Option<&str>) -> anyhow::Result<Input> {
-    let (name, bytes) = if arg == "-" {
-        let mut b = Vec::new();
-        std::io::stdin().read_to_end(&mut b).context("reading standard input")?;
-        anyhow::ensure!(!b.is_empty(), "standard input is empty; pipe an image or a PDF into `dsocr ocr -`");
-        ("stdin".to_string(), b)
-    } else {
-        let b = std::fs::read(arg).with_context(|| format!("cannot read {arg}"))?;
-        (Path::new(arg).file_stem().map_or("input".into(), |s| s.to_string_lossy().into_owned()), b)
-    };
-    let shown = if arg == "-" { "<stdin>" } else { arg };
-    if is_pdf_bytes(&bytes) {
-        Ok(Input::Pdf { name, doc: PdfDocument::from_bytes(bytes, shown, password)? })
-    } else {
-        Ok(Input::Image { name, image: load_image_from_memory(&bytes, shown, &LoadOptions::default())? })
-    }
-}
-
 fn options(args: &OcrArgs) -> anyhow::Result<OcrOptions> {
     let mode: Mode = args.mode.parse()?;
     let mut spec = mode.spec();
@@ -137,161 +123,49 @@ fn options(args: &OcrArgs) -> anyhow::Result<OcrOptions> {
     }
     let task = Task::from_name(&args.task, args.prompt.as_deref())?;
     anyhow::ensure!(args.max_new_tokens > 0, "--max-new-tokens must be at least 1");
-    let generation = dsocr::lm::GenerationConfig { max_new_tokens: args.max_new_tokens, ..Default::default() };
+    let generation = dsocr::GenerationConfig { max_new_tokens: args.max_new_tokens, ..Default::default() };
     Ok(OcrOptions { task, mode: spec, generation })
-}
-
-fn progress(len: usize, what: &str) -> ProgressBar {
-    let bar = if len > 1 { ProgressBar::new(len as u64) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {what} {{msg}} [{{elapsed}}]")).unwrap());
-    bar
-}
-
-fn report_timings(name: &str, r: &OcrResult) {
-    let t = &r.timings;
-    eprintln!(
-        "{name}: preprocess {:.3}s, vision {:.3}s, prefill {:.3}s, decode {:.3}s ({} tokens, {:.1} tok/s), prompt {} tokens",
-        t.preprocess_s,
-        t.vision_s,
-        t.prefill_s,
-        t.decode_s,
-        t.tokens,
-        t.decode_tokens_per_s(),
-        r.prompt_tokens
-    );
 }
 
 pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     let opts = options(&args)?;
     let device: DeviceSpec = args.device.parse()?;
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
-    let inputs = expand(&args.inputs)?;
-    anyhow::ensure!(!inputs.is_empty(), "no input files found");
+    let files = expand(&args.inputs)?;
+    anyhow::ensure!(!files.is_empty(), "no input files found");
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     }
+    // Every input is opened (and a PDF's password checked) before the model is loaded: a
+    // mistyped path fails in a moment, not after a download.
+    let (docs, mut failed) = open_inputs(&files, args.password.as_deref(), args.pages.as_deref());
+    for (input, e) in &failed {
+        eprintln!("error: {input}: {e:#}");
+    }
+    anyhow::ensure!(!docs.is_empty(), "none of the {} input(s) could be opened", files.len());
     let source = ModelSource::parse(&args.model)?;
     let ocr = DeepseekOcr::load(&source, device, dtype).with_context(|| format!("loading the model from {}", args.model))?;
-
-    let many = inputs.len() > 1;
-    let files_bar = progress(inputs.len(), "files");
-    let mut failed = Vec::new();
-    for input in &inputs {
-        files_bar.set_message(input.clone());
-        if let Err(e) = process(&ocr, &args, &opts, input, many) {
-            files_bar.suspend(|| eprintln!("error: {input}: {e:#}"));
-            failed.push(input.clone());
-        }
-        files_bar.inc(1);
-    }
-    files_bar.finish_and_clear();
-    if many || !failed.is_empty() {
-        eprintln!("{} of {} input(s) done, {} failed", inputs.len() - failed.len(), inputs.len(), failed.len());
-        for f in &failed {
+    let engine = EngineOptions {
+        max_seqs: args.max_seqs,
+        gpu_memory: args.gpu_memory,
+        decode_graphs: !args.no_graphs,
+        kernels: dsocr::kernels::KernelSettings { enabled: !args.no_kernels, ..Default::default() },
+        ..EngineOptions::for_pages(&opts.mode, opts.generation.max_new_tokens)
+    };
+    let outputs = Outputs {
+        out: args.out.clone(),
+        csv: args.csv,
+        json: args.json,
+        timings: args.timings,
+        skip_repeat: args.skip_repeat,
+        dpi: args.dpi,
+    };
+    failed.extend(run_pages(&ocr, &outputs, &opts, &engine, docs)?);
+    if files.len() > 1 || !failed.is_empty() {
+        eprintln!("{} of {} input(s) done, {} failed", files.len() - failed.len(), files.len(), failed.len());
+        for (f, _) in &failed {
             eprintln!("  failed: {f}");
         }
     }
     Ok(if failed.is_empty() { 0 } else { 1 })
-}
-
-fn process(ocr: &DeepseekOcr, args: &OcrArgs, opts: &OcrOptions, input: &str, many: bool) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    match open_input(input, args.password.as_deref())? {
-        Input::Image { name, image } => {
-            if args.pages.is_some() {
-                tracing::warn!("--pages applies to PDFs; ignored for image {input}");
-            }
-            let stream = args.out.is_none() && !args.json && !many;
-            let result = if stream {
-                let mut out = stdout.lock();
-                let r = ocr.ocr_stream(&image, opts, |piece| {
-                    let _ = out.write_all(piece.as_bytes());
-                    let _ = out.flush();
-                })?;
-                writeln!(out)?;
-                r
-            } else {
-                ocr.ocr(&image, opts)?
-            };
-            if args.timings {
-                report_timings(input, &result);
-            }
-            if let Some(dir) = &args.out {
-                let page = PageText { image: image.into(), raw: result.raw.clone(), stopped_on_eos: result.stopped_on_eos };
-                let written = write_image_outputs(
-                    &dir.join(&name),
-                    &page,
-                    args.csv,
-                    serde_json::json!({ "source": input, "timings": result.timings }),
-                )?;
-                tracing::info!("{input}: wrote {} files to {}", written.files.len(), dir.join(&name).display());
-            }
-            if args.json {
-                println!("{}", serde_json::to_string(&serde_json::json!({ "source": input, "result": result }))?);
-            } else if args.out.is_none() && !stream {
-                println!("<!-- dsocr: {input} -->\n{}", result.markdown);
-            }
-        }
-        Input::Pdf { name, doc } => {
-            let pages = parse_page_ranges(args.pages.as_deref().unwrap_or("all"), doc.page_count())?;
-            if pages.is_empty() {
-                bail!("{input} has no pages");
-            }
-            let bar = progress(pages.len(), "pages");
-            let mut texts = Vec::with_capacity(pages.len());
-            let mut results = Vec::with_capacity(pages.len());
-            for &p in &pages {
-                bar.set_message(format!("page {}", p + 1));
-                let img = doc.render_page(p, args.dpi)?;
-                let r = ocr.ocr(&img.clone().into(), opts).with_context(|| format!("page {}", p + 1))?;
-                if args.timings {
-                    bar.suspend(|| report_timings(&format!("{input} page {}", p + 1), &r));
-                }
-                if !r.stopped_on_eos {
-                    bar.suspend(|| eprintln!("warning: {input} page {} did not end on EOS (token budget reached)", p + 1));
-                }
-                texts.push(PageText { image: img, raw: r.raw.clone(), stopped_on_eos: r.stopped_on_eos });
-                results.push(r);
-                bar.inc(1);
-            }
-            bar.finish_and_clear();
-            let missing = doc.font_report().pages_missing_cjk_font;
-            if !missing.is_empty() {
-                eprintln!(
-                    "warning: {input}: pages {missing:?} need a CJK font that is not installed; their text may be missing (install fonts-noto-cjk)"
-                );
-            }
-            if let Some(dir) = &args.out {
-                let info = serde_json::json!({ "source": input, "pages_rendered": pages.iter().map(|p| p + 1).collect::<Vec<_>>(), "dpi": args.dpi, "timings": results.iter().map(|r| r.timings).collect::<Vec<_>>() });
-                let written = write_document_outputs(&dir.join(&name), &name, &texts, args.skip_repeat, args.csv, args.dpi, info)?;
-                tracing::info!("{input}: wrote {} files to {}", written.files.len(), dir.join(&name).display());
-            }
-            if args.json {
-                println!("{}", serde_json::to_string(&serde_json::json!({ "source": input, "pages": results }))?);
-            } else if args.out.is_none() {
-                let mut out = stdout.lock();
-                if many {
-                    writeln!(out, "<!-- dsocr: {input} -->")?;
-                }
-                for (r, t) in results.iter().zip(&texts) {
-                    if args.skip_repeat && !t.stopped_on_eos {
-                        continue;
-                    }
-                    write!(out, "{}{PAGE_SPLIT}", r.markdown)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pdf_magic() {
-        assert!(is_pdf_bytes(b"%PDF-1.7\n"));
-        assert!(!is_pdf_bytes(b"\x89PNG\r\n"));
-    }
 }

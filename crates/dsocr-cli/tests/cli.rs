@@ -80,6 +80,50 @@ fn ocr_of_a_pdf_writes_every_document_file() {
     assert!(err.contains("prefill"), "timings on stderr: {err}");
 }
 
+/// Four pages of a real PDF through one engine (continuous batching, two in flight): every
+/// page's markdown and box files are written, in page order.
+#[test]
+fn ocr_of_a_multi_page_pdf_writes_every_page() {
+    let Some(p) = parity("ocr_of_a_multi_page_pdf_writes_every_page") else { return };
+    let pdf = shared_root().join("pdfs/booktabs.pdf");
+    let out = TempDir::new("pages");
+    let o = dsocr(&[
+        "ocr",
+        pdf.to_str().unwrap(),
+        "--model",
+        p.model_dir().to_str().unwrap(),
+        "--out",
+        out.0.to_str().unwrap(),
+        "--pages",
+        "1-4",
+        "--dpi",
+        "50",
+        "--mode",
+        "tiny",
+        "--max-new-tokens",
+        "5",
+        "--max-seqs",
+        "2",
+        "--json",
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let dir = out.0.join("booktabs");
+    let mmd = std::fs::read_to_string(dir.join("booktabs_det.mmd")).unwrap();
+    assert_eq!(mmd.matches("<--- Page Split --->").count(), 4, "{mmd}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("booktabs.json")).unwrap()).unwrap();
+    assert_eq!(json["pages"].as_array().unwrap().len(), 4, "{json}");
+    assert!(dir.join("booktabs_layouts.pdf").is_file());
+    let printed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let pages = printed["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 4);
+    for page in pages {
+        let tokens = page["tokens"].as_array().unwrap().len();
+        assert!((1..=5).contains(&tokens) || page["stopped_on_eos"] == true, "{page}");
+        assert!(page["prompt_tokens"].as_u64().unwrap() > 73, "a tiny-mode prompt: {page}");
+    }
+}
+
 #[test]
 fn ocr_of_an_image_writes_every_image_file_and_reads_stdin() {
     let Some(p) = parity("ocr_of_an_image_writes_every_image_file_and_reads_stdin") else { return };

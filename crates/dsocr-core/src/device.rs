@@ -8,7 +8,8 @@ use burn::tensor::DType;
 
 use crate::CoreError;
 
-/// A compute device as named on the command line: `cpu`, `cuda` or `cuda:N`.
+/// A compute device as named on the command line: `auto`, `cpu`, `cuda` or `cuda:N` (`auto`
+/// resolves at once, see [`DeviceSpec::auto`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceSpec {
     /// The CPU backend (burn-ndarray, f32 only).
@@ -23,6 +24,9 @@ impl FromStr for DeviceSpec {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim().to_ascii_lowercase();
+        if s == "auto" {
+            return Ok(DeviceSpec::auto());
+        }
         if s == "cpu" {
             return Ok(DeviceSpec::Cpu);
         }
@@ -35,7 +39,7 @@ impl FromStr for DeviceSpec {
                 .map(DeviceSpec::Cuda)
                 .map_err(|_| CoreError::Device(format!("bad CUDA device index {n:?} in {s:?}; use cuda:0, cuda:1, …")));
         }
-        Err(CoreError::Device(format!("unknown device {s:?}; use cpu, cuda or cuda:N")))
+        Err(CoreError::Device(format!("unknown device {s:?}; use auto, cpu, cuda or cuda:N")))
     }
 }
 
@@ -49,6 +53,27 @@ impl fmt::Display for DeviceSpec {
 }
 
 impl DeviceSpec {
+    /// The first CUDA GPU when this build has CUDA support and a GPU answers, else the CPU; the
+    /// log says which and why.
+    pub fn auto() -> DeviceSpec {
+        #[cfg(feature = "cuda")]
+        {
+            let usable = std::panic::catch_unwind(|| {
+                crate::gpu_cache::configure_gpu_caches();
+                Device::cuda(0).sync().is_ok()
+            })
+            .unwrap_or(false);
+            if usable {
+                tracing::info!("device auto: cuda:0");
+                return DeviceSpec::Cuda(0);
+            }
+            tracing::info!("device auto: no usable CUDA GPU (driver or GPU missing), running on the CPU");
+        }
+        #[cfg(not(feature = "cuda"))]
+        tracing::info!("device auto: this build has no CUDA support (`--features cuda`), running on the CPU");
+        DeviceSpec::Cpu
+    }
+
     /// The Burn device, or an error saying which build feature is missing.
     pub fn device(self) -> Result<Device, CoreError> {
         match self {

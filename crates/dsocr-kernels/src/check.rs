@@ -28,8 +28,9 @@ impl KernelCheck {
     }
 }
 
-/// One decode-attention case: batch, heads, slots, head size, filled slots, pads.
-type AttentionCase = (usize, usize, usize, usize, usize, &'static [i64]);
+/// One decode-attention case: pool rows, heads, slots, head size, each sequence's row and newest
+/// slot.
+type AttentionCase = (usize, usize, usize, usize, &'static [i64], &'static [i64]);
 
 /// Compare each kernel with its reference on `device` in f32 and bf16 (where supported).
 /// On a device without dsocr's kernels both sides are the reference and agree trivially; callers
@@ -38,23 +39,27 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
     let mut out = Vec::new();
     let dtypes: Vec<(DType, f32)> =
         [(DType::F32, 1e-4), (DType::BF16, 2e-2)].into_iter().filter(|(d, _)| device.supports_dtype(*d)).collect();
-    // (batch, heads, slots, head size, filled, pads): a release-size decode step, a batch of
-    // left-padded sequences, and a short one with most slots stale.
-    // A head size below 32 (the parity model's) leaves lanes without elements.
-    let cases: [AttentionCase; 4] =
-        [(1, 10, 1200, 128, 914, &[0]), (3, 10, 1024, 128, 700, &[0, 5, 300]), (2, 4, 512, 64, 3, &[0, 1]), (2, 4, 100, 16, 77, &[3, 0])];
+    // (pool rows, heads, slots, head size, rows, newest): a release-size decode step, three
+    // sequences of different lengths in rows out of order (one row unused), a short one with most
+    // slots stale, and a head size below 32 (the parity model's) that leaves lanes without elements.
+    let cases: [AttentionCase; 4] = [
+        (1, 10, 1200, 128, &[0], &[913]),
+        (4, 10, 1024, 128, &[2, 0, 3], &[699, 63, 64]),
+        (2, 4, 512, 64, &[1, 0], &[2, 0]),
+        (3, 4, 100, 16, &[0, 2], &[76, 99]),
+    ];
     for (dtype, tolerance) in dtypes {
         out.extend(crate::check_projection::check_projections(device, dtype, tolerance));
         out.extend(crate::check_fused::check_fused(device, dtype, tolerance));
         out.extend(crate::check_layer::check_layer_kernels(device, dtype, tolerance));
-        for (b, h, s, d, filled, pads) in cases {
+        for (r, h, s, d, rows, newest) in cases {
+            let b = rows.len();
             let rnd = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (device, dtype));
-            let (q, k, v) = (rnd([b, h, 1, d]), rnd([b, h, s, d]), rnd([b, h, s, d]));
-            let pads_t = Tensor::<1, Int>::from_data(TensorData::new(pads.to_vec(), [b]), device);
-            let newest = Tensor::<1, Int>::from_data(TensorData::new(vec![filled as i64 - 1], [1]), device);
-            let got = decode_attention(q.clone(), k.clone(), v.clone(), pads_t, newest);
+            let (q, k, v) = (rnd([b, h, 1, d]), rnd([r, h, s, d]), rnd([r, h, s, d]));
+            let ints = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [b]), device);
+            let got = decode_attention(q.clone(), k.clone(), v.clone(), ints(rows), ints(newest));
             let (got, qv, kv, vv) = (host(got), host(q), host(k), host(v));
-            let expected = exact_decode_attention(&qv, &kv, &vv, pads, (b, h, s, d), filled);
+            let expected = exact_decode_attention(&qv, &kv, &vv, rows, newest, (h, s, d));
             let err = if got.len() == expected.len() {
                 got.iter().zip(&expected).map(|(g, e)| (g - e).abs()).fold(0.0f32, f32::max)
             } else {
@@ -62,7 +67,7 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
             };
             out.push(KernelCheck {
                 kernel: "decode_attention",
-                case: format!("{dtype:?} B={b} H={h} S={s} d={d} filled={filled} pads={pads:?}"),
+                case: format!("{dtype:?} pool R={r} H={h} S={s} d={d} rows={rows:?} newest={newest:?}"),
                 max_abs_err: err,
                 tolerance,
             });
@@ -76,29 +81,31 @@ pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
 }
 
-/// Decode attention written out in f64 on host vectors (`[B, H, 1, d]` and `[B, H, S, d]`).
+/// Decode attention written out in f64 on host vectors: `q` `[B, H, 1, d]`, the pool `k`/`v`
+/// `[R, H, S, d]`, sequence `b` reading slots `0..=newest[b]` of row `rows[b]`.
 pub(crate) fn exact_decode_attention(
     q: &[f32],
     k: &[f32],
     v: &[f32],
-    pads: &[i64],
-    (b, h, s, d): (usize, usize, usize, usize),
-    filled: usize,
+    rows: &[i64],
+    newest: &[i64],
+    (h, s, d): (usize, usize, usize),
 ) -> Vec<f32> {
+    let b = rows.len();
     let mut out = vec![0.0f32; b * h * d];
     for bi in 0..b {
-        let pad = pads[bi] as usize;
+        let (row, filled) = (rows[bi] as usize, newest[bi] as usize + 1);
         for hi in 0..h {
-            let row = |t: &[f32], j: usize| t[((bi * h + hi) * s + j) * d..][..d].iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+            let slot = |t: &[f32], j: usize| t[((row * h + hi) * s + j) * d..][..d].iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
             let qr: Vec<f64> = q[(bi * h + hi) * d..][..d].iter().map(|&x| f64::from(x)).collect();
             let scores: Vec<f64> =
-                (pad..filled).map(|j| row(k, j).iter().zip(&qr).map(|(a, b)| a * b).sum::<f64>() / (d as f64).sqrt()).collect();
+                (0..filled).map(|j| slot(k, j).iter().zip(&qr).map(|(a, b)| a * b).sum::<f64>() / (d as f64).sqrt()).collect();
             let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let w: Vec<f64> = scores.iter().map(|x| (x - max).exp()).collect();
             let total: f64 = w.iter().sum();
             let mut acc = vec![0.0f64; d];
-            for (j, wj) in (pad..filled).zip(&w) {
-                for (a, x) in acc.iter_mut().zip(row(v, j)) {
+            for (j, wj) in w.iter().enumerate() {
+                for (a, x) in acc.iter_mut().zip(slot(v, j)) {
                     *a += wj * x;
                 }
             }

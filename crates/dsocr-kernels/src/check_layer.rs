@@ -12,22 +12,24 @@ use crate::projection::linear_parts;
 use crate::rope::rope_qkv_cached;
 use crate::router::{RouterConfig, route};
 
-/// One RoPE case: batch, positions, heads, head size, first slot, pads.
-type RopeCase = (usize, usize, usize, usize, usize, &'static [i64]);
+/// One RoPE case: positions per sequence, heads, head size, pool rows, each sequence's row and
+/// first slot.
+type RopeCase = (usize, usize, usize, usize, &'static [i64], &'static [i64]);
 
 /// Every RoPE and router case on `device` in `dtype`, accepting `relative` error (of the largest
 /// result magnitude, at least 1).
 pub(crate) fn check_layer_kernels(device: &Device, dtype: DType, relative: f32) -> Vec<KernelCheck> {
     let mut out = Vec::new();
-    // (batch, positions, heads, head size, first slot, pads): a release-size decode step, a padded
-    // prefill of the parity model's size (its first slots are padding: position 0), a padded batch.
-    let rope_cases: [RopeCase; 3] = [(1, 1, 10, 128, 2, &[0]), (3, 5, 4, 16, 0, &[0, 2, 4]), (2, 1, 10, 128, 6, &[0, 3])];
-    for (b, t, heads, d, start, pads) in rope_cases {
-        out.push(check_rope(device, dtype, relative, (b, t, heads, d), start, pads, None));
+    // (positions, heads, head size, pool rows, rows, starts): a release-size decode step, a
+    // prefill of the parity model's size into the second of two rows, and a decode step of three
+    // sequences at different lengths in rows out of order.
+    let rope_cases: [RopeCase; 3] = [(1, 10, 128, 1, &[0], &[2]), (5, 4, 16, 2, &[1], &[0]), (1, 10, 128, 4, &[3, 0, 2], &[6, 0, 3])];
+    for (t, heads, d, pool, rows, starts) in rope_cases {
+        out.push(check_rope(device, dtype, relative, (t, heads, d, pool), (rows, starts), None));
     }
     // The release-size step again, its QKV given as the projection's parts (split over K on a
     // GPU): the kernel sums them.
-    out.push(check_rope(device, dtype, relative, (1, 1, 10, 128), 2, &[0], Some(1280)));
+    out.push(check_rope(device, dtype, relative, (1, 10, 128, 1), (&[0], &[2]), Some(1280)));
     // (tokens, hidden, experts, top-k, shared, renormalise, scaling): the release router, the
     // parity model's, and an expert count that is not a multiple of 32.
     for (m, h, e, top_k, shared, renormalise, scaling) in
@@ -60,20 +62,21 @@ fn check_ints(device: &Device) -> Vec<KernelCheck> {
     ]
 }
 
-/// RoPE with the cache write: q, and both caches whole (the written slots and the untouched
-/// ones around them, which an in-place write must leave alone). With `projected_from = Some(K)`
-/// the QKV input is [`linear_parts`] of a `[B·T, K]` activation (compared with the exact product).
+/// RoPE with the cache write: q, and the whole pool (the written slots and the untouched ones
+/// around them and in other rows, which an in-place write must leave alone). With
+/// `projected_from = Some(K)` the QKV input is [`linear_parts`] of a `[B·T, K]` activation
+/// (compared with the exact product).
 fn check_rope(
     device: &Device,
     dtype: DType,
     relative: f32,
-    (b, t, heads, d): (usize, usize, usize, usize),
-    start: usize,
-    pads: &[i64],
+    (t, heads, d, pool): (usize, usize, usize, usize),
+    (rows, starts): (&[i64], &[i64]),
     projected_from: Option<usize>,
 ) -> KernelCheck {
+    let b = rows.len();
     let hidden = heads * d;
-    let slots = start + t + 3;
+    let slots = starts.iter().max().copied().unwrap_or(0) as usize + t + 3;
     let positions = slots + 4;
     let (qkv, x): (crate::PartialSums, Vec<f32>) = match projected_from {
         None => {
@@ -89,12 +92,11 @@ fn check_rope(
     };
     let angles = Tensor::<2>::random([positions, d], Distribution::Uniform(-3.0, 3.0), (device, DType::F32));
     let (cos, sin) = (angles.clone().cos().cast(dtype), angles.sin().cast(dtype));
-    let cache = || Tensor::<4>::random([b, heads, slots, d], Distribution::Normal(0.0, 1.0), (device, dtype));
+    let cache = || Tensor::<4>::random([pool, heads, slots, d], Distribution::Normal(0.0, 1.0), (device, dtype));
     let (keys, values) = (cache(), cache());
     let (keys_before, values_before) = (host(keys.clone()), host(values.clone()));
-    let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), device);
-    let (pads_t, start_t) = (ints(pads.to_vec()), ints(vec![start as i64]));
-    let (q, keys, values) = rope_qkv_cached(qkv.clone(), &cos, &sin, &pads_t, &start_t, heads, keys, values);
+    let ints = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
+    let (q, keys, values) = rope_qkv_cached(qkv.clone(), &cos, &sin, &ints(rows), &ints(starts), heads, keys, values);
     let (c, s) = (host(cos), host(sin));
     let half = d / 2;
     // Part 0/1/2 (q/k/v) of row (bi, ti), head `head`, element e, rotated for q and k.
@@ -104,12 +106,11 @@ fn check_rope(
         if part == 2 {
             return xe;
         }
-        let position = ((start + ti) as i64 - pads[bi]).max(0) as usize;
-        let tab = position * d;
+        let tab = (starts[bi] as usize + ti) * d;
         let rotated = if e < half { -f64::from(x[row + e + half]) } else { f64::from(x[row + e - half]) };
         xe * f64::from(c[tab + e]) + rotated * f64::from(s[tab + e])
     };
-    let mut expected = Vec::with_capacity(b * heads * (t + 2 * slots) * d);
+    let mut expected = Vec::with_capacity(b * heads * t * d + 2 * pool * heads * slots * d);
     for bi in 0..b {
         for head in 0..heads {
             for ti in 0..t {
@@ -118,20 +119,23 @@ fn check_rope(
         }
     }
     for (part, before) in [(1, &keys_before), (2, &values_before)] {
-        for bi in 0..b {
+        for pool_row in 0..pool {
+            let writer = rows.iter().position(|&r| r as usize == pool_row);
             for head in 0..heads {
                 for slot in 0..slots {
-                    let at = ((bi * heads + head) * slots + slot) * d;
-                    let written = (start..start + t).contains(&slot);
-                    expected
-                        .extend((0..d).map(|e| if written { value(part, bi, slot - start, head, e) } else { f64::from(before[at + e]) }));
+                    let at = ((pool_row * heads + head) * slots + slot) * d;
+                    let written = writer.filter(|&bi| (starts[bi] as usize..starts[bi] as usize + t).contains(&slot));
+                    expected.extend((0..d).map(|e| match written {
+                        Some(bi) => value(part, bi, slot - starts[bi] as usize, head, e),
+                        None => f64::from(before[at + e]),
+                    }));
                 }
             }
         }
     }
     let got = [host(q), host(keys), host(values)].concat();
     let source = projected_from.map_or(String::new(), |k| format!(" from a K={k} projection's parts"));
-    let case = format!("{dtype:?} B={b} T={t} heads={heads} d={d} cache slots {start}..{} pads {pads:?}{source}", start + t);
+    let case = format!("{dtype:?} T={t} heads={heads} d={d} pool rows {pool}, rows {rows:?} from slots {starts:?}{source}");
     compare("rope_qkv_cached", case, got, &expected, relative)
 }
 

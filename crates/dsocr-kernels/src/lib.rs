@@ -32,6 +32,7 @@ mod cuda;
 
 pub use argmax::{argmax_into, argmax_into_reference};
 pub use check::{KernelCheck, check_kernels};
+
 pub use decode_attention::{decode_attention, decode_attention_reference};
 pub use ints::{increment_ints, increment_ints_reference, overwrite_ints, overwrite_ints_reference};
 pub use norm::{add_rms_norm, add_rms_norm_reference, rms_norm, rms_norm_reference};
@@ -56,10 +57,47 @@ pub fn runs_cube_kernels(device: &burn::tensor::Device) -> bool {
     }
 }
 
-/// Whether dsocr's kernels run on `device`: a CubeCL device, unless the environment variable
-/// `DSOCR_KERNELS=off` asks for Burn's generic kernels everywhere (to compare the two).
+/// The device's total memory in bytes, where the backend reports it (a CUDA GPU); `None` on the CPU.
+pub fn device_memory_bytes(device: &burn::tensor::Device) -> Option<u64> {
+    #[cfg(feature = "cuda")]
+    if let burn::backend::DispatchDevice::Cube(cube) = device.as_dispatch() {
+        return cube.client().properties().memory.max_memory();
+    }
+    let _ = device;
+    None
+}
+
+/// Process-wide choices of which kernels run, for comparing them (the defaults are the fast
+/// ones). Set with [`configure`] before running a model (the engine's options carry them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSettings {
+    /// Run dsocr's kernels on CubeCL devices (default); off: Burn's generic kernels everywhere.
+    pub enabled: bool,
+    /// Tokens from which the MoE experts run grouped by expert rather than per (token, expert)
+    /// pair (default 32; docs/perf.md, session 6).
+    pub grouped_from: usize,
+}
+
+impl Default for KernelSettings {
+    fn default() -> Self {
+        KernelSettings { enabled: true, grouped_from: 32 }
+    }
+}
+
+static SETTINGS: std::sync::RwLock<KernelSettings> = std::sync::RwLock::new(KernelSettings { enabled: true, grouped_from: 32 });
+
+/// Set the process-wide [`KernelSettings`].
+pub fn configure(settings: KernelSettings) {
+    *SETTINGS.write().unwrap_or_else(std::sync::PoisonError::into_inner) = settings;
+}
+
+/// The current [`KernelSettings`].
+pub fn settings() -> KernelSettings {
+    *SETTINGS.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether dsocr's kernels run on `device`: a CubeCL device, unless [`KernelSettings::enabled`]
+/// is off (Burn's generic kernels everywhere, to compare the two).
 pub fn kernels_enabled(device: &burn::tensor::Device) -> bool {
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let off = *OFF.get_or_init(|| std::env::var("DSOCR_KERNELS").is_ok_and(|v| v.eq_ignore_ascii_case("off")));
-    !off && runs_cube_kernels(device)
+    settings().enabled && runs_cube_kernels(device)
 }

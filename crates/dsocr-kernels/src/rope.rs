@@ -1,12 +1,11 @@
 //! Rotary position embedding on the fused q/k/v projection (MODEL_SPEC §3.7: Llama/NeoX
 //! "rotate-half" over the full head dimension), with the rotated keys and the values written
-//! into the KV cache: the projection's `[B·T, 3H]` output becomes the rotated queries
-//! `[B, heads, T, d]` and cache slots `start..start + T`.
+//! into the KV pool: the projection's `[B·T, 3H]` output becomes the rotated queries
+//! `[B, heads, T, d]` and, for each sequence, slots `starts[b]..starts[b] + T` of its own pool row.
 //!
-//! Sequences of a batch are left-padded: the token in cache slot `s` of sequence `b` has position
-//! `max(s − pads[b], 0)` (padding slots take position 0; their results are never attended to).
-//! The first slot and the pads are device tensors, so a decode step issues the same launch at
-//! every position (see `dsocr_lm`'s captured decode step).
+//! Every sequence has its own row (`rows[b]`) and length: the token in slot `s` has position `s`,
+//! with no padding between sequences. Rows and first slots are device tensors, so a decode step
+//! issues the same launch at every position (see `dsocr_engine`'s captured decode step).
 
 use burn::prelude::*;
 
@@ -15,9 +14,9 @@ use crate::parts::PartialSums;
 
 /// Split `qkv` `[B·T, 3H]` (columns `[q | k | v]`) into heads, rotate q and k by the rows of the
 /// tables `cos`/`sin` `[P, d]` (row `p`: the cos/sin of position `p`'s angles, halves
-/// duplicated) at each token's position, and write k and v into slots `start[0]..start[0] + T`
-/// of `keys`/`values` `[B, heads, S, d]`. `pads` `[B]`, `start` `[1]`; the caller keeps
-/// `start[0] + T ≤ S` and the positions below `P`. Returns `(q, keys, values)` with q
+/// duplicated) at each token's position, and write k and v into slots `starts[b]..starts[b] + T`
+/// of row `rows[b]` of `keys`/`values` `[R, heads, S, d]`. `rows`, `starts` `[B]`; the caller
+/// keeps `starts[b] + T ≤ S` and the positions below `P`. Returns `(q, keys, values)` with q
 /// `[B, heads, T, d]`. The caches are written in place when nothing else holds them. One kernel
 /// on a CubeCL device (which also sums `qkv`'s split-K parts, see [`crate::linear_parts`]); the
 /// Burn definition elsewhere.
@@ -26,8 +25,8 @@ pub fn rope_qkv_cached(
     qkv: impl Into<PartialSums>,
     cos: &Tensor<2>,
     sin: &Tensor<2>,
-    pads: &Tensor<1, Int>,
-    start: &Tensor<1, Int>,
+    rows: &Tensor<1, Int>,
+    starts: &Tensor<1, Int>,
     heads: usize,
     keys: Tensor<4>,
     values: Tensor<4>,
@@ -40,42 +39,57 @@ pub fn rope_qkv_cached(
         && qkv.dtype() == sin.dtype()
         && qkv.dtype() == keys.dtype()
         && qkv.dtype() == values.dtype()
-        && pads.dtype() == start.dtype()
+        && rows.dtype() == starts.dtype()
         && cos.dims()[1].is_multiple_of(2)
     {
         let splits = qkv.count();
-        return crate::cuda::rope_qkv_cached(qkv.parts, splits, cos.clone(), sin.clone(), pads.clone(), start.clone(), heads, keys, values);
+        return crate::cuda::rope_qkv_cached(
+            qkv.parts,
+            splits,
+            cos.clone(),
+            sin.clone(),
+            rows.clone(),
+            starts.clone(),
+            heads,
+            keys,
+            values,
+        );
     }
-    rope_qkv_cached_reference(qkv.sum(), cos, sin, pads, start, heads, keys, values)
+    rope_qkv_cached_reference(qkv.sum(), cos, sin, rows, starts, heads, keys, values)
 }
 
-/// The Burn definition of [`rope_qkv_cached`]. It reads `start` and `pads` back to the host (to
+/// The Burn definition of [`rope_qkv_cached`]. It reads `rows` and `starts` back to the host (to
 /// pick the table rows and the cache slots), so it waits for the device.
 #[allow(clippy::too_many_arguments)]
 pub fn rope_qkv_cached_reference(
     qkv: Tensor<2>,
     cos: &Tensor<2>,
     sin: &Tensor<2>,
-    pads: &Tensor<1, Int>,
-    start: &Tensor<1, Int>,
+    rows: &Tensor<1, Int>,
+    starts: &Tensor<1, Int>,
     heads: usize,
-    keys: Tensor<4>,
-    values: Tensor<4>,
+    mut keys: Tensor<4>,
+    mut values: Tensor<4>,
 ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
     let d = cos.dims()[1];
-    let pads = host_ints(pads);
-    let start = host_ints(start)[0] as usize;
-    let b = pads.len();
+    let rows = host_ints(rows);
+    let starts = host_ints(starts);
+    let b = rows.len();
     let t = qkv.dims()[0] / b;
-    let positions: Vec<i64> = pads.iter().flat_map(|&pad| (start..start + t).map(move |slot| (slot as i64 - pad).max(0))).collect();
+    let positions: Vec<i64> = starts.iter().flat_map(|&start| start..start + t as i64).collect();
     let positions = Tensor::<1, Int>::from_data(TensorData::new(positions, [b * t]), &qkv.device());
-    let rows = |table: &Tensor<2>| table.clone().select(0, positions.clone()).reshape([b, 1, t, d]);
-    let (cos, sin) = (rows(cos), rows(sin));
+    let table_rows = |table: &Tensor<2>| table.clone().select(0, positions.clone()).reshape([b, 1, t, d]);
+    let (cos, sin) = (table_rows(cos), table_rows(sin));
     let hidden = heads * d;
     let split = |part: usize| qkv.clone().narrow(1, part * hidden, hidden).reshape([b, t, heads, d]).swap_dims(1, 2);
-    let slots = [0..b, 0..heads, start..start + t, 0..d];
-    let keys = keys.slice_assign(slots.clone(), rotate(split(1), &cos, &sin));
-    let values = values.slice_assign(slots, split(2));
+    let k = rotate(split(1), &cos, &sin);
+    let v = split(2);
+    for (i, (&row, &start)) in rows.iter().zip(&starts).enumerate() {
+        let (row, start) = (row as usize, start as usize);
+        let slots = [row..row + 1, 0..heads, start..start + t, 0..d];
+        keys = keys.slice_assign(slots.clone(), k.clone().narrow(0, i, 1));
+        values = values.slice_assign(slots, v.clone().narrow(0, i, 1));
+    }
     (rotate(split(0), &cos, &sin), keys, values)
 }
 

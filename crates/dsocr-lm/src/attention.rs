@@ -1,5 +1,5 @@
 //! Multi-head self-attention of the decoder (Llama-style MHA with rotate-half RoPE, applied by
-//! [`dsocr_kernels::rope_qkv_cached`]; MODEL_SPEC §3.7), reading and extending the KV cache.
+//! [`dsocr_kernels::rope_qkv_cached`]; MODEL_SPEC §3.7), reading and extending the KV pool.
 
 use burn::prelude::*;
 use burn::tensor::module::attention;
@@ -10,7 +10,7 @@ use dsocr_core::{CoreError, Weights};
 use dsocr_kernels::PartialSums;
 
 use crate::config::LmConfig;
-use crate::kv_cache::KvCache;
+use crate::kv_pool::{KvPool, StepSlots};
 
 /// q/k/v/o projections without bias; q, k and v side by side in one `[H, 3H]` weight so a
 /// decode step reads them in one launch.
@@ -27,15 +27,11 @@ pub struct AttentionContext<'a> {
     pub cos: &'a Tensor<2>,
     /// RoPE table `[P, d]` (sines).
     pub sin: &'a Tensor<2>,
-    /// `true` where a query may not see a key, `[B, heads, T, L]`; `None` for a single unpadded
-    /// sequence (then prefill is causal and a one-token decode step sees everything).
-    pub mask: Option<Tensor<4, Bool>>,
-    /// Keys to attend over: `cache.len() + T` for a prefill, a [`KvCache::decode_span`] for a
-    /// decode step (then `mask` hides the slots past the filled ones), the capacity for the kernel.
-    pub span: usize,
-    /// A decode step run by dsocr's decode-attention kernel (which reads the pads and the filled
-    /// count from the device itself; `mask` is unused).
-    pub decode_kernel: bool,
+    /// Each sequence's pool row and first slot.
+    pub slots: &'a StepSlots,
+    /// `Some((row, start))` for a prefill (one sequence, `T` tokens from slot `start` of pool row
+    /// `row`, known on the host); `None` for a decode step (one token per sequence).
+    pub prefill: Option<(usize, usize)>,
 }
 
 impl Attention {
@@ -52,22 +48,30 @@ impl Attention {
     }
 
     /// `x` `[B, T, H]` → rows `[B·T, H]` (left as the output projection's parts, for the residual
-    /// add + norm to sum), writing this layer's keys/values into `cache`.
-    pub fn forward(&self, x: Tensor<3>, layer: usize, cache: &mut KvCache, ctx: &AttentionContext<'_>) -> PartialSums {
+    /// add + norm to sum), writing this layer's keys/values into `pool`.
+    pub fn forward(&self, x: Tensor<3>, layer: usize, pool: &mut KvPool, ctx: &AttentionContext<'_>) -> PartialSums {
         let [b, t, hidden] = x.dims();
         let heads = self.heads;
         // RoPE sums the projection's split-K parts itself.
         let qkv = dsocr_kernels::linear_parts(x.reshape([b * t, hidden]), &self.qkv_proj.weight);
-        let causal_prefill = ctx.mask.is_none() && cache.is_empty() && t > 1;
-        // Columns [q | k | v] → heads, q and k rotated; k and v go into the cache.
-        let (q, keys, values) = cache.rope_append(layer, qkv, (ctx.cos, ctx.sin), heads, ctx.span);
-        if ctx.decode_kernel {
-            // The step's key is in slot `len` (the counter advances after the last layer).
-            let out = dsocr_kernels::decode_attention(q, keys, values, cache.pad_tensor(), cache.len_tensor().clone());
-            return self.project_out(out, [b, t, hidden]);
-        }
-        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: causal_prefill };
-        let out = attention(q, keys, values, ctx.mask.clone(), None, options);
+        // Columns [q | k | v] → heads, q and k rotated; k and v go into the pool.
+        let (q, keys, values) = pool.write(layer, qkv, (ctx.cos, ctx.sin), heads, ctx.slots);
+        let out = match ctx.prefill {
+            // The step's keys are in slot `starts[b]` of each row.
+            None => dsocr_kernels::decode_attention(q, keys, values, ctx.slots.rows.clone(), ctx.slots.starts.clone()),
+            Some((row, start)) => {
+                let [_, h, _, d] = keys.dims();
+                let live = |c: Tensor<4>| c.slice([row..row + 1, 0..h, 0..start + t, 0..d]);
+                // A first chunk is plainly causal; a later one also sees every earlier slot.
+                let mask = (start > 0).then(|| {
+                    let slots = Tensor::<1, Int>::arange(0..(start + t) as i64, &q.device()).reshape([1, start + t]);
+                    let queries = Tensor::<1, Int>::arange(start as i64..(start + t) as i64, &q.device()).reshape([t, 1]);
+                    slots.greater(queries).reshape([1, 1, t, start + t]).expand([1, heads, t, start + t])
+                });
+                let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: start == 0 && t > 1 };
+                attention(q, live(keys), live(values), mask, None, options)
+            }
+        };
         self.project_out(out, [b, t, hidden])
     }
 

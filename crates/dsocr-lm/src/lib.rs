@@ -2,31 +2,30 @@
 //!
 //! The language model of DeepSeek-OCR on Burn: a DeepSeek-V2-style decoder with plain multi-head
 //! attention, rotate-half RoPE, a dense first layer and mixture-of-experts layers after it
-//! ([`DeepseekLm`], sized by [`LmConfig`]), a preallocated in-place [`KvCache`], and generation
-//! ([`generate`]) with greedy or seeded sampling, both official repetition blockers
-//! ([`RepetitionGuard`]), EOS handling, a per-token callback and UTF-8-safe text streaming
-//! ([`TextStream`]).
+//! ([`DeepseekLm`], sized by [`LmConfig`]), and the preallocated key/value pool it reads and
+//! writes in place ([`KvPool`]): one row per sequence in flight, each with its own length.
 //!
-//! Several prompts run as one batch (left-padded to a common length, each with its own
-//! positions and padding mask); MoE routing stays on the device. Every per-step value of a
-//! decode step (cache slot, positions, next tokens) lives on the device too, so on a GPU the step
-//! is captured once per request as a CUDA graph and replayed
-//! ([`DeepseekLm::decode_step_on_device`], [`DeepseekLm::set_decode_graph`]).
+//! This crate is the network only. A prompt is prefilled into a pool row
+//! ([`DeepseekLm::prefill`], in chunks if long); a decode step runs one token for each of any set
+//! of sequences at their own positions ([`DeepseekLm::decode_step_on_device`], whose inputs and
+//! outputs all stay on the device so a GPU can capture and replay it). Which sequences run, when,
+//! in which rows, and how tokens are chosen is the engine's business (`dsocr-engine`).
+//!
+//! ```
+//! use dsocr_lm::{DeepseekLm, LmConfig};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = LmConfig::default();
+//! assert_eq!((config.num_hidden_layers, config.n_routed_experts, config.num_experts_per_tok), (12, 64, 6));
+//! # Ok(()) }
+//! ```
 
 mod attention;
 mod config;
-mod decode_loop;
-mod generate;
-mod kv_cache;
+mod kv_pool;
 mod mlp;
 mod model;
-mod repetition;
 mod rope;
-mod stream;
 
 pub use config::LmConfig;
-pub use generate::{Generated, GenerationConfig, GenerationStats, Prompt, Sampling, generate};
-pub use kv_cache::KvCache;
+pub use kv_pool::{KvPool, StepSlots};
 pub use model::{DeepseekLm, LmError};
-pub use repetition::{RepetitionGuard, RepetitionState};
-pub use stream::TextStream;

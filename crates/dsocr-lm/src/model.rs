@@ -9,7 +9,7 @@ use dsocr_kernels::PartialSums;
 
 use crate::attention::{Attention, AttentionContext};
 use crate::config::LmConfig;
-use crate::kv_cache::KvCache;
+use crate::kv_pool::{KvPool, StepSlots, ints};
 use crate::mlp::{FeedForward, Mlp, Moe};
 use crate::rope::Rope;
 
@@ -47,10 +47,10 @@ impl DecoderLayer {
         normed: Tensor<3>,
         next_norm: &RmsNorm,
         index: usize,
-        cache: &mut KvCache,
+        pool: &mut KvPool,
         ctx: &AttentionContext<'_>,
     ) -> (Tensor<3>, Tensor<3>) {
-        let attn = self.self_attn.forward(normed, index, cache, ctx);
+        let attn = self.self_attn.forward(normed, index, pool, ctx);
         let (h, normed) = add_norm(residual, attn, &self.post_attention_layernorm);
         let mlp = self.mlp.forward(normed);
         add_norm(h, mlp, next_norm)
@@ -75,10 +75,6 @@ pub struct DeepseekLm {
     lm_head: Linear,
     rope: Rope,
     config: LmConfig,
-    /// Run decode attention with dsocr's kernel (see [`DeepseekLm::set_decode_kernel`]).
-    decode_kernel: bool,
-    /// Capture the decode step as a graph (see [`DeepseekLm::set_decode_graph`]).
-    decode_graph: bool,
 }
 
 impl DeepseekLm {
@@ -98,30 +94,7 @@ impl DeepseekLm {
             lm_head: Linear::load(&w.pp("lm_head"), h, v, false)?,
             rope: Rope::new(config.head_dim(), config.rope_theta, config.max_position_embeddings, w.device(), dtype),
             config: config.clone(),
-            decode_kernel: dsocr_kernels::kernels_enabled(w.device()),
-            decode_graph: dsocr_kernels::kernels_enabled(w.device()) && !graph_disabled_by_env(),
         })
-    }
-
-    /// Choose whether [`crate::generate`] captures the decode step once per request and replays
-    /// it (a CUDA graph: one launch per step instead of one per kernel) or issues every step's
-    /// kernels itself. Same results either way. On by default where dsocr's kernels run, unless
-    /// the environment variable `DSOCR_DECODE_GRAPH=off` is set; elsewhere a "capture" just
-    /// re-runs the step, so turning it on there only exercises the same code path.
-    pub fn set_decode_graph(&mut self, on: bool) {
-        self.decode_graph = on;
-    }
-
-    /// Whether [`crate::generate`] captures the decode step (see [`DeepseekLm::set_decode_graph`]).
-    pub fn decode_graph(&self) -> bool {
-        self.decode_graph
-    }
-
-    /// Choose how decode steps compute attention: dsocr's CubeCL kernel over the whole cache
-    /// (`true`; only takes effect on a CubeCL device) or Burn's attention over a masked span.
-    /// The default is the kernel wherever dsocr's kernels run ([`dsocr_kernels::kernels_enabled`]).
-    pub fn set_decode_kernel(&mut self, on: bool) {
-        self.decode_kernel = on && dsocr_kernels::runs_cube_kernels(&self.device());
     }
 
     /// The sizes this model was built with.
@@ -183,59 +156,35 @@ impl DeepseekLm {
         Ok(Tensor::cat(vec![text, rows.cast(self.dtype())], 0).select(0, idx))
     }
 
-    /// A cache for `batch` sequences of up to `capacity` tokens.
-    pub fn new_cache(&self, batch: usize, capacity: usize) -> KvCache {
+    /// A pool of `rows` rows of `capacity` slots (see [`KvPool`]).
+    pub fn new_pool(&self, rows: usize, capacity: usize) -> KvPool {
         let c = &self.config;
-        KvCache::new(c.num_hidden_layers, batch, c.num_attention_heads, c.head_dim(), capacity, &self.device(), self.dtype())
+        KvPool::new(c.num_hidden_layers, rows, c.num_attention_heads, c.head_dim(), capacity, &self.device(), self.dtype())
     }
 
-    /// Run the decoder on `x` `[B, T, H]` whose tokens occupy cache slots `cache.len()..+T`,
-    /// returning the final hidden states `[B, T, H]` (after the last norm).
-    pub fn forward(&self, x: Tensor<3>, cache: &mut KvCache) -> Tensor<3> {
+    /// Bytes one pool row of `capacity` slots takes.
+    pub fn pool_row_bytes(&self, capacity: usize) -> u64 {
+        let c = &self.config;
+        KvPool::row_bytes(c.num_hidden_layers, c.num_attention_heads, c.head_dim(), capacity, self.dtype())
+    }
+
+    /// Run the decoder on `x` `[B, T, H]`, sequence `b`'s tokens taking slots
+    /// `starts[b]..starts[b] + T` of pool row `rows[b]`; returns the final hidden states `[B, T, H]`
+    /// (after the last norm). `prefill` is `Some((row, start))` for one sequence of `T` tokens.
+    fn forward(&self, x: Tensor<3>, pool: &mut KvPool, slots: &StepSlots, prefill: Option<(usize, usize)>) -> Tensor<3> {
         let [b, t, _] = x.dims();
-        assert_eq!(b, cache.batch(), "batch size differs from the cache's");
-        let start = cache.len();
+        assert_eq!(b, slots.len(), "one pool row per sequence");
         let (cos, sin) = self.rope.tables();
-        let heads = self.config.num_attention_heads;
-        let decode = t == 1 && start > 0;
-        let decode_kernel = decode && self.decode_kernel;
-        let (mask, span) = if decode_kernel {
-            (None, cache.capacity())
-        } else if decode {
-            (cache.decode_mask(start + 1, heads), cache.decode_span(start + 1))
-        } else {
-            (self.attention_mask(cache, t), start + t)
-        };
-        let ctx = AttentionContext { cos, sin, mask, span, decode_kernel };
+        let ctx = AttentionContext { cos, sin, slots, prefill };
         let first_norm = self.layers.first().map_or(&self.norm, |first| &first.input_layernorm);
         let rows = x.clone().reshape([b * t, self.config.hidden_size]);
         let mut normed = dsocr_kernels::rms_norm(rows, &first_norm.weight, first_norm.eps).reshape([b, t, self.config.hidden_size]);
         let mut residual = x;
         for (i, layer) in self.layers.iter().enumerate() {
             let next_norm = self.layers.get(i + 1).map_or(&self.norm, |next| &next.input_layernorm);
-            (residual, normed) = layer.forward(residual, normed, next_norm, i, cache, &ctx);
+            (residual, normed) = layer.forward(residual, normed, next_norm, i, pool, &ctx);
         }
-        cache.advance(t);
         normed
-    }
-
-    /// Which keys each query of a prefill (or multi-token continuation) may not see: later slots
-    /// (causal) and other sequences' padding. A padded query slot sees itself so its (unused) row
-    /// stays finite. `None` when the plain causal rule of a single unpadded sequence applies.
-    fn attention_mask(&self, cache: &KvCache, t: usize) -> Option<Tensor<4, Bool>> {
-        let start = cache.len();
-        if !cache.has_padding() && start == 0 {
-            return None;
-        }
-        let (b, l, heads) = (cache.batch(), start + t, self.config.num_attention_heads);
-        let mut mask = Vec::with_capacity(b * t * l);
-        for &pad in cache.pads() {
-            for q in start..start + t {
-                mask.extend((0..l).map(|k| k > q || (k < pad && k != q)));
-            }
-        }
-        let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask, [b, 1, t, l]), &self.device());
-        Some(mask.expand([b, heads, t, l]))
     }
 
     /// Logits `[N, V]` (f32) for hidden states `[N, H]`.
@@ -243,57 +192,57 @@ impl DeepseekLm {
         dsocr_kernels::linear(hidden, &self.lm_head.weight).cast(DType::F32)
     }
 
-    /// Prefill: run the prompts `[T_b, H]` (left-padded to a common length) through a fresh
-    /// cache and return the logits of each prompt's last position `[B, V]`.
-    pub fn prefill(&self, prompts: Vec<Tensor<2>>, cache: &mut KvCache) -> Tensor<2> {
-        let lens: Vec<usize> = prompts.iter().map(|p| p.dims()[0]).collect();
-        let t = *lens.iter().max().expect("at least one prompt");
-        let h = self.config.hidden_size;
-        let rows: Vec<Tensor<3>> = prompts
-            .into_iter()
-            .zip(&lens)
-            .map(|(p, &len)| {
-                let p = if len < t { Tensor::cat(vec![Tensor::zeros([t - len, h], (&self.device(), self.dtype())), p], 0) } else { p };
-                p.unsqueeze::<3>()
-            })
-            .collect();
-        cache.set_pads(lens.iter().map(|&len| t - len).collect());
-        let b = rows.len();
-        let hidden = self.forward(Tensor::cat(rows, 0), cache);
-        self.logits(hidden.narrow(1, t - 1, 1).reshape([b, h]))
+    /// Prefill one sequence: run `embeds` `[T, H]` as the tokens at slots `start..start + T` of
+    /// pool row `row` (slots before `start` already hold this sequence's earlier tokens: a long
+    /// prompt may come in chunks) and return the logits of the last position `[1, V]`.
+    pub fn prefill(&self, embeds: Tensor<2>, row: usize, start: usize, pool: &mut KvPool) -> Result<Tensor<2>, LmError> {
+        let [t, h] = embeds.dims();
+        if t == 0 || start + t > pool.capacity() || start + t > self.config.max_position_embeddings || row >= pool.rows() {
+            return Err(LmError::Input(format!(
+                "prefill of {t} tokens from slot {start} of row {row} does not fit a pool of {} rows × {} slots (context {})",
+                pool.rows(),
+                pool.capacity(),
+                self.config.max_position_embeddings
+            )));
+        }
+        let slots = StepSlots { rows: ints(&[row], &self.device()), starts: ints(&[start], &self.device()) };
+        let hidden = self.forward(embeds.reshape([1, t, h]), pool, &slots, Some((row, start)));
+        Ok(self.logits(hidden.narrow(1, t - 1, 1).reshape([1, h])))
     }
 
-    /// One decode step: embed `tokens` (one per sequence), run them, return logits `[B, V]`.
-    pub fn decode_step(&self, tokens: Tensor<1, Int>, cache: &mut KvCache) -> Tensor<2> {
+    /// One decode step: embed `tokens` `[B]` (one per sequence), run each at its slot
+    /// (`slots.starts`, not advanced here) and return the logits `[B, V]`.
+    pub fn decode_step(&self, tokens: Tensor<1, Int>, slots: &StepSlots, pool: &mut KvPool) -> Tensor<2> {
         let b = tokens.dims()[0];
         let h = self.config.hidden_size;
         let x = self.embed_tokens.clone().select(0, tokens).reshape([b, 1, h]);
-        let hidden = self.forward(x, cache);
+        let hidden = self.forward(x, pool, slots, None);
         self.logits(hidden.reshape([b, h]))
     }
 
     /// One decode step whose inputs all live on the device: embed `tokens` `[B]`, run them at
-    /// the cache's next slot, and return the logits `[B, V]` (f32) and their argmax `[B]`; then
-    /// `tokens` is overwritten, in its own buffer, with that argmax (the next step's input unless
-    /// the caller writes other choices with [`dsocr_kernels::overwrite_ints`]; one kernel,
-    /// [`dsocr_kernels::argmax_into`], writes both). Nothing is read
-    /// from or written by the host, and with dsocr's kernels every launch is the same at every
-    /// position: the step can be captured as a CUDA graph and replayed ([`crate::generate`]).
-    pub fn decode_step_on_device(&self, tokens: &mut Tensor<1, Int>, cache: &mut KvCache) -> (Tensor<2>, Tensor<1, Int>) {
-        let logits = self.decode_step(tokens.clone(), cache);
+    /// `slots`, return the logits `[B, V]` (f32) and their argmax `[B]`; then, in their own
+    /// buffers, `tokens` is overwritten with that argmax (the next step's input unless the caller
+    /// writes other choices with [`dsocr_kernels::overwrite_ints`]; one kernel,
+    /// [`dsocr_kernels::argmax_into`], writes both) and `slots.starts` advances by one. Nothing is
+    /// read from or written by the host, and with dsocr's kernels every launch is the same at
+    /// every position: the step can be captured as a CUDA graph and replayed.
+    pub fn decode_step_on_device(
+        &self,
+        tokens: &mut Tensor<1, Int>,
+        slots: &mut StepSlots,
+        pool: &mut KvPool,
+    ) -> (Tensor<2>, Tensor<1, Int>) {
+        let logits = self.decode_step(tokens.clone(), slots, pool);
         // Moved out so the kernel holds the buffer's only handle and writes it in place; the
-        // stand-in (a handle to the slot counter, which the kernel does not touch) is replaced
-        // at once.
-        let input = std::mem::replace(tokens, cache.len_tensor().clone());
+        // stand-in (a handle to the rows, which the kernel does not touch) is replaced at once.
+        let input = std::mem::replace(tokens, slots.rows.clone());
         let (input, next) = dsocr_kernels::argmax_into(logits.clone(), input);
         *tokens = input;
+        let starts = std::mem::replace(&mut slots.starts, slots.rows.clone());
+        slots.starts = dsocr_kernels::increment_ints(starts, 1);
         (logits, next)
     }
-}
-
-/// Whether `DSOCR_DECODE_GRAPH=off` asks for uncaptured decode steps (to compare the two).
-fn graph_disabled_by_env() -> bool {
-    std::env::var("DSOCR_DECODE_GRAPH").is_ok_and(|v| v.eq_ignore_ascii_case("off"))
 }
 
 /// Errors of the language model's inputs and generation settings.

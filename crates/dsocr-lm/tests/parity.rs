@@ -1,11 +1,12 @@
 //! Language-model parity with the official code on every recorded case (CPU, f32): decoder input
-//! embeddings, last-position prefill logits, and greedy tokens for the recorded `safe_steps`; and
-//! batched generation equal to single-sequence generation.
+//! embeddings, last-position prefill logits, and greedy tokens for the recorded `safe_steps`; a
+//! prompt prefilled in chunks equal to one prefilled whole; and a decode step of sequences at
+//! their own positions in pool rows out of order equal to each sequence's own step.
 
 use burn::prelude::*;
 use burn::tensor::DType;
 use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
-use dsocr_lm::{DeepseekLm, GenerationConfig, LmConfig, Prompt, RepetitionGuard, generate};
+use dsocr_lm::{DeepseekLm, KvPool, LmConfig, StepSlots};
 use dsocr_testdata::{Case, parity, tolerance_check};
 
 fn load_lm(model_dir: &std::path::Path) -> DeepseekLm {
@@ -16,6 +17,13 @@ fn load_lm(model_dir: &std::path::Path) -> DeepseekLm {
     let lm = DeepseekLm::load(&weights, &config).unwrap();
     weights.check_all_used(&["model.layers.", "model.embed_tokens", "model.norm", "lm_head"]).unwrap();
     lm
+}
+
+/// A prompt: its ids and the decoder input `[T, H]`.
+#[derive(Clone)]
+struct Prompt {
+    ids: Vec<u32>,
+    embeds: Tensor<2>,
 }
 
 /// The prompt of a case with the recorded image rows placed (so only the LM is measured).
@@ -38,6 +46,23 @@ fn assert_close(case: &str, what: &str, got: Vec<f32>, expected: &[f32]) {
     assert!(err <= allowed, "{case}: {what} max abs error {err:e} > {allowed:e}");
 }
 
+fn argmax(logits: Tensor<2>) -> Vec<u32> {
+    logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().unwrap().into_iter().map(|v| v as u32).collect()
+}
+
+/// Greedy tokens of one prompt in pool row `row`: prefill, then decode steps until EOS or `max`.
+fn greedy(lm: &DeepseekLm, pool: &mut KvPool, row: usize, prompt: &Prompt, max: usize) -> Vec<u32> {
+    let mut next = argmax(lm.prefill(prompt.embeds.clone(), row, 0, pool).unwrap())[0];
+    let mut out = vec![next];
+    while out.len() < max && next != lm.config().eos_token_id {
+        let slots = StepSlots::new(&[row], &[prompt.ids.len() + out.len() - 1], &lm.device());
+        let tokens = Tensor::<1, Int>::from_data(TensorData::new(vec![i64::from(next)], [1]), &lm.device());
+        next = argmax(lm.decode_step(tokens, &slots, pool))[0];
+        out.push(next);
+    }
+    out
+}
+
 #[test]
 fn decoder_matches_official_code_on_every_case() {
     let Some(fixtures) = parity("decoder_matches_official_code_on_every_case") else { return };
@@ -46,78 +71,76 @@ fn decoder_matches_official_code_on_every_case() {
         let prompt = prompt_of(&lm, &case);
         assert_close(&case.name, "inputs_embeds", to_vec(prompt.embeds.clone()), &case.f32("inputs_embeds").data);
 
-        let mut cache = lm.new_cache(1, prompt.ids.len() + 1);
-        let logits = lm.prefill(vec![prompt.embeds.clone()], &mut cache);
+        let mut pool = lm.new_pool(1, prompt.ids.len() + 64);
+        let logits = lm.prefill(prompt.embeds.clone(), 0, 0, &mut pool).unwrap();
         assert_close(&case.name, "prefill_logits_last", to_vec(logits), &case.f32("prefill_logits_last").data);
 
-        let n = case.json["no_repeat_ngram_size"].as_u64().unwrap() as usize;
-        let max_new = case.json["max_new_tokens"].as_u64().unwrap() as usize;
+        // No repetition blocking here (the engine applies it): within the safe steps of these
+        // cases no 20-gram repeats, so the official tokens are the plain greedy ones.
         let safe = case.json["safe_steps"].as_u64().unwrap() as usize;
-        let config = GenerationConfig { max_new_tokens: max_new, repetition: RepetitionGuard::NoRepeatNgram { n }, ..Default::default() };
-        let mut streamed = Vec::new();
-        let (out, _) = generate(&lm, vec![prompt], &config, |_, t| streamed.push(t)).unwrap();
         let expected: Vec<u32> = case.i64("generated_ids").data.iter().map(|&v| v as u32).collect();
-        let mut ours = out[0].tokens.clone();
-        if out[0].stopped_on_eos {
-            ours.push(1);
-        }
         let k = safe.min(expected.len());
-        assert!(ours.len() >= k, "{}: generated {} tokens, need {k}", case.name, ours.len());
-        assert_eq!(&ours[..k], &expected[..k], "{}: greedy tokens (first {k} = safe_steps)", case.name);
-        assert_eq!(streamed, out[0].tokens, "{}: streamed tokens", case.name);
+        let ours = greedy(&lm, &mut pool, 0, &prompt, k);
+        assert_eq!(&ours[..k.min(ours.len())], &expected[..k.min(ours.len())], "{}: greedy tokens (first {k} = safe_steps)", case.name);
+        assert!(
+            ours.len() >= k || ours.last() == Some(&lm.config().eos_token_id),
+            "{}: generated {} tokens, need {k}",
+            case.name,
+            ours.len()
+        );
         eprintln!("{}: {k} of {} tokens compared, all equal", case.name, expected.len());
     }
 }
 
+/// A long prompt prefilled in chunks (each chunk attending to the earlier ones in the pool)
+/// gives the logits of the whole prompt prefilled at once, and the same next tokens.
 #[test]
-fn batched_generation_equals_single_sequence_generation() {
-    let Some(fixtures) = parity("batched_generation_equals_single_sequence_generation") else { return };
+fn chunked_prefill_equals_whole_prefill() {
+    let Some(fixtures) = parity("chunked_prefill_equals_whole_prefill") else { return };
     let lm = load_lm(&fixtures.model_dir());
-    let cases = fixtures.cases();
-    // Prompts of different lengths (e.g. 83, 283 and 913 tokens).
-    let prompts: Vec<Prompt> = cases.iter().map(|c| prompt_of(&lm, c)).collect();
-    let lens: Vec<usize> = prompts.iter().map(|p| p.ids.len()).collect();
-    assert!(lens.iter().any(|&l| l != lens[0]), "need prompts of different lengths: {lens:?}");
-    let config = GenerationConfig { max_new_tokens: 12, repetition: RepetitionGuard::NoRepeatNgram { n: 20 }, ..Default::default() };
-
-    let single: Vec<Vec<u32>> =
-        prompts.iter().map(|p| generate(&lm, vec![p.clone()], &config, |_, _| {}).unwrap().0[0].tokens.clone()).collect();
-    let (batched, _) = generate(&lm, prompts.clone(), &config, |_, _| {}).unwrap();
-    for (i, b) in batched.iter().enumerate() {
-        assert_eq!(b.tokens, single[i], "sequence {i} (prompt length {})", lens[i]);
-    }
-
-    // The batched prefill logits match the single ones too.
-    let mut cache = lm.new_cache(prompts.len(), lens.iter().max().unwrap() + 1);
-    let batched_logits = lm.prefill(prompts.iter().map(|p| p.embeds.clone()).collect(), &mut cache);
-    for (i, p) in prompts.iter().enumerate() {
-        let mut c = lm.new_cache(1, p.ids.len() + 1);
-        let one = to_vec(lm.prefill(vec![p.embeds.clone()], &mut c));
-        let row = to_vec(batched_logits.clone().narrow(0, i, 1));
-        assert_close(&format!("batch row {i}"), "prefill logits", row, &one);
-    }
+    let case = fixtures.cases().into_iter().max_by_key(|c| c.i64("input_ids").data.len()).unwrap();
+    let prompt = prompt_of(&lm, &case);
+    let t = prompt.ids.len();
+    let mut pool = lm.new_pool(2, t + 8);
+    let whole = to_vec(lm.prefill(prompt.embeds.clone(), 0, 0, &mut pool).unwrap());
+    let (a, b) = (t / 3, t / 3 + 100);
+    lm.prefill(prompt.embeds.clone().narrow(0, 0, a), 1, 0, &mut pool).unwrap();
+    lm.prefill(prompt.embeds.clone().narrow(0, a, b - a), 1, a, &mut pool).unwrap();
+    let chunked = to_vec(lm.prefill(prompt.embeds.clone().narrow(0, b, t - b), 1, b, &mut pool).unwrap());
+    assert_close(&case.name, "chunked prefill logits", chunked, &whole);
+    assert!(lm.prefill(prompt.embeds.clone(), 1, 8, &mut pool).is_err(), "a prefill past the row's slots is an error, not a panic");
 }
 
-/// A captured decode step gives the same tokens as steps issued one by one: greedy and seeded
-/// sampling (whose choices the host writes back into the step's input), on a padded batch. On
-/// the CPU a "capture" re-runs the step, so this checks the loop's bookkeeping (the state the
-/// capture's warm-up runs advance is restored); the GPU run of `dsocr parity` checks the replay.
+/// One decode step of three sequences of different lengths, in pool rows out of order (row 1
+/// unused), equals each sequence's own step: no padding, each at its own position.
 #[test]
-fn captured_decode_steps_equal_uncaptured_ones() {
-    let Some(fixtures) = parity("captured_decode_steps_equal_uncaptured_ones") else { return };
-    let mut lm = load_lm(&fixtures.model_dir());
-    let prompts: Vec<Prompt> = fixtures.cases().iter().take(2).map(|c| prompt_of(&lm, c)).collect();
-    let sampled = dsocr_lm::Sampling::Sample { temperature: 0.8, top_p: 0.9, top_k: 20, seed: 3 };
-    for sampling in [dsocr_lm::Sampling::Greedy, sampled] {
-        let config = GenerationConfig { max_new_tokens: 24, sampling, ignore_eos: true, ..Default::default() };
-        let mut runs = Vec::new();
-        for graph in [false, true] {
-            lm.set_decode_graph(graph);
-            let (out, stats) = generate(&lm, prompts.clone(), &config, |_, _| {}).unwrap();
-            assert_eq!(stats.decode_steps, 23, "all steps run");
-            runs.push(out.into_iter().map(|g| g.tokens).collect::<Vec<_>>());
-        }
-        assert_eq!(runs[0][0].len(), 24);
-        assert_eq!(runs[0], runs[1], "{:?}: captured vs uncaptured", config.sampling);
+fn a_decode_step_runs_each_sequence_at_its_own_position() {
+    let Some(fixtures) = parity("a_decode_step_runs_each_sequence_at_its_own_position") else { return };
+    let lm = load_lm(&fixtures.model_dir());
+    let prompts: Vec<Prompt> = fixtures.cases().iter().take(3).map(|c| prompt_of(&lm, c)).collect();
+    let lens: Vec<usize> = prompts.iter().map(|p| p.ids.len()).collect();
+    assert!(lens.iter().any(|&l| l != lens[0]), "need prompts of different lengths: {lens:?}");
+    let capacity = lens.iter().max().unwrap() + 4;
+    let rows = [3, 0, 2];
+    let mut pool = lm.new_pool(4, capacity);
+    let mut first = Vec::new();
+    for (p, &row) in prompts.iter().zip(&rows) {
+        first.push(argmax(lm.prefill(p.embeds.clone(), row, 0, &mut pool).unwrap())[0]);
+    }
+    let slots = StepSlots::new(&rows, &lens, &lm.device());
+    let tokens = Tensor::<1, Int>::from_data(TensorData::new(first.iter().map(|&t| i64::from(t)).collect::<Vec<_>>(), [3]), &lm.device());
+    let batched = lm.decode_step(tokens, &slots, &mut pool);
+    for (i, p) in prompts.iter().enumerate() {
+        let mut alone = lm.new_pool(1, capacity);
+        lm.prefill(p.embeds.clone(), 0, 0, &mut alone).unwrap();
+        let slots = StepSlots::new(&[0], &[lens[i]], &lm.device());
+        let token = Tensor::<1, Int>::from_data(TensorData::new(vec![i64::from(first[i])], [1]), &lm.device());
+        let one = to_vec(lm.decode_step(token, &slots, &mut alone));
+        assert_close(
+            &format!("sequence {i} (prompt {} tokens, row {})", lens[i], rows[i]),
+            "decode logits",
+            to_vec(batched.clone().narrow(0, i, 1)),
+            &one,
+        );
     }
 }

@@ -34,7 +34,7 @@ mod tokens;
 mod views;
 
 pub use error::PreprocessError;
-pub use load::{DEFAULT_MAX_PIXELS, LoadOptions, load_image, load_image_from_memory};
+pub use load::{DEFAULT_MAX_PIXELS, LoadOptions, load_image, load_image_from_memory, probe_image};
 pub use mode::{DEFAULT_MAX_TILES, DOWNSAMPLE_RATIO, MIN_TILES, Mode, ModeSpec, PATCH_SIZE, TILE_SIZE, VLLM_MAX_TILES};
 pub use resize::{keys_cubic, resize_bicubic};
 pub use tiling::{TileGrid, candidate_grids, closest_grid, select_grid};

@@ -40,6 +40,32 @@ pub fn load_image_from_memory(bytes: &[u8], name: &str, options: &LoadOptions) -
     decode(Cursor::new(bytes), name, options)
 }
 
+/// Check an image file's header (format, size, pixel limit) without decoding its pixels: a
+/// quick test that a file can be OCRed, before a model is loaded. Returns `(width, height)`.
+pub fn probe_image(path: impl AsRef<Path>, options: &LoadOptions) -> Result<(u32, u32), PreprocessError> {
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| PreprocessError::Io { source_name: name.clone(), error: e })?;
+    let reader = ImageReader::new(std::io::BufReader::new(file))
+        .with_guessed_format()
+        .map_err(|e| PreprocessError::Io { source_name: name.clone(), error: e })?;
+    if reader.format().is_none() {
+        return Err(PreprocessError::UnsupportedFormat { source_name: name });
+    }
+    let decoder = reader.into_decoder().map_err(|e| PreprocessError::BadImage { source_name: name.clone(), reason: e.to_string() })?;
+    check_size(decoder.dimensions(), &name, options)
+}
+
+fn check_size((w, h): (u32, u32), name: &str, options: &LoadOptions) -> Result<(u32, u32), PreprocessError> {
+    if w == 0 || h == 0 {
+        return Err(PreprocessError::BadImage { source_name: name.to_string(), reason: format!("the image is empty ({w}×{h} pixels)") });
+    }
+    if u64::from(w) * u64::from(h) > options.max_pixels {
+        return Err(PreprocessError::TooLarge { source_name: name.to_string(), width: w, height: h, max_pixels: options.max_pixels });
+    }
+    Ok((w, h))
+}
+
 fn decode<R: BufRead + Seek>(reader: R, name: &str, options: &LoadOptions) -> Result<RgbImage, PreprocessError> {
     let bad = |reason: String| PreprocessError::BadImage { source_name: name.to_string(), reason };
     let reader =
@@ -48,14 +74,8 @@ fn decode<R: BufRead + Seek>(reader: R, name: &str, options: &LoadOptions) -> Re
         return Err(PreprocessError::UnsupportedFormat { source_name: name.to_string() });
     }
     let mut decoder = reader.into_decoder().map_err(|e| bad(e.to_string()))?;
-    let (w, h) = decoder.dimensions();
-    if w == 0 || h == 0 {
-        return Err(bad(format!("the image is empty ({w}×{h} pixels)")));
-    }
+    let (w, h) = check_size(decoder.dimensions(), name, options)?;
     let pixels = u64::from(w) * u64::from(h);
-    if pixels > options.max_pixels {
-        return Err(PreprocessError::TooLarge { source_name: name.to_string(), width: w, height: h, max_pixels: options.max_pixels });
-    }
     // The decoder's own allocation limit must admit what we allowed above (16-bit RGBA worst case).
     let mut limits = Limits::default();
     limits.max_alloc = Some(pixels.saturating_mul(8).max(512 << 20));

@@ -10,10 +10,11 @@
 //! output with the chunk's maximum and sum. Merge kernel: one cube per (head, sequence), one unit
 //! per output element, rescales the chunks to a common maximum and divides by the total.
 //!
-//! All arithmetic is in f32 whatever the storage type. The live slots end at the newest key's
-//! slot, read from a device tensor (not a launch argument), and the grid depends only on the
-//! cache's capacity, so every step of a request is the same launch: one compiled kernel, and a
-//! step that can be captured as a CUDA graph and replayed.
+//! All arithmetic is in f32 whatever the storage type. Each sequence reads its own row of the KV
+//! pool (`rows[b]`) and its live slots end at its newest key's slot (`newest[b]`); both are read
+//! from device tensors (not launch arguments), and the grid depends only on the pool's capacity,
+//! so every step is the same launch: one compiled kernel, and a step that can be captured as a
+//! CUDA graph and replayed.
 //! This file holds only CubeCL code (no Burn), so it compiles for any CubeCL runtime.
 
 use cubecl::prelude::*;
@@ -36,7 +37,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     q: &Tensor<F>,
     keys: &Tensor<F>,
     values: &Tensor<F>,
-    pads: &Tensor<I>,
+    rows: &Tensor<I>,
     newest: &Tensor<I>,
     partial: &mut Tensor<f32>,
     stats: &mut Tensor<f32>,
@@ -52,14 +53,14 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     let n_lane = comptime!(head_dim.div_ceil(PLANE)) as usize;
     let n_plane = PLANES as usize;
     let d = head_dim as usize;
-    let pad = u32::cast_from(pads[b * pads.stride(0)]) as usize;
-    let len = u32::cast_from(newest[0]) as usize + 1;
-    let start = chunk * CHUNK as usize;
+    let row = u32::cast_from(rows[b * rows.stride(0)]) as usize;
     let last_slot = keys.shape(2) - 1;
+    let len = clamp_max(u32::cast_from(newest[b * newest.stride(0)]) as usize, last_slot) + 1;
+    let start = chunk * CHUNK as usize;
 
     let q_base = b * q.stride(0) + h * q.stride(1);
-    let k_base = b * keys.stride(0) + h * keys.stride(1);
-    let v_base = b * values.stride(0) + h * values.stride(1);
+    let k_base = row * keys.stride(0) + h * keys.stride(1);
+    let v_base = row * values.stride(0) + h * values.stride(1);
     let (k_slot, k_elem) = (keys.stride(2), keys.stride(3));
     let (v_slot, v_elem) = (values.stride(2), values.stride(3));
 
@@ -89,7 +90,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
             #[unroll]
             for g in 0..GROUP as usize {
                 let j = first + g;
-                // Dead slots (padding, past `filled`) still load from a valid slot, then drop out.
+                // Dead slots (past the newest) still load from a valid slot, then drop out.
                 let slot = clamp_max(j, last_slot);
                 slots[g] = slot;
                 let mut dot = f32::new(0.0);
@@ -99,7 +100,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
                 }
                 let score = plane_sum(dot);
                 scores[g] = f32::new(NEG_BIG);
-                if j >= pad && j < len {
+                if j < len {
                     scores[g] = score;
                 }
                 group_max = f32::max(group_max, scores[g]);
@@ -114,7 +115,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
             for g in 0..GROUP as usize {
                 let j = first + g;
                 let mut weight = f32::new(0.0);
-                if j >= pad && j < len {
+                if j < len {
                     weight = f32::exp(scores[g] - group_max);
                 }
                 run_sum += weight;
@@ -187,7 +188,8 @@ pub(super) fn decode_attention_merge_kernel<F: Float, I: Numeric>(
     let h = CUBE_POS_X as usize;
     let b = CUBE_POS_Y as usize;
     let e = UNIT_POS_X as usize;
-    let chunks = (u32::cast_from(newest[0]) as usize + 1).div_ceil(CHUNK as usize);
+    // As the split kernel's clamp of `newest` to the last slot: never more chunks than it wrote.
+    let chunks = clamp_max((u32::cast_from(newest[b * newest.stride(0)]) as usize + 1).div_ceil(CHUNK as usize), partial.shape(2));
     let s_base = b * stats.stride(0) + h * stats.stride(1);
     let (s_chunk, s_field) = (stats.stride(2), stats.stride(3));
     let mut top = f32::new(NEG_BIG);

@@ -15,11 +15,10 @@ use super::skinny_launch::{launch_dims, readable, vector_width};
 /// (bf16, release sizes; docs/perf.md, session 6), the per-pair kernels are still faster below
 /// it: aggregate decode 3,265 vs 2,183 tok/s at 8 pages, 5,240 vs 3,758 at 16, 5,907 vs 5,854
 /// at 32 (the grouped cubes are too few and wait on their loads); grouping reads each expert once
-/// per chunk instead of once per pair, which decides it for larger batches. `DSOCR_GROUPED_FROM=N`
-/// overrides the threshold (to measure the two).
+/// per chunk instead of once per pair, which decides it for larger batches.
+/// [`crate::KernelSettings::grouped_from`] moves the threshold (to measure the two).
 pub(super) fn grouped_min_tokens() -> usize {
-    static FROM: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *FROM.get_or_init(|| std::env::var("DSOCR_GROUPED_FROM").ok().and_then(|v| v.parse().ok()).unwrap_or(32))
+    crate::settings().grouped_from
 }
 
 /// Cube rows that will have work: at most one chunk per pair, and no more than the grid holds

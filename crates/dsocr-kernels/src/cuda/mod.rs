@@ -36,7 +36,7 @@ pub trait DsocrKernels: Backend {
         q: FloatTensor<Self>,
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
-        pads: IntTensor<Self>,
+        rows: IntTensor<Self>,
         newest: IntTensor<Self>,
     ) -> FloatTensor<Self>;
 
@@ -88,8 +88,8 @@ pub trait DsocrKernels: Backend {
 
     /// See [`crate::rope_qkv_cached`].
     /// `qkv` as `splits` f32 parts when `splits > 1`.
-    #[fusion(meta = |qkv, splits, cos, _sin, pads, _start, heads, keys, values| {
-        let (b, d) = (pads.shape[0], cos.shape[1]);
+    #[fusion(meta = |qkv, splits, cos, _sin, rows, _starts, heads, keys, values| {
+        let (b, d) = (rows.shape[0], cos.shape[1]);
         let q = TensorSpec::new(Shape::new([b, *heads, qkv.shape[0] / *splits / b, d]), cos.dtype);
         (q, keys.clone(), values.clone())
     })]
@@ -99,8 +99,8 @@ pub trait DsocrKernels: Backend {
         splits: usize,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
-        pads: IntTensor<Self>,
-        start: IntTensor<Self>,
+        rows: IntTensor<Self>,
+        starts: IntTensor<Self>,
         heads: usize,
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
@@ -134,10 +134,10 @@ impl DsocrKernels for CubeBackend {
         q: FloatTensor<Self>,
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
-        pads: IntTensor<Self>,
+        rows: IntTensor<Self>,
         newest: IntTensor<Self>,
     ) -> FloatTensor<Self> {
-        decode_attention_launch::decode_attention(q, keys, values, pads, newest)
+        decode_attention_launch::decode_attention(q, keys, values, rows, newest)
     }
 
     fn skinny_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -194,13 +194,13 @@ impl DsocrKernels for CubeBackend {
         splits: usize,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
-        pads: IntTensor<Self>,
-        start: IntTensor<Self>,
+        rows: IntTensor<Self>,
+        starts: IntTensor<Self>,
         heads: usize,
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        rope_launch::rope_qkv_cached(qkv, splits, cos, sin, pads, start, heads, keys, values)
+        rope_launch::rope_qkv_cached(qkv, splits, cos, sin, rows, starts, heads, keys, values)
     }
 
     fn overwrite_ints(dst: IntTensor<Self>, src: IntTensor<Self>) -> IntTensor<Self> {
@@ -233,14 +233,14 @@ pub(crate) fn decode_attention(
     q: Tensor<4>,
     keys: Tensor<4>,
     values: Tensor<4>,
-    pads: Tensor<1, Int>,
+    rows: Tensor<1, Int>,
     newest: Tensor<1, Int>,
 ) -> Tensor<4> {
     Tensor::from_dispatch(Dispatch::decode_attention(
         q.into_dispatch(),
         keys.into_dispatch(),
         values.into_dispatch(),
-        pads.into_dispatch(),
+        rows.into_dispatch(),
         newest.into_dispatch(),
     ))
 }
@@ -324,8 +324,8 @@ pub(crate) fn rope_qkv_cached(
     splits: usize,
     cos: Tensor<2>,
     sin: Tensor<2>,
-    pads: Tensor<1, Int>,
-    start: Tensor<1, Int>,
+    rows: Tensor<1, Int>,
+    starts: Tensor<1, Int>,
     heads: usize,
     keys: Tensor<4>,
     values: Tensor<4>,
@@ -335,8 +335,8 @@ pub(crate) fn rope_qkv_cached(
         splits,
         cos.into_dispatch(),
         sin.into_dispatch(),
-        pads.into_dispatch(),
-        start.into_dispatch(),
+        rows.into_dispatch(),
+        starts.into_dispatch(),
         heads,
         keys.into_dispatch(),
         values.into_dispatch(),

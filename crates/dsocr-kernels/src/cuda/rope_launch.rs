@@ -14,8 +14,8 @@ const UNITS: u32 = 256;
 
 /// `(q, keys, values)`: `q` `[B, heads, T, d]` from `qkv` `[B·T, 3H]` (or its `splits` f32
 /// parts `[splits·B·T, 3H]`, summed by the kernel into the tables' type) and the tables `cos`/`sin`
-/// `[P, d]`; `keys`/`values` `[B, heads, S, d]` with slots `start[0]..start[0] + T` written (the
-/// caller keeps them within `S`: the slot is on the device). The caches are written where they
+/// `[P, d]`; `keys`/`values` `[R, heads, S, d]` with slots `starts[b]..starts[b] + T` of row
+/// `rows[b]` written for each sequence `b` (the caller keeps them within `S`: they are on the device). The caches are written where they
 /// lie when nothing else holds them (the decode loop's case), and copied first otherwise, like
 /// Burn's own slice assignment.
 #[allow(clippy::too_many_arguments)]
@@ -24,30 +24,31 @@ pub(super) fn rope_qkv_cached(
     splits: usize,
     cos: CubeTensor,
     sin: CubeTensor,
-    pads: CubeTensor,
-    start: CubeTensor,
+    rows: CubeTensor,
+    starts: CubeTensor,
     heads: usize,
     keys: CubeTensor,
     values: CubeTensor,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let d = cos.meta.shape()[1];
-    let b = pads.meta.shape()[0];
+    let b = rows.meta.shape()[0];
+    assert_eq!(starts.meta.shape()[0], b, "RoPE kernel: {} starts for {b} rows", starts.meta.shape()[0]);
     assert!(splits >= 1 && qkv.meta.shape()[0].is_multiple_of(splits), "RoPE kernel: QKV rows not in {splits} parts");
     let rows = qkv.meta.shape()[0] / splits;
     assert!(b > 0 && rows.is_multiple_of(b), "RoPE kernel: {rows} QKV rows for a batch of {b}");
     let t = rows / b;
     assert_eq!(qkv.meta.shape()[1], 3 * heads * d, "RoPE kernel: QKV width is not 3 × {heads} heads × {d}");
-    assert_eq!(pads.dtype, start.dtype, "RoPE kernel: pads and start differ in integer type");
+    assert_eq!(rows.dtype, starts.dtype, "RoPE kernel: rows and starts differ in integer type");
     for cache in [&keys, &values] {
         let shape = cache.meta.shape();
         assert!(
-            shape[0] == b && shape[1] == heads && shape[3] == d && t <= shape[2],
-            "RoPE kernel: cache {shape:?} cannot take {t} slots for {b} × {heads} heads × {d}"
+            shape[1] == heads && shape[3] == d && t <= shape[2],
+            "RoPE kernel: cache {shape:?} cannot take {t} slots for {heads} heads × {d}"
         );
     }
     let writable = |c: CubeTensor| if c.can_mut() && c.is_nonoverlapping() { c } else { c.copy() };
     let (keys, values) = (writable(keys), writable(values));
-    let (client, device, dtype, int) = (qkv.client.clone(), qkv.device.clone(), cos.dtype, pads.dtype);
+    let (client, device, dtype, int) = (qkv.client.clone(), qkv.device.clone(), cos.dtype, rows.dtype);
     let part_type = qkv.dtype;
     let q = empty_device_dtype(client.clone(), device, Shape::new([b, heads, t, d]), dtype);
     let units = rows * heads * (d / 2);
@@ -58,8 +59,8 @@ pub(super) fn rope_qkv_cached(
         qkv.into_tensor_arg(),
         cos.into_tensor_arg(),
         sin.into_tensor_arg(),
-        pads.into_tensor_arg(),
-        start.into_tensor_arg(),
+        rows.into_tensor_arg(),
+        starts.into_tensor_arg(),
         q.clone().into_tensor_arg(),
         keys.clone().into_tensor_arg(),
         values.clone().into_tensor_arg(),

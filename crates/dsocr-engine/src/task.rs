@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::OcrError;
+use crate::EngineError;
 
 /// An OCR task; each maps to one of the official prompts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -43,8 +43,8 @@ impl Task {
     pub const NAMES: [&'static str; 7] = ["markdown", "ocr", "free", "figure", "describe", "locate", "custom"];
 
     /// Build from a command-line name and an argument (for `locate` and `custom`).
-    pub fn from_name(name: &str, arg: Option<&str>) -> Result<Self, OcrError> {
-        let need = |what: &str| arg.map(str::to_string).ok_or_else(|| OcrError::Input(format!("task {name} needs {what}")));
+    pub fn from_name(name: &str, arg: Option<&str>) -> Result<Self, EngineError> {
+        let need = |what: &str| arg.map(str::to_string).ok_or_else(|| EngineError::Input(format!("task {name} needs {what}")));
         Ok(match name.to_ascii_lowercase().as_str() {
             "markdown" | "document" => Task::Markdown,
             "ocr" => Task::Ocr,
@@ -53,7 +53,7 @@ impl Task {
             "describe" => Task::Describe,
             "locate" => Task::Locate(need("the text to find (--prompt TEXT)")?),
             "custom" => Task::Custom(need("a prompt (--prompt TEXT)")?),
-            other => return Err(OcrError::Input(format!("unknown task {other:?}; use one of {}", Task::NAMES.join(", ")))),
+            other => return Err(EngineError::Input(format!("unknown task {other:?}; use one of {}", Task::NAMES.join(", ")))),
         })
     }
 }
@@ -73,7 +73,7 @@ impl fmt::Display for Task {
 }
 
 impl FromStr for Task {
-    type Err = OcrError;
+    type Err = EngineError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Task::from_name(s, None)

@@ -1,0 +1,234 @@
+//! Running every page of every input through one engine, and writing each input's outputs in
+//! input and page order as its pages complete (pages finish in any order; `InOrder` restores it).
+//! Pages are loaded (decoded or rendered) and preprocessed on CPU threads just ahead of the engine.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use dsocr::engine::{PageSource, prepare_ahead};
+use dsocr::preprocess::RgbImage;
+use dsocr::render::{PAGE_SPLIT, PageText, write_document_outputs, write_image_outputs};
+use dsocr::{DeepseekOcr, EngineError, EngineOptions, Event, InOrder, OcrOptions, OcrResult};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::inputs::{Document, Source};
+
+/// Pages loaded and preprocessed ahead of the engine (in parallel, in chunks of this many).
+const PREPARED_AHEAD: usize = 16;
+
+/// Where and how results are written.
+pub struct Outputs {
+    pub out: Option<PathBuf>,
+    pub csv: bool,
+    pub json: bool,
+    pub timings: bool,
+    pub skip_repeat: bool,
+    pub dpi: f32,
+}
+
+/// One input's pages as they complete.
+struct Collected {
+    results: Vec<Result<OcrResult, EngineError>>,
+}
+
+/// OCR every page of `docs`; returns the inputs that failed (whole, or some of their pages).
+pub fn run_pages(
+    ocr: &DeepseekOcr,
+    outputs: &Outputs,
+    opts: &OcrOptions,
+    engine: &EngineOptions,
+    docs: Vec<Document>,
+) -> anyhow::Result<Vec<(String, anyhow::Error)>> {
+    // Global page number → (document, page of the document).
+    let jobs: Vec<(usize, usize)> = docs.iter().enumerate().flat_map(|(d, doc)| (0..doc.pages.len()).map(move |k| (d, k))).collect();
+    let total = jobs.len();
+    // Streaming text to stdout makes sense for one image written nowhere else.
+    let stream = total == 1 && !docs[0].is_pdf() && outputs.out.is_none() && !outputs.json;
+    // Page images are kept for the output files (boxes drawn, figures cropped) until their input is written.
+    let keep = outputs.out.is_some();
+    let images: Arc<Mutex<HashMap<usize, RgbImage>>> = Arc::default();
+    let sources: Vec<(PageSource, OcrOptions)> = jobs
+        .iter()
+        .enumerate()
+        .map(|(tag, &(d, k))| {
+            let load = docs[d].page_source(k, outputs.dpi);
+            let images = images.clone();
+            let source: PageSource = Box::new(move || {
+                let image = load()?;
+                if keep {
+                    images.lock().expect("image store").insert(tag, image.clone());
+                }
+                Ok(image)
+            });
+            (source, opts.clone())
+        })
+        .collect();
+    let requests = prepare_ahead(sources, ocr.shared_tokenizer(), PREPARED_AHEAD, stream);
+
+    let bar = if total > 1 { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} pages {msg} [{elapsed}]").expect("valid template"));
+    let mut collected: Vec<Collected> = docs.iter().map(|d| Collected { results: Vec::with_capacity(d.pages.len()) }).collect();
+    let mut order = InOrder::new();
+    let mut failed: Vec<(String, anyhow::Error)> = Vec::new();
+    let mut tokens = 0usize;
+    let t0 = Instant::now();
+    let stdout = std::io::stdout();
+    let mut engine = ocr.engine(engine)?;
+    let stats = engine.run(&requests, &mut |event| match event {
+        Event::Text { text, .. } => {
+            let mut out = stdout.lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        }
+        Event::Finished { tag, result } => {
+            if let Ok(r) = result.as_ref() {
+                tokens += r.tokens.len();
+            }
+            bar.inc(1);
+            bar.set_message(format!("{:.0} tok/s", tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)));
+            for (tag, result) in order.push(tag, *result) {
+                let (d, k) = jobs[tag as usize];
+                if outputs.timings
+                    && let Ok(r) = &result
+                {
+                    bar.suspend(|| report_timings(&page_name(&docs[d], k), r));
+                }
+                collected[d].results.push(result);
+                if collected[d].results.len() == docs[d].pages.len() {
+                    let first = tag as usize + 1 - docs[d].pages.len();
+                    let pages: Vec<Option<RgbImage>> =
+                        (first..=tag as usize).map(|t| images.lock().expect("image store").remove(&t)).collect();
+                    let results = std::mem::take(&mut collected[d].results);
+                    if let Err(e) = bar.suspend(|| finish_document(&docs[d], results, pages, outputs, stream)) {
+                        bar.suspend(|| eprintln!("error: {}: {e:#}", docs[d].input));
+                        failed.push((docs[d].input.clone(), e));
+                    }
+                }
+            }
+        }
+    })?;
+    bar.finish_and_clear();
+    let wall = t0.elapsed().as_secs_f64();
+    tracing::info!(
+        "{total} page(s), {} tokens in {wall:.1} s ({:.0} tok/s, {:.1} pages/min); {} decode steps, mean batch {:.1}, at most {} in flight of {} rows; \
+         the engine waited {:.2} s for pages from the CPU ({:.3} s per page)",
+        stats.tokens,
+        stats.tokens as f64 / wall.max(1e-9),
+        total as f64 * 60.0 / wall.max(1e-9),
+        stats.steps,
+        stats.batch_sum as f64 / stats.steps.max(1) as f64,
+        stats.peak_in_flight,
+        stats.rows,
+        stats.input_wait_s,
+        stats.input_wait_s / total.max(1) as f64,
+    );
+    Ok(failed)
+}
+
+fn page_name(doc: &Document, k: usize) -> String {
+    if doc.is_pdf() { format!("{} page {}", doc.input, doc.pages[k] + 1) } else { doc.input.clone() }
+}
+
+fn report_timings(name: &str, r: &OcrResult) {
+    let t = &r.timings;
+    eprintln!(
+        "{name}: preprocess {:.3}s, queue {:.3}s, vision {:.3}s, prefill {:.3}s, decode {:.3}s ({} tokens, {:.1} tok/s), prompt {} tokens",
+        t.preprocess_s,
+        t.queue_s,
+        t.vision_s,
+        t.prefill_s,
+        t.decode_s,
+        t.tokens,
+        t.decode_tokens_per_s(),
+        r.prompt_tokens
+    );
+}
+
+/// Write (or print) one input whose pages are all done. A failed page is reported and left
+/// empty; the input then counts as failed, its other pages written.
+fn finish_document(
+    doc: &Document,
+    results: Vec<Result<OcrResult, EngineError>>,
+    images: Vec<Option<RgbImage>>,
+    outputs: &Outputs,
+    streamed: bool,
+) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut page_errors = Vec::new();
+    let mut texts = Vec::with_capacity(results.len());
+    let mut ok = Vec::with_capacity(results.len());
+    for (k, (result, image)) in results.into_iter().zip(images).enumerate() {
+        let image: image::RgbImage = image.map_or_else(|| image::RgbImage::from_pixel(1, 1, image::Rgb([255, 255, 255])), Into::into);
+        match result {
+            Ok(r) => {
+                if doc.is_pdf() && !r.stopped_on_eos {
+                    eprintln!("warning: {} did not end on EOS (token budget reached)", page_name(doc, k));
+                }
+                texts.push(PageText { image, raw: r.raw.clone(), stopped_on_eos: r.stopped_on_eos });
+                ok.push(Some(r));
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", page_name(doc, k));
+                page_errors.push(format!("{}: {e}", page_name(doc, k)));
+                texts.push(PageText { image, raw: String::new(), stopped_on_eos: false });
+                ok.push(None);
+            }
+        }
+    }
+    if !doc.is_pdf() {
+        let Some(result) = ok.pop().flatten() else {
+            anyhow::bail!("{}", page_errors.join("; "));
+        };
+        if let Some(dir) = &outputs.out {
+            let page = texts.pop().expect("one page");
+            let extra = serde_json::json!({ "source": doc.input, "timings": result.timings });
+            let written = write_image_outputs(&dir.join(&doc.name), &page, outputs.csv, extra)?;
+            tracing::info!("{}: wrote {} files to {}", doc.input, written.files.len(), dir.join(&doc.name).display());
+        }
+        if outputs.json {
+            println!("{}", serde_json::to_string(&serde_json::json!({ "source": doc.input, "result": result }))?);
+        } else if streamed {
+            println!();
+        } else if outputs.out.is_none() {
+            println!("<!-- dsocr: {} -->\n{}", doc.input, result.markdown);
+        }
+        return Ok(());
+    }
+    if let Some(dir) = &outputs.out {
+        let info = serde_json::json!({
+            "source": doc.input,
+            "pages_rendered": doc.pages.iter().map(|p| p + 1).collect::<Vec<_>>(),
+            "dpi": outputs.dpi,
+            "failed_pages": page_errors,
+            "timings": ok.iter().map(|r| r.as_ref().map(|r| r.timings)).collect::<Vec<_>>(),
+        });
+        let written = write_document_outputs(&dir.join(&doc.name), &doc.name, &texts, outputs.skip_repeat, outputs.csv, outputs.dpi, info)?;
+        tracing::info!("{}: wrote {} files to {}", doc.input, written.files.len(), dir.join(&doc.name).display());
+    }
+    if outputs.json {
+        println!("{}", serde_json::to_string(&serde_json::json!({ "source": doc.input, "pages": ok, "failed_pages": page_errors }))?);
+    } else if outputs.out.is_none() {
+        let mut out = stdout.lock();
+        writeln!(out, "<!-- dsocr: {} -->", doc.input)?;
+        for (r, t) in ok.iter().zip(&texts) {
+            if outputs.skip_repeat && !t.stopped_on_eos {
+                continue;
+            }
+            write!(out, "{}{PAGE_SPLIT}", r.as_ref().map_or("", |r| r.markdown.as_str()))?;
+        }
+    }
+    if let Source::Pdf(doc_pdf) = &doc.source {
+        let missing = doc_pdf.font_report().pages_missing_cjk_font;
+        if !missing.is_empty() {
+            eprintln!(
+                "warning: {}: pages {missing:?} need a CJK font that is not installed; their text may be missing (install fonts-noto-cjk)",
+                doc.input
+            );
+        }
+    }
+    anyhow::ensure!(page_errors.is_empty(), "{} of {} page(s) failed: {}", page_errors.len(), doc.pages.len(), page_errors.join("; "));
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! # dsocr-engine
+//!
+//! The engine that runs DeepSeek-OCR over many pages at once, with continuous batching
+//! (docs/engine.md): pages go in as [`Request`]s (prepared on CPU threads ahead of the GPU by
+//! [`prepare_page`] / [`prepare_ahead`]); the [`Scheduler`] admits them into rows of the KV pool
+//! as rows free up; each admitted page is encoded and prefilled between decode steps; one decode
+//! step runs every page in flight at its own position; each page's tokens are chosen by its own
+//! sampler and repetition guard; finished pages come back as [`Event`]s with their [`OcrResult`],
+//! as they complete (use [`InOrder`] for input order).
+//!
+//! The networks (`dsocr-vision`, `dsocr-lm`) know nothing of this: the runner owns the KV pool and
+//! the captured decode steps, the scheduler decides what runs.
+//!
+//! ```
+//! use dsocr_engine::{EngineOptions, Scheduler};
+//! let options = EngineOptions::for_pages(&dsocr_preprocess::Mode::Gundam.spec(), 1024);
+//! assert_eq!(options.seq_capacity, Some(1327 + 1024));
+//! let mut scheduler = Scheduler::new(2, options.max_prefill_tokens);
+//! scheduler.add(0, 913);
+//! assert_eq!(scheduler.schedule().admit, vec![(0, 0)]);
+//! ```
+
+mod engine;
+mod error;
+mod options;
+mod ordered;
+mod page;
+mod pipeline;
+mod repetition;
+mod result;
+mod runner;
+mod sampler;
+mod scheduler;
+mod sequence;
+mod stream;
+mod task;
+mod tokenizer;
+
+pub use engine::{Engine, EngineStats};
+pub use error::EngineError;
+pub use options::{EngineOptions, longest_prompt};
+pub use ordered::InOrder;
+pub use page::{Event, OcrOptions, OcrResult, PreparedPage, Request, Timings};
+pub use pipeline::{PageSource, encode_page, pixel_tensor, prepare_ahead, prepare_page};
+pub use repetition::{RepetitionGuard, RepetitionState};
+pub use runner::bucket_size;
+pub use sampler::{GenerationConfig, Sampling};
+pub use scheduler::{Schedule, Scheduler, SeqId};
+pub use stream::TextStream;
+pub use task::Task;
+pub use tokenizer::OcrTokenizer;

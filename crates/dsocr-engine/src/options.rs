@@ -1,0 +1,79 @@
+//! How the engine is sized and paced (docs/engine.md, "Options").
+
+use dsocr_preprocess::{ModeSpec, candidate_grids, image_token_count};
+
+/// Engine settings. [`EngineOptions::default`] suits a GPU serving documents; the CLI maps its
+/// flags onto these fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineOptions {
+    /// Most pages in flight at once. `None`: as many as the memory budget allows on a GPU (up to
+    /// 1,024), 4 on the CPU.
+    pub max_seqs: Option<usize>,
+    /// Share of the GPU's memory the process may use (weights, KV pool, activations), as vLLM's
+    /// `gpu_memory_utilization`. Default 0.90.
+    pub gpu_memory: f32,
+    /// Bytes kept free of the KV pool for activations: vision encoding and prefill of one chunk,
+    /// decode steps and their captured graphs. Default 8 GiB.
+    pub activation_reserve: u64,
+    /// Slots per pool row: the longest prompt plus its output. Default: the model's context (8,192);
+    /// [`EngineOptions::for_pages`] sizes it for a mode and a token budget.
+    pub seq_capacity: Option<usize>,
+    /// Prompt tokens prefilled per step, over all pages admitted in it (at least one page is).
+    /// Default 4,096.
+    pub max_prefill_tokens: usize,
+    /// Longest prefill run at once; longer prompts are prefilled in chunks. Default 2,048.
+    pub prefill_chunk: usize,
+    /// Capture decode steps as CUDA graphs where dsocr's kernels run. Default on.
+    pub decode_graphs: bool,
+    /// Which GPU kernels run (process-wide: applied when the engine is made). Default: dsocr's.
+    pub kernels: dsocr_kernels::KernelSettings,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_seqs: None,
+            gpu_memory: 0.90,
+            activation_reserve: 8 << 30,
+            seq_capacity: None,
+            max_prefill_tokens: 4096,
+            prefill_chunk: 2048,
+            decode_graphs: true,
+            kernels: dsocr_kernels::KernelSettings::default(),
+        }
+    }
+}
+
+/// Prompt tokens besides the image's: the longest official prompt text with its BOS and a margin
+/// for custom prompts.
+const PROMPT_TEXT_TOKENS: usize = 64;
+
+impl EngineOptions {
+    /// Defaults with rows sized for pages in `mode` with up to `max_new_tokens` new tokens each.
+    pub fn for_pages(mode: &ModeSpec, max_new_tokens: usize) -> Self {
+        EngineOptions { seq_capacity: Some(longest_prompt(mode) + max_new_tokens), ..Default::default() }
+    }
+}
+
+/// The most prompt tokens a page in `mode` can take (the largest tile grid, plus text).
+pub fn longest_prompt(mode: &ModeSpec) -> usize {
+    let tiled = if mode.crop { candidate_grids(mode.min_tiles, mode.max_tiles) } else { Vec::new() };
+    let untiled = dsocr_preprocess::TileGrid { cols: 1, rows: 1 };
+    let image = tiled.into_iter().chain([untiled]).map(|g| image_token_count(mode, g)).max().unwrap_or(0);
+    image + PROMPT_TEXT_TOKENS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsocr_preprocess::Mode;
+
+    #[test]
+    fn rows_fit_the_longest_prompt_of_the_mode() {
+        // Gundam: 273 global tokens + at most 9 tiles of 10×10 tokens, a newline per token row:
+        // the tallest grid (1 × 9) has the most rows, 90 × 11 = 990.
+        assert_eq!(longest_prompt(&Mode::Gundam.spec()), 273 + 990 + PROMPT_TEXT_TOKENS);
+        assert_eq!(longest_prompt(&Mode::Tiny.spec()), 73 + PROMPT_TEXT_TOKENS);
+        assert_eq!(EngineOptions::for_pages(&Mode::Tiny.spec(), 100).seq_capacity, Some(73 + 64 + 100));
+    }
+}

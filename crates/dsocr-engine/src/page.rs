@@ -1,0 +1,120 @@
+//! What goes into the engine and what comes out, per page.
+
+use std::time::Duration;
+
+use dsocr_preprocess::{ModeSpec, PreparedImage, PromptIds};
+use dsocr_render::Region;
+use serde::Serialize;
+
+use crate::EngineError;
+use crate::sampler::GenerationConfig;
+use crate::task::Task;
+
+/// What to do with each page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OcrOptions {
+    /// The task (prompt); default: document to markdown with layout boxes.
+    pub task: Task,
+    /// Resolution mode; default: Gundam (1024 global view + 640 tiles, up to 9).
+    pub mode: ModeSpec,
+    /// Generation settings; default: greedy, ≤ 8192 tokens, the vLLM recipe's repetition guard.
+    pub generation: GenerationConfig,
+}
+
+impl Default for OcrOptions {
+    fn default() -> Self {
+        OcrOptions { task: Task::Markdown, mode: dsocr_preprocess::Mode::Gundam.spec(), generation: GenerationConfig::default() }
+    }
+}
+
+/// A page after preprocessing (CPU work only): its views, prompt ids and size. Made by
+/// [`crate::prepare_page`], usually on other threads ahead of the engine.
+#[derive(Debug, Clone)]
+pub struct PreparedPage {
+    /// Views (global and tiles) as bytes.
+    pub image: PreparedImage,
+    /// Prompt ids and where the image rows go.
+    pub prompt: PromptIds,
+    /// The input image's size `(width, height)`.
+    pub image_size: (u32, u32),
+    /// Time spent preparing it.
+    pub preprocess: Duration,
+}
+
+/// One page for the engine: `tag` is the caller's name for it (a page number, an index), echoed
+/// in every [`Event`] about it.
+#[derive(Debug)]
+pub struct Request {
+    /// Echoed in events.
+    pub tag: u64,
+    /// The prepared page, or why it could not be prepared (reported as this page's result).
+    pub page: Result<PreparedPage, EngineError>,
+    /// Options (the mode has already been applied by the preparation).
+    pub options: OcrOptions,
+    /// Send [`Event::Text`] as text is generated.
+    pub stream: bool,
+}
+
+/// Time spent on one page.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Timings {
+    /// Resize, tiles, normalisation, tokenisation (seconds, on a CPU thread).
+    pub preprocess_s: f64,
+    /// Waiting for a free row in the engine (seconds).
+    pub queue_s: f64,
+    /// SAM + CLIP + projector for all views (seconds).
+    pub vision_s: f64,
+    /// Prefill until the first token (seconds).
+    pub prefill_s: f64,
+    /// From the first token to the last (seconds; other pages decode in the same steps).
+    pub decode_s: f64,
+    /// Tokens generated.
+    pub tokens: usize,
+}
+
+impl Timings {
+    /// Decode speed of this page alone in tokens per second.
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        if self.decode_s > 0.0 { self.tokens.saturating_sub(1) as f64 / self.decode_s } else { 0.0 }
+    }
+}
+
+/// The result for one page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OcrResult {
+    /// The model's text, special tokens kept (`<|ref|>…`), EOS removed.
+    pub raw: String,
+    /// Markdown: figure blocks as `![](images/N.jpg)`, other layout tags removed.
+    pub markdown: String,
+    /// Layout regions in pixels of the input image.
+    pub regions: Vec<Region>,
+    /// Generated token ids (without the final EOS).
+    pub tokens: Vec<u32>,
+    /// Whether generation ended on EOS (false: the token budget ran out, often a repetition loop).
+    pub stopped_on_eos: bool,
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+    /// Input size `(width, height)`.
+    pub image_size: (u32, u32),
+    /// Stage timings.
+    pub timings: Timings,
+}
+
+/// What the engine reports, in the order things happen.
+#[derive(Debug)]
+pub enum Event {
+    /// New text of a page whose request asked for streaming (complete UTF-8 characters).
+    Text {
+        /// The request's tag.
+        tag: u64,
+        /// The new text.
+        text: String,
+    },
+    /// A page is done, or failed (the others go on).
+    Finished {
+        /// The request's tag.
+        tag: u64,
+        /// Its result.
+        result: Box<Result<OcrResult, EngineError>>,
+    },
+}

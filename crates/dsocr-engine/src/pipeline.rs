@@ -1,0 +1,79 @@
+//! The one prepare → encode path every entry point uses (engine, bench, parity): a page's CPU
+//! work ([`prepare_page`], safe to run on other threads, see [`prepare_ahead`]) and its vision
+//! encoding into the decoder's prompt embeddings ([`encode_page`]).
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::Instant;
+
+use dsocr_core::burn::prelude::*;
+use dsocr_core::burn::tensor::DType;
+use dsocr_lm::DeepseekLm;
+use dsocr_preprocess::{RgbImage, ViewBatch, build_prompt, prepare_image};
+use dsocr_vision::{DeepEncoder, Tiling};
+use rayon::prelude::*;
+
+use crate::EngineError;
+use crate::page::{OcrOptions, PreparedPage, Request};
+use crate::tokenizer::OcrTokenizer;
+
+/// Preprocess one image for `options` (views, tile grid, prompt ids): CPU work only.
+pub fn prepare_page(image: &RgbImage, options: &OcrOptions, tokenizer: &dyn OcrTokenizer) -> Result<PreparedPage, EngineError> {
+    let t0 = Instant::now();
+    options.generation.sampling.validate().map_err(EngineError::Input)?;
+    let prepared = prepare_image(image, &options.mode)?;
+    let prompt = build_prompt(tokenizer, &options.task.prompt(), &[prepared.image_token_count()])?;
+    Ok(PreparedPage { image: prepared, prompt, image_size: (image.width as u32, image.height as u32), preprocess: t0.elapsed() })
+}
+
+/// Normalised pixels of a view batch (`[N, 3, S, S]`) as a device tensor in `dtype`: the one
+/// place host views become encoder input.
+pub fn pixel_tensor(views: &ViewBatch, device: &Device, dtype: DType) -> Tensor<4> {
+    Tensor::<4>::from_data(TensorData::new(views.normalized(), views.shape()), (device, DType::F32)).cast(dtype)
+}
+
+/// The decoder input `[T, H]` of a prepared page: its views through SAM, CLIP and the projector,
+/// placed at the prompt's image positions.
+pub fn encode_page(encoder: &DeepEncoder, lm: &DeepseekLm, page: &PreparedPage) -> Result<Tensor<2>, EngineError> {
+    let (device, dtype) = (lm.device(), lm.dtype());
+    let image = &page.image;
+    let tiles = image.tiles.as_ref().map(|t| (pixel_tensor(t, &device, dtype), Tiling { cols: image.grid.cols, rows: image.grid.rows }));
+    let rows = encoder.encode_image(pixel_tensor(&image.global, &device, dtype), tiles);
+    Ok(lm.embed_prompt(&page.prompt.input_ids, &page.prompt.images_seq_mask, Some(rows))?)
+}
+
+/// Where a page's image comes from: a closure run on a preparation thread (decode a file,
+/// render a PDF page), so that loading runs in parallel ahead of the engine too.
+pub type PageSource = Box<dyn FnOnce() -> Result<RgbImage, EngineError> + Send>;
+
+/// Prepare pages on a background thread, `ahead` at a time in parallel and at most `ahead` pages
+/// before the consumer: the returned receiver yields one [`Request`] per `(source, options)` job,
+/// in order, with `tag` = the job's index (a failed load or preparation is that request's error).
+/// The thread ends when the jobs run out or the receiver is dropped.
+pub fn prepare_ahead<I>(jobs: I, tokenizer: Arc<dyn OcrTokenizer>, ahead: usize, stream: bool) -> Receiver<Request>
+where
+    I: IntoIterator<Item = (PageSource, OcrOptions)> + Send + 'static,
+    I::IntoIter: Send,
+{
+    let ahead = ahead.max(1);
+    let (tx, rx) = sync_channel(ahead);
+    std::thread::spawn(move || {
+        let mut jobs = jobs.into_iter().enumerate().peekable();
+        while jobs.peek().is_some() {
+            let chunk: Vec<_> = jobs.by_ref().take(ahead).collect();
+            let requests: Vec<Request> = chunk
+                .into_par_iter()
+                .map(|(tag, (source, options))| {
+                    let page = source().and_then(|image| prepare_page(&image, &options, tokenizer.as_ref()));
+                    Request { tag: tag as u64, page, options, stream }
+                })
+                .collect();
+            for request in requests {
+                if tx.send(request).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}

@@ -1,0 +1,214 @@
+//! The model runner: owns the KV pool and the decode steps, issued launch by launch or captured
+//! once per batch-size bucket as a graph and replayed (one CUDA graph launch per step instead of
+//! ≈ 130 kernel launches, each costing host time in Burn's fusion layer); docs/engine.md.
+//!
+//! A decode step reads its inputs from fixed device buffers per bucket: the input tokens, each
+//! sequence's pool row and slot. When the batch changes (a page admitted or retired) the host
+//! rewrites them in place; between changes the step itself writes the next tokens (its argmax)
+//! and advances the slots. A batch of `n` sequences runs in the smallest bucket of at least `n`
+//! rows, the spare rows pointing at a scratch pool row that no sequence owns.
+//!
+//! A capture runs the step four times (three warm-ups so every buffer and fused kernel exists,
+//! then the recorded run). Those runs advance the slots and overwrite the input tokens; afterwards
+//! all three buffers are restored, and the slots the runs wrote (past each sequence's filled
+//! ones) are rewritten by the real steps before any step attends to them.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use dsocr_core::burn::prelude::*;
+use dsocr_core::burn::tensor::Graph;
+use dsocr_lm::{DeepseekLm, KvPool, LmError, StepSlots};
+
+/// What one step returns: the logits `[B, V]` (f32) and their argmax `[B]`, for the bucket's rows.
+pub(crate) type StepOutput = (Tensor<2>, Tensor<1, Int>);
+
+type StepFn<'m> = Box<dyn FnMut() -> StepOutput + 'm>;
+
+/// Batch sizes that get their own buffers and graph: fine steps where batches are small, coarser
+/// ones past them (a padded row costs one token's work, a new bucket a capture and its memory).
+pub fn bucket_size(n: usize) -> usize {
+    match n {
+        0..=2 => n.max(1),
+        3..=4 => 4,
+        5..=8 => 8,
+        9..=32 => n.div_ceil(8) * 8,
+        33..=128 => n.div_ceil(16) * 16,
+        _ => n.div_ceil(64) * 64,
+    }
+}
+
+/// The tensors a step reads and writes in place.
+struct StepState {
+    tokens: Tensor<1, Int>,
+    slots: StepSlots,
+}
+
+/// One batch size's buffers and captured step.
+struct Bucket<'m> {
+    state: Rc<RefCell<StepState>>,
+    graph: Option<Graph<StepOutput, StepFn<'m>>>,
+}
+
+/// The batch the host last wrote, padded to its bucket (to restore after a capture).
+#[derive(Default)]
+struct HostBatch {
+    rows: Vec<usize>,
+    starts: Vec<usize>,
+    tokens: Vec<u32>,
+}
+
+/// Owns the KV pool and runs prefills and decode steps on it.
+pub(crate) struct Runner<'m> {
+    lm: &'m DeepseekLm,
+    pool: Rc<RefCell<KvPool>>,
+    /// Bucket size → buffers.
+    buckets: std::collections::BTreeMap<usize, Bucket<'m>>,
+    /// The bucket of the current batch.
+    current: Option<usize>,
+    host: HostBatch,
+    graphs: bool,
+    /// Rows sequences may own (`0..rows`); with graphs one more, the padding rows' scratch.
+    rows: usize,
+    prefill_chunk: usize,
+}
+
+impl<'m> Runner<'m> {
+    /// A runner with a pool of `rows` rows of `capacity` slots; `graphs`: capture decode steps
+    /// (and pad batches to buckets); prompts are prefilled `prefill_chunk` tokens at a time.
+    pub(crate) fn new(lm: &'m DeepseekLm, rows: usize, capacity: usize, graphs: bool, prefill_chunk: usize) -> Self {
+        let pool = lm.new_pool(rows + usize::from(graphs), capacity);
+        Runner {
+            lm,
+            pool: Rc::new(RefCell::new(pool)),
+            buckets: Default::default(),
+            current: None,
+            host: HostBatch::default(),
+            graphs,
+            rows,
+            prefill_chunk: prefill_chunk.max(1),
+        }
+    }
+
+    /// Slots per row.
+    pub(crate) fn capacity(&self) -> usize {
+        self.pool.borrow().capacity()
+    }
+
+    /// Prefill `embeds` `[T, H]` into `row` from slot 0, in chunks; the last position's logits `[1, V]`.
+    pub(crate) fn prefill(&mut self, embeds: Tensor<2>, row: usize) -> Result<Tensor<2>, LmError> {
+        assert!(row < self.rows, "row {row} outside the pool's {} rows", self.rows);
+        let t = embeds.dims()[0];
+        let mut pool = self.pool.borrow_mut();
+        let mut start = 0;
+        loop {
+            let len = self.prefill_chunk.min(t - start);
+            let logits = self.lm.prefill(embeds.clone().narrow(0, start, len), row, start, &mut pool)?;
+            start += len;
+            if start >= t {
+                return Ok(logits);
+            }
+        }
+    }
+
+    /// Make the next steps run `rows[i]` from slot `starts[i]` with input `tokens[i]`.
+    pub(crate) fn set_batch(&mut self, rows: &[usize], starts: &[usize], tokens: &[u32]) {
+        let n = rows.len();
+        let size = if self.graphs { bucket_size(n) } else { n };
+        let pad = size - n;
+        // Spare rows decode a token-0 stand-in in the scratch row, from its first slot.
+        self.host = HostBatch {
+            rows: rows.iter().copied().chain(std::iter::repeat_n(self.rows, pad)).collect(),
+            starts: starts.iter().copied().chain(std::iter::repeat_n(0, pad)).collect(),
+            tokens: tokens.iter().copied().chain(std::iter::repeat_n(0, pad)).collect(),
+        };
+        let device = self.lm.device();
+        let bucket = self.buckets.entry(size).or_insert_with(|| {
+            let tokens = Tensor::<1, Int>::zeros([size], &device);
+            let slots = StepSlots::new(&vec![0; size], &vec![0; size], &device);
+            Bucket { state: Rc::new(RefCell::new(StepState { tokens, slots })), graph: None }
+        });
+        write_state(&mut bucket.state.borrow_mut(), &self.host, &device);
+        self.current = Some(size);
+    }
+
+    /// Make the next step embed `tokens` (one per sequence of the batch) instead of the previous
+    /// step's argmax.
+    pub(crate) fn set_tokens(&mut self, tokens: &[u32]) {
+        self.host.tokens[..tokens.len()].copy_from_slice(tokens);
+        let bucket = &self.buckets[&self.current.expect("a batch is set")];
+        let mut state = bucket.state.borrow_mut();
+        overwrite_tokens(&mut state, &self.host.tokens, &self.lm.device());
+    }
+
+    /// Run one decode step of the current batch (padded to its bucket).
+    pub(crate) fn step(&mut self) -> StepOutput {
+        let size = self.current.expect("a batch is set before a step");
+        if self.graphs && self.buckets[&size].graph.is_none() {
+            self.capture(size);
+        }
+        let bucket = self.buckets.get_mut(&size).expect("bucket exists");
+        match bucket.graph.as_mut() {
+            // SAFETY: the recorded launches read and write the weights (borrowed from `lm` for
+            // 'm, which outlives the graph), the pool and the bucket's buffers (owned by `pool`
+            // and `state`, which the graph's closure keeps alive and nothing replaces: every
+            // update is in place) and intermediates the graph itself keeps; everything runs on
+            // this thread's one stream.
+            Some(graph) => unsafe { graph.replay() }.clone(),
+            None => {
+                let mut state = bucket.state.borrow_mut();
+                let StepState { tokens, slots } = &mut *state;
+                self.lm.decode_step_on_device(tokens, slots, &mut self.pool.borrow_mut())
+            }
+        }
+    }
+
+    /// Capture bucket `size`'s step, then undo what the capture's runs did to its buffers.
+    fn capture(&mut self, size: usize) {
+        let (lm, pool) = (self.lm, self.pool.clone());
+        let bucket = self.buckets.get_mut(&size).expect("bucket exists");
+        let state = bucket.state.clone();
+        let step: StepFn<'m> = Box::new(move || {
+            let mut state = state.borrow_mut();
+            let StepState { tokens, slots } = &mut *state;
+            lm.decode_step_on_device(tokens, slots, &mut pool.borrow_mut())
+        });
+        let graph = dsocr_core::burn::tensor::capture(&lm.device(), step);
+        tracing::debug!(size, hardware = graph.is_hardware(), "decode step captured");
+        bucket.graph = Some(graph);
+        write_state(&mut bucket.state.borrow_mut(), &self.host, &lm.device());
+    }
+}
+
+/// Write a whole batch into a bucket's buffers, in place.
+fn write_state(state: &mut StepState, host: &HostBatch, device: &Device) {
+    state.slots.overwrite(&host.rows, &host.starts);
+    overwrite_tokens(state, &host.tokens, device);
+}
+
+fn overwrite_tokens(state: &mut StepState, tokens: &[u32], device: &Device) {
+    let src =
+        Tensor::<1, Int>::from_data(TensorData::new(tokens.iter().map(|&t| i64::from(t)).collect::<Vec<i64>>(), [tokens.len()]), device);
+    // The stand-in handle (the rows) is replaced at once; the write lands in the tokens' own buffer.
+    let dst = std::mem::replace(&mut state.tokens, state.slots.rows.clone());
+    state.tokens = dsocr_kernels::overwrite_ints(dst, src);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_size;
+
+    #[test]
+    fn buckets_cover_every_batch_with_little_padding() {
+        assert_eq!((1..=4).map(bucket_size).collect::<Vec<_>>(), vec![1, 2, 4, 4]);
+        assert_eq!(bucket_size(9), 16);
+        assert_eq!(bucket_size(33), 48);
+        assert_eq!(bucket_size(200), 256);
+        for n in 1..=1024 {
+            let b = bucket_size(n);
+            assert!(b >= n && b - n < 64.max(n / 4), "{n} → {b}");
+        }
+        let distinct: std::collections::BTreeSet<usize> = (1..=256).map(bucket_size).collect();
+        assert!(distinct.len() <= 18, "{} buckets up to 256", distinct.len());
+    }
+}

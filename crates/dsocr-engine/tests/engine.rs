@@ -1,0 +1,182 @@
+//! The engine on the parity model (CPU, f32): continuous batching gives every page the tokens it
+//! gets alone; pages of different lengths and budgets come and go; a failing page among good
+//! ones; seeded sampling per page; streamed text; greedy tokens equal to the official code's.
+
+use std::sync::Arc;
+
+use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
+use dsocr_engine::{
+    Engine, EngineError, EngineOptions, Event, GenerationConfig, InOrder, OcrOptions, OcrResult, OcrTokenizer, RepetitionGuard, Request,
+    Sampling, Task, prepare_page,
+};
+use dsocr_lm::{DeepseekLm, LmConfig};
+use dsocr_preprocess::{LoadOptions, ModeSpec, RgbImage, load_image};
+use dsocr_testdata::{Case, Parity, parity};
+use dsocr_vision::{DeepEncoder, VisionConfig};
+
+struct Model {
+    encoder: DeepEncoder,
+    lm: DeepseekLm,
+    tokenizer: Arc<dyn OcrTokenizer>,
+}
+
+fn load(fixtures: &Parity) -> Model {
+    let dir = fixtures.model_dir();
+    let device = DeviceSpec::Cpu.device().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let weights = Weights::new(Checkpoint::open_dir(&dir).unwrap(), &device, FloatType::F32).unwrap();
+    let encoder = DeepEncoder::load(&weights, &VisionConfig::from_json(&json, "config.json").unwrap()).unwrap();
+    let lm = DeepseekLm::load(&weights, &LmConfig::from_json(&json, "config.json").unwrap()).unwrap();
+    let tokenizer = Arc::new(tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap());
+    Model { encoder, lm, tokenizer }
+}
+
+/// A case's image and options (its mode and prompt), with `generation`.
+fn page_of(case: &Case, generation: GenerationConfig) -> (RgbImage, OcrOptions) {
+    let m = &case.json["mode"];
+    let n = |k: &str| m[k].as_u64().unwrap() as usize;
+    let mode = ModeSpec::custom(n("base_size"), n("image_size"), m["crop_mode"].as_bool().unwrap()).unwrap();
+    let task = Task::Custom(case.json["prompt"].as_str().unwrap().to_string());
+    (load_image(case.input_image(), &LoadOptions::default()).unwrap(), OcrOptions { task, mode, generation })
+}
+
+/// Run `pages` through one engine with at most `max_seqs` in flight; results by tag, and the
+/// order in which tags finished, and the text streamed per tag.
+fn run(model: &Model, pages: &[(RgbImage, OcrOptions)], max_seqs: usize) -> (Vec<Result<OcrResult, EngineError>>, Vec<u64>, Vec<String>) {
+    let options = EngineOptions { max_seqs: Some(max_seqs), seq_capacity: Some(1400), ..Default::default() };
+    let mut engine = Engine::new(&model.encoder, &model.lm, model.tokenizer.as_ref(), &options).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (tag, (image, opts)) in pages.iter().enumerate() {
+        let page = prepare_page(image, opts, model.tokenizer.as_ref());
+        tx.send(Request { tag: tag as u64, page, options: opts.clone(), stream: true }).unwrap();
+    }
+    drop(tx);
+    let mut results: Vec<Option<Result<OcrResult, EngineError>>> = (0..pages.len()).map(|_| None).collect();
+    let mut finished = Vec::new();
+    let mut streamed = vec![String::new(); pages.len()];
+    let stats = engine
+        .run(&rx, &mut |e| match e {
+            Event::Text { tag, text } => streamed[tag as usize].push_str(&text),
+            Event::Finished { tag, result } => {
+                finished.push(tag);
+                results[tag as usize] = Some(*result);
+            }
+        })
+        .unwrap();
+    assert!(stats.peak_in_flight <= max_seqs, "{stats:?}");
+    assert_eq!(stats.pages, pages.len());
+    (results.into_iter().map(|r| r.expect("every page finishes")).collect(), finished, streamed)
+}
+
+fn greedy(max_new_tokens: usize) -> GenerationConfig {
+    GenerationConfig { max_new_tokens, repetition: RepetitionGuard::NoRepeatNgram { n: 20 }, ..Default::default() }
+}
+
+/// Six pages of four sizes (prompts of 81 to 930-odd tokens) and budgets from 3 to 14 tokens,
+/// at most three in flight: pages retire at different steps and waiting ones take their rows.
+/// Each page's tokens equal its tokens run alone.
+#[test]
+fn batched_pages_equal_single_pages() {
+    let Some(fixtures) = parity("batched_pages_equal_single_pages") else { return };
+    let model = load(&fixtures);
+    let cases = fixtures.cases();
+    let budgets = [14, 3, 9, 6, 12, 5];
+    let pages: Vec<(RgbImage, OcrOptions)> =
+        budgets.iter().enumerate().map(|(i, &b)| page_of(&cases[i % cases.len()], greedy(b))).collect();
+    let (together, finished, streamed) = run(&model, &pages, 3);
+    assert_ne!(finished, (0..6).collect::<Vec<u64>>(), "short pages finish before long ones admitted earlier");
+    for (i, page) in pages.iter().enumerate() {
+        let (alone, _, _) = run(&model, std::slice::from_ref(page), 1);
+        let (t, a) = (together[i].as_ref().unwrap(), alone[0].as_ref().unwrap());
+        assert_eq!(t.tokens, a.tokens, "page {i} (budget {}, prompt {} tokens)", budgets[i], t.prompt_tokens);
+        assert!(t.tokens.len() <= budgets[i]);
+        assert_eq!(t.stopped_on_eos, a.stopped_on_eos);
+        assert_eq!(streamed[i], t.raw, "page {i}: streamed text is the result's text");
+    }
+}
+
+/// A page whose preparation failed, and one whose prompt is longer than a row, finish with their
+/// errors; the pages around them are unaffected.
+#[test]
+fn a_failing_page_among_good_ones() {
+    let Some(fixtures) = parity("a_failing_page_among_good_ones") else { return };
+    let model = load(&fixtures);
+    let cases = fixtures.cases();
+    let (image, opts) = page_of(&cases[0], greedy(4));
+    let options = EngineOptions { max_seqs: Some(2), seq_capacity: Some(200), ..Default::default() };
+    let mut engine = Engine::new(&model.encoder, &model.lm, model.tokenizer.as_ref(), &options).unwrap();
+    let gundam = cases.iter().find(|c| c.name.contains("gundam")).unwrap();
+    let (big, big_opts) = page_of(gundam, greedy(4));
+    let requests = vec![
+        Request { tag: 0, page: prepare_page(&image, &opts, model.tokenizer.as_ref()), options: opts.clone(), stream: false },
+        Request { tag: 1, page: Err(EngineError::Input("broken.png: cannot decode".into())), options: opts.clone(), stream: false },
+        Request { tag: 2, page: prepare_page(&big, &big_opts, model.tokenizer.as_ref()), options: big_opts, stream: false },
+        Request { tag: 3, page: prepare_page(&image, &opts, model.tokenizer.as_ref()), options: opts, stream: false },
+    ];
+    let (tx, rx) = std::sync::mpsc::channel();
+    for r in requests {
+        tx.send(r).unwrap();
+    }
+    drop(tx);
+    let mut order = InOrder::new();
+    let mut results = Vec::new();
+    engine
+        .run(&rx, &mut |e| {
+            if let Event::Finished { tag, result } = e {
+                results.extend(order.push(tag, *result));
+            }
+        })
+        .unwrap();
+    assert_eq!(results.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![0, 1, 2, 3], "in input order");
+    assert!(results[0].1.is_ok() && results[3].1.is_ok());
+    assert!(results[1].1.as_ref().unwrap_err().to_string().contains("broken.png"));
+    let too_long = results[2].1.as_ref().unwrap_err().to_string();
+    assert!(too_long.contains("slots per sequence"), "{too_long}");
+    assert_eq!(results[0].1.as_ref().unwrap().tokens, results[3].1.as_ref().unwrap().tokens);
+}
+
+/// Seeded sampling is per page: a page samples the same tokens alone and in a batch with others.
+#[test]
+fn seeded_sampling_is_per_page() {
+    let Some(fixtures) = parity("seeded_sampling_is_per_page") else { return };
+    let model = load(&fixtures);
+    let cases = fixtures.cases();
+    let sampled = |seed| GenerationConfig {
+        max_new_tokens: 8,
+        sampling: Sampling::Sample { temperature: 0.8, top_p: 0.9, top_k: 20, seed },
+        repetition: RepetitionGuard::None,
+        ignore_eos: true,
+    };
+    let pages = vec![page_of(&cases[0], sampled(1)), page_of(&cases[1], greedy(8)), page_of(&cases[0], sampled(2))];
+    let (together, _, _) = run(&model, &pages, 3);
+    for (i, page) in pages.iter().enumerate() {
+        let (alone, _, _) = run(&model, std::slice::from_ref(page), 1);
+        assert_eq!(together[i].as_ref().unwrap().tokens, alone[0].as_ref().unwrap().tokens, "page {i}");
+    }
+    assert_eq!(together[0].as_ref().unwrap().tokens.len(), 8, "EOS ignored");
+}
+
+/// The engine's greedy tokens from each case's image equal the official code's for the recorded
+/// safe steps (end to end: our preprocessing, encoder and decoder).
+#[test]
+fn greedy_tokens_match_the_official_code() {
+    let Some(fixtures) = parity("greedy_tokens_match_the_official_code") else { return };
+    let model = load(&fixtures);
+    for case in fixtures.cases() {
+        let n = case.json["no_repeat_ngram_size"].as_u64().unwrap() as usize;
+        let max_new = case.json["max_new_tokens"].as_u64().unwrap() as usize;
+        let safe = case.json["safe_steps"].as_u64().unwrap() as usize;
+        let generation =
+            GenerationConfig { max_new_tokens: max_new, repetition: RepetitionGuard::NoRepeatNgram { n }, ..Default::default() };
+        let (results, _, _) = run(&model, &[page_of(&case, generation)], 1);
+        let r = results[0].as_ref().unwrap();
+        let mut ours = r.tokens.clone();
+        if r.stopped_on_eos {
+            ours.push(model.lm.config().eos_token_id);
+        }
+        let expected: Vec<u32> = case.i64("generated_ids").data.iter().map(|&v| v as u32).collect();
+        let k = safe.min(expected.len());
+        assert!(ours.len() >= k, "{}: {} tokens, need {k}", case.name, ours.len());
+        assert_eq!(&ours[..k], &expected[..k], "{}: first {k} greedy tokens", case.name);
+    }
+}

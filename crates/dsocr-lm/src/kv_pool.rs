@@ -1,0 +1,125 @@
+//! The key/value pool: one preallocated row of `capacity` slots per sequence in flight, written in
+//! place (docs/engine.md, "KV pool").
+//!
+//! Every sequence owns a row and its own length: the token in slot `s` has position `s`, so
+//! sequences of any lengths decode together without padding, and a row is reused as soon as its
+//! sequence retires. Which row a sequence has and how long it is are the caller's business (the
+//! engine's scheduler); a step gets them as [`StepSlots`].
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use dsocr_kernels::PartialSums;
+
+/// Per-layer keys and values `[rows, heads, capacity, head_dim]` (post-RoPE keys).
+#[derive(Debug)]
+pub struct KvPool {
+    /// Per layer; `None` only while a write holds the tensor (so the write happens in place and
+    /// the buffers never move: captured decode steps replay against them).
+    keys: Vec<Option<Tensor<4>>>,
+    /// As `keys`.
+    values: Vec<Option<Tensor<4>>>,
+    rows: usize,
+    capacity: usize,
+}
+
+/// Where the sequences of one decode step live: each one's pool row and the slot its new token
+/// goes to (= its length so far = the new token's position), `[B]` each, on the device. A decode
+/// step advances `starts` in place, so a captured step replays at the right positions.
+#[derive(Debug, Clone)]
+pub struct StepSlots {
+    /// Pool row of each sequence.
+    pub rows: Tensor<1, Int>,
+    /// Slot (position) of each sequence's new token.
+    pub starts: Tensor<1, Int>,
+}
+
+impl StepSlots {
+    /// Upload `rows` and `starts` (one of each per sequence).
+    pub fn new(rows: &[usize], starts: &[usize], device: &Device) -> Self {
+        assert_eq!(rows.len(), starts.len(), "one start per row");
+        StepSlots { rows: ints(rows, device), starts: ints(starts, device) }
+    }
+
+    /// Sequences in the step.
+    pub fn len(&self) -> usize {
+        self.rows.dims()[0]
+    }
+
+    /// Whether the step has no sequence.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Overwrite both in their own buffers (a captured step keeps reading them).
+    pub fn overwrite(&mut self, rows: &[usize], starts: &[usize]) {
+        let device = self.rows.device();
+        let old = std::mem::replace(&mut self.rows, self.starts.clone());
+        self.rows = dsocr_kernels::overwrite_ints(old, ints(rows, &device));
+        let old = std::mem::replace(&mut self.starts, self.rows.clone());
+        self.starts = dsocr_kernels::overwrite_ints(old, ints(starts, &device));
+    }
+}
+
+/// Integers `[N]` on `device`.
+pub(crate) fn ints(values: &[usize], device: &Device) -> Tensor<1, Int> {
+    Tensor::<1, Int>::from_data(TensorData::new(values.iter().map(|&v| v as i64).collect::<Vec<i64>>(), [values.len()]), device)
+}
+
+impl KvPool {
+    /// Allocate `rows` rows of `capacity` slots for `layers` layers.
+    pub fn new(layers: usize, rows: usize, heads: usize, head_dim: usize, capacity: usize, device: &Device, dtype: DType) -> Self {
+        let alloc = || (0..layers).map(|_| Some(Tensor::<4>::zeros([rows, heads, capacity, head_dim], (device, dtype)))).collect();
+        KvPool { keys: alloc(), values: alloc(), rows, capacity }
+    }
+
+    /// Bytes one row takes over all layers (keys and values).
+    pub fn row_bytes(layers: usize, heads: usize, head_dim: usize, capacity: usize, dtype: DType) -> u64 {
+        (2 * layers * heads * head_dim * capacity * dtype.size()) as u64
+    }
+
+    /// Rows (sequences that can be in flight at once).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Slots per row (the longest sequence: prompt + output).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Rotate `layer`'s fused projection `qkv` `[B·T, 3H]` by the RoPE tables `cos`/`sin` `[P, d]`
+    /// at each token's position and write k and v into each sequence's row at slots
+    /// `starts[b]..starts[b] + T` (in place: [`dsocr_kernels::rope_qkv_cached`]). Returns q
+    /// `[B, heads, T, d]` and the layer's whole keys and values `[rows, heads, capacity, d]`.
+    pub(crate) fn write(
+        &mut self,
+        layer: usize,
+        qkv: PartialSums,
+        (cos, sin): (&Tensor<2>, &Tensor<2>),
+        heads: usize,
+        slots: &StepSlots,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let keys = self.keys[layer].take().expect("pool layer present");
+        let values = self.values[layer].take().expect("pool layer present");
+        let (q, keys, values) = dsocr_kernels::rope_qkv_cached(qkv, cos, sin, &slots.rows, &slots.starts, heads, keys, values);
+        self.keys[layer] = Some(keys.clone());
+        self.values[layer] = Some(values.clone());
+        (q, keys, values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsocr_core::DeviceSpec;
+
+    #[test]
+    fn overwrite_keeps_one_entry_per_sequence() {
+        let device = DeviceSpec::Cpu.device().unwrap();
+        let mut slots = StepSlots::new(&[0, 1], &[5, 7], &device);
+        slots.overwrite(&[3, 2], &[9, 1]);
+        let host = |t: &Tensor<1, Int>| t.clone().into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
+        assert_eq!((host(&slots.rows), host(&slots.starts)), (vec![3, 2], vec![9, 1]));
+        assert_eq!(KvPool::row_bytes(12, 10, 128, 1937, DType::BF16), 119_009_280);
+    }
+}
