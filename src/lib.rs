@@ -8,7 +8,7 @@
 //! use dsocr::common::DeviceSpec;
 //! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! // Downloads deepseek-ai/DeepSeek-OCR into the Hugging Face cache on first use.
-//! let ocr = DeepseekOcr::load(&ModelSource::default(), DeviceSpec::Cpu, None)?;
+//! let ocr = DeepseekOcr::load(&ModelSource::default(), DeviceSpec::auto(), None)?;
 //! let page = dsocr::preprocess::load_image("page.png", &Default::default())?;
 //! let result = ocr.ocr(&page, &OcrOptions::default())?;
 //! println!("{}", result.markdown);

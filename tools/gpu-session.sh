@@ -8,6 +8,8 @@
 #   tools/gpu-session.sh ncu-detail        # ncu's full sections (bandwidth, stalls, occupancy) for
 #                                          # DETAIL_COUNT launches of the DETAIL_KERNELS regex
 #   tools/gpu-session.sh save-cache        # pack the CubeCL caches into $OUT (carry them next time)
+#   tools/gpu-session.sh ocr-pdf [ARGS…]   # dsocr ocr on dist/doc100.pdf with the synthetic weights
+#                                          # (the parity tokenizer beside them), timed, ARGS appended
 # PARITY_DTYPES (default "f32 bf16") and PARITY_TAG (output name suffix) adjust the parity run;
 # the fixtures are whichever dist/parity*.tar.xz were carried.
 # Results are written under $OUT.
@@ -61,6 +63,21 @@ case "$what" in
       dist/dsocr bench --model dist/synth --device cuda ${PROFILE_ARGS:---new-tokens 256 --batch 1} > "$OUT/ncu-detail.txt" 2> "$OUT/ncu-detail.err"
     echo "ncu exit $?"
     grep -E "^  [a-z_]+.*\(|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Block Size|Grid Size|Stall|L2 Hit|Mem Busy|Max Bandwidth|Theoretical Occ|Waves Per SM|Issued Warp|No Eligible" "$OUT/ncu-detail.txt" | head -200
+    ;;
+  ocr-pdf)
+    # The user's path: a 100-page PDF through `dsocr ocr` (pages rendered and prepared on CPU
+    # threads ahead of the engine). The synthetic weights get the parity model's tokenizer.
+    [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
+    if [ ! -f dist/synth/tokenizer.json ]; then
+      if [ ! -d dist/parity ]; then for t in dist/parity*.tar.xz; do tar xJf "$t" -C dist; done; fi
+      cp dist/parity/model/tokenizer.json dist/synth/
+    fi
+    name=${OCR_NAME:-ocr-pdf}
+    SECONDS=0
+    RUST_LOG=${RUST_LOG:-warn,dsocr_cli=info,dsocr_engine=info} timeout "${BENCH_TIMEOUT:-500}" \
+      dist/dsocr ocr "${OCR_PDF:-dist/doc100.pdf}" --model dist/synth --device cuda "$@" > "$OUT/$name.md" 2> "$OUT/$name.err"
+    echo "$name exit $? after $SECONDS s"
+    grep -a -v "^\s*$" "$OUT/$name.err" | tail -8
     ;;
   save-cache)
     tar cJf "$OUT/cubecl-cache.tar.xz" -C dist cubecl-cache && ls -l "$OUT/cubecl-cache.tar.xz"

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use std::sync::Arc;
 
-use dsocr::bench::{DocumentPromptTokenizer, StageTimings, WorkloadReport, mixed_budgets, run_workload, stage_timings};
+use dsocr::bench::{DocumentPromptTokenizer, StageTimings, WorkloadReport, mixed_budgets, run_workload, run_workload_warm, stage_timings};
 use dsocr::common::{Checkpoint, DeviceSpec, FloatType, Weights};
 use dsocr::engine::OcrTokenizer;
 use dsocr::synthetic::{release_config, write_synthetic_checkpoint};
@@ -74,6 +74,12 @@ pub struct BenchArgs {
     /// Seed of the mixed workload's budgets.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Run the mixed workload once (cold) instead of twice (the second measured).
+    #[arg(long)]
+    mixed_once: bool,
+    /// Skip the stage-by-stage timings of one page.
+    #[arg(long)]
+    no_stages: bool,
     /// Most pages in flight in the mixed workload (default: as memory allows).
     #[arg(long)]
     max_seqs: Option<usize>,
@@ -170,7 +176,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         dtype: float.to_string(),
         model: label,
         load_s,
-        stages_cold: stage_timings(&ocr)?,
+        stages_cold: if args.no_stages { StageTimings::default() } else { stage_timings(&ocr)? },
         stages_warm: None,
         single: None,
         batch: None,
@@ -181,7 +187,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     // Written after each part: a first run can take minutes, and a run cut short should still
     // leave its figures behind.
     write_report(&report, args.json_out.as_deref())?;
-    report.stages_warm = Some(stage_timings(&ocr)?);
+    if !args.no_stages {
+        report.stages_warm = Some(stage_timings(&ocr)?);
+    }
     let mode = dsocr::preprocess::Mode::Gundam.spec();
     let engine = |max_tokens: usize, max_seqs: Option<usize>| EngineOptions {
         max_seqs,
@@ -191,21 +199,22 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         ..EngineOptions::for_pages(&mode, max_tokens)
     };
     eprintln!("one page, {} tokens…", args.new_tokens);
-    // A short first run compiles the batch-1 kernels and captures its step; the second is measured.
-    run_workload(&ocr, &[args.new_tokens.min(32)], &engine(args.new_tokens, Some(1)))?;
-    report.single = Some(run_workload(&ocr, &[args.new_tokens], &engine(args.new_tokens, Some(1)))?);
+    report.single = Some(run_workload_warm(&ocr, &[args.new_tokens], &engine(args.new_tokens, Some(1)))?);
     write_report(&report, args.json_out.as_deref())?;
     if args.batch > 1 {
         eprintln!("{} pages together, {} tokens each…", args.batch, args.new_tokens);
         let budgets = vec![args.new_tokens; args.batch];
-        run_workload(&ocr, &budgets[..budgets.len().min(4)], &engine(args.new_tokens, Some(args.batch)))?;
-        report.batch = Some(run_workload(&ocr, &budgets, &engine(args.new_tokens, Some(args.batch)))?);
+        report.batch = Some(run_workload_warm(&ocr, &budgets, &engine(args.new_tokens, Some(args.batch)))?);
         write_report(&report, args.json_out.as_deref())?;
     }
     if args.mixed > 0 {
         let budgets = mixed_budgets(args.mixed, args.min_tokens, args.max_tokens, args.seed);
         eprintln!("{} pages of {}..={} tokens (seed {})…", args.mixed, args.min_tokens, args.max_tokens, args.seed);
-        report.mixed = Some(run_workload(&ocr, &budgets, &engine(args.max_tokens, args.max_seqs))?);
+        report.mixed = Some(if args.mixed_once {
+            run_workload(&ocr, &budgets, &engine(args.max_tokens, args.max_seqs))?
+        } else {
+            run_workload_warm(&ocr, &budgets, &engine(args.max_tokens, args.max_seqs))?
+        });
     }
     let json = write_report(&report, args.json_out.as_deref())?;
     println!("{json}");

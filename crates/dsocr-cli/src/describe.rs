@@ -8,7 +8,7 @@ pub fn run() -> anyhow::Result<i32> {
         "name": "dsocr",
         "version": env!("CARGO_PKG_VERSION"),
         "summary": "DeepSeek-OCR: images and PDFs to markdown, with layout boxes",
-        "usage": "dsocr ocr INPUT... [--out DIR] [--task TASK] [--mode MODE] [--pages 1-3,7] [--device cpu|cuda[:N]]",
+        "usage": "dsocr ocr INPUT... [--out DIR] [--task TASK] [--mode MODE] [--pages 1-3,7] [--device auto|cpu|cuda[:N]] [--max-seqs N] [--gpu-memory 0.9]",
         "inputs": {
             "images": ["png", "jpeg", "tiff", "webp", "bmp"],
             "documents": ["pdf"],
@@ -22,7 +22,7 @@ pub fn run() -> anyhow::Result<i32> {
         },
         "tasks": Task::NAMES,
         "modes": Mode::ALL.iter().map(|m| m.name()).collect::<Vec<_>>(),
-        "devices": ["cpu", "cuda", "cuda:N"],
+        "devices": ["auto", "cpu", "cuda", "cuda:N"],
         "dtypes": ["f32", "bf16", "f16"],
         "model": { "default": dsocr::DEFAULT_REPO, "option": "--model DIR|REPO" },
         "exit_codes": { "0": "all inputs succeeded", "1": "an input failed or bad arguments", "2": "usage error" },

@@ -27,7 +27,7 @@ use crate::{EngineError, EngineOptions};
 /// Pages in flight on the CPU when [`EngineOptions::max_seqs`] is not set.
 const CPU_DEFAULT_SEQS: usize = 4;
 /// Most pages in flight on a GPU when [`EngineOptions::max_seqs`] is not set.
-const GPU_MAX_SEQS: usize = 1024;
+const GPU_MAX_SEQS: usize = 256;
 
 /// Counters over an engine's life.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -54,6 +54,13 @@ pub struct EngineStats {
     pub prefill_s: f64,
     /// Seconds in decode steps (and token choice).
     pub decode_s: f64,
+    /// Of `decode_s`: running the steps until their tokens were on the host (the GPU's time,
+    /// graph captures included).
+    pub step_s: f64,
+    /// Decode-step graphs captured, and the seconds that took (warm-up runs included).
+    pub graph_captures: usize,
+    /// See `graph_captures`.
+    pub capture_s: f64,
 }
 
 /// A waiting page.
@@ -138,7 +145,7 @@ impl<'m> Engine<'m> {
 
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
-        self.stats
+        EngineStats { graph_captures: self.runner.captures, capture_s: self.runner.capture_s, ..self.stats }
     }
 
     /// Whether nothing is waiting or running.
@@ -201,7 +208,7 @@ impl<'m> Engine<'m> {
                 if open {
                     continue;
                 }
-                return Ok(self.stats);
+                return Ok(self.stats());
             }
             self.step(on_event)?;
         }
@@ -266,6 +273,7 @@ impl<'m> Engine<'m> {
             self.runner.set_batch(&rows, &starts, &tokens);
             self.batch = batch;
         }
+        let t_step = Instant::now();
         let (logits, argmax) = self.runner.step();
         let n = self.batch.len();
         self.stats.steps += 1;
@@ -274,6 +282,7 @@ impl<'m> Engine<'m> {
         // The one read per step: the device's choices (and the logits rows of pages that choose
         // on the host: sampling, or a repetition ban in force).
         let device_choice = host_ids(argmax, n)?;
+        self.stats.step_s += t_step.elapsed().as_secs_f64();
         let mut host_rows = Vec::new();
         for (i, id) in self.batch.iter().enumerate() {
             if self.running.get_mut(id).expect("batch pages are running").needs_logits() {

@@ -7,13 +7,13 @@ use dsocr_preprocess::{ModeSpec, candidate_grids, image_token_count};
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineOptions {
     /// Most pages in flight at once. `None`: as many as the memory budget allows on a GPU (up to
-    /// 1,024), 4 on the CPU.
+    /// 256), 4 on the CPU.
     pub max_seqs: Option<usize>,
     /// Share of the GPU's memory the process may use (weights, KV pool, activations), as vLLM's
     /// `gpu_memory_utilization`. Default 0.90.
     pub gpu_memory: f32,
     /// Bytes kept free of the KV pool for activations: vision encoding and prefill of one chunk,
-    /// decode steps and their captured graphs. Default 8 GiB.
+    /// decode steps and their captured graphs (one per batch-size bucket). Default 16 GiB.
     pub activation_reserve: u64,
     /// Slots per pool row: the longest prompt plus its output. Default: the model's context (8,192);
     /// [`EngineOptions::for_pages`] sizes it for a mode and a token budget.
@@ -34,7 +34,7 @@ impl Default for EngineOptions {
         EngineOptions {
             max_seqs: None,
             gpu_memory: 0.90,
-            activation_reserve: 8 << 30,
+            activation_reserve: 16 << 30,
             seq_capacity: None,
             max_prefill_tokens: 4096,
             prefill_chunk: 2048,

@@ -71,6 +71,9 @@ pub(crate) struct Runner<'m> {
     /// Rows sequences may own (`0..rows`); with graphs one more, the padding rows' scratch.
     rows: usize,
     prefill_chunk: usize,
+    /// Graphs captured so far and the seconds their captures took (warm-up runs included).
+    pub(crate) captures: usize,
+    pub(crate) capture_s: f64,
 }
 
 impl<'m> Runner<'m> {
@@ -87,6 +90,8 @@ impl<'m> Runner<'m> {
             graphs,
             rows,
             prefill_chunk: prefill_chunk.max(1),
+            captures: 0,
+            capture_s: 0.0,
         }
     }
 
@@ -165,6 +170,7 @@ impl<'m> Runner<'m> {
 
     /// Capture bucket `size`'s step, then undo what the capture's runs did to its buffers.
     fn capture(&mut self, size: usize) {
+        let t0 = std::time::Instant::now();
         let (lm, pool) = (self.lm, self.pool.clone());
         let bucket = self.buckets.get_mut(&size).expect("bucket exists");
         let state = bucket.state.clone();
@@ -174,9 +180,12 @@ impl<'m> Runner<'m> {
             lm.decode_step_on_device(tokens, slots, &mut pool.borrow_mut())
         });
         let graph = dsocr_core::burn::tensor::capture(&lm.device(), step);
-        tracing::debug!(size, hardware = graph.is_hardware(), "decode step captured");
+        let hardware = graph.is_hardware();
         bucket.graph = Some(graph);
         write_state(&mut bucket.state.borrow_mut(), &self.host, &lm.device());
+        self.captures += 1;
+        self.capture_s += t0.elapsed().as_secs_f64();
+        tracing::info!(size, hardware, seconds = t0.elapsed().as_secs_f64(), "decode step captured");
     }
 }
 

@@ -22,7 +22,7 @@ fn projected<F: Float, P: Float>(qkv: &Tensor<P>, row: usize, col: usize, rows: 
 }
 
 /// `q` `[B, heads, T, d]` and, for each sequence `b`, slots `starts[b]..starts[b] + T` of cache
-/// row `rows[b]` of `k`, `v` `[R, heads, S, d]`, from `qkv` `[B·T, 3·heads·d]` (as `splits` parts
+/// row `pool_rows[b]` of `k`, `v` `[R, heads, S, d]`, from `qkv` `[B·T, 3·heads·d]` (as `splits` parts
 /// `[splits·B·T, 3·heads·d]`) and the RoPE tables `cos`, `sin` `[P, d]`; the token in slot `s`
 /// has position `s`. Slots past the cache are clamped to its last slot (memory safety only: the
 /// caller keeps them within it).
@@ -31,7 +31,7 @@ pub(super) fn rope_qkv_kernel<F: Float, P: Float, I: Numeric>(
     qkv: &Tensor<P>,
     cos: &Tensor<F>,
     sin: &Tensor<F>,
-    rows: &Tensor<I>,
+    pool_rows: &Tensor<I>,
     starts: &Tensor<I>,
     q: &mut Tensor<F>,
     k: &mut Tensor<F>,
@@ -51,7 +51,7 @@ pub(super) fn rope_qkv_kernel<F: Float, P: Float, I: Numeric>(
         let hidden = heads * d;
         let lo = head * d + i;
         let hi = lo + half;
-        let cache_row = u32::cast_from(rows[b * rows.stride(0)]) as usize;
+        let cache_row = u32::cast_from(pool_rows[b * pool_rows.stride(0)]) as usize;
         let slot = clamp_max(u32::cast_from(starts[b * starts.stride(0)]) as usize + t, k.shape(2) - 1);
         // Never past the tables (the caller keeps slots within them; this only guards memory).
         let position = clamp_max(slot, cos.shape(0) - 1);

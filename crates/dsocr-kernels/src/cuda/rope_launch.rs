@@ -24,21 +24,21 @@ pub(super) fn rope_qkv_cached(
     splits: usize,
     cos: CubeTensor,
     sin: CubeTensor,
-    rows: CubeTensor,
+    pool_rows: CubeTensor,
     starts: CubeTensor,
     heads: usize,
     keys: CubeTensor,
     values: CubeTensor,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let d = cos.meta.shape()[1];
-    let b = rows.meta.shape()[0];
+    let b = pool_rows.meta.shape()[0];
     assert_eq!(starts.meta.shape()[0], b, "RoPE kernel: {} starts for {b} rows", starts.meta.shape()[0]);
     assert!(splits >= 1 && qkv.meta.shape()[0].is_multiple_of(splits), "RoPE kernel: QKV rows not in {splits} parts");
     let rows = qkv.meta.shape()[0] / splits;
     assert!(b > 0 && rows.is_multiple_of(b), "RoPE kernel: {rows} QKV rows for a batch of {b}");
     let t = rows / b;
     assert_eq!(qkv.meta.shape()[1], 3 * heads * d, "RoPE kernel: QKV width is not 3 × {heads} heads × {d}");
-    assert_eq!(rows.dtype, starts.dtype, "RoPE kernel: rows and starts differ in integer type");
+    assert_eq!(pool_rows.dtype, starts.dtype, "RoPE kernel: rows and starts differ in integer type");
     for cache in [&keys, &values] {
         let shape = cache.meta.shape();
         assert!(
@@ -48,7 +48,7 @@ pub(super) fn rope_qkv_cached(
     }
     let writable = |c: CubeTensor| if c.can_mut() && c.is_nonoverlapping() { c } else { c.copy() };
     let (keys, values) = (writable(keys), writable(values));
-    let (client, device, dtype, int) = (qkv.client.clone(), qkv.device.clone(), cos.dtype, rows.dtype);
+    let (client, device, dtype, int) = (qkv.client.clone(), qkv.device.clone(), cos.dtype, pool_rows.dtype);
     let part_type = qkv.dtype;
     let q = empty_device_dtype(client.clone(), device, Shape::new([b, heads, t, d]), dtype);
     let units = rows * heads * (d / 2);
@@ -59,7 +59,7 @@ pub(super) fn rope_qkv_cached(
         qkv.into_tensor_arg(),
         cos.into_tensor_arg(),
         sin.into_tensor_arg(),
-        rows.into_tensor_arg(),
+        pool_rows.into_tensor_arg(),
         starts.into_tensor_arg(),
         q.clone().into_tensor_arg(),
         keys.clone().into_tensor_arg(),
