@@ -159,6 +159,7 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
         timings: args.timings,
         skip_repeat: args.skip_repeat,
         dpi: args.dpi,
+        many: files.len() > 1,
     };
     failed.extend(run_pages(&ocr, &outputs, &opts, &engine, docs)?);
     if files.len() > 1 || !failed.is_empty() {

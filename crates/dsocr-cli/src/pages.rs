@@ -27,6 +27,8 @@ pub struct Outputs {
     pub timings: bool,
     pub skip_repeat: bool,
     pub dpi: f32,
+    /// More than one input was named: each input's markdown gets a header line.
+    pub many: bool,
 }
 
 /// One input's pages as they complete.
@@ -46,7 +48,7 @@ pub fn run_pages(
     let jobs: Vec<(usize, usize)> = docs.iter().enumerate().flat_map(|(d, doc)| (0..doc.pages.len()).map(move |k| (d, k))).collect();
     let total = jobs.len();
     // Streaming text to stdout makes sense for one image written nowhere else.
-    let stream = total == 1 && !docs[0].is_pdf() && outputs.out.is_none() && !outputs.json;
+    let stream = !outputs.many && total == 1 && !docs[0].is_pdf() && outputs.out.is_none() && !outputs.json;
     // Page images are kept for the output files (boxes drawn, figures cropped) until their input is written.
     let keep = outputs.out.is_some();
     let images: Arc<Mutex<HashMap<usize, RgbImage>>> = Arc::default();
@@ -212,7 +214,9 @@ fn finish_document(
         println!("{}", serde_json::to_string(&serde_json::json!({ "source": doc.input, "pages": ok, "failed_pages": page_errors }))?);
     } else if outputs.out.is_none() {
         let mut out = stdout.lock();
-        writeln!(out, "<!-- dsocr: {} -->", doc.input)?;
+        if outputs.many {
+            writeln!(out, "<!-- dsocr: {} -->", doc.input)?;
+        }
         for (r, t) in ok.iter().zip(&texts) {
             if outputs.skip_repeat && !t.stopped_on_eos {
                 continue;

@@ -180,3 +180,46 @@ fn greedy_tokens_match_the_official_code() {
         assert_eq!(&ours[..k], &expected[..k], "{}: first {k} greedy tokens", case.name);
     }
 }
+
+/// The decoder alone, from the official code's recorded image rows: prefill into a pool row,
+/// then decode steps with the official repetition rule (`RepetitionState`), give the official
+/// greedy tokens for the recorded safe steps.
+#[test]
+fn greedy_tokens_from_the_recorded_rows_match_the_official_code() {
+    use dsocr_core::burn::prelude::*;
+    let Some(fixtures) = parity("greedy_tokens_from_the_recorded_rows_match_the_official_code") else { return };
+    let model = load(&fixtures);
+    let lm = &model.lm;
+    let eos = lm.config().eos_token_id;
+    for case in fixtures.cases() {
+        let ids: Vec<u32> = case.i64("input_ids").data.iter().map(|&v| v as u32).collect();
+        let mask: Vec<bool> = case.u8("images_seq_mask").data.iter().map(|&v| v != 0).collect();
+        let rows = case.f32("vision_embeds");
+        let rows = Tensor::<2>::from_data(TensorData::new(rows.data, [rows.shape[0], rows.shape[1]]), &lm.device());
+        let embeds = lm.embed_prompt(&ids, &mask, Some(rows)).unwrap();
+        let n = case.json["no_repeat_ngram_size"].as_u64().unwrap() as usize;
+        let safe = case.json["safe_steps"].as_u64().unwrap() as usize;
+        let expected: Vec<u32> = case.i64("generated_ids").data.iter().map(|&v| v as u32).collect();
+        let k = safe.min(expected.len());
+        let mut guard = dsocr_engine::RepetitionState::new(&RepetitionGuard::NoRepeatNgram { n }, &ids);
+        let mut pool = lm.new_pool(1, ids.len() + k + 1);
+        let choose = |logits: Tensor<2>, guard: &dsocr_engine::RepetitionState| {
+            let mut row = logits.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+            for t in guard.banned() {
+                row[t as usize] = f32::NEG_INFINITY;
+            }
+            (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best }) as u32
+        };
+        let mut ours = vec![choose(lm.prefill(embeds, 0, 0, &mut pool).unwrap(), &guard)];
+        while ours.len() < k && *ours.last().unwrap() != eos {
+            let last = *ours.last().unwrap();
+            guard.push(last);
+            let slots = dsocr_lm::StepSlots::new(&[0], &[ids.len() + ours.len() - 1], &lm.device());
+            let token = Tensor::<1, Int>::from_data(TensorData::new(vec![i64::from(last)], [1]), &lm.device());
+            ours.push(choose(lm.decode_step(token, &slots, &mut pool), &guard));
+        }
+        let m = k.min(ours.len());
+        assert_eq!(&ours[..m], &expected[..m], "{}: greedy tokens from the recorded rows (first {k} = safe_steps)", case.name);
+        assert!(m == k || ours.last() == Some(&eos), "{}: {} tokens, need {k}", case.name, ours.len());
+    }
+}

@@ -1,5 +1,6 @@
 //! Language-model parity with the official code on every recorded case (CPU, f32): decoder input
-//! embeddings, last-position prefill logits, and greedy tokens for the recorded `safe_steps`; a
+//! embeddings and last-position prefill logits (greedy tokens from the recorded rows, with the
+//! official repetition rule, are checked in `dsocr-engine`'s tests); a
 //! prompt prefilled in chunks equal to one prefilled whole; and a decode step of sequences at
 //! their own positions in pool rows out of order equal to each sequence's own step.
 
@@ -50,19 +51,6 @@ fn argmax(logits: Tensor<2>) -> Vec<u32> {
     logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().unwrap().into_iter().map(|v| v as u32).collect()
 }
 
-/// Greedy tokens of one prompt in pool row `row`: prefill, then decode steps until EOS or `max`.
-fn greedy(lm: &DeepseekLm, pool: &mut KvPool, row: usize, prompt: &Prompt, max: usize) -> Vec<u32> {
-    let mut next = argmax(lm.prefill(prompt.embeds.clone(), row, 0, pool).unwrap())[0];
-    let mut out = vec![next];
-    while out.len() < max && next != lm.config().eos_token_id {
-        let slots = StepSlots::new(&[row], &[prompt.ids.len() + out.len() - 1], &lm.device());
-        let tokens = Tensor::<1, Int>::from_data(TensorData::new(vec![i64::from(next)], [1]), &lm.device());
-        next = argmax(lm.decode_step(tokens, &slots, pool))[0];
-        out.push(next);
-    }
-    out
-}
-
 #[test]
 fn decoder_matches_official_code_on_every_case() {
     let Some(fixtures) = parity("decoder_matches_official_code_on_every_case") else { return };
@@ -74,21 +62,6 @@ fn decoder_matches_official_code_on_every_case() {
         let mut pool = lm.new_pool(1, prompt.ids.len() + 64);
         let logits = lm.prefill(prompt.embeds.clone(), 0, 0, &mut pool).unwrap();
         assert_close(&case.name, "prefill_logits_last", to_vec(logits), &case.f32("prefill_logits_last").data);
-
-        // No repetition blocking here (the engine applies it): within the safe steps of these
-        // cases no 20-gram repeats, so the official tokens are the plain greedy ones.
-        let safe = case.json["safe_steps"].as_u64().unwrap() as usize;
-        let expected: Vec<u32> = case.i64("generated_ids").data.iter().map(|&v| v as u32).collect();
-        let k = safe.min(expected.len());
-        let ours = greedy(&lm, &mut pool, 0, &prompt, k);
-        assert_eq!(&ours[..k.min(ours.len())], &expected[..k.min(ours.len())], "{}: greedy tokens (first {k} = safe_steps)", case.name);
-        assert!(
-            ours.len() >= k || ours.last() == Some(&lm.config().eos_token_id),
-            "{}: generated {} tokens, need {k}",
-            case.name,
-            ours.len()
-        );
-        eprintln!("{}: {k} of {} tokens compared, all equal", case.name, expected.len());
     }
 }
 
@@ -108,7 +81,7 @@ fn chunked_prefill_equals_whole_prefill() {
     lm.prefill(prompt.embeds.clone().narrow(0, a, b - a), 1, a, &mut pool).unwrap();
     let chunked = to_vec(lm.prefill(prompt.embeds.clone().narrow(0, b, t - b), 1, b, &mut pool).unwrap());
     assert_close(&case.name, "chunked prefill logits", chunked, &whole);
-    assert!(lm.prefill(prompt.embeds.clone(), 1, 8, &mut pool).is_err(), "a prefill past the row's slots is an error, not a panic");
+    assert!(lm.prefill(prompt.embeds.clone(), 1, 9, &mut pool).is_err(), "a prefill past the row's slots is an error, not a panic");
 }
 
 /// One decode step of three sequences of different lengths, in pool rows out of order (row 1
