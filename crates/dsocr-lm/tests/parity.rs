@@ -7,7 +7,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
-use dsocr_lm::{DeepseekLm, KvPool, LmConfig, StepSlots};
+use dsocr_lm::{DeepseekLm, LmConfig, StepSlots};
 use dsocr_testdata::{Case, parity, tolerance_check};
 
 fn load_lm(model_dir: &std::path::Path) -> DeepseekLm {
