@@ -12,6 +12,8 @@ use dsocr::common::{Checkpoint, DeviceSpec, FloatType, Weights};
 use dsocr::engine::OcrTokenizer;
 use dsocr::synthetic::{release_config, write_synthetic_checkpoint};
 use dsocr::{DeepseekOcr, EngineOptions};
+
+use crate::engine_args::EngineArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -80,21 +82,8 @@ pub struct BenchArgs {
     /// Skip the stage-by-stage timings of one page.
     #[arg(long)]
     no_stages: bool,
-    /// Most pages in flight in the mixed workload (default: as memory allows).
-    #[arg(long)]
-    max_seqs: Option<usize>,
-    /// Share of GPU memory to use (weights, KV pool, activations).
-    #[arg(long, default_value_t = 0.90)]
-    gpu_memory: f32,
-    /// Issue decode steps launch by launch instead of replaying captured CUDA graphs.
-    #[arg(long)]
-    no_graphs: bool,
-    /// Burn's generic kernels instead of dsocr's (to compare).
-    #[arg(long)]
-    no_kernels: bool,
-    /// Tokens from which MoE experts run grouped by expert (to compare the two kernel families).
-    #[arg(long, default_value_t = 32)]
-    grouped_from: usize,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Also write the JSON report to this file.
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -132,8 +121,7 @@ fn write_report(report: &BenchReport, path: Option<&std::path::Path>) -> anyhow:
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     let spec: DeviceSpec = args.device.parse()?;
-    let kernels = dsocr::kernels::KernelSettings { enabled: !args.no_kernels, grouped_from: args.grouped_from };
-    dsocr::kernels::configure(kernels);
+    dsocr::kernels::configure(args.engine.kernels());
     let float: FloatType = match &args.dtype {
         Some(d) => d.parse()?,
         None => spec.default_dtype(),
@@ -191,13 +179,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         report.stages_warm = Some(stage_timings(&ocr)?);
     }
     let mode = dsocr::preprocess::Mode::Gundam.spec();
-    let engine = |max_tokens: usize, max_seqs: Option<usize>| EngineOptions {
-        max_seqs,
-        gpu_memory: args.gpu_memory,
-        decode_graphs: !args.no_graphs,
-        kernels,
-        ..EngineOptions::for_pages(&mode, max_tokens)
-    };
+    let engine = |max_tokens: usize, max_seqs: Option<usize>| EngineOptions { max_seqs, ..args.engine.options(&mode, max_tokens) };
     eprintln!("one page, {} tokens…", args.new_tokens);
     report.single = Some(run_workload_warm(&ocr, &[args.new_tokens], &engine(args.new_tokens, Some(1)))?);
     write_report(&report, args.json_out.as_deref())?;
@@ -211,9 +193,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         let budgets = mixed_budgets(args.mixed, args.min_tokens, args.max_tokens, args.seed);
         eprintln!("{} pages of {}..={} tokens (seed {})…", args.mixed, args.min_tokens, args.max_tokens, args.seed);
         report.mixed = Some(if args.mixed_once {
-            run_workload(&ocr, &budgets, &engine(args.max_tokens, args.max_seqs))?
+            run_workload(&ocr, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
         } else {
-            run_workload_warm(&ocr, &budgets, &engine(args.max_tokens, args.max_seqs))?
+            run_workload_warm(&ocr, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
         });
     }
     let json = write_report(&report, args.json_out.as_deref())?;

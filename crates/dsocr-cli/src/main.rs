@@ -7,6 +7,7 @@
 
 mod bench;
 mod describe;
+mod engine_args;
 mod inputs;
 mod ocr;
 mod pages;

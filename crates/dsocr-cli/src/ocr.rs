@@ -8,7 +8,9 @@ use clap::Args;
 use dsocr::common::{DeviceSpec, FloatType};
 use dsocr::pdf::DEFAULT_DPI;
 use dsocr::preprocess::Mode;
-use dsocr::{DeepseekOcr, EngineOptions, ModelSource, OcrOptions, Task};
+use dsocr::{DeepseekOcr, ModelSource, OcrOptions, Task};
+
+use crate::engine_args::EngineArgs;
 
 use crate::inputs::open_inputs;
 use crate::pages::{Outputs, run_pages};
@@ -66,18 +68,8 @@ pub struct OcrArgs {
     /// Leave out PDF pages that did not end on EOS (official SKIP_REPEAT).
     #[arg(long)]
     skip_repeat: bool,
-    /// Most pages in flight at once (default: as GPU memory allows; 4 on the CPU).
-    #[arg(long)]
-    max_seqs: Option<usize>,
-    /// Share of GPU memory to use for weights, KV cache and activations.
-    #[arg(long, default_value_t = 0.90)]
-    gpu_memory: f32,
-    /// Issue decode steps launch by launch instead of replaying captured CUDA graphs.
-    #[arg(long)]
-    no_graphs: bool,
-    /// Burn's generic GPU kernels instead of dsocr's (to compare; slower).
-    #[arg(long)]
-    no_kernels: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 pub(crate) const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp"];
@@ -145,13 +137,7 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(!docs.is_empty(), "none of the {} input(s) could be opened", files.len());
     let source = ModelSource::parse(&args.model)?;
     let ocr = DeepseekOcr::load(&source, device, dtype).with_context(|| format!("loading the model from {}", args.model))?;
-    let engine = EngineOptions {
-        max_seqs: args.max_seqs,
-        gpu_memory: args.gpu_memory,
-        decode_graphs: !args.no_graphs,
-        kernels: dsocr::kernels::KernelSettings { enabled: !args.no_kernels, ..Default::default() },
-        ..EngineOptions::for_pages(&opts.mode, opts.generation.max_new_tokens)
-    };
+    let engine = args.engine.options(&opts.mode, opts.generation.max_new_tokens);
     let outputs = Outputs {
         out: args.out.clone(),
         csv: args.csv,
