@@ -9,7 +9,8 @@
 #                                          # DETAIL_COUNT launches of the DETAIL_KERNELS regex
 #   tools/gpu-session.sh save-cache        # pack the CubeCL caches into $OUT (carry them next time)
 #   tools/gpu-session.sh ocr-pdf [ARGS…]   # dsocr ocr on dist/doc100.pdf with the synthetic weights
-#                                          # (the parity tokenizer beside them), timed, ARGS appended
+#                                          # (the parity tokenizer beside them: dist/tokenizer.json.xz
+#                                          # or the parity fixtures), timed, ARGS appended
 # PARITY_DTYPES (default "f32 bf16") and PARITY_TAG (output name suffix) adjust the parity run;
 # the fixtures are whichever dist/parity*.tar.xz were carried.
 # Results are written under $OUT.
@@ -69,8 +70,12 @@ case "$what" in
     # threads ahead of the engine). The synthetic weights get the parity model's tokenizer.
     [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
     if [ ! -f dist/synth/tokenizer.json ]; then
-      if [ ! -d dist/parity ]; then for t in dist/parity*.tar.xz; do tar xJf "$t" -C dist; done; fi
-      cp dist/parity/model/tokenizer.json dist/synth/
+      if [ -f dist/tokenizer.json.xz ]; then
+        xz -dc dist/tokenizer.json.xz > dist/synth/tokenizer.json
+      else
+        if [ ! -d dist/parity ]; then for t in dist/parity*.tar.xz; do tar xJf "$t" -C dist; done; fi
+        cp dist/parity/model/tokenizer.json dist/synth/
+      fi
     fi
     name=${OCR_NAME:-ocr-pdf}
     SECONDS=0

@@ -103,6 +103,9 @@ impl<'m> Engine<'m> {
         let row_bytes = lm.pool_row_bytes(capacity);
         let rows = match dsocr_kernels::device_memory_bytes(&device) {
             Some(total) => {
+                // Return what earlier engines' pools (persistent allocations) left free, so that
+                // this pool is sized from what is really in use.
+                device.memory_cleanup();
                 let used = device.memory_pool_usage().map_or(0, |u| u.bytes_reserved);
                 let budget = (total as f64 * f64::from(options.gpu_memory)) as u64;
                 let free = budget.saturating_sub(used).saturating_sub(options.activation_reserve);

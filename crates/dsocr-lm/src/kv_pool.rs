@@ -67,9 +67,18 @@ pub(crate) fn ints(values: &[usize], device: &Device) -> Tensor<1, Int> {
 
 impl KvPool {
     /// Allocate `rows` rows of `capacity` slots for `layers` layers.
+    ///
+    /// The tensors are allocated in the device's persistent mode (exact-fit, never recycled):
+    /// a pool tensor is far larger than anything else the model allocates, and an adaptive
+    /// allocator that sized its pages from it would serve every later activation from new
+    /// pages of the pool's size (docs/perf.md, session 8: an out-of-memory at 567 rows).
     pub fn new(layers: usize, rows: usize, heads: usize, head_dim: usize, capacity: usize, device: &Device, dtype: DType) -> Self {
-        let alloc = || (0..layers).map(|_| Some(Tensor::<4>::zeros([rows, heads, capacity, head_dim], (device, dtype)))).collect();
-        KvPool { keys: alloc(), values: alloc(), rows, capacity }
+        let shape = [rows, heads, capacity, head_dim];
+        let (keys, values) = device.memory_persistent_allocations((device.clone(), shape, dtype), move |(device, shape, dtype)| {
+            let alloc = || (0..layers).map(|_| Some(Tensor::<4>::zeros(shape, (&device, dtype)))).collect::<Vec<_>>();
+            (alloc(), alloc())
+        });
+        KvPool { keys, values, rows, capacity }
     }
 
     /// Bytes one row takes over all layers (keys and values).
