@@ -34,6 +34,7 @@ pub mod bench;
 mod error;
 mod ocr;
 pub mod parity;
+mod service;
 mod source;
 pub mod synthetic;
 
@@ -43,6 +44,7 @@ pub use dsocr_engine::{
 };
 pub use error::OcrError;
 pub use ocr::DeepseekOcr;
+pub use service::{EventSink, OcrService, ServiceLoad};
 pub use source::{DEFAULT_REPO, ModelFiles, ModelSource};
 
 pub use dsocr_core as common;

@@ -79,7 +79,7 @@ case "$what" in
     fi
     name=${OCR_NAME:-ocr-pdf}
     SECONDS=0
-    RUST_LOG=${RUST_LOG:-warn,dsocr_cli=info,dsocr_engine=info} timeout "${BENCH_TIMEOUT:-500}" \
+    RUST_LOG=${RUST_LOG:-warn,dsocr=info,dsocr_engine=info} timeout "${BENCH_TIMEOUT:-500}" \
       dist/dsocr ocr "${OCR_PDF:-dist/doc100.pdf}" --model dist/synth --device cuda "$@" > "$OUT/$name.md" 2> "$OUT/$name.err"
     echo "$name exit $? after $SECONDS s"
     grep -a -v "^\s*$" "$OUT/$name.err" | tail -8

@@ -1,6 +1,7 @@
 //! `dsocr`: DeepSeek-OCR from the command line.
 //!
 //! - `dsocr ocr INPUT…`: images, PDFs, directories, or `-` for stdin;
+//! - `dsocr serve`: the OpenAI-compatible HTTP server and upload page;
 //! - `dsocr describe`: a JSON description of the tool, for agents;
 //! - `dsocr parity --model DIR --case DIR`: check a build against recorded official runs;
 //! - `dsocr bench`, `dsocr synth-weights`: release-size performance without the release file.
@@ -12,6 +13,7 @@ mod inputs;
 mod ocr;
 mod pages;
 mod parity;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +32,8 @@ struct Cli {
 enum Command {
     /// OCR images, PDFs or directories of them.
     Ocr(ocr::OcrArgs),
+    /// Serve the OpenAI chat API, /v1/ocr and an upload page over HTTP.
+    Serve(serve::ServeArgs),
     /// Print a JSON description of the tool (inputs, outputs, tasks, modes, version).
     Describe,
     /// Run recorded cases of the official code and report every stage's error.
@@ -53,6 +57,7 @@ fn main() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
         Command::Ocr(args) => ocr::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Describe => describe::run(),
         Command::Parity(args) => parity::run(args),
         Command::Bench(args) => bench::bench(args),

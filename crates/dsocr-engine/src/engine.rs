@@ -42,6 +42,8 @@ pub struct EngineStats {
     pub tokens: usize,
     /// Pages finished (failed ones included).
     pub pages: usize,
+    /// Pages cancelled before they finished.
+    pub cancelled: usize,
     /// Most pages decoding in one step.
     pub peak_in_flight: usize,
     /// Sum over steps of the pages decoding in them (mean batch = this / steps).
@@ -61,6 +63,8 @@ pub struct EngineStats {
     pub graph_captures: usize,
     /// See `graph_captures`.
     pub capture_s: f64,
+    /// Device memory the allocator holds (where the backend reports it).
+    pub memory_bytes: Option<u64>,
 }
 
 /// A waiting page.
@@ -148,7 +152,12 @@ impl<'m> Engine<'m> {
 
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
-        EngineStats { graph_captures: self.runner.captures, capture_s: self.runner.capture_s, ..self.stats }
+        EngineStats {
+            graph_captures: self.runner.captures,
+            capture_s: self.runner.capture_s,
+            memory_bytes: self.lm.device().memory_pool_usage().map(|u| u.bytes_reserved),
+            ..self.stats
+        }
     }
 
     /// Whether nothing is waiting or running.
@@ -181,6 +190,26 @@ impl<'m> Engine<'m> {
                 on_event(Event::Finished { tag, result: Box::new(Err(e)) });
             }
         }
+    }
+
+    /// Drop the page tagged `tag`, waiting or running (its client went away): no event follows
+    /// for it, and its pool row is free for the next admission. Returns whether it was found.
+    pub fn cancel(&mut self, tag: u64) -> bool {
+        let pending = self.pending.iter().find(|(_, p)| p.tag == tag).map(|(&id, _)| id);
+        let running = self.running.iter().find(|(_, s)| s.tag == tag).map(|(&id, _)| id);
+        let Some(id) = pending.or(running) else {
+            return false;
+        };
+        self.pending.remove(&id);
+        self.running.remove(&id);
+        self.scheduler.remove(id);
+        self.stats.cancelled += 1;
+        true
+    }
+
+    /// Pages waiting for a row and pages in flight.
+    pub fn load(&self) -> (usize, usize) {
+        (self.scheduler.waiting(), self.scheduler.running())
     }
 
     /// Run until `requests` is closed and every page has finished. Pages are taken from the

@@ -88,6 +88,13 @@ impl Scheduler {
             self.free_rows.push(row);
         }
     }
+
+    /// Drop a sequence wherever it is (cancelled): waiting, it leaves the queue; running, its
+    /// row is freed. Unknown ids are ignored.
+    pub fn remove(&mut self, id: SeqId) {
+        self.waiting.retain(|&(s, _)| s != id);
+        self.finish(id);
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +133,20 @@ mod tests {
         s.finish(3);
         assert!(s.is_idle());
         assert_eq!(s.free_rows(), 2);
+    }
+
+    #[test]
+    fn a_removed_sequence_frees_its_row_or_its_place_in_the_queue() {
+        let mut s = Scheduler::new(1, 10_000);
+        for id in 1..=3 {
+            s.add(id, 100);
+        }
+        assert_eq!(s.schedule().admit, vec![(1, 0)]);
+        s.remove(2); // waiting
+        s.remove(1); // running
+        let next = s.schedule();
+        assert_eq!(next.admit, vec![(3, 0)], "page 3 takes the freed row; page 2 is gone");
+        assert_eq!(s.waiting(), 0);
     }
 
     #[test]

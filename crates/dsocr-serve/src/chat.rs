@@ -1,0 +1,321 @@
+//! `POST /v1/chat/completions`: the OpenAI chat API over the engine, whole or streamed as
+//! server-sent events ending with `data: [DONE]` (docs/serve.md).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use dsocr::engine::{EngineError, OcrResult};
+use dsocr::preprocess::RgbImage;
+use dsocr::render::PAGE_SPLIT;
+use futures_util::Stream;
+use serde_json::{Value, json};
+
+use crate::input::{decode_pages, parse_data_uri};
+use crate::jobs::{JobEvent, PageJob};
+use crate::request::{ChatJob, ChatRequest, InputFile};
+use crate::stop::StopFilter;
+use crate::{ApiError, AppState};
+
+const ENDPOINT: &str = "chat";
+
+/// The handler.
+pub async fn completions(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    match start(&state, &body).await {
+        Ok(Started { job, chat, stream, include_usage }) => {
+            let reply = Reply::new(&state, chat);
+            if stream {
+                state.metrics.request(ENDPOINT, 200);
+                Sse::new(sse_stream(state.clone(), job, reply, include_usage)).keep_alive(KeepAlive::default()).into_response()
+            } else {
+                let response = whole(&state, job, reply).await;
+                state.metrics.request(ENDPOINT, response.status().as_u16());
+                response
+            }
+        }
+        Err(e) => {
+            state.metrics.request(ENDPOINT, e.status.as_u16());
+            e.into_response()
+        }
+    }
+}
+
+struct Started {
+    job: PageJob,
+    chat: ChatJob,
+    stream: bool,
+    include_usage: bool,
+}
+
+/// Parse, check, decode the files and submit their pages.
+async fn start(state: &Arc<AppState>, body: &[u8]) -> Result<Started, ApiError> {
+    let request: ChatRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(None, format!("the request body is not a valid chat completion request: {e}")))?;
+    let service = state.service()?;
+    let chat = request.job(&state.options.model_name, state.options.max_tokens)?;
+    let images = decode_files(state, &chat.files).await?;
+    state.admit(&service, images.len())?;
+    let job = PageJob::start(service, images, chat.options.clone()).await;
+    Ok(Started { job, chat, stream: request.stream, include_usage: request.stream_options.is_some_and(|o| o.include_usage) })
+}
+
+/// Every file's pages, decoded on blocking threads, in order.
+pub(crate) async fn decode_files(state: &Arc<AppState>, files: &[InputFile]) -> Result<Vec<RgbImage>, ApiError> {
+    let mut pages = Vec::new();
+    for file in files {
+        let bytes = if file.data.starts_with("data:") || file.data.contains("://") {
+            parse_data_uri(&file.data, &file.param)?.1
+        } else {
+            crate::input::decode_base64(&file.data)
+                .map_err(|e| ApiError::invalid(Some(&file.param), format!("file_data is neither a data: URI nor base64: {e}")))?
+        };
+        let (name, param, limits) = (file.name.clone(), file.param.clone(), state.options.limits);
+        let decoded = tokio::task::spawn_blocking(move || decode_pages(bytes, &name, &param, &limits))
+            .await
+            .map_err(|e| ApiError::internal(format!("decoding {} failed: {e}", file.name)))??;
+        pages.extend(decoded);
+        if pages.len() > state.options.limits.max_pages {
+            return Err(ApiError::invalid(
+                Some(&file.param),
+                format!("the request has more than {} pages (--max-pages)", state.options.limits.max_pages),
+            )
+            .code("too_many_pages"));
+        }
+    }
+    Ok(pages)
+}
+
+/// What the response says, built up as pages finish.
+struct Reply {
+    id: String,
+    created: u64,
+    model: String,
+    markdown: bool,
+    filter: StopFilter,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    /// Every page ended on EOS (else: `length`).
+    all_eos: bool,
+    /// Failed pages: whether the input was at fault, and the message.
+    failures: Vec<(bool, String)>,
+    tokenizer: Arc<dyn dsocr::engine::OcrTokenizer>,
+}
+
+impl Reply {
+    fn new(state: &AppState, chat: ChatJob) -> Self {
+        let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let tokenizer = state.service().map(|s| s.tokenizer()).expect("a job exists only with a service");
+        Reply {
+            id: format!("chatcmpl-{:x}", rand_id()),
+            created,
+            model: state.options.model_name.clone(),
+            markdown: chat.markdown,
+            filter: StopFilter::new(chat.stop),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            all_eos: true,
+            failures: Vec::new(),
+            tokenizer,
+        }
+    }
+
+    /// The content a job event adds (through the stop filter). Streamed text is the raw text;
+    /// with `markdown` output, whole pages are sent as they finish instead.
+    fn content(&mut self, event: JobEvent) -> String {
+        match event {
+            JobEvent::Text { text, .. } if !self.markdown => self.filter.push(&text),
+            JobEvent::Text { .. } => String::new(),
+            JobEvent::Done { page, result } => {
+                let mut out = String::new();
+                match *result {
+                    Ok(r) => {
+                        self.count(&r);
+                        if self.markdown {
+                            out += &self.filter.push(&r.markdown);
+                        }
+                    }
+                    Err(e) => {
+                        let note = format!("<!-- dsocr: page {} failed: {e} -->", page + 1);
+                        let input = matches!(e, EngineError::Input(_) | EngineError::Preprocess(_));
+                        self.failures.push((input, format!("page {}: {e}", page + 1)));
+                        out += &self.filter.push(&note);
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    fn count(&mut self, r: &OcrResult) {
+        self.prompt_tokens += r.prompt_tokens;
+        self.completion_tokens += r.tokens.len();
+        self.all_eos &= r.stopped_on_eos;
+    }
+
+    /// The separator before page `page` (> 0).
+    fn separator(&mut self) -> String {
+        self.filter.push(PAGE_SPLIT)
+    }
+
+    /// Tokens of text that was cut by a stop sequence before its page finished.
+    fn count_cut(&mut self, text: &str) {
+        self.completion_tokens += self.tokenizer.encode_text(text).map_or(0, |ids| ids.len());
+    }
+
+    fn finish_reason(&self) -> &'static str {
+        if self.filter.stopped() || self.all_eos { "stop" } else { "length" }
+    }
+
+    fn usage(&self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        })
+    }
+
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+        json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+        })
+    }
+}
+
+/// Run the job to the end and answer in one body.
+async fn whole(state: &Arc<AppState>, mut job: PageJob, mut reply: Reply) -> Response {
+    let mut content = String::new();
+    let mut page_text = String::new();
+    let pages = job.pages();
+    while let Some(event) = job.next().await {
+        let done = matches!(event, JobEvent::Done { .. });
+        let last = matches!(event, JobEvent::Done { page, .. } if page + 1 == pages);
+        let piece = reply.content(event);
+        page_text += &piece;
+        content += &piece;
+        if reply.filter.stopped() {
+            reply.count_cut(&page_text);
+            job.cancel_all();
+            break;
+        }
+        if done {
+            page_text.clear();
+            if !last {
+                content += &reply.separator();
+            }
+        }
+    }
+    content += &reply.filter.finish();
+    if reply.failures.len() == pages {
+        let all = reply.failures.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+        let e =
+            if reply.failures.iter().all(|(input, _)| *input) { ApiError::invalid(Some("messages"), all) } else { ApiError::internal(all) };
+        return e.into_response();
+    }
+    let latency = job.started.elapsed().as_secs_f64();
+    let ttft = job.first_output.map(|t| t.duration_since(job.started).as_secs_f64());
+    state.metrics.completed(reply.prompt_tokens, reply.completion_tokens, pages, ttft, latency);
+    axum::Json(json!({
+        "id": reply.id, "object": "chat.completion", "created": reply.created, "model": reply.model,
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": reply.finish_reason() }],
+        "usage": reply.usage(),
+    }))
+    .into_response()
+}
+
+/// The streamed answer: a role chunk, content chunks as text comes, a finish chunk, optionally a
+/// usage chunk, then `[DONE]`. Dropped (the client went away), the job cancels its pages.
+fn sse_stream(state: Arc<AppState>, job: PageJob, reply: Reply, include_usage: bool) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    enum Phase {
+        Start,
+        Pages,
+        Usage,
+        Done,
+        End,
+    }
+    struct S {
+        state: Arc<AppState>,
+        job: PageJob,
+        reply: Reply,
+        phase: Phase,
+        include_usage: bool,
+        page_text: String,
+    }
+    let s = S { state, job, reply, phase: Phase::Start, include_usage, page_text: String::new() };
+    futures_util::stream::unfold(s, |mut s| async move {
+        let data = |v: Value| Ok(SseEvent::default().data(v.to_string()));
+        loop {
+            match s.phase {
+                Phase::Start => {
+                    s.phase = Phase::Pages;
+                    let chunk = s.reply.chunk(json!({ "role": "assistant", "content": "" }), None);
+                    return Some((data(chunk), s));
+                }
+                Phase::Pages => {
+                    let pages = s.job.pages();
+                    let event = if s.reply.filter.stopped() { None } else { s.job.next().await };
+                    let Some(event) = event else {
+                        let rest = s.reply.filter.finish();
+                        s.phase = if s.include_usage { Phase::Usage } else { Phase::Done };
+                        let latency = s.job.started.elapsed().as_secs_f64();
+                        let ttft = s.job.first_output.map(|t| t.duration_since(s.job.started).as_secs_f64());
+                        s.state.metrics.completed(s.reply.prompt_tokens, s.reply.completion_tokens, pages, ttft, latency);
+                        let delta = if rest.is_empty() { json!({}) } else { json!({ "content": rest }) };
+                        let chunk = s.reply.chunk(delta, Some(s.reply.finish_reason()));
+                        return Some((data(chunk), s));
+                    };
+                    let done = matches!(event, JobEvent::Done { .. });
+                    let last = matches!(event, JobEvent::Done { page, .. } if page + 1 == pages);
+                    let mut piece = s.reply.content(event);
+                    s.page_text += &piece;
+                    if s.reply.filter.stopped() {
+                        let cut = std::mem::take(&mut s.page_text);
+                        s.reply.count_cut(&cut);
+                        s.job.cancel_all();
+                    } else if done {
+                        s.page_text.clear();
+                        if !last {
+                            piece += &s.reply.separator();
+                        }
+                    }
+                    if !piece.is_empty() {
+                        let chunk = s.reply.chunk(json!({ "content": piece }), None);
+                        return Some((data(chunk), s));
+                    }
+                }
+                Phase::Usage => {
+                    s.phase = Phase::Done;
+                    let mut chunk = s.reply.chunk(json!({}), None);
+                    chunk["choices"] = json!([]);
+                    chunk["usage"] = s.reply.usage();
+                    return Some((data(chunk), s));
+                }
+                Phase::Done => {
+                    s.phase = Phase::End;
+                    return Some((Ok(SseEvent::default().data("[DONE]")), s));
+                }
+                Phase::End => return None,
+            }
+        }
+    })
+}
+
+fn rand_id() -> u128 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    t ^ (u128::from(NEXT.fetch_add(1, Ordering::Relaxed)) << 100)
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Input(_) | EngineError::Preprocess(_) => ApiError::invalid(None, e.to_string()),
+            _ => ApiError::internal(e.to_string()),
+        }
+    }
+}

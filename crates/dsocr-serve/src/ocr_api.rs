@@ -1,0 +1,141 @@
+//! `POST /v1/ocr`: a multipart upload (an image or a PDF, and optional `task`, `prompt`, `mode`,
+//! `max_tokens`, `boxes_image` fields) answered with JSON per page: markdown, raw text, layout
+//! regions in pixels, optionally the page image with the boxes drawn (docs/serve.md).
+
+use std::sync::Arc;
+
+use axum::extract::{Multipart, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use dsocr::engine::{GenerationConfig, OcrOptions, Task};
+use dsocr::preprocess::{Mode, RgbImage};
+use dsocr::render::{draw_regions, jpeg_bytes};
+use serde_json::{Value, json};
+
+use crate::input::decode_pages;
+use crate::jobs::{JobEvent, PageJob};
+use crate::{ApiError, AppState};
+
+const ENDPOINT: &str = "ocr";
+
+/// The handler.
+pub async fn ocr(State(state): State<Arc<AppState>>, multipart: Multipart) -> Response {
+    let response = match run(&state, multipart).await {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(e) => e.into_response(),
+    };
+    state.metrics.request(ENDPOINT, response.status().as_u16());
+    response
+}
+
+/// The form's fields.
+#[derive(Default)]
+struct Form {
+    file: Option<(String, Vec<u8>)>,
+    task: Option<String>,
+    prompt: Option<String>,
+    mode: Option<String>,
+    max_tokens: Option<String>,
+    boxes_image: bool,
+}
+
+async fn read_form(mut multipart: Multipart) -> Result<Form, ApiError> {
+    let mut form = Form::default();
+    let bad = |e: axum::extract::multipart::MultipartError| ApiError::invalid(None, format!("the multipart body cannot be read: {e}"));
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or("").to_string();
+        match name.as_str() {
+            "file" => {
+                let file_name = field.file_name().unwrap_or("upload").to_string();
+                form.file = Some((file_name, field.bytes().await.map_err(bad)?.to_vec()));
+            }
+            "task" => form.task = Some(field.text().await.map_err(bad)?),
+            "prompt" => form.prompt = Some(field.text().await.map_err(bad)?),
+            "mode" => form.mode = Some(field.text().await.map_err(bad)?),
+            "max_tokens" => form.max_tokens = Some(field.text().await.map_err(bad)?),
+            "boxes_image" => form.boxes_image = matches!(field.text().await.map_err(bad)?.as_str(), "1" | "true" | "on" | "yes"),
+            other => {
+                return Err(ApiError::invalid(
+                    Some(other),
+                    format!("unknown form field {other:?}: use file, task, prompt, mode, max_tokens, boxes_image"),
+                ));
+            }
+        }
+    }
+    Ok(form)
+}
+
+fn options(state: &AppState, form: &Form) -> Result<OcrOptions, ApiError> {
+    let task = match form.task.as_deref().filter(|t| !t.is_empty()) {
+        Some(name) => Task::from_name(name, form.prompt.as_deref()).map_err(|e| ApiError::invalid(Some("task"), e.to_string()))?,
+        None => match form.prompt.as_deref().filter(|p| !p.trim().is_empty()) {
+            Some(p) => crate::request::task_from_text(p),
+            None => Task::Markdown,
+        },
+    };
+    let mode = match form.mode.as_deref().filter(|m| !m.is_empty()) {
+        Some(m) => m.parse::<Mode>().map_err(|e| ApiError::invalid(Some("mode"), e.to_string()))?.spec(),
+        None => Mode::Gundam.spec(),
+    };
+    let cap = state.options.max_tokens;
+    let max_new_tokens = match form.max_tokens.as_deref().filter(|m| !m.is_empty()) {
+        None => cap,
+        Some(m) => match m.trim().parse::<usize>() {
+            Ok(n) if (1..=cap).contains(&n) => n,
+            _ => return Err(ApiError::invalid(Some("max_tokens"), format!("max_tokens must be a number from 1 to {cap}, got {m:?}"))),
+        },
+    };
+    Ok(OcrOptions { task, mode, generation: GenerationConfig { max_new_tokens, ..GenerationConfig::default() } })
+}
+
+async fn run(state: &Arc<AppState>, multipart: Multipart) -> Result<Value, ApiError> {
+    let service = state.service()?;
+    let form = read_form(multipart).await?;
+    let options = options(state, &form)?;
+    let Some((name, bytes)) = form.file else {
+        return Err(ApiError::invalid(Some("file"), "no file: send the image or PDF as the multipart field `file`"));
+    };
+    let limits = state.options.limits;
+    let decode_name = name.clone();
+    let images: Vec<RgbImage> = tokio::task::spawn_blocking(move || decode_pages(bytes, &decode_name, "file", &limits))
+        .await
+        .map_err(|e| ApiError::internal(format!("decoding {name} failed: {e}")))??;
+    state.admit(&service, images.len())?;
+    let kept = form.boxes_image.then(|| images.clone());
+    let mut job = PageJob::start(service, images, options).await;
+    let mut pages = Vec::new();
+    let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    while let Some(event) = job.next().await {
+        let JobEvent::Done { page, result } = event else { continue };
+        pages.push(match *result {
+            Ok(r) => {
+                prompt_tokens += r.prompt_tokens;
+                completion_tokens += r.tokens.len();
+                let boxes = match &kept {
+                    Some(images) => Some(boxes_image(&images[page], &r.regions)?),
+                    None => None,
+                };
+                json!({
+                    "page": page + 1, "markdown": r.markdown, "raw": r.raw, "regions": r.regions,
+                    "width": r.image_size.0, "height": r.image_size.1, "tokens": r.tokens.len(),
+                    "stopped_on_eos": r.stopped_on_eos, "timings": r.timings, "boxes_image": boxes, "error": null,
+                })
+            }
+            Err(e) => json!({ "page": page + 1, "error": e.to_string() }),
+        });
+    }
+    let latency = job.started.elapsed().as_secs_f64();
+    let ttft = job.first_output.map(|t| t.duration_since(job.started).as_secs_f64());
+    state.metrics.completed(prompt_tokens, completion_tokens, pages.len(), ttft, latency);
+    Ok(json!({
+        "model": state.options.model_name, "file": name, "pages": pages,
+        "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens },
+    }))
+}
+
+/// The page with its regions drawn, as a JPEG `data:` URI.
+fn boxes_image(page: &RgbImage, regions: &[dsocr::render::Region]) -> Result<String, ApiError> {
+    let drawn = draw_regions(&page.clone().into(), regions);
+    let jpeg = jpeg_bytes(&drawn, 85).map_err(|e| ApiError::internal(format!("cannot encode the boxes image: {e}")))?;
+    Ok(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg)))
+}
