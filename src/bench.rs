@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::{DeepseekOcr, OcrError};
 
-/// The official document prompt's text after `<image>`, as token ids (MODEL_SPEC §5.2).
+/// The official document prompt's text after `<image>`, as token ids (docs/model.md §5.2).
 pub const DOCUMENT_PROMPT_TAIL: [u32; 9] = [201, 128_820, 21_842, 270, 4_940, 304, 2_121, 7_919, 16];
 
 /// A stand-in tokenizer for model directories without `tokenizer.json` (synthetic weights): it

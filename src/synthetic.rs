@@ -11,7 +11,7 @@ use dsocr_vision::{DeepEncoder, VisionConfig};
 
 use crate::OcrError;
 
-/// The release `config.json` (MODEL_SPEC §1.1), with the encoder sizes stated explicitly.
+/// The release `config.json` (docs/model.md §2.1-2.2), with the encoder sizes stated explicitly.
 pub fn release_config() -> serde_json::Value {
     let lm = serde_json::json!({
         "architectures": ["DeepseekV2ForCausalLM"], "bos_token_id": 0, "eos_token_id": 1, "first_k_dense_replace": 1,

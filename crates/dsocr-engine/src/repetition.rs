@@ -1,4 +1,4 @@
-//! The two n-gram repetition blockers of the official code (MODEL_SPEC §6).
+//! The two n-gram repetition blockers of the official code (docs/model.md §7.2).
 
 use std::collections::{HashMap, HashSet};
 

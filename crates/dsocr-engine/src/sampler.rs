@@ -1,5 +1,5 @@
 //! Choosing each sequence's next token: greedy (the official default) or seeded sampling, after
-//! the sequence's repetition guard has banned what it must (MODEL_SPEC §6).
+//! the sequence's repetition guard has banned what it must (docs/model.md §7.1-7.2).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -1,4 +1,4 @@
-//! What to ask the model (MODEL_SPEC §5.1): the official prompts.
+//! What to ask the model (docs/model.md §5.1): the official prompts.
 
 use std::fmt;
 use std::str::FromStr;

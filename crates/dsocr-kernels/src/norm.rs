@@ -1,4 +1,4 @@
-//! The residual add and RMSNorm that sit between a decoder layer's blocks (MODEL_SPEC §3.7):
+//! The residual add and RMSNorm that sit between a decoder layer's blocks (docs/model.md §6.1):
 //! `h = x + delta`, then `RMSNorm(h) · weight` computed in f32 and rounded to the float type
 //! before the weight is applied, as the reference does; and the plain RMSNorm that opens the first
 //! layer (nothing to add yet).

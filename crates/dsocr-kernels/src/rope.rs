@@ -1,4 +1,4 @@
-//! Rotary position embedding on the fused q/k/v projection (MODEL_SPEC §3.7: Llama/NeoX
+//! Rotary position embedding on the fused q/k/v projection (docs/model.md §6.2: Llama/NeoX
 //! "rotate-half" over the full head dimension), with the rotated keys and the values written
 //! into the KV pool: the projection's `[B·T, 3H]` output becomes the rotated queries
 //! `[B, heads, T, d]` and, for each sequence, slots `starts[b]..starts[b] + T` of its own pool row.

@@ -1,4 +1,4 @@
-//! The MoE router (MODEL_SPEC §3.7, `topk_method = "greedy"`, softmax scoring): f32 logits of
+//! The MoE router (docs/model.md §6.3, `topk_method = "greedy"`, softmax scoring): f32 logits of
 //! each token against the router weight, softmax over the experts, the top k, optionally
 //! renormalised to sum to one, times the routed scaling factor. The shared experts ride along as
 //! always-on experts numbered after the routed ones, so one expert kernel runs both. Everything

@@ -1,5 +1,5 @@
 //! Multi-head self-attention of the decoder (Llama-style MHA with rotate-half RoPE, applied by
-//! [`dsocr_kernels::rope_qkv_cached`]; MODEL_SPEC §3.7), reading and extending the KV pool.
+//! [`dsocr_kernels::rope_qkv_cached`]; docs/model.md §6.2), reading and extending the KV pool.
 
 use burn::prelude::*;
 use burn::tensor::module::attention;

@@ -1,4 +1,4 @@
-//! Decoder sizes and options from `config.json` (MODEL_SPEC §1.1). Keys absent from the release
+//! Decoder sizes and options from `config.json` (docs/model.md §2.1). Keys absent from the release
 //! file take the defaults of the release's `configuration_deepseek_v2.py`.
 
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! Feed-forward blocks: the dense SwiGLU MLP and the mixture of experts (MODEL_SPEC §3.7).
+//! Feed-forward blocks: the dense SwiGLU MLP and the mixture of experts (docs/model.md §6.3).
 //!
 //! Routing never leaves the device: the router ([`dsocr_kernels::route`]) runs there, and the
 //! chosen experts are applied either by gathering their weights with the device-side expert ids

@@ -1,4 +1,4 @@
-//! The decoder: embeddings, decoder layers, final norm and output head (MODEL_SPEC §3.6-3.7).
+//! The decoder: embeddings, decoder layers, final norm and output head (docs/model.md §5.2, §6.1).
 
 use burn::prelude::*;
 use burn::tensor::DType;

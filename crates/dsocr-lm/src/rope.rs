@@ -1,5 +1,5 @@
 //! Rotary position embedding, Llama/NeoX "rotate-half" style over the full head dimension
-//! (MODEL_SPEC §3.7; the MLA-only even/odd permutation is not used): the cos/sin tables. The
+//! (docs/model.md §6.2; the MLA-only even/odd permutation is not used): the cos/sin tables. The
 //! rotation, which picks each token's rows from its cache slot and its sequence's padding, is
 //! [`dsocr_kernels::rope_qkv_cached`].
 

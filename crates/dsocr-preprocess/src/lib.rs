@@ -22,7 +22,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Reference: `MODEL_SPEC.md` §4-5 of the project's shared documentation; the parity tests compare
+//! Reference: `docs/model.md` §3 (pre-processing) and §5 (prompt ids); the parity tests compare
 //! against recordings of the official Hugging Face code.
 
 mod error;

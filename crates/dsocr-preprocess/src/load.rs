@@ -1,5 +1,5 @@
 //! Image decoding as the official code does it: `Image.open` → `ImageOps.exif_transpose` →
-//! `.convert("RGB")` (MODEL_SPEC §4.1).
+//! `.convert("RGB")` (docs/model.md §3.1).
 
 use std::io::{BufRead, Cursor, Seek};
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Resolution modes (MODEL_SPEC §4.2): the five official presets and custom sizes.
+//! Resolution modes (docs/model.md §3.2): the five official presets and custom sizes.
 
 use std::fmt;
 use std::str::FromStr;

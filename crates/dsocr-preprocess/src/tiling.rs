@@ -1,11 +1,11 @@
 //! Tile-grid selection for the cropping ("Gundam") modes, as the official `dynamic_preprocess` /
-//! `find_closest_aspect_ratio` (MODEL_SPEC §4.3-4.4).
+//! `find_closest_aspect_ratio` (docs/model.md §3.3-3.4).
 //!
 //! The official code builds the candidate grids as a Python `set` and sorts it by tile count with a
 //! stable sort, so grids with the same tile count keep the set's iteration order. That order only
 //! matters on exact floating-point ties, but to reproduce them for any tile limit this module
 //! replays CPython's tuple hash and set insertion (3.8+ xxHash tuple hash, 3.11 set probing). The
-//! resulting orders for the limits 6 and 9 are checked against the spec in the tests.
+//! resulting orders for the limits 6 and 9 are checked against docs/model.md §3.4 in the tests.
 
 /// A tile grid: `cols` tiles across (width) and `rows` tiles down (height).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,4 +1,4 @@
-//! The prompt's token layout (MODEL_SPEC §3.5-3.6, §5.2): how many `<image>` placeholders each
+//! The prompt's token layout (docs/model.md §4.5, §5.2): how many `<image>` placeholders each
 //! image expands to, and the prompt ids with BOS and the image-position mask.
 
 use crate::PreprocessError;

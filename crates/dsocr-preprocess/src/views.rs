@@ -1,5 +1,5 @@
 //! From a decoded image to the encoder views: the global view (letterboxed or squashed) and the
-//! local tiles, as 8-bit pixels and as normalised floats (MODEL_SPEC §4.3-4.7).
+//! local tiles, as 8-bit pixels and as normalised floats (docs/model.md §3.3-3.8).
 
 use half::bf16;
 use rayon::prelude::*;

@@ -1,4 +1,4 @@
-//! Drawing layout boxes on a page (MODEL_SPEC §7.3): an outline per box (4 px for titles, 2 px
+//! Drawing layout boxes on a page (docs/model.md §8.3): an outline per box (4 px for titles, 2 px
 //! otherwise), a translucent fill, and the label on a white patch above the box. Colours are
 //! derived from the label, so the same label has the same colour on every page and every run
 //! (the official code draws random colours).

@@ -1,4 +1,4 @@
-//! Parsing the model's grounding output (MODEL_SPEC §7.1-7.2) without `eval`:
+//! Parsing the model's grounding output (docs/model.md §8.1-8.2) without `eval`:
 //! `<|ref|>LABEL<|/ref|><|det|>[[x1, y1, x2, y2], …]<|/det|>`, coordinates on a 0–999 grid.
 
 use std::ops::Range;

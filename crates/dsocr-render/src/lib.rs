@@ -1,6 +1,6 @@
 //! # dsocr-render
 //!
-//! Turning DeepSeek-OCR output into what people use (MODEL_SPEC §7):
+//! Turning DeepSeek-OCR output into what people use (docs/model.md §8):
 //!
 //! - [`find_grounding`] / [`regions`]: parse `<|ref|>label<|/ref|><|det|>[[x1,y1,x2,y2],…]<|/det|>`
 //!   blocks safely (no `eval`; malformed blocks are skipped with a warning), boxes scaled from the

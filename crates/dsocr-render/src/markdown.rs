@@ -1,4 +1,4 @@
-//! Turning raw model output into markdown, as the official scripts (MODEL_SPEC §7.5-7.6).
+//! Turning raw model output into markdown, as the official scripts (docs/model.md §8.5-8.6).
 
 use crate::grounding::find_grounding;
 

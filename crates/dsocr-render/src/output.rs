@@ -1,5 +1,5 @@
-//! Output files like the official scripts (MODEL_SPEC §7.6), plus a JSON record and optional CSV
-//! files for tables.
+//! Output files like the official scripts (docs/model.md §8.6), plus a JSON record and optional
+//! CSV files for tables.
 //!
 //! - image: `result_ori.mmd` (raw text), `result.mmd` (markdown), `result_with_boxes.jpg`,
 //!   `images/{k}.jpg`, `result.json`;

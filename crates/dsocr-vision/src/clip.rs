@@ -1,4 +1,4 @@
-//! CLIP-L, the second stage of the DeepEncoder (MODEL_SPEC §3.2). It consumes SAM's features as
+//! CLIP-L, the second stage of the DeepEncoder (docs/model.md §4.2). It consumes SAM's features as
 //! its patch tokens (its own patch convolution is never applied), adds a class token and the
 //! resized position table, and runs 24 pre-norm layers with quick-GELU.
 

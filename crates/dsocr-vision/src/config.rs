@@ -1,4 +1,4 @@
-//! Encoder sizes, read from the release `config.json` (MODEL_SPEC §1.1, §1.3).
+//! Encoder sizes, read from the release `config.json` (docs/model.md §2.2).
 //!
 //! The release code hard-codes the encoders; the release `config.json` states most of their sizes
 //! under `vision_config.width`. Keys it lacks (`out_chans`, `ffn_hidden_size`) default to the

@@ -1,5 +1,6 @@
-//! The DeepEncoder: SAM → CLIP → feature fusion → linear projector (MODEL_SPEC §3.3-3.4), and the
-//! 2-D arrangement of the projected tokens into the image sequence the decoder reads (§3.5).
+//! The DeepEncoder: SAM → CLIP → feature fusion → linear projector (docs/model.md §4.3-4.4),
+//! and the 2-D arrangement of the projected tokens into the image sequence the decoder reads
+//! (docs/model.md §4.5).
 
 use burn::prelude::*;
 

@@ -1,6 +1,7 @@
 //! The two resizes the encoders apply to learned position tables when the input grid differs from
-//! the trained one (MODEL_SPEC §3.8), expressed as small interpolation matrices built on the host:
-//! resizing a table is then one or two matrix products on the device, in f32 as the reference.
+//! the trained one (docs/model.md §4.6), expressed as small interpolation matrices built on the
+//! host: resizing a table is then one or two matrix products on the device, in f32 as the
+//! reference.
 
 use burn::prelude::*;
 use burn::tensor::DType;

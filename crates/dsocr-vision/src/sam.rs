@@ -1,4 +1,4 @@
-//! SAM ViT-B, the first stage of the DeepEncoder (MODEL_SPEC §3.1): patch embedding, absolute
+//! SAM ViT-B, the first stage of the DeepEncoder (docs/model.md §4.1): patch embedding, absolute
 //! positions, windowed and global attention blocks with decomposed relative-position bias, the
 //! neck and the two stride-2 convolutions that compress a 1024² view to 16×16 tokens.
 
