@@ -1,7 +1,7 @@
 //! Preprocessing of one A4 page at 150 DPI (1240×1754) in Gundam mode: tile-grid selection,
 //! Pillow-exact bicubic resizes (global view + 2×3 tiles) and normalisation.
 //!
-//! Run: `cargo bench --bench preprocess`.
+//! Run: `cargo bench --features tooling --bench preprocess`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dsocr::bench::synthetic_page;

@@ -30,12 +30,15 @@
 //! | [`pdf`] | `dsocr-pdf` | PDF pages → images |
 //! | [`render`] | `dsocr-render` | boxes, crops, markdown, output files |
 
+#[cfg(feature = "tooling")]
 pub mod bench;
 mod error;
 mod ocr;
+#[cfg(feature = "tooling")]
 pub mod parity;
 mod service;
 mod source;
+#[cfg(feature = "tooling")]
 pub mod synthetic;
 
 pub use dsocr_engine::{

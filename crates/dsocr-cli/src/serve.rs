@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer KEY` (also read from DSOCR_API_KEY).
     #[arg(long, env = "DSOCR_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// Fetch `http(s)://` image URLs in requests (off: only inline `data:` URIs and uploads).
+    #[arg(long)]
+    allow_remote_urls: bool,
     /// The model id clients use (`GET /v1/models`).
     #[arg(long, default_value = "deepseek-ocr")]
     served_model_name: String,
@@ -67,6 +70,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let options = ServeOptions {
         model_name: args.served_model_name.clone(),
         api_key: args.api_key.clone(),
+        allow_remote_urls: args.allow_remote_urls,
         max_body_bytes: args.max_body_mib << 20,
         limits: InputLimits { max_pixels: args.max_pixels, max_pages: args.max_pages, pdf_dpi: args.dpi },
         max_tokens: args.max_tokens,

@@ -194,3 +194,24 @@ fn describe_prints_json() {
     assert_eq!(v["name"], "dsocr");
     assert!(v["tasks"].as_array().unwrap().len() >= 6);
 }
+
+#[test]
+fn the_readme_quick_start_page_is_ocred() {
+    let Some(p) = parity("the_readme_quick_start_page_is_ocred") else { return };
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/sample-page.jpg");
+    let o = dsocr(&[
+        "ocr",
+        sample.to_str().unwrap(),
+        "--model",
+        p.model_dir().to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--mode",
+        "tiny",
+        "--max-new-tokens",
+        "3",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(!out.trim().is_empty(), "no text printed: {err}");
+}

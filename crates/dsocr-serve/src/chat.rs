@@ -15,7 +15,7 @@ use dsocr::render::PAGE_SPLIT;
 use futures_util::Stream;
 use serde_json::{Value, json};
 
-use crate::input::{decode_pages, parse_data_uri};
+use crate::input::{decode_pages, fetch_remote, is_remote, parse_data_uri};
 use crate::jobs::{JobEvent, PageJob};
 use crate::request::{ChatJob, ChatRequest, InputFile};
 use crate::stop::StopFilter;
@@ -67,7 +67,12 @@ async fn start(state: &Arc<AppState>, body: &[u8]) -> Result<Started, ApiError> 
 pub(crate) async fn decode_files(state: &Arc<AppState>, files: &[InputFile]) -> Result<Vec<RgbImage>, ApiError> {
     let mut pages = Vec::new();
     for file in files {
-        let bytes = if file.data.starts_with("data:") || file.data.contains("://") {
+        let bytes = if is_remote(&file.data) && state.options.allow_remote_urls {
+            let (url, param, max) = (file.data.clone(), file.param.clone(), state.options.max_body_bytes);
+            tokio::task::spawn_blocking(move || fetch_remote(&url, max, &param))
+                .await
+                .map_err(|e| ApiError::internal(format!("fetching {} failed: {e}", file.name)))??
+        } else if file.data.starts_with("data:") || file.data.contains("://") {
             parse_data_uri(&file.data, &file.param)?.1
         } else {
             crate::input::decode_base64(&file.data)

@@ -22,8 +22,8 @@ pub struct InputLimits {
 /// request field in errors.
 pub fn parse_data_uri(uri: &str, param: &str) -> Result<(String, Vec<u8>), ApiError> {
     let Some(rest) = uri.strip_prefix("data:") else {
-        let what = if uri.starts_with("http://") || uri.starts_with("https://") {
-            "remote URLs are not fetched by this server"
+        let what = if is_remote(uri) {
+            "remote URLs are not fetched by this server (start it with --allow-remote-urls to allow them)"
         } else {
             "not a data: URI"
         };
@@ -43,6 +43,32 @@ pub fn parse_data_uri(uri: &str, param: &str) -> Result<(String, Vec<u8>), ApiEr
     }
     let bytes = decode_base64(data).map_err(|e| ApiError::invalid(Some(param), format!("the data: URI's base64 is invalid: {e}")))?;
     Ok((mime, bytes))
+}
+
+/// Whether `url` is an `http://` or `https://` URL.
+pub fn is_remote(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+/// Download `url` (at most `max_bytes`, 60 s), for servers started with `--allow-remote-urls`.
+/// Blocking: run it on a blocking thread.
+pub fn fetch_remote(url: &str, max_bytes: usize, param: &str) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read as _;
+    let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(60)).build();
+    let response =
+        agent.get(url).call().map_err(|e| ApiError::invalid(Some(param), format!("cannot fetch {url}: {e}")).code("invalid_image_url"))?;
+    let mut bytes = Vec::new();
+    response
+        .into_reader()
+        .take(max_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ApiError::invalid(Some(param), format!("cannot read {url}: {e}")).code("invalid_image_url"))?;
+    if bytes.len() > max_bytes {
+        return Err(
+            ApiError::invalid(Some(param), format!("{url} is larger than the server's {max_bytes}-byte limit")).code("image_too_large")
+        );
+    }
+    Ok(bytes)
 }
 
 /// Standard base64 with or without padding, whitespace ignored.

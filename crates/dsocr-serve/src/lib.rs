@@ -61,6 +61,8 @@ pub struct ServeOptions {
     pub model_name: String,
     /// Require `Authorization: Bearer KEY` on the API (not on `/health` and `/metrics`).
     pub api_key: Option<String>,
+    /// Fetch `http(s)://` image URLs (off: only `data:` URIs and uploads are read).
+    pub allow_remote_urls: bool,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
     /// Pixels, pages and PDF resolution.
@@ -78,6 +80,7 @@ impl Default for ServeOptions {
         ServeOptions {
             model_name: "deepseek-ocr".into(),
             api_key: None,
+            allow_remote_urls: false,
             max_body_bytes: 64 << 20,
             limits: InputLimits { max_pixels: 50_000_000, max_pages: 200, pdf_dpi: dsocr::pdf::DEFAULT_DPI },
             max_tokens: 8192,

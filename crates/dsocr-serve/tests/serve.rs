@@ -289,3 +289,45 @@ async fn thirty_two_clients_four_requests_each_all_complete_and_equal_alone() {
     assert!(server.state.service().unwrap().stats().peak_in_flight > 1, "clients shared the batch");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn remote_urls_are_fetched_only_when_allowed() {
+    let Some(dir) = model("remote_urls") else { return };
+    // A file server on loopback holding the banner.
+    let (_, png) = banner();
+    let files = axum::Router::new().route("/banner.png", axum::routing::get(move || async move { png.clone() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let remote = format!("http://{}/banner.png", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, files).await });
+
+    let options = dsocr_serve::ServeOptions { allow_remote_urls: true, ..serve_options() };
+    let server = start(&dir, options, engine_options(2), true).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", server.url);
+    let (uri, _) = banner();
+    let inline: Value =
+        http.post(&url).json(&chat_body("deepseek-ocr", "describe", &uri, 3, false)).send().await.unwrap().json().await.unwrap();
+    let fetched = http.post(&url).json(&chat_body("deepseek-ocr", "describe", &remote, 3, false)).send().await.unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK);
+    let fetched: Value = fetched.json().await.unwrap();
+    assert_eq!(
+        fetched["choices"][0]["message"]["content"], inline["choices"][0]["message"]["content"],
+        "the fetched image is the same page"
+    );
+    let missing =
+        http.post(&url).json(&chat_body("deepseek-ocr", "describe", &remote.replace("banner", "nothing"), 3, false)).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+    assert!(error_of(&missing.json().await.unwrap()).0.contains("cannot fetch"));
+    server.stop().await;
+
+    let server = start(&dir, serve_options(), engine_options(2), true).await;
+    let refused = http
+        .post(format!("{}/v1/chat/completions", server.url))
+        .json(&chat_body("deepseek-ocr", "describe", &remote, 3, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(error_of(&refused.json().await.unwrap()).0.contains("--allow-remote-urls"));
+    server.stop().await;
+}
