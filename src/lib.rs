@@ -30,6 +30,8 @@
 //! | [`pdf`] | `dsocr-pdf` | PDF pages → images |
 //! | [`render`] | `dsocr-render` | boxes, crops, markdown, output files |
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "tooling")]
 pub mod bench;
 mod error;

@@ -68,6 +68,7 @@ impl DeepseekOcr {
         config_name: &str,
         tokenizer: Arc<dyn OcrTokenizer>,
     ) -> Result<Self, OcrError> {
+        check_architecture(config, config_name)?;
         let encoder = DeepEncoder::load(weights, &VisionConfig::from_json(config, config_name)?)?;
         let lm = DeepseekLm::load(weights, &LmConfig::from_json(config, config_name)?)?;
         let device = lm.device();
@@ -175,5 +176,39 @@ impl DeepseekOcr {
         let requests = dsocr_engine::prepare_ahead(jobs, self.tokenizer.clone(), PREPARED_AHEAD, false);
         let mut engine = self.engine(engine)?;
         Ok(engine.run(&requests, &mut on_event)?)
+    }
+}
+
+/// The checkpoint class this build runs (`architectures` in `config.json`).
+const ARCHITECTURE: &str = "DeepseekOCRForCausalLM";
+
+/// Refuse a checkpoint of another architecture (say a newer DeepSeek-OCR) by name, before its
+/// tensors fail to match in a less telling way. A config without `architectures` is accepted.
+fn check_architecture(config: &serde_json::Value, config_name: &str) -> Result<(), OcrError> {
+    let Some(names) = config.get("architectures").and_then(serde_json::Value::as_array) else {
+        return Ok(());
+    };
+    let names: Vec<&str> = names.iter().filter_map(serde_json::Value::as_str).collect();
+    if names.contains(&ARCHITECTURE) {
+        return Ok(());
+    }
+    Err(OcrError::Model(format!(
+        "{config_name} is a {} checkpoint; this version of dsocr runs {ARCHITECTURE} (deepseek-ai/DeepSeek-OCR) only{}",
+        names.join(", "),
+        if names.iter().any(|n| n.contains("OCR2")) { ": DeepSeek-OCR 2 is not supported yet" } else { "" }
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_architecture;
+    use serde_json::json;
+
+    #[test]
+    fn other_architectures_are_refused_by_name() {
+        assert!(check_architecture(&json!({"architectures": ["DeepseekOCRForCausalLM"]}), "c").is_ok());
+        assert!(check_architecture(&json!({}), "c").is_ok());
+        let e = check_architecture(&json!({"architectures": ["DeepseekOCR2ForCausalLM"]}), "m/config.json").unwrap_err().to_string();
+        assert!(e.contains("DeepseekOCR2ForCausalLM") && e.contains("m/config.json") && e.contains("not supported yet"), "{e}");
     }
 }

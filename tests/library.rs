@@ -48,3 +48,14 @@ fn one_page_streamed_and_many_pages_in_order() {
     assert_eq!(batch.len(), images.len());
     assert_eq!(batch[0].as_ref().unwrap().tokens, one.tokens);
 }
+
+#[test]
+fn a_deepseek_ocr_2_checkpoint_is_refused_by_name() {
+    let dir = dsocr_testdata::shared_root().join("parity-ocr2/model");
+    if !dir.join("config.json").is_file() {
+        dsocr_testdata::skip("a_deepseek_ocr_2_checkpoint_is_refused_by_name", "no ../shared/parity-ocr2 fixtures");
+        return;
+    }
+    let e = DeepseekOcr::load(&dsocr::ModelSource::Dir(dir), "cpu".parse().unwrap(), None).unwrap_err().to_string();
+    assert!(e.contains("DeepseekOCR2ForCausalLM") && e.contains("not supported yet"), "{e}");
+}

@@ -26,7 +26,7 @@ pub struct OcrArgs {
     /// markdown, ocr, free, figure, describe, locate, custom.
     #[arg(long, default_value = "markdown")]
     task: String,
-    /// The text to find (locate) or the whole prompt with <image> (custom).
+    /// The text to find (locate) or the whole prompt with `<image>` (custom).
     #[arg(long)]
     prompt: Option<String>,
     /// tiny, small, base, large or gundam.

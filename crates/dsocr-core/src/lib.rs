@@ -11,6 +11,8 @@
 //!   that name them;
 //! - [`layers`]: the small building blocks both networks use (linear, LayerNorm, RMSNorm).
 
+#![warn(missing_docs)]
+
 mod checkpoint;
 mod device;
 mod error;

@@ -20,6 +20,8 @@
 //! assert_eq!(scheduler.schedule().admit, vec![(0, 0)]);
 //! ```
 
+#![warn(missing_docs)]
+
 mod engine;
 mod error;
 mod options;

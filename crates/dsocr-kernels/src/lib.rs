@@ -14,6 +14,8 @@
 //! ([`PartialSums`]). [`check_kernels`] compares every kernel with an exact host computation on a
 //! device (a GPU test, and `dsocr kernels-check`).
 
+#![warn(missing_docs)]
+
 mod argmax;
 mod check;
 mod check_fused;

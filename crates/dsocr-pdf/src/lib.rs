@@ -11,6 +11,8 @@
 //! - non-embedded CJK fonts are drawn with a system Noto CJK font when one is installed (e.g.
 //!   Debian's `fonts-noto-cjk`), with a warning when a page needed one that is missing.
 
+#![warn(missing_docs)]
+
 mod fonts;
 mod pages;
 

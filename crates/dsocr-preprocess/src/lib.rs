@@ -25,6 +25,8 @@
 //! Reference: `docs/model.md` §3 (pre-processing) and §5 (prompt ids); the parity tests compare
 //! against recordings of the official Hugging Face code.
 
+#![warn(missing_docs)]
+
 mod error;
 mod load;
 mod mode;

@@ -11,6 +11,8 @@
 //! - [`write_image_outputs`] / [`write_document_outputs`]: the official output files, a JSON record,
 //!   CSV files for HTML tables, and the layouts PDF.
 
+#![warn(missing_docs)]
+
 mod draw;
 mod grounding;
 mod layouts_pdf;
