@@ -10,6 +10,15 @@
 //!   and a record of every requested tensor so missing, mis-shaped and unused tensors are errors
 //!   that name them;
 //! - [`layers`]: the small building blocks both networks use (linear, LayerNorm, RMSNorm).
+//!
+//! ```
+//! use dsocr_core::{DeviceSpec, FloatType};
+//! let gpu: DeviceSpec = "cuda:1".parse().unwrap();
+//! assert_eq!((gpu, gpu.to_string()), (DeviceSpec::Cuda(1), "cuda:1".to_string()));
+//! let e = "tpu".parse::<DeviceSpec>().unwrap_err().to_string();
+//! assert!(e.contains("use auto, cpu, cuda or cuda:N"), "{e}");
+//! assert_eq!(DeviceSpec::Cpu.default_dtype(), FloatType::F32);
+//! ```
 
 #![warn(missing_docs)]
 

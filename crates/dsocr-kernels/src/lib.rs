@@ -13,6 +13,17 @@
 //! [`expert_down_parts`] leave a projection's last sum to the kernel that consumes it
 //! ([`PartialSums`]). [`check_kernels`] compares every kernel with an exact host computation on a
 //! device (a GPU test, and `dsocr kernels-check`).
+//!
+//! ```
+//! use burn::prelude::*;
+//! let device = dsocr_core::DeviceSpec::Cpu.device().unwrap();
+//! let x = Tensor::<2>::from_data([[3.0f32, 4.0]], &device);
+//! let weight = Tensor::<1>::ones([2], &device);
+//! // On the CPU this runs the Burn reference; on a CUDA device, the CubeCL kernel.
+//! let y = dsocr_kernels::rms_norm(x, &weight, 0.0).into_data().to_vec::<f32>().unwrap();
+//! let rms = (12.5f32).sqrt();
+//! assert!((y[0] - 3.0 / rms).abs() < 1e-6 && (y[1] - 4.0 / rms).abs() < 1e-6);
+//! ```
 
 #![warn(missing_docs)]
 

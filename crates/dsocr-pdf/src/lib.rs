@@ -10,6 +10,12 @@
 //! - [`parse_page_ranges`]: `"1-3,7"` → page indexes, with range errors naming the page count;
 //! - non-embedded CJK fonts are drawn with a system Noto CJK font when one is installed (e.g.
 //!   Debian's `fonts-noto-cjk`), with a warning when a page needed one that is missing.
+//!
+//! ```
+//! assert_eq!(dsocr_pdf::parse_page_ranges("1-3,7", 10).unwrap(), vec![0, 1, 2, 6]);
+//! let e = dsocr_pdf::parse_page_ranges("12", 10).unwrap_err().to_string();
+//! assert!(e.contains("10"), "{e}");
+//! ```
 
 #![warn(missing_docs)]
 

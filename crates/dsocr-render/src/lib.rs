@@ -10,6 +10,15 @@
 //!   figure crops;
 //! - [`write_image_outputs`] / [`write_document_outputs`]: the official output files, a JSON record,
 //!   CSV files for HTML tables, and the layouts PDF.
+//!
+//! ```
+//! use dsocr_render::{ImageLinks, regions, to_markdown};
+//! let text = "<|ref|>title<|/ref|><|det|>[[100, 50, 900, 150]]<|/det|>\n# Chapter III";
+//! let found = regions(text, 2000, 1000);
+//! assert_eq!(found[0].label, "title");
+//! assert_eq!(found[0].bbox, [200, 50, 1801, 150]); // the 0–999 grid scaled to 2000×1000 pixels
+//! assert_eq!(to_markdown(text, ImageLinks::Image).trim(), "# Chapter III");
+//! ```
 
 #![warn(missing_docs)]
 
