@@ -163,7 +163,18 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .status(StatusCode::NOT_FOUND)
         })
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
+        .layer(middleware::map_response(close_refused_bodies))
         .with_state(state)
+}
+
+/// A body refused for its size is left unread, so the connection cannot carry another request:
+/// say so (`Connection: close`), or a client that pools connections sends its next request into
+/// a closed one.
+async fn close_refused_bodies(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Serve on `listener` until `shutdown` resolves; then stop accepting and give the requests in
