@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How often the engine thread refreshes the load and counters it shares while busy.
-const PUBLISH_EVERY: Duration = Duration::from_millis(50);
-
 use dsocr_engine::{Engine, EngineError, EngineOptions, EngineStats, Event, OcrOptions, OcrTokenizer, PreparedPage, Request, prepare_page};
 use dsocr_preprocess::RgbImage;
 
 use crate::{DeepseekOcr, OcrError};
+
+/// How often the engine thread refreshes the load and counters it shares while busy.
+const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 
 /// Where a page's events go. Returns `false` when nobody listens any more: the page is cancelled.
 pub type EventSink = Box<dyn FnMut(Event) -> bool + Send>;
@@ -107,7 +107,8 @@ impl OcrService {
                         return;
                     }
                 };
-                let description = format!("{:?} on {:?} in {}", ocr.files().map(|f| f.config.clone()), ocr.device(), ocr.float());
+                let model = ocr.files().map_or("weights in memory".to_string(), |f| f.config.display().to_string());
+                let description = format!("{model} on {:?} in {}", ocr.device(), ocr.float());
                 if ready_tx.send(Ok((ocr.shared_tokenizer(), description))).is_err() {
                     return;
                 }

@@ -27,7 +27,7 @@ const ENDPOINT: &str = "chat";
 pub async fn completions(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     match start(&state, &body).await {
         Ok(Started { job, chat, stream, include_usage }) => {
-            let reply = Reply::new(&state, chat);
+            let reply = Reply::new(&state, chat, job.tokenizer());
             if stream {
                 state.metrics.request(ENDPOINT, 200);
                 Sse::new(sse_stream(state.clone(), job, reply, include_usage)).keep_alive(KeepAlive::default()).into_response()
@@ -111,11 +111,10 @@ struct Reply {
 }
 
 impl Reply {
-    fn new(state: &AppState, chat: ChatJob) -> Self {
+    fn new(state: &AppState, chat: ChatJob, tokenizer: Arc<dyn dsocr::engine::OcrTokenizer>) -> Self {
         let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let tokenizer = state.service().map(|s| s.tokenizer()).expect("a job exists only with a service");
         Reply {
-            id: format!("chatcmpl-{:x}", rand_id()),
+            id: format!("chatcmpl-{:032x}", rand::random::<u128>()),
             created,
             model: state.options.model_name.clone(),
             markdown: chat.markdown,
@@ -221,9 +220,7 @@ async fn whole(state: &Arc<AppState>, mut job: PageJob, mut reply: Reply) -> Res
             if reply.failures.iter().all(|(input, _)| *input) { ApiError::invalid(Some("messages"), all) } else { ApiError::internal(all) };
         return e.into_response();
     }
-    let latency = job.started.elapsed().as_secs_f64();
-    let ttft = job.first_output.map(|t| t.duration_since(job.started).as_secs_f64());
-    state.metrics.completed(reply.prompt_tokens, reply.completion_tokens, pages, ttft, latency);
+    job.record(&state.metrics, reply.prompt_tokens, reply.completion_tokens);
     axum::Json(json!({
         "id": reply.id, "object": "chat.completion", "created": reply.created, "model": reply.model,
         "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": reply.finish_reason() }],
@@ -266,9 +263,7 @@ fn sse_stream(state: Arc<AppState>, job: PageJob, reply: Reply, include_usage: b
                     let Some(event) = event else {
                         let rest = s.reply.filter.finish();
                         s.phase = if s.include_usage { Phase::Usage } else { Phase::Done };
-                        let latency = s.job.started.elapsed().as_secs_f64();
-                        let ttft = s.job.first_output.map(|t| t.duration_since(s.job.started).as_secs_f64());
-                        s.state.metrics.completed(s.reply.prompt_tokens, s.reply.completion_tokens, pages, ttft, latency);
+                        s.job.record(&s.state.metrics, s.reply.prompt_tokens, s.reply.completion_tokens);
                         let delta = if rest.is_empty() { json!({}) } else { json!({ "content": rest }) };
                         let chunk = s.reply.chunk(delta, Some(s.reply.finish_reason()));
                         return Some((data(chunk), s));
@@ -307,20 +302,4 @@ fn sse_stream(state: Arc<AppState>, job: PageJob, reply: Reply, include_usage: b
             }
         }
     })
-}
-
-fn rand_id() -> u128 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    t ^ (u128::from(NEXT.fetch_add(1, Ordering::Relaxed)) << 100)
-}
-
-impl From<EngineError> for ApiError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Input(_) | EngineError::Preprocess(_) => ApiError::invalid(None, e.to_string()),
-            _ => ApiError::internal(e.to_string()),
-        }
-    }
 }

@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use dsocr::OcrService;
-use dsocr::engine::{EngineError, Event, OcrOptions, OcrResult};
+use dsocr::engine::{EngineError, Event, OcrOptions, OcrResult, OcrTokenizer};
 use dsocr::preprocess::RgbImage;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use crate::Metrics;
 
 /// What a job hands out, in page order.
 #[derive(Debug)]
@@ -40,9 +42,9 @@ pub struct PageJob {
     /// Events of pages after `next`, held back.
     held: BTreeMap<usize, Vec<Event>>,
     /// When the job started (for time to first token).
-    pub started: Instant,
+    started: Instant,
     /// When the first text or result came out.
-    pub first_output: Option<Instant>,
+    first_output: Option<Instant>,
 }
 
 impl PageJob {
@@ -81,6 +83,17 @@ impl PageJob {
     /// Pages in the job.
     pub fn pages(&self) -> usize {
         self.pages
+    }
+
+    /// The tokenizer of the service the pages run on.
+    pub fn tokenizer(&self) -> Arc<dyn OcrTokenizer> {
+        self.service.tokenizer()
+    }
+
+    /// Count the finished job in `metrics`: its tokens, pages, time to first output and latency.
+    pub fn record(&self, metrics: &Metrics, prompt_tokens: usize, completion_tokens: usize) {
+        let ttft = self.first_output.map(|t| t.duration_since(self.started).as_secs_f64());
+        metrics.completed(prompt_tokens, completion_tokens, self.pages, ttft, self.started.elapsed().as_secs_f64());
     }
 
     /// The next event in page order; `None` once every page is done.

@@ -8,7 +8,7 @@ use axum::extract::{Multipart, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use dsocr::engine::{GenerationConfig, OcrOptions, Task};
-use dsocr::preprocess::{Mode, RgbImage};
+use dsocr::preprocess::RgbImage;
 use dsocr::render::{draw_regions, jpeg_bytes};
 use serde_json::{Value, json};
 
@@ -73,10 +73,7 @@ fn options(state: &AppState, form: &Form) -> Result<OcrOptions, ApiError> {
             None => Task::Markdown,
         },
     };
-    let mode = match form.mode.as_deref().filter(|m| !m.is_empty()) {
-        Some(m) => m.parse::<Mode>().map_err(|e| ApiError::invalid(Some("mode"), e.to_string()))?.spec(),
-        None => Mode::Gundam.spec(),
-    };
+    let mode = crate::request::mode_spec(form.mode.as_deref().filter(|m| !m.is_empty()), None, "mode")?;
     let cap = state.options.max_tokens;
     let max_new_tokens = match form.max_tokens.as_deref().filter(|m| !m.is_empty()) {
         None => cap,
@@ -124,9 +121,7 @@ async fn run(state: &Arc<AppState>, multipart: Multipart) -> Result<Value, ApiEr
             Err(e) => json!({ "page": page + 1, "error": e.to_string() }),
         });
     }
-    let latency = job.started.elapsed().as_secs_f64();
-    let ttft = job.first_output.map(|t| t.duration_since(job.started).as_secs_f64());
-    state.metrics.completed(prompt_tokens, completion_tokens, pages.len(), ttft, latency);
+    job.record(&state.metrics, prompt_tokens, completion_tokens);
     Ok(json!({
         "model": state.options.model_name, "file": name, "pages": pages,
         "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens },

@@ -4,7 +4,7 @@
 //! clients never send) chooses the mode, the tile count and the output form.
 
 use dsocr::engine::{GenerationConfig, OcrOptions, Sampling, Task};
-use dsocr::preprocess::Mode;
+use dsocr::preprocess::{DEFAULT_MAX_TILES, Mode, ModeSpec};
 use serde::Deserialize;
 
 use crate::ApiError;
@@ -219,16 +219,7 @@ impl ChatRequest {
             Some(name) => Task::from_name(name, None).map_err(|e| ApiError::invalid(Some("dsocr.task"), e.to_string()))?,
             None => task_from_text(&text),
         };
-        let mut mode = match settings.and_then(|s| s.mode.as_deref()) {
-            Some(m) => m.parse::<Mode>().map_err(|e| ApiError::invalid(Some("dsocr.mode"), e.to_string()))?.spec(),
-            None => Mode::Gundam.spec(),
-        };
-        if let Some(crops) = settings.and_then(|s| s.max_crops) {
-            if !(mode.min_tiles..=9).contains(&crops) {
-                return Err(ApiError::invalid(Some("dsocr.max_crops"), format!("max_crops must be between {} and 9", mode.min_tiles)));
-            }
-            mode.max_tiles = crops;
-        }
+        let mode = mode_spec(settings.and_then(|s| s.mode.as_deref()), settings.and_then(|s| s.max_crops), "dsocr.mode")?;
         let markdown = match settings.and_then(|s| s.output.as_deref()) {
             None | Some("raw") => false,
             Some("markdown") => true,
@@ -247,9 +238,12 @@ impl ChatRequest {
         };
         let sampling = match self.temperature {
             None | Some(0.0) => Sampling::Greedy,
-            Some(t) if t.is_finite() && t > 0.0 && t <= 2.0 => {
-                Sampling::Sample { temperature: t, top_p: self.top_p.unwrap_or(1.0), top_k: 0, seed: self.seed.unwrap_or_else(rand_seed) }
-            }
+            Some(t) if t.is_finite() && t > 0.0 && t <= 2.0 => Sampling::Sample {
+                temperature: t,
+                top_p: self.top_p.unwrap_or(1.0),
+                top_k: 0,
+                seed: self.seed.unwrap_or_else(rand::random),
+            },
             Some(t) => return Err(ApiError::invalid(Some("temperature"), format!("temperature must be between 0 and 2, got {t}"))),
         };
         sampling.validate().map_err(|e| ApiError::invalid(Some("top_p"), e))?;
@@ -287,9 +281,21 @@ pub fn task_from_text(text: &str) -> Task {
     if t.contains("<image>") { Task::Custom(t.to_string()) } else { Task::Custom(format!("<image>\n{t}")) }
 }
 
-fn rand_seed() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+/// The mode named `name` (default gundam) with at most `max_crops` tiles; `param` names the field
+/// in errors.
+pub fn mode_spec(name: Option<&str>, max_crops: Option<usize>, param: &str) -> Result<ModeSpec, ApiError> {
+    let mode = match name {
+        Some(m) => m.parse::<Mode>().map_err(|e| ApiError::invalid(Some(param), e.to_string()))?.spec(),
+        None => Mode::Gundam.spec(),
+    };
+    match max_crops {
+        // The engine's rows are sized for the default tile limit (9): more tiles would not fit.
+        Some(crops) if crops > DEFAULT_MAX_TILES => {
+            Err(ApiError::invalid(Some("dsocr.max_crops"), format!("max_crops must be at most {DEFAULT_MAX_TILES}")))
+        }
+        Some(crops) if mode.crop => mode.with_max_tiles(crops).map_err(|e| ApiError::invalid(Some("dsocr.max_crops"), e.to_string())),
+        _ => Ok(mode),
+    }
 }
 
 #[cfg(test)]
