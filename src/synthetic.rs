@@ -11,33 +11,42 @@ use dsocr_vision::{DeepEncoder, VisionConfig};
 
 use crate::OcrError;
 
-/// The release `config.json` (docs/model.md §2.1-2.2), with the encoder sizes stated explicitly.
+/// The release `config.json` (docs/model.md §2.1-2.2): the sizes are the configs' defaults (the one
+/// place the release values are written), the other keys as the release file has them.
 pub fn release_config() -> serde_json::Value {
-    let lm = serde_json::json!({
-        "architectures": ["DeepseekV2ForCausalLM"], "bos_token_id": 0, "eos_token_id": 1, "first_k_dense_replace": 1,
-        "hidden_size": 1280, "intermediate_size": 6848, "kv_lora_rank": null, "lm_head": true, "max_position_embeddings": 8192,
-        "moe_intermediate_size": 896, "n_group": 1, "n_routed_experts": 64, "n_shared_experts": 2, "num_attention_heads": 10,
-        "num_experts_per_tok": 6, "num_hidden_layers": 12, "num_key_value_heads": 10, "q_lora_rank": null, "qk_nope_head_dim": 0,
-        "qk_rope_head_dim": 0, "rm_head": false, "topk_group": 1, "topk_method": "greedy", "torch_dtype": "bfloat16",
-        "use_mla": false, "v_head_dim": 0, "vocab_size": 129280
+    let vision = VisionConfig::default();
+    let mut lm = serde_json::to_value(LmConfig::default()).expect("LmConfig serializes");
+    let variant = serde_json::json!({
+        "architectures": ["DeepseekV2ForCausalLM"], "kv_lora_rank": null, "lm_head": true, "n_group": 1, "q_lora_rank": null,
+        "qk_nope_head_dim": 0, "qk_rope_head_dim": 0, "rm_head": false, "topk_group": 1, "topk_method": "greedy",
+        "torch_dtype": "bfloat16", "use_mla": false, "v_head_dim": 0
     });
+    merge_missing(&mut lm, &variant);
     let mut top = serde_json::json!({
         "_name_or_path": "dsocr-synthetic-release-size",
         "architectures": ["DeepseekOCRForCausalLM"], "model_type": "deepseek_vl_v2", "tile_tag": "2D", "global_view_pos": "head",
         "candidate_resolutions": [[1024, 1024]], "torch_dtype": "bfloat16", "transformers_version": "4.46.3",
-        "projector_config": {"input_dim": 2048, "model_type": "mlp_projector", "n_embed": 1280, "projector_type": "linear"},
-        "vision_config": {"image_size": 1024, "mlp_ratio": 3.7362, "model_name": "deeplip_b_l", "model_type": "vision", "width": {
-            "clip-l-14-224": {"heads": 16, "image_size": 224, "layers": 24, "patch_size": 14, "width": 1024},
-            "sam_vit_b": {"downsample_channels": [512, 1024], "global_attn_indexes": [2, 5, 8, 11], "heads": 12, "layers": 12, "width": 768}
-        }},
+        "projector_config": {
+            "input_dim": vision.projector_input, "model_type": "mlp_projector", "n_embed": vision.n_embed, "projector_type": "linear"
+        },
+        "vision_config": {
+            "image_size": vision.sam.image_size, "mlp_ratio": 3.7362, "model_name": "deeplip_b_l", "model_type": "vision",
+            "width": {"clip-l-14-224": vision.clip, "sam_vit_b": vision.sam}
+        },
         "language_config": lm.clone(),
     });
-    if let (Some(t), Some(l)) = (top.as_object_mut(), lm.as_object()) {
-        for (k, v) in l {
+    // The release file repeats the language model's keys at the top level.
+    merge_missing(&mut top, &lm);
+    top
+}
+
+/// Copy the entries of the object `from` that `into` lacks.
+fn merge_missing(into: &mut serde_json::Value, from: &serde_json::Value) {
+    if let (Some(t), Some(f)) = (into.as_object_mut(), from.as_object()) {
+        for (k, v) in f {
             t.entry(k.clone()).or_insert(v.clone());
         }
     }
-    top
 }
 
 /// Every tensor (name, PyTorch shape) the models built from `config` expect, sorted by name.
@@ -141,6 +150,15 @@ pub fn write_synthetic_checkpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_config_reads_back_as_the_release_defaults() {
+        let c = release_config();
+        assert_eq!(LmConfig::from_json(&c, "c").unwrap(), LmConfig::default());
+        assert_eq!(VisionConfig::from_json(&c, "c").unwrap(), VisionConfig::default());
+        assert_eq!(c["vision_config"]["width"]["sam_vit_b"]["global_attn_indexes"], serde_json::json!([2, 5, 8, 11]));
+        assert_eq!(c["hidden_size"], 1280);
+    }
 
     #[test]
     fn release_config_implies_the_release_inventory_size() {

@@ -9,6 +9,7 @@
 //!   `config.json`, conversion to the compute type, PyTorch→Burn transposition of linear weights,
 //!   and a record of every requested tensor so missing, mis-shaped and unused tensors are errors
 //!   that name them;
+//! - [`config_json`]: typed sections of `config.json` (release defaults, errors that name the key);
 //! - [`layers`]: the small building blocks both networks use (linear, LayerNorm, RMSNorm).
 //!
 //! ```
@@ -23,6 +24,7 @@
 #![warn(missing_docs)]
 
 mod checkpoint;
+pub mod config_json;
 mod device;
 mod error;
 #[cfg(feature = "cuda")]

@@ -1,12 +1,15 @@
 //! Decoder sizes and options from `config.json` (docs/model.md §2.1). Keys absent from the release
 //! file take the defaults of the release's `configuration_deepseek_v2.py`.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use dsocr_core::CoreError;
+use dsocr_core::config_json::{config_error, has_key, parse_section};
 
 /// The DeepSeek-V2-style MoE decoder of DeepSeek-OCR (multi-head attention, no MLA).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LmConfig {
     /// Rows of the embedding and output matrices (129280).
     pub vocab_size: usize,
@@ -75,82 +78,73 @@ impl Default for LmConfig {
     }
 }
 
-impl LmConfig {
-    /// Read the decoder options from a parsed `config.json` (`language_config` when present, else
-    /// the top level); `source` names it in errors.
-    pub fn from_json(config: &Value, source: &str) -> Result<Self, CoreError> {
-        let section = config.get("language_config").filter(|v| v.is_object()).unwrap_or(config);
-        Self::parse(section).map_err(|reason| CoreError::Config { path: source.to_string(), reason })
-    }
+/// Options of the release's `DeepseekV2Config` that select architecture variants this project does
+/// not implement; read only to refuse them by name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Variant {
+    use_mla: bool,
+    topk_method: Option<String>,
+    scoring_func: Option<String>,
+    rope_scaling: Option<serde_json::Value>,
+}
 
-    fn parse(v: &Value) -> Result<Self, String> {
-        let d = LmConfig::default();
-        let uint = |k: &str, def: usize| -> Result<usize, String> {
-            match v.get(k) {
-                None | Some(Value::Null) => Ok(def),
-                Some(x) => x.as_u64().map(|n| n as usize).ok_or_else(|| format!("{k} must be a non-negative integer, got {x}")),
-            }
-        };
-        let float = |k: &str, def: f64| -> Result<f64, String> {
-            match v.get(k) {
-                None | Some(Value::Null) => Ok(def),
-                Some(x) => x.as_f64().ok_or_else(|| format!("{k} must be a number, got {x}")),
-            }
-        };
-        let boolean = |k: &str, def: bool| -> Result<bool, String> {
-            match v.get(k) {
-                None | Some(Value::Null) => Ok(def),
-                Some(x) => x.as_bool().ok_or_else(|| format!("{k} must be true or false, got {x}")),
-            }
-        };
-        if boolean("use_mla", false)? {
+impl Variant {
+    fn check(&self) -> Result<(), String> {
+        if self.use_mla {
             return Err(
                 "use_mla = true (multi-head latent attention) is not supported; DeepSeek-OCR uses plain multi-head attention".into()
             );
         }
-        if let Some(m) = v.get("topk_method").and_then(Value::as_str).filter(|m| *m != "greedy") {
+        if let Some(m) = self.topk_method.as_deref().filter(|m| *m != "greedy") {
             return Err(format!("topk_method {m:?} is not supported; DeepSeek-OCR uses \"greedy\""));
         }
-        if let Some(f) = v.get("scoring_func").and_then(Value::as_str).filter(|f| *f != "softmax") {
+        if let Some(f) = self.scoring_func.as_deref().filter(|f| *f != "softmax") {
             return Err(format!("scoring_func {f:?} is not supported; DeepSeek-OCR uses \"softmax\""));
         }
-        if v.get("rope_scaling").is_some_and(|r| !r.is_null()) {
+        if self.rope_scaling.is_some() {
             return Err("rope_scaling is not supported; DeepSeek-OCR uses plain RoPE".into());
         }
-        let cfg = LmConfig {
-            vocab_size: uint("vocab_size", d.vocab_size)?,
-            hidden_size: uint("hidden_size", d.hidden_size)?,
-            num_hidden_layers: uint("num_hidden_layers", d.num_hidden_layers)?,
-            num_attention_heads: uint("num_attention_heads", d.num_attention_heads)?,
-            num_key_value_heads: uint("num_key_value_heads", uint("num_attention_heads", d.num_attention_heads)?)?,
-            intermediate_size: uint("intermediate_size", d.intermediate_size)?,
-            moe_intermediate_size: uint("moe_intermediate_size", d.moe_intermediate_size)?,
-            n_routed_experts: uint("n_routed_experts", d.n_routed_experts)?,
-            num_experts_per_tok: uint("num_experts_per_tok", d.num_experts_per_tok)?,
-            n_shared_experts: uint("n_shared_experts", d.n_shared_experts)?,
-            first_k_dense_replace: uint("first_k_dense_replace", d.first_k_dense_replace)?,
-            moe_layer_freq: uint("moe_layer_freq", d.moe_layer_freq)?.max(1),
-            norm_topk_prob: boolean("norm_topk_prob", d.norm_topk_prob)?,
-            routed_scaling_factor: float("routed_scaling_factor", d.routed_scaling_factor)?,
-            rms_norm_eps: float("rms_norm_eps", d.rms_norm_eps)?,
-            rope_theta: float("rope_theta", d.rope_theta)?,
-            max_position_embeddings: uint("max_position_embeddings", d.max_position_embeddings)?,
-            bos_token_id: uint("bos_token_id", d.bos_token_id as usize)? as u32,
-            eos_token_id: uint("eos_token_id", d.eos_token_id as usize)? as u32,
+        Ok(())
+    }
+}
+
+impl LmConfig {
+    /// Read the decoder options from a parsed `config.json` (`language_config` when present, else
+    /// the top level); `source` names it in errors. Absent and `null` keys take the release values.
+    pub fn from_json(config: &Value, source: &str) -> Result<Self, CoreError> {
+        let (section, path) = match config.get("language_config").filter(|v| v.is_object()) {
+            Some(s) => (s, "language_config"),
+            None => (config, ""),
         };
-        if cfg.hidden_size == 0 || cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
-            return Err(format!("hidden_size {} is not divisible by num_attention_heads {}", cfg.hidden_size, cfg.num_attention_heads));
+        let variant: Variant = parse_section(section, path, source)?;
+        variant.check().map_err(|reason| config_error(source, reason))?;
+        let mut cfg: LmConfig = parse_section(section, path, source)?;
+        if !has_key(section, "num_key_value_heads") {
+            // The Python class defaults the key/value heads to the attention heads.
+            cfg.num_key_value_heads = cfg.num_attention_heads;
         }
-        if cfg.num_key_value_heads != cfg.num_attention_heads {
+        cfg.validate().map_err(|reason| config_error(source, reason))?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.hidden_size == 0 || self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(format!("hidden_size {} is not divisible by num_attention_heads {}", self.hidden_size, self.num_attention_heads));
+        }
+        if self.num_key_value_heads != self.num_attention_heads {
             return Err("grouped-query attention (num_key_value_heads != num_attention_heads) is not supported".into());
         }
-        if cfg.num_experts_per_tok > cfg.n_routed_experts {
-            return Err(format!("num_experts_per_tok {} exceeds n_routed_experts {}", cfg.num_experts_per_tok, cfg.n_routed_experts));
+        if self.num_experts_per_tok > self.n_routed_experts {
+            return Err(format!("num_experts_per_tok {} exceeds n_routed_experts {}", self.num_experts_per_tok, self.n_routed_experts));
         }
-        if !cfg.head_dim().is_multiple_of(2) {
-            return Err("the head dimension must be even for RoPE".into());
+        if self.moe_layer_freq == 0 {
+            return Err("moe_layer_freq must be at least 1".into());
         }
-        Ok(cfg)
+        if !self.head_dim().is_multiple_of(2) {
+            return Err("the head dimension (hidden_size / num_attention_heads) must be even for RoPE".into());
+        }
+        Ok(())
     }
 
     /// Width of one attention head (hidden / heads = 128).
@@ -184,5 +178,16 @@ mod tests {
         assert!(e.contains("use_mla") && e.contains("cfg.json"), "{e}");
         assert!(LmConfig::from_json(&json!({"topk_method": "noaux_tc"}), "c").is_err());
         assert!(LmConfig::from_json(&json!({"num_experts_per_tok": 99}), "c").is_err());
+        assert!(LmConfig::from_json(&json!({"rope_scaling": null, "kv_lora_rank": null}), "c").is_ok());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let e = LmConfig::from_json(&json!({"language_config": {"hidden_size": "wide"}}), "m/config.json").unwrap_err().to_string();
+        assert!(e.contains("language_config.hidden_size") && e.contains("m/config.json"), "{e}");
+        let e = LmConfig::from_json(&json!({"norm_topk_prob": 1}), "c").unwrap_err().to_string();
+        assert!(e.contains("norm_topk_prob"), "{e}");
+        let c = LmConfig::from_json(&json!({"num_attention_heads": 4, "hidden_size": 64}), "c").unwrap();
+        assert_eq!(c.num_key_value_heads, 4, "key/value heads default to the attention heads");
     }
 }

@@ -5,12 +5,16 @@
 //! release values, as does everything else that is absent, so the released file and the small
 //! parity checkpoint load through the same path.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use dsocr_core::CoreError;
+use dsocr_core::config_json::{config_error, parse_section};
 
-/// SAM ViT-B sizes.
-#[derive(Debug, Clone, PartialEq)]
+/// SAM ViT-B sizes: `vision_config.width.sam_vit_b` in `config.json`; the fields the file does
+/// not state are fixed by the release code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SamConfig {
     /// Token width (768).
     pub width: usize,
@@ -21,23 +25,29 @@ pub struct SamConfig {
     /// Blocks with global attention; the others use 14×14 windows.
     pub global_attn_indexes: Vec<usize>,
     /// Window side of the windowed blocks (14).
+    #[serde(skip)]
     pub window_size: usize,
     /// Input side the position table was trained for (1024 → a 64×64 table).
+    #[serde(skip)]
     pub image_size: usize,
     /// Patch side (16).
+    #[serde(skip)]
     pub patch_size: usize,
     /// MLP width (4 × width).
+    #[serde(skip)]
     pub mlp_dim: usize,
     /// Neck channels (256).
     pub out_chans: usize,
     /// Channels of the two stride-2 convs after the neck (512, 1024).
     pub downsample_channels: [usize; 2],
     /// LayerNorm epsilon (1e-6).
+    #[serde(skip)]
     pub eps: f64,
 }
 
-/// CLIP-L sizes.
-#[derive(Debug, Clone, PartialEq)]
+/// CLIP-L sizes: `vision_config.width.clip-l-14-224` in `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClipConfig {
     /// Token width (1024); must equal SAM's last downsample channel count.
     pub width: usize,
@@ -51,7 +61,8 @@ pub struct ClipConfig {
     pub image_size: usize,
     /// Nominal patch side (14); with `image_size` it sets the 16×16+1 position table.
     pub patch_size: usize,
-    /// LayerNorm epsilon (1e-5).
+    /// LayerNorm epsilon (1e-5; fixed by the release code).
+    #[serde(skip)]
     pub eps: f64,
 }
 
@@ -75,95 +86,101 @@ pub struct VisionConfig {
     pub n_embed: usize,
 }
 
+impl Default for SamConfig {
+    /// The release sizes.
+    fn default() -> Self {
+        SamConfig {
+            width: 768,
+            layers: 12,
+            heads: 12,
+            global_attn_indexes: vec![2, 5, 8, 11],
+            window_size: 14,
+            image_size: 1024,
+            patch_size: 16,
+            mlp_dim: 3072,
+            out_chans: 256,
+            downsample_channels: [512, 1024],
+            eps: 1e-6,
+        }
+    }
+}
+
+impl Default for ClipConfig {
+    /// The release sizes.
+    fn default() -> Self {
+        ClipConfig { width: 1024, layers: 24, heads: 16, ffn_hidden_size: 4096, image_size: 224, patch_size: 14, eps: 1e-5 }
+    }
+}
+
 impl Default for VisionConfig {
     /// The release sizes.
     fn default() -> Self {
-        VisionConfig {
-            sam: SamConfig {
-                width: 768,
-                layers: 12,
-                heads: 12,
-                global_attn_indexes: vec![2, 5, 8, 11],
-                window_size: 14,
-                image_size: 1024,
-                patch_size: 16,
-                mlp_dim: 3072,
-                out_chans: 256,
-                downsample_channels: [512, 1024],
-                eps: 1e-6,
-            },
-            clip: ClipConfig { width: 1024, layers: 24, heads: 16, ffn_hidden_size: 4096, image_size: 224, patch_size: 14, eps: 1e-5 },
-            projector_input: 2048,
-            n_embed: 1280,
-        }
+        VisionConfig { sam: SamConfig::default(), clip: ClipConfig::default(), projector_input: 2048, n_embed: 1280 }
     }
 }
 
-fn get_usize(v: &Value, key: &str, default: usize) -> Result<usize, String> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(x) => x.as_u64().map(|n| n as usize).ok_or_else(|| format!("{key} must be a non-negative integer, got {x}")),
-    }
+/// The parts of `config.json` the encoders read, laid out as in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct VisionFile {
+    vision_config: VisionSection,
+    projector_config: ProjectorSection,
 }
 
-fn get_list(v: &Value, key: &str, default: &[usize]) -> Result<Vec<usize>, String> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(default.to_vec()),
-        Some(Value::Array(a)) => {
-            a.iter().map(|x| x.as_u64().map(|n| n as usize).ok_or_else(|| format!("{key} must hold integers"))).collect()
-        }
-        Some(x) => Err(format!("{key} must be a list, got {x}")),
-    }
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct VisionSection {
+    /// SAM's input side (1024).
+    image_size: Option<usize>,
+    width: Encoders,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Encoders {
+    #[serde(rename = "sam_vit_b")]
+    sam: SamConfig,
+    #[serde(rename = "clip-l-14-224")]
+    clip: ClipConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ProjectorSection {
+    input_dim: Option<usize>,
+    n_embed: Option<usize>,
+}
+
+/// The language model's width, which the projector must produce: `language_config.hidden_size`,
+/// else the top-level `hidden_size`, else the release's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LmWidth {
+    hidden_size: Option<usize>,
 }
 
 impl VisionConfig {
-    /// Read the encoder sizes from a parsed `config.json`; `source` names it in errors.
+    /// Read the encoder sizes from a parsed `config.json`; `source` names it in errors. Absent and
+    /// `null` keys take the release values.
     pub fn from_json(config: &Value, source: &str) -> Result<Self, CoreError> {
-        Self::parse(config).map_err(|reason| CoreError::Config { path: source.to_string(), reason })
-    }
-
-    fn parse(config: &Value) -> Result<Self, String> {
         let d = VisionConfig::default();
-        let vision = config.get("vision_config").cloned().unwrap_or(Value::Null);
-        let width = vision.get("width").cloned().unwrap_or(Value::Null);
-        let sam_v = width.get("sam_vit_b").cloned().unwrap_or(Value::Null);
-        let clip_v = width.get("clip-l-14-224").cloned().unwrap_or(Value::Null);
-        let proj_v = config.get("projector_config").cloned().unwrap_or(Value::Null);
-
-        let sam_width = get_usize(&sam_v, "width", d.sam.width)?;
-        let down = get_list(&sam_v, "downsample_channels", &d.sam.downsample_channels)?;
-        let downsample_channels: [usize; 2] =
-            down.try_into().map_err(|v: Vec<usize>| format!("sam_vit_b.downsample_channels must have 2 entries, got {}", v.len()))?;
-        let sam = SamConfig {
-            width: sam_width,
-            layers: get_usize(&sam_v, "layers", d.sam.layers)?,
-            heads: get_usize(&sam_v, "heads", d.sam.heads)?,
-            global_attn_indexes: get_list(&sam_v, "global_attn_indexes", &d.sam.global_attn_indexes)?,
-            window_size: d.sam.window_size,
-            image_size: get_usize(&vision, "image_size", d.sam.image_size)?,
-            patch_size: d.sam.patch_size,
-            mlp_dim: 4 * sam_width,
-            out_chans: get_usize(&sam_v, "out_chans", d.sam.out_chans)?,
-            downsample_channels,
-            eps: d.sam.eps,
+        let file: VisionFile = parse_section(config, "", source)?;
+        let top: LmWidth = parse_section(config, "", source)?;
+        let language: LmWidth = match config.get("language_config").filter(|v| v.is_object()) {
+            Some(section) => parse_section(section, "language_config", source)?,
+            None => LmWidth::default(),
         };
-        let clip = ClipConfig {
-            width: get_usize(&clip_v, "width", d.clip.width)?,
-            layers: get_usize(&clip_v, "layers", d.clip.layers)?,
-            heads: get_usize(&clip_v, "heads", d.clip.heads)?,
-            ffn_hidden_size: get_usize(&clip_v, "ffn_hidden_size", d.clip.ffn_hidden_size)?,
-            image_size: get_usize(&clip_v, "image_size", d.clip.image_size)?,
-            patch_size: get_usize(&clip_v, "patch_size", d.clip.patch_size)?,
-            eps: d.clip.eps,
-        };
-        let hidden = get_usize(config, "hidden_size", d.n_embed)?;
+        let hidden = language.hidden_size.or(top.hidden_size).unwrap_or(d.n_embed);
+        let Encoders { mut sam, clip } = file.vision_config.width;
+        sam.image_size = file.vision_config.image_size.unwrap_or(d.sam.image_size);
+        sam.mlp_dim = 4 * sam.width;
         let cfg = VisionConfig {
             sam,
             clip,
-            projector_input: get_usize(&proj_v, "input_dim", d.projector_input)?,
-            n_embed: get_usize(&proj_v, "n_embed", hidden)?,
+            projector_input: file.projector_config.input_dim.unwrap_or(d.projector_input),
+            n_embed: file.projector_config.n_embed.unwrap_or(hidden),
         };
-        cfg.validate(hidden)?;
+        cfg.validate(hidden).map_err(|reason| config_error(source, reason))?;
         Ok(cfg)
     }
 
@@ -225,5 +242,32 @@ mod tests {
         assert!(e.contains("input_dim") && e.contains("cfg.json"), "{e}");
         let bad = json!({"vision_config": {"width": {"sam_vit_b": {"global_attn_indexes": [2, 20]}}}});
         assert!(VisionConfig::from_json(&bad, "c").is_err());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let bad = json!({"vision_config": {"width": {"sam_vit_b": {"downsample_channels": [1, 2, 3]}}}});
+        let e = VisionConfig::from_json(&bad, "c").unwrap_err().to_string();
+        assert!(e.contains("vision_config.width.sam_vit_b.downsample_channels"), "{e}");
+        let bad = json!({"vision_config": {"width": {"clip-l-14-224": {"heads": "many"}}}});
+        let e = VisionConfig::from_json(&bad, "c").unwrap_err().to_string();
+        assert!(e.contains("clip-l-14-224.heads"), "{e}");
+    }
+
+    #[test]
+    fn the_parity_sizes_are_read_from_the_file() {
+        let small = json!({
+            "hidden_size": 1280,
+            "language_config": {"hidden_size": 64},
+            "projector_config": {"input_dim": 256, "n_embed": 64},
+            "vision_config": {"image_size": 1024, "width": {
+                "clip-l-14-224": {"heads": 4, "layers": 2, "width": 128, "ffn_hidden_size": 512},
+                "sam_vit_b": {"downsample_channels": [64, 128], "global_attn_indexes": [1, 3], "heads": 2, "layers": 4, "width": 64, "out_chans": 32}
+            }}
+        });
+        let c = VisionConfig::from_json(&small, "c").unwrap();
+        assert_eq!((c.sam.width, c.sam.mlp_dim, c.sam.out_chans, c.sam.window_size), (64, 256, 32, 14));
+        assert_eq!((c.clip.width, c.clip.ffn_hidden_size, c.clip.eps), (128, 512, 1e-5));
+        assert_eq!((c.projector_input, c.n_embed), (256, 64));
     }
 }
