@@ -1,10 +1,13 @@
 //! `dsocr bench`: one A4 page in Gundam mode (913-token prompt) stage by stage, then workloads
 //! through the engine every entry point uses: one page (batch 1), a batch of equal pages, and a
-//! mixed workload whose pages want different numbers of tokens (continuous batching).
+//! mixed workload whose pages want different numbers of tokens (continuous batching); and the
+//! vision encoder alone over many pages at once.
 
 use std::time::Instant;
 
-use dsocr_engine::{EngineOptions, Event, GenerationConfig, OcrOptions, OcrTokenizer, RepetitionGuard, Task, pixel_tensor, prepare_page};
+use dsocr_engine::{
+    EngineOptions, Event, GenerationConfig, OcrOptions, OcrTokenizer, RepetitionGuard, Task, encode_pages, pixel_tensor, prepare_page,
+};
 use dsocr_preprocess::{PreprocessError, RgbImage, TextTokenizer};
 use dsocr_vision::Tiling;
 use serde::Serialize;
@@ -247,6 +250,43 @@ pub fn run_workload_warm(ocr: &DeepseekOcr, budgets: &[usize], engine: &EngineOp
     let mut warm = run_workload(ocr, budgets, engine)?;
     warm.cold_wall_s = Some(cold.wall_s);
     Ok(warm)
+}
+
+/// The vision encoder alone over `pages` copies of the A4 page encoded together, as the engine
+/// encodes the pages it admits in one step.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct VisionReport {
+    /// Pages encoded together.
+    pub pages: usize,
+    /// Views over all pages (a global view and its tiles each).
+    pub views: usize,
+    /// Estimated peak bytes of one vision batch (`EngineOptions::vision_batch_bytes`).
+    pub batch_bytes: u64,
+    /// Seconds for all pages, warm (a first run compiled and tuned the kernels).
+    pub seconds: f64,
+    /// Pages per second through SAM, CLIP, the projector and the prompt embedding.
+    pub pages_per_s: f64,
+    /// The first (cold) run's seconds.
+    pub cold_seconds: f64,
+}
+
+/// Encode `pages` A4 pages together, twice; the second run is the measurement.
+pub fn vision_throughput(ocr: &DeepseekOcr, pages: usize, batch_bytes: u64) -> Result<VisionReport, OcrError> {
+    let device = ocr.device().clone();
+    let page = prepare_page(&a4_page(), &OcrOptions::default(), ocr.tokenizer())?;
+    let batch: Vec<&dsocr_engine::PreparedPage> = vec![&page; pages];
+    let views = pages * (1 + page.image.tiles.as_ref().map_or(0, |t| t.count));
+    let run = || -> Result<f64, OcrError> {
+        let t0 = Instant::now();
+        for embeds in encode_pages(ocr.encoder(), ocr.lm(), &batch, batch_bytes) {
+            embeds?;
+        }
+        device.sync().map_err(|e| OcrError::Device(format!("device error: {e:?}")))?;
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    let cold_seconds = run()?;
+    let seconds = run()?;
+    Ok(VisionReport { pages, views, batch_bytes, seconds, pages_per_s: pages as f64 / seconds, cold_seconds })
 }
 
 /// `n` token budgets drawn uniformly from `min..=max` with a fixed `seed` (a mixed workload).

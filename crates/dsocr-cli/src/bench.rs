@@ -7,7 +7,10 @@ use anyhow::Context;
 use clap::Args;
 use std::sync::Arc;
 
-use dsocr::bench::{DocumentPromptTokenizer, StageTimings, WorkloadReport, mixed_budgets, run_workload, run_workload_warm, stage_timings};
+use dsocr::bench::{
+    DocumentPromptTokenizer, StageTimings, VisionReport, WorkloadReport, mixed_budgets, run_workload, run_workload_warm, stage_timings,
+    vision_throughput,
+};
 use dsocr::common::{Checkpoint, DeviceSpec, FloatType, Weights};
 use dsocr::engine::OcrTokenizer;
 use dsocr::synthetic::{release_config, write_synthetic_checkpoint};
@@ -79,6 +82,10 @@ pub struct BenchArgs {
     /// Run the mixed workload once (cold) instead of twice (the second measured).
     #[arg(long)]
     mixed_once: bool,
+    /// Vision alone: encode this many pages together (comma-separated list, e.g. 1,8,64; each
+    /// size run twice, the second measured).
+    #[arg(long, value_delimiter = ',')]
+    vision_pages: Vec<usize>,
     /// Skip the stage-by-stage timings of one page.
     #[arg(long)]
     no_stages: bool,
@@ -107,6 +114,8 @@ struct BenchReport {
     /// --mixed pages of different budgets (continuous batching).
     mixed: Option<WorkloadReport>,
     mixed_budgets: Option<(usize, usize, u64)>,
+    /// --vision-pages: the vision encoder alone over that many pages at once.
+    vision: Vec<VisionReport>,
     gpu_cache_dir: Option<String>,
 }
 
@@ -170,6 +179,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         batch: None,
         mixed: None,
         mixed_budgets: (args.mixed > 0).then_some((args.min_tokens, args.max_tokens, args.seed)),
+        vision: Vec::new(),
         gpu_cache_dir,
     };
     // Written after each part: a first run can take minutes, and a run cut short should still
@@ -179,6 +189,14 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         report.stages_warm = Some(stage_timings(&ocr)?);
     }
     let mode = dsocr::preprocess::Mode::Gundam.spec();
+    for &pages in &args.vision_pages {
+        eprintln!("vision alone, {pages} pages together…");
+        let bytes = args.engine.options(&mode, args.new_tokens).vision_batch_bytes;
+        let r = vision_throughput(&ocr, pages.max(1), bytes)?;
+        eprintln!("vision: {} pages ({} views) in {:.3} s: {:.1} pages/s", r.pages, r.views, r.seconds, r.pages_per_s);
+        report.vision.push(r);
+        write_report(&report, args.json_out.as_deref())?;
+    }
     let engine = |max_tokens: usize, max_seqs: Option<usize>| EngineOptions { max_seqs, ..args.engine.options(&mode, max_tokens) };
     eprintln!("one page, {} tokens…", args.new_tokens);
     report.single = Some(run_workload_warm(&ocr, &[args.new_tokens], &engine(args.new_tokens, Some(1)))?);

@@ -13,6 +13,13 @@ pub struct EngineArgs {
     /// Share of GPU memory to use for weights, KV cache and activations.
     #[arg(long, default_value_t = 0.90)]
     pub gpu_memory: f32,
+    /// Estimated peak GB of one batch of views through the vision encoder (pages admitted together
+    /// are encoded together; docs/engine.md, "Vision batches").
+    #[arg(long, default_value_t = dsocr::engine::DEFAULT_VISION_BATCH_BYTES as f64 / (1u64 << 30) as f64)]
+    pub vision_batch_gb: f64,
+    /// Prompt tokens admitted (encoded and prefilled) per engine step, over all pages admitted in it.
+    #[arg(long, default_value_t = EngineOptions::default().max_prefill_tokens)]
+    pub max_prefill_tokens: usize,
     /// Issue decode steps launch by launch instead of replaying captured CUDA graphs.
     #[arg(long)]
     pub no_graphs: bool,
@@ -36,6 +43,8 @@ impl EngineArgs {
             max_seqs: self.max_seqs,
             gpu_memory: self.gpu_memory,
             decode_graphs: !self.no_graphs,
+            vision_batch_bytes: (self.vision_batch_gb.max(0.0) * (1u64 << 30) as f64) as u64,
+            max_prefill_tokens: self.max_prefill_tokens.max(1),
             kernels: self.kernels(),
             ..EngineOptions::for_pages(mode, max_new_tokens)
         }

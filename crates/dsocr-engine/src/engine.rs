@@ -16,12 +16,12 @@ use dsocr_vision::DeepEncoder;
 use serde::Serialize;
 
 use crate::page::{Event, OcrOptions, PreparedPage, Request};
-use crate::pipeline::encode_page;
 use crate::result::finish_page;
 use crate::runner::Runner;
 use crate::scheduler::{Scheduler, SeqId};
 use crate::sequence::Sequence;
 use crate::tokenizer::OcrTokenizer;
+use crate::vision_batch::encode_pages;
 use crate::{EngineError, EngineOptions};
 
 /// Pages in flight on the CPU when [`EngineOptions::max_seqs`] is not set.
@@ -88,6 +88,7 @@ pub struct Engine<'m> {
     /// The decode batch the runner holds (ids in order); rewritten when it changes.
     batch: Vec<SeqId>,
     next_id: SeqId,
+    vision_batch_bytes: u64,
     stats: EngineStats,
 }
 
@@ -146,6 +147,7 @@ impl<'m> Engine<'m> {
             running: HashMap::new(),
             batch: Vec::new(),
             next_id: 0,
+            vision_batch_bytes: options.vision_batch_bytes,
             stats,
         })
     }
@@ -246,18 +248,12 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// One engine step: admit, encode and prefill what the scheduler allows, then one decode
-    /// step for every running page.
+    /// One engine step: admit what the scheduler allows, encode the admitted pages' views together
+    /// and prefill each, then one decode step for every running page.
     pub fn step(&mut self, on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
         let schedule = self.scheduler.schedule();
-        for (id, row) in schedule.admit {
-            let pending = self.pending.remove(&id).expect("admitted pages are pending");
-            let tag = pending.tag;
-            if let Err(e) = self.start(id, row, pending, on_event) {
-                self.scheduler.finish(id);
-                self.stats.pages += 1;
-                on_event(Event::Finished { tag, result: Box::new(Err(e)) });
-            }
+        if !schedule.admit.is_empty() {
+            self.admit(&schedule.admit, on_event)?;
         }
         let batch: Vec<SeqId> = schedule.decode.iter().map(|&(id, _)| id).filter(|id| self.running.contains_key(id)).collect();
         if batch.is_empty() {
@@ -266,23 +262,51 @@ impl<'m> Engine<'m> {
         self.decode(batch, on_event)
     }
 
-    /// Encode and prefill an admitted page into `row`, and take its first token.
-    fn start(&mut self, id: SeqId, row: usize, pending: Pending, on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
-        let Pending { tag, page, options, stream, arrived } = pending;
-        let queue = arrived.elapsed();
+    /// Encode the admitted pages in vision batches, then prefill each into its row and take its
+    /// first token. A page that fails finishes with its error; the others go on.
+    fn admit(&mut self, admit: &[(SeqId, usize)], on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
+        let admitted: Vec<(SeqId, usize, Pending)> =
+            admit.iter().map(|&(id, row)| (id, row, self.pending.remove(&id).expect("admitted pages are pending"))).collect();
+        let queued: Vec<f64> = admitted.iter().map(|(_, _, p)| p.arrived.elapsed().as_secs_f64()).collect();
         let t0 = Instant::now();
-        let embeds = encode_page(self.encoder, self.lm, &page)?;
+        let pages: Vec<&PreparedPage> = admitted.iter().map(|(_, _, p)| &p.page).collect();
+        let embeds = encode_pages(self.encoder, self.lm, &pages, self.vision_batch_bytes);
         sync(&self.lm.device(), "the vision encoder")?;
-        let vision = t0.elapsed();
+        let vision = t0.elapsed().as_secs_f64();
+        self.stats.vision_s += vision;
+        // Each page is charged its share of the batch it was encoded in.
+        let vision_each = vision / admitted.len() as f64;
+        for (((id, row, pending), embeds), queue_s) in admitted.into_iter().zip(embeds).zip(queued) {
+            let tag = pending.tag;
+            if let Err(e) = embeds.and_then(|embeds| self.start(id, row, pending, embeds, (queue_s, vision_each), on_event)) {
+                self.scheduler.finish(id);
+                self.stats.pages += 1;
+                on_event(Event::Finished { tag, result: Box::new(Err(e)) });
+            }
+        }
+        Ok(())
+    }
+
+    /// Prefill an admitted page's encoded prompt into `row`, and take its first token; `waited` is
+    /// the page's time in the queue and its share of the vision batch (seconds).
+    fn start(
+        &mut self,
+        id: SeqId,
+        row: usize,
+        pending: Pending,
+        embeds: Tensor<2>,
+        (queue_s, vision_s): (f64, f64),
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<(), EngineError> {
+        let Pending { tag, page, options, stream, .. } = pending;
         let t1 = Instant::now();
         let logits = self.runner.prefill(embeds, row)?;
         let budget = options.generation.max_new_tokens.min(self.runner.capacity() - page.prompt.len());
         let mut seq = Sequence::new(tag, row, &page, &options, budget, stream, self.lm.config().eos_token_id, self.tokenizer);
-        seq.timings.queue_s = queue.as_secs_f64();
-        seq.timings.vision_s = vision.as_secs_f64();
+        seq.timings.queue_s = queue_s;
+        seq.timings.vision_s = vision_s;
         let token = seq.choose(logits)?;
         seq.timings.prefill_s = t1.elapsed().as_secs_f64();
-        self.stats.vision_s += seq.timings.vision_s;
         self.stats.prefill_s += seq.timings.prefill_s;
         let done = seq.accept(token, on_event);
         if done {

@@ -37,6 +37,7 @@ mod sequence;
 mod stream;
 mod task;
 mod tokenizer;
+mod vision_batch;
 
 pub use engine::{Engine, EngineStats};
 pub use error::EngineError;
@@ -51,3 +52,4 @@ pub use scheduler::{Schedule, Scheduler, SeqId};
 pub use stream::TextStream;
 pub use task::Task;
 pub use tokenizer::OcrTokenizer;
+pub use vision_batch::{DEFAULT_VISION_BATCH_BYTES, encode_pages, view_activation_bytes};

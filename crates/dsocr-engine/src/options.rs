@@ -23,6 +23,10 @@ pub struct EngineOptions {
     pub max_prefill_tokens: usize,
     /// Longest prefill run at once; longer prompts are prefilled in chunks. Default 2,048.
     pub prefill_chunk: usize,
+    /// Estimated peak bytes of one batch of views through the vision encoder: the pages admitted
+    /// in a step are encoded together in batches of this size (docs/engine.md, "Vision
+    /// batches"). Default 6 GiB; at least one view runs at a time whatever the value.
+    pub vision_batch_bytes: u64,
     /// Capture decode steps as CUDA graphs where dsocr's kernels run. Default on.
     pub decode_graphs: bool,
     /// Which GPU kernels run (process-wide: applied when the engine is made). Default: dsocr's.
@@ -38,6 +42,7 @@ impl Default for EngineOptions {
             seq_capacity: None,
             max_prefill_tokens: 4096,
             prefill_chunk: 2048,
+            vision_batch_bytes: crate::vision_batch::DEFAULT_VISION_BATCH_BYTES,
             decode_graphs: true,
             kernels: dsocr_kernels::KernelSettings::default(),
         }

@@ -62,7 +62,8 @@ pub struct Timings {
     pub preprocess_s: f64,
     /// Waiting for a free row in the engine (seconds).
     pub queue_s: f64,
-    /// SAM + CLIP + projector for all views (seconds).
+    /// SAM + CLIP + projector (seconds): the page's share of the vision batch it was encoded in
+    /// with the other pages admitted in the same step.
     pub vision_s: f64,
     /// Prefill until the first token (seconds).
     pub prefill_s: f64,

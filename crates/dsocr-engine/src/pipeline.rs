@@ -10,12 +10,13 @@ use dsocr_core::burn::prelude::*;
 use dsocr_core::burn::tensor::DType;
 use dsocr_lm::DeepseekLm;
 use dsocr_preprocess::{RgbImage, ViewBatch, build_prompt, prepare_image};
-use dsocr_vision::{DeepEncoder, Tiling};
+use dsocr_vision::DeepEncoder;
 use rayon::prelude::*;
 
 use crate::EngineError;
 use crate::page::{OcrOptions, PreparedPage, Request};
 use crate::tokenizer::OcrTokenizer;
+use crate::vision_batch::{DEFAULT_VISION_BATCH_BYTES, encode_pages};
 
 /// Preprocess one image for `options` (views, tile grid, prompt ids): CPU work only.
 pub fn prepare_page(image: &RgbImage, options: &OcrOptions, tokenizer: &dyn OcrTokenizer) -> Result<PreparedPage, EngineError> {
@@ -32,14 +33,10 @@ pub fn pixel_tensor(views: &ViewBatch, device: &Device, dtype: DType) -> Tensor<
     Tensor::<4>::from_data(TensorData::new(views.normalized(), views.shape()), (device, DType::F32)).cast(dtype)
 }
 
-/// The decoder input `[T, H]` of a prepared page: its views through SAM, CLIP and the projector,
-/// placed at the prompt's image positions.
+/// The decoder input `[T, H]` of one prepared page: its views through SAM, CLIP and the projector,
+/// placed at the prompt's image positions ([`encode_pages`] with one page).
 pub fn encode_page(encoder: &DeepEncoder, lm: &DeepseekLm, page: &PreparedPage) -> Result<Tensor<2>, EngineError> {
-    let (device, dtype) = (lm.device(), lm.dtype());
-    let image = &page.image;
-    let tiles = image.tiles.as_ref().map(|t| (pixel_tensor(t, &device, dtype), Tiling { cols: image.grid.cols, rows: image.grid.rows }));
-    let rows = encoder.encode_image(pixel_tensor(&image.global, &device, dtype), tiles);
-    Ok(lm.embed_prompt(&page.prompt.input_ids, &page.prompt.images_seq_mask, Some(rows))?)
+    encode_pages(encoder, lm, &[page], DEFAULT_VISION_BATCH_BYTES).pop().expect("one result per page")
 }
 
 /// Where a page's image comes from: a closure run on a preparation thread (decode a file,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
 use dsocr_engine::{
     Engine, EngineError, EngineOptions, Event, GenerationConfig, InOrder, OcrOptions, OcrResult, OcrTokenizer, RepetitionGuard, Request,
-    Sampling, Task, prepare_page,
+    Sampling, Task, encode_page, encode_pages, prepare_page,
 };
 use dsocr_lm::{DeepseekLm, LmConfig};
 use dsocr_preprocess::{LoadOptions, ModeSpec, RgbImage, load_image};
@@ -92,6 +92,37 @@ fn batched_pages_equal_single_pages() {
         assert!(t.tokens.len() <= budgets[i]);
         assert_eq!(t.stopped_on_eos, a.stopped_on_eos);
         assert_eq!(streamed[i], t.raw, "page {i}: streamed text is the result's text");
+    }
+}
+
+/// Pages of every recorded mode (global views of different sides, tiled and not) encoded together,
+/// in one view a batch and in batches of many views, give each page the embeddings it gets alone.
+#[test]
+fn vision_batches_equal_pages_encoded_alone() {
+    let Some(fixtures) = parity("vision_batches_equal_pages_encoded_alone") else { return };
+    let model = load(&fixtures);
+    let cases = fixtures.cases();
+    let pages: Vec<_> = cases
+        .iter()
+        .map(|case| {
+            let (image, options) = page_of(case, greedy(1));
+            prepare_page(&image, &options, model.tokenizer.as_ref()).unwrap()
+        })
+        .collect();
+    let sides: std::collections::BTreeSet<usize> = pages.iter().map(|p| p.image.global.size).collect();
+    assert!(sides.len() > 1 && pages.iter().any(|p| p.image.tiles.is_some()), "the cases mix view sizes and tiling");
+    let refs: Vec<_> = pages.iter().collect();
+    let alone: Vec<Vec<f32>> =
+        pages.iter().map(|p| encode_page(&model.encoder, &model.lm, p).unwrap().into_data().try_to_vec::<f32>().unwrap()).collect();
+    for max_bytes in [1, u64::MAX] {
+        let together = encode_pages(&model.encoder, &model.lm, &refs, max_bytes);
+        assert_eq!(together.len(), pages.len());
+        for (i, (alone, t)) in alone.iter().zip(together).enumerate() {
+            let t = t.unwrap().into_data().try_to_vec::<f32>().unwrap();
+            assert_eq!(t.len(), alone.len(), "page {i}");
+            let worst = t.iter().zip(alone).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-4, "page {i}, batches of {max_bytes} bytes: largest difference {worst}");
+        }
     }
 }
 

@@ -1,0 +1,157 @@
+//! Vision encoding of many pages at once (docs/engine.md, "Vision batches").
+//!
+//! A page is one global view and, when tiled, up to nine tiles: encoded alone, SAM and CLIP run on
+//! batches of one to nine views and the GPU waits on kernel launches. The engine instead encodes
+//! every page it admits in a step together: the views of all those pages are grouped by side
+//! (views of one side share every shape), cut into batches whose estimated peak memory stays
+//! within [`crate::EngineOptions::vision_batch_bytes`], run through SAM, CLIP and the projector, and the projected
+//! tokens are handed back to each page in order, arranged into its image sequence.
+//!
+//! The encoders treat every view of a batch independently, so a page's embeddings do not depend
+//! on which pages it was batched with (up to the float rounding of differently sized GEMMs).
+
+use std::collections::BTreeMap;
+
+use dsocr_core::burn::prelude::*;
+use dsocr_lm::DeepseekLm;
+use dsocr_preprocess::ViewBatch;
+use dsocr_vision::{DeepEncoder, Tiling, VisionConfig};
+
+use crate::EngineError;
+use crate::page::PreparedPage;
+use crate::pipeline::pixel_tensor;
+
+/// The default of [`crate::EngineOptions::vision_batch_bytes`]: 6 GiB, three 1024-pixel global
+/// views or fifteen 640-pixel tiles of the release encoder in bf16, well within the engine's
+/// default activation reserve (16 GiB).
+pub const DEFAULT_VISION_BATCH_BYTES: u64 = 6 << 30;
+
+/// Estimated peak activation bytes of one view of side `side`, in elements of `elem_bytes`.
+///
+/// SAM's global-attention blocks dominate: for `n = (side / patch)²` tokens they hold the
+/// relative-position bias, the scores and their softmax, each `heads × n²`, and the fused
+/// kernels one more such buffer. Everything else (the `n × 4·width` MLP activations, CLIP on
+/// `n / 16` tokens) is a few percent of that, covered by the `n × 64·width` term.
+pub fn view_activation_bytes(config: &VisionConfig, side: usize, elem_bytes: usize) -> u64 {
+    let n = (side / config.sam.patch_size).pow(2) as u64;
+    let attention = 4 * config.sam.heads as u64 * n * n;
+    let rest = 64 * n * config.sam.width as u64;
+    (attention + rest) * elem_bytes as u64
+}
+
+/// Where a page's views sit in the batched outputs: `(side, first view)` of its global view and
+/// of its tiles.
+struct Placement {
+    global: (usize, usize),
+    tiles: Option<(usize, usize, Tiling)>,
+}
+
+/// The decoder inputs `[T, H]` of `pages`, one result per page in order: every view of every page
+/// through SAM, CLIP and the projector in batches of at most `max_bytes` (estimated by
+/// [`view_activation_bytes`]; at least one view a batch), each page's tokens then
+/// placed at its prompt's image positions.
+pub fn encode_pages(
+    encoder: &DeepEncoder,
+    lm: &DeepseekLm,
+    pages: &[&PreparedPage],
+    max_bytes: u64,
+) -> Vec<Result<Tensor<2>, EngineError>> {
+    let (device, dtype) = (lm.device(), lm.dtype());
+    // Views grouped by side, in page order; each entry is (page's view batch, its views).
+    let mut groups: BTreeMap<usize, Vec<&ViewBatch>> = BTreeMap::new();
+    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut place = |views: &'_ ViewBatch| -> (usize, usize) {
+        let count = counts.entry(views.size).or_default();
+        let first = *count;
+        *count += views.count;
+        (views.size, first)
+    };
+    let mut placements = Vec::with_capacity(pages.len());
+    for page in pages {
+        let image = &page.image;
+        let global = place(&image.global);
+        let tiles = image.tiles.as_ref().map(|t| {
+            let (side, first) = place(t);
+            (side, first, Tiling { cols: image.grid.cols, rows: image.grid.rows })
+        });
+        placements.push(Placement { global, tiles });
+        groups.entry(image.global.size).or_default().push(&image.global);
+        if let Some(t) = &image.tiles {
+            groups.entry(t.size).or_default().push(t);
+        }
+    }
+
+    let elem = dtype.size();
+    let projected: BTreeMap<usize, Tensor<3>> = groups
+        .into_iter()
+        .map(|(side, batches)| {
+            let per_view = view_activation_bytes(encoder.config(), side, elem).max(1);
+            let max_views = ((max_bytes / per_view) as usize).max(1);
+            let outputs: Vec<Tensor<3>> = view_chunks(&batches, max_views)
+                .map(|chunk| encoder.encode_views(pixel_tensor(&chunk, &device, dtype)).projected)
+                .collect();
+            (side, Tensor::cat(outputs, 0))
+        })
+        .collect();
+
+    placements
+        .into_iter()
+        .zip(pages)
+        .map(|(p, page)| {
+            let (side, first) = p.global;
+            let global = projected[&side].clone().narrow(0, first, 1);
+            let tiles = p.tiles.map(|(side, first, grid)| (projected[&side].clone().narrow(0, first, grid.cols * grid.rows), grid));
+            let rows = encoder.arrange(global, tiles);
+            Ok(lm.embed_prompt(&page.prompt.input_ids, &page.prompt.images_seq_mask, Some(rows))?)
+        })
+        .collect()
+}
+
+/// The views of `batches` (all of one side), in order, regrouped into batches of at most
+/// `max_views` views.
+fn view_chunks<'a>(batches: &'a [&'a ViewBatch], max_views: usize) -> impl Iterator<Item = ViewBatch> + 'a {
+    let size = batches.first().map_or(0, |b| b.size);
+    let view_bytes = 3 * size * size;
+    let mut views = batches.iter().flat_map(move |b| b.data.chunks_exact(view_bytes));
+    std::iter::from_fn(move || {
+        let mut data = Vec::new();
+        let mut count = 0;
+        for view in views.by_ref() {
+            data.extend_from_slice(view);
+            count += 1;
+            if count == max_views {
+                break;
+            }
+        }
+        (count > 0).then_some(ViewBatch { count, size, data })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(count: usize, size: usize, first: u8) -> ViewBatch {
+        let data = (0..count).flat_map(|v| std::iter::repeat_n(first + v as u8, 3 * size * size)).collect();
+        ViewBatch { count, size, data }
+    }
+
+    #[test]
+    fn views_are_regrouped_in_order_within_the_limit() {
+        let (a, b) = (batch(1, 2, 10), batch(6, 2, 20));
+        let chunks: Vec<ViewBatch> = view_chunks(&[&a, &b], 3).collect();
+        assert_eq!(chunks.iter().map(|c| c.count).collect::<Vec<_>>(), vec![3, 3, 1]);
+        let firsts: Vec<u8> = chunks.iter().flat_map(|c| c.data.chunks_exact(12).map(|v| v[0])).collect();
+        assert_eq!(firsts, vec![10, 20, 21, 22, 23, 24, 25]);
+        assert!(chunks.iter().all(|c| c.data.len() == c.count * 12 && c.size == 2));
+    }
+
+    #[test]
+    fn the_release_budget_holds_three_global_views() {
+        let config = VisionConfig::default();
+        let global = view_activation_bytes(&config, 1024, 2);
+        let tile = view_activation_bytes(&config, 640, 2);
+        let budget = DEFAULT_VISION_BATCH_BYTES;
+        assert_eq!((budget / global, budget / tile), (3, 15));
+    }
+}
