@@ -17,6 +17,7 @@ const STEPS: usize = 64;
 fn bench_decode(c: &mut Criterion) {
     let Some(m) = common::bench_model("decode") else { return };
     let ocr = DeepseekOcr::from_weights(&m.weights, &m.config, "config.json", m.tokenizer.clone()).expect("model");
+    let page = dsocr::bench::a4_page();
     let mut group = c.benchmark_group(format!("decode/{}", m.label));
     group.sample_size(10);
     for batch in [1usize, 4] {
@@ -29,7 +30,7 @@ fn bench_decode(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let report = run_workload(&ocr, &budgets, &options).expect("workload");
+                    let report = run_workload(&ocr, &page, &budgets, &options).expect("workload");
                     assert_eq!(report.tokens, batch * (STEPS + 1));
                     total += Duration::from_secs_f64(report.decode_s);
                 }

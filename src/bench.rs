@@ -85,13 +85,13 @@ pub struct StageTimings {
     pub prompt_tokens: usize,
 }
 
-/// Run the A4 page stage by stage (each stage synchronised, so its time is its own).
-pub fn stage_timings(ocr: &DeepseekOcr) -> Result<StageTimings, OcrError> {
+/// Run `image` (e.g. [`a4_page`]) stage by stage (each stage synchronised, so its time is its own).
+pub fn stage_timings(ocr: &DeepseekOcr, image: &RgbImage) -> Result<StageTimings, OcrError> {
     let (device, dtype) = (ocr.device().clone(), ocr.float().dtype());
     let sync = || device.sync().map_err(|e| OcrError::Device(format!("device error: {e:?}")));
     let mut t = StageTimings::default();
     let t0 = Instant::now();
-    let page = prepare_page(&a4_page(), &OcrOptions::default(), ocr.tokenizer())?;
+    let page = prepare_page(image, &OcrOptions::default(), ocr.tokenizer())?;
     let global = pixel_tensor(&page.image.global, &device, dtype);
     let tiles = page.image.tiles.as_ref().map(|v| pixel_tensor(v, &device, dtype));
     sync()?;
@@ -173,10 +173,10 @@ pub struct WorkloadReport {
     pub peak_reserved_bytes: Option<u64>,
 }
 
-/// Run the A4 page once per entry of `budgets` (that many new tokens each, EOS ignored) through
+/// Run `image` once per entry of `budgets` (that many new tokens each, EOS ignored) through
 /// the engine, the pages prepared on CPU threads ahead of it as in `dsocr ocr`.
-pub fn run_workload(ocr: &DeepseekOcr, budgets: &[usize], engine: &EngineOptions) -> Result<WorkloadReport, OcrError> {
-    let page = a4_page();
+pub fn run_workload(ocr: &DeepseekOcr, image: &RgbImage, budgets: &[usize], engine: &EngineOptions) -> Result<WorkloadReport, OcrError> {
+    let page = image.clone();
     let jobs: Vec<_> = budgets
         .iter()
         .map(|&max_new_tokens| {
@@ -244,15 +244,20 @@ pub fn run_workload(ocr: &DeepseekOcr, budgets: &[usize], engine: &EngineOptions
 
 /// [`run_workload`] twice in one process: the first run compiles and autotunes every kernel its
 /// shapes need and captures its graphs; the second is the measurement (with the first's wall time).
-pub fn run_workload_warm(ocr: &DeepseekOcr, budgets: &[usize], engine: &EngineOptions) -> Result<WorkloadReport, OcrError> {
-    let cold = run_workload(ocr, budgets, engine)?;
+pub fn run_workload_warm(
+    ocr: &DeepseekOcr,
+    image: &RgbImage,
+    budgets: &[usize],
+    engine: &EngineOptions,
+) -> Result<WorkloadReport, OcrError> {
+    let cold = run_workload(ocr, image, budgets, engine)?;
     tracing::info!("bench: cold run of {} pages: {:.2} s", budgets.len(), cold.wall_s);
-    let mut warm = run_workload(ocr, budgets, engine)?;
+    let mut warm = run_workload(ocr, image, budgets, engine)?;
     warm.cold_wall_s = Some(cold.wall_s);
     Ok(warm)
 }
 
-/// The vision encoder alone over `pages` copies of the A4 page encoded together, as the engine
+/// The vision encoder alone over `pages` copies of a page encoded together, as the engine
 /// encodes the pages it admits in one step.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct VisionReport {
@@ -270,10 +275,10 @@ pub struct VisionReport {
     pub cold_seconds: f64,
 }
 
-/// Encode `pages` A4 pages together, twice; the second run is the measurement.
-pub fn vision_throughput(ocr: &DeepseekOcr, pages: usize, batch_bytes: u64) -> Result<VisionReport, OcrError> {
+/// Encode `pages` copies of `image` together, twice; the second run is the measurement.
+pub fn vision_throughput(ocr: &DeepseekOcr, image: &RgbImage, pages: usize, batch_bytes: u64) -> Result<VisionReport, OcrError> {
     let device = ocr.device().clone();
-    let page = prepare_page(&a4_page(), &OcrOptions::default(), ocr.tokenizer())?;
+    let page = prepare_page(image, &OcrOptions::default(), ocr.tokenizer())?;
     let batch: Vec<&dsocr_engine::PreparedPage> = vec![&page; pages];
     let views = pages * (1 + page.image.tiles.as_ref().map_or(0, |t| t.count));
     let run = || -> Result<f64, OcrError> {

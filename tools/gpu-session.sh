@@ -8,6 +8,7 @@
 #   tools/gpu-session.sh ncu-detail        # ncu's full sections (bandwidth, stalls, occupancy) for
 #                                          # DETAIL_COUNT launches of the DETAIL_KERNELS regex
 #   tools/gpu-session.sh save-cache        # pack the CubeCL caches into $OUT (carry them next time)
+#   tools/gpu-session.sh serve [ARGS…]     # dsocr serve on the synthetic weights + tools/loadgen.py
 #   tools/gpu-session.sh ocr-pdf [ARGS…]   # dsocr ocr on dist/doc100.pdf with the synthetic weights
 #                                          # (the parity tokenizer beside them: dist/tokenizer.json.xz
 #                                          # or the parity fixtures), timed, ARGS appended
@@ -26,6 +27,19 @@ if [ ! -x dist/dsocr ] || [ dist/dsocr.xz -nt dist/dsocr ]; then
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 export DSOCR_CACHE_DIR=${DSOCR_CACHE_DIR:-$PWD/dist/cubecl-cache}
+# The synthetic release-size weights, with the parity model's tokenizer beside them (the CLI's
+# ocr and serve need one): dist/tokenizer.json.xz, or the carried parity fixtures.
+synth_with_tokenizer() {
+  [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
+  if [ ! -f dist/synth/tokenizer.json ]; then
+    if [ -f dist/tokenizer.json.xz ]; then
+      xz -dc dist/tokenizer.json.xz > dist/synth/tokenizer.json
+    else
+      if [ ! -d dist/parity ]; then for t in dist/parity*.tar.xz; do tar xJf "$t" -C dist; done; fi
+      cp dist/parity/model/tokenizer.json dist/synth/
+    fi
+  fi
+}
 what=${1:-parity}; shift || true
 case "$what" in
   parity)
@@ -68,21 +82,38 @@ case "$what" in
   ocr-pdf)
     # The user's path: a 100-page PDF through `dsocr ocr` (pages rendered and prepared on CPU
     # threads ahead of the engine). The synthetic weights get the parity model's tokenizer.
-    [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
-    if [ ! -f dist/synth/tokenizer.json ]; then
-      if [ -f dist/tokenizer.json.xz ]; then
-        xz -dc dist/tokenizer.json.xz > dist/synth/tokenizer.json
-      else
-        if [ ! -d dist/parity ]; then for t in dist/parity*.tar.xz; do tar xJf "$t" -C dist; done; fi
-        cp dist/parity/model/tokenizer.json dist/synth/
-      fi
-    fi
+    synth_with_tokenizer
     name=${OCR_NAME:-ocr-pdf}
     SECONDS=0
     RUST_LOG=${RUST_LOG:-warn,dsocr=info,dsocr_engine=info} timeout "${BENCH_TIMEOUT:-500}" \
       dist/dsocr ocr "${OCR_PDF:-dist/doc100.pdf}" --model dist/synth --device cuda "$@" > "$OUT/$name.md" 2> "$OUT/$name.err"
     echo "$name exit $? after $SECONDS s"
     grep -a -v "^\s*$" "$OUT/$name.err" | tail -8
+    ;;
+  serve)
+    # `dsocr serve` on the synthetic weights (ARGS appended), then tools/loadgen.py for each
+    # "clients:requests" of LOADGEN_RUNS in turn (the first runs warm the kernels up), each
+    # request one page (LOADGEN_IMAGE, default the bench's synthetic A4 page) with LOADGEN_TOKENS new tokens; then /metrics, and SIGTERM.
+    synth_with_tokenizer
+    RUST_LOG=${RUST_LOG:-warn,dsocr=info,dsocr_serve=info} dist/dsocr serve --model dist/synth --device cuda --port 8000 "$@" \
+      > "$OUT/serve.log" 2>&1 &
+    pid=$!
+    SECONDS=0
+    until python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')" 2>/dev/null; do
+      if ! kill -0 $pid 2>/dev/null || [ $SECONDS -gt 300 ]; then echo "server not ready after $SECONDS s"; tail -20 "$OUT/serve.log"; exit 1; fi
+      sleep 1
+    done
+    echo "ready after $SECONDS s"
+    i=0
+    for spec in ${LOADGEN_RUNS:-1:2 64:1 1:5 64:2}; do
+      i=$((i+1))
+      timeout "${LOADGEN_TIMEOUT:-300}" python3 tools/loadgen.py ${LOADGEN_IMAGE:+--image "$LOADGEN_IMAGE"} \
+        --clients "${spec%%:*}" --requests "${spec##*:}" --max-tokens "${LOADGEN_TOKENS:-256}" > "$OUT/loadgen-$i.json"
+      echo "run $i ($spec) exit $?"; python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print({k: r[k] for k in ('clients','requests','error_count','wall_s','tokens_per_s','ttft_min_s','ttft_p50_s','latency_p50_s')})" "$OUT/loadgen-$i.json"
+    done
+    python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode())" > "$OUT/metrics.txt"
+    kill -TERM $pid; wait $pid; echo "server exit $?"
+    grep -a -v "^\s*$" "$OUT/serve.log" | tail -5
     ;;
   save-cache)
     tar cJf "$OUT/cubecl-cache.tar.xz" -C dist cubecl-cache && ls -l "$OUT/cubecl-cache.tar.xz"

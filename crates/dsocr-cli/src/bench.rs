@@ -86,6 +86,10 @@ pub struct BenchArgs {
     /// size run twice, the second measured).
     #[arg(long, value_delimiter = ',')]
     vision_pages: Vec<usize>,
+    /// The page every workload runs (an image file; a PDF's first page): default a synthetic A4
+    /// page at 144 DPI (1190×1684, 6 tiles in Gundam mode, a 913-token prompt).
+    #[arg(long)]
+    image: Option<PathBuf>,
     /// Skip the stage-by-stage timings of one page.
     #[arg(long)]
     no_stages: bool,
@@ -102,6 +106,8 @@ struct BenchReport {
     device: String,
     dtype: String,
     model: String,
+    /// The page the workloads ran (`--image`, or the synthetic A4 page) and its size.
+    image: String,
     load_s: f64,
     /// Stage by stage, first run (kernel compilation and autotuning included).
     stages_cold: StageTimings,
@@ -117,6 +123,18 @@ struct BenchReport {
     /// --vision-pages: the vision encoder alone over that many pages at once.
     vision: Vec<VisionReport>,
     gpu_cache_dir: Option<String>,
+}
+
+/// The first page of `path`: an image, or a PDF's first page rendered at 144 DPI as `dsocr ocr`
+/// renders pages.
+fn load_page(path: &std::path::Path) -> anyhow::Result<dsocr::preprocess::RgbImage> {
+    let input = path.display().to_string();
+    let (docs, mut failed) = crate::inputs::open_inputs(std::slice::from_ref(&input), None, Some("1"));
+    if let Some((_, e)) = failed.pop() {
+        return Err(e.context("--image"));
+    }
+    let doc = docs.into_iter().next().with_context(|| format!("--image {input}: nothing to read"))?;
+    Ok(doc.page_source(0, 144.0)().with_context(|| format!("--image {input}"))?)
 }
 
 /// Serialise the report and, when asked, write it to `path`.
@@ -138,6 +156,10 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     let device = spec.device()?;
     anyhow::ensure!(args.new_tokens >= 2 && args.batch >= 1, "--new-tokens must be ≥ 2 and --batch ≥ 1");
     anyhow::ensure!(args.min_tokens >= 1 && args.min_tokens <= args.max_tokens, "--min-tokens must be between 1 and --max-tokens");
+    let image = match &args.image {
+        Some(path) => load_page(path)?,
+        None => dsocr::bench::a4_page(),
+    };
     let t0 = Instant::now();
     let (weights, config, tokenizer, label): (_, _, Arc<dyn OcrTokenizer>, _) = match &args.model {
         Some(dir) => {
@@ -172,8 +194,14 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         device: spec.to_string(),
         dtype: float.to_string(),
         model: label,
+        image: format!(
+            "{} ({}x{})",
+            args.image.as_ref().map_or("synthetic A4 page".to_string(), |p| p.display().to_string()),
+            image.width,
+            image.height
+        ),
         load_s,
-        stages_cold: if args.no_stages { StageTimings::default() } else { stage_timings(&ocr)? },
+        stages_cold: if args.no_stages { StageTimings::default() } else { stage_timings(&ocr, &image)? },
         stages_warm: None,
         single: None,
         batch: None,
@@ -186,34 +214,34 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     // leave its figures behind.
     write_report(&report, args.json_out.as_deref())?;
     if !args.no_stages {
-        report.stages_warm = Some(stage_timings(&ocr)?);
+        report.stages_warm = Some(stage_timings(&ocr, &image)?);
     }
     let mode = dsocr::preprocess::Mode::Gundam.spec();
     for &pages in &args.vision_pages {
         eprintln!("vision alone, {pages} pages together…");
         let bytes = args.engine.options(&mode, args.new_tokens).vision_batch_bytes;
-        let r = vision_throughput(&ocr, pages.max(1), bytes)?;
+        let r = vision_throughput(&ocr, &image, pages.max(1), bytes)?;
         eprintln!("vision: {} pages ({} views) in {:.3} s: {:.1} pages/s", r.pages, r.views, r.seconds, r.pages_per_s);
         report.vision.push(r);
         write_report(&report, args.json_out.as_deref())?;
     }
     let engine = |max_tokens: usize, max_seqs: Option<usize>| EngineOptions { max_seqs, ..args.engine.options(&mode, max_tokens) };
     eprintln!("one page, {} tokens…", args.new_tokens);
-    report.single = Some(run_workload_warm(&ocr, &[args.new_tokens], &engine(args.new_tokens, Some(1)))?);
+    report.single = Some(run_workload_warm(&ocr, &image, &[args.new_tokens], &engine(args.new_tokens, Some(1)))?);
     write_report(&report, args.json_out.as_deref())?;
     if args.batch > 1 {
         eprintln!("{} pages together, {} tokens each…", args.batch, args.new_tokens);
         let budgets = vec![args.new_tokens; args.batch];
-        report.batch = Some(run_workload_warm(&ocr, &budgets, &engine(args.new_tokens, Some(args.batch)))?);
+        report.batch = Some(run_workload_warm(&ocr, &image, &budgets, &engine(args.new_tokens, Some(args.batch)))?);
         write_report(&report, args.json_out.as_deref())?;
     }
     if args.mixed > 0 {
         let budgets = mixed_budgets(args.mixed, args.min_tokens, args.max_tokens, args.seed);
         eprintln!("{} pages of {}..={} tokens (seed {})…", args.mixed, args.min_tokens, args.max_tokens, args.seed);
         report.mixed = Some(if args.mixed_once {
-            run_workload(&ocr, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
+            run_workload(&ocr, &image, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
         } else {
-            run_workload_warm(&ocr, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
+            run_workload_warm(&ocr, &image, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
         });
     }
     let json = write_report(&report, args.json_out.as_deref())?;

@@ -31,4 +31,4 @@ pub use clip::ClipEncoder;
 pub use config::{ClipConfig, SamConfig, VisionConfig};
 pub use encoder::{DeepEncoder, Tiling, ViewFeatures};
 pub use interp::{bicubic_aa_matrix, linear_matrix, resize_grid_bicubic_aa, resize_rows_linear};
-pub use sam::SamEncoder;
+pub use sam::{RelPosAttention, SamEncoder};

@@ -14,6 +14,24 @@ use dsocr_core::{CoreError, Weights};
 use crate::config::SamConfig;
 use crate::interp::{resize_grid_bicubic_aa, resize_rows_linear};
 
+/// How SAM's attention applies its decomposed relative-position bias (docs/model.md §4.1).
+///
+/// Both give the reference's result; they differ in what the backend runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelPosAttention {
+    /// As the reference: the `[B, heads, n, n]` bias is materialised and added to the scores.
+    /// Attention with a bias runs on the backend's unfused kernels (scores, bias and softmax in
+    /// memory: 0.4 GB each per 1024-pixel view and global block in bf16). Cheapest on the CPU.
+    #[default]
+    Materialized,
+    /// The bias folded into the dot product: each query is extended by its relative-position
+    /// terms `q·Rh[qy, ·]` and `q·Rw[qx, ·]`, each key by one-hot indicators of its row and
+    /// column, so `q'·k' = q·k/√d + bias` and attention runs without a bias, on the backend's
+    /// flash kernel where it has one (nothing `n × n` in memory). Costs a wider score product
+    /// (head dim 256 instead of 64), cheap on tensor cores.
+    Folded,
+}
+
 /// Multi-head attention over a `[B, h, w, C]` map with decomposed relative-position bias.
 #[derive(Debug, Clone)]
 struct SamAttention {
@@ -47,7 +65,7 @@ impl SamAttention {
         table.select(0, idx).reshape([size, size, hd])
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    fn forward(&self, x: Tensor<4>, mode: RelPosAttention) -> Tensor<4> {
         let [b, h, w, c] = x.dims();
         let (heads, hd) = (self.heads, c / self.heads);
         let n = h * w;
@@ -68,13 +86,59 @@ impl SamAttention {
         // rel_w[b, qy, qx, kx]: batch over qx.
         let rel_w = rq.permute([2, 0, 1, 3]).reshape([w, bh * h, hd]).matmul(rw.swap_dims(1, 2)); // [w, bh·h, w]
         let rel_w = rel_w.reshape([w, bh, h, w]).permute([1, 2, 0, 3]); // [bh, qy, qx, kx]
-        let bias = rel_h.unsqueeze_dim::<5>(4) + rel_w.unsqueeze_dim::<5>(3); // [bh, qy, qx, ky, kx]
-        let bias = bias.reshape([b, heads, n, n]);
 
-        let out = attention(q, k, v, None, Some(bias), AttentionModuleOptions::default()); // scale 1/√hd
+        let out = match mode {
+            RelPosAttention::Materialized => {
+                let bias = rel_h.unsqueeze_dim::<5>(4) + rel_w.unsqueeze_dim::<5>(3); // [bh, qy, qx, ky, kx]
+                let bias = bias.reshape([b, heads, n, n]);
+                attention(q, k, v, None, Some(bias), AttentionModuleOptions::default()) // scale 1/√hd
+            }
+            RelPosAttention::Folded => {
+                let rel_h = rel_h.reshape([b, heads, n, h]);
+                let rel_w = rel_w.reshape([b, heads, n, w]);
+                folded_attention(q, k, v, rel_h, rel_w, (h, w))
+            }
+        };
         let out = out.permute([0, 2, 1, 3]).reshape([b, h, w, c]);
         self.proj.forward(out)
     }
+}
+
+/// Attention with the decomposed bias folded into the dot product ([`RelPosAttention::Folded`]).
+///
+/// With `d` the extended width (the smallest `hd · 4^k` that holds `hd + h + w`, so that the
+/// scale factors below are powers of two and exact in any float type) and attention's default
+/// scale `1/√d`:
+/// `q' = [q·√(d/hd), rel_h·√d, rel_w·√d, 0…]`, `k' = [k, onehot(ky), onehot(kx), 0…]`, hence
+/// `q'·k'/√d = q·k/√hd + rel_h[q, ky] + rel_w[q, kx]`, the reference's biased scores.
+fn folded_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, rel_h: Tensor<4>, rel_w: Tensor<4>, (h, w): (usize, usize)) -> Tensor<4> {
+    let [b, heads, n, hd] = q.dims();
+    let mut d = hd;
+    while d < hd + h + w {
+        d *= 4;
+    }
+    let (q_scale, rel_scale) = (((d / hd) as f64).sqrt(), (d as f64).sqrt());
+    let device = q.device();
+    let dtype = q.dtype();
+    // One-hot rows and columns of every key position (row-major, as the tokens).
+    let position = Tensor::<1, Int>::arange(0..n as i64, &device);
+    let one_hot = |index: Tensor<1, Int>, count: usize| {
+        let classes = Tensor::<1, Int>::arange(0..count as i64, &device).reshape([1, count]).expand([n, count]);
+        index.reshape([n, 1]).expand([n, count]).equal(classes)
+    };
+    let rows = one_hot(position.clone().div_scalar(w as i64), h);
+    let cols = one_hot(position.remainder_scalar(w as i64), w);
+    let rows = rows.float().cast(dtype).reshape([1, 1, n, h]).expand([b, heads, n, h]);
+    let cols = cols.float().cast(dtype).reshape([1, 1, n, w]).expand([b, heads, n, w]);
+    let mut q_parts = vec![q.mul_scalar(q_scale), rel_h.mul_scalar(rel_scale), rel_w.mul_scalar(rel_scale)];
+    let mut k_parts = vec![k, rows, cols];
+    let pad = d - (hd + h + w);
+    if pad > 0 {
+        let zeros = Tensor::<4>::zeros([b, heads, n, pad], (&device, dtype));
+        q_parts.push(zeros.clone());
+        k_parts.push(zeros);
+    }
+    attention(Tensor::cat(q_parts, 3), Tensor::cat(k_parts, 3), v, None, None, AttentionModuleOptions::default())
 }
 
 /// One pre-norm transformer block, windowed or global.
@@ -103,16 +167,16 @@ impl SamBlock {
         })
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    fn forward(&self, x: Tensor<4>, mode: RelPosAttention) -> Tensor<4> {
         let shortcut = x.clone();
         let x = self.norm1.forward(x);
         let x = match self.window {
             Some(ws) => {
                 let [b, h, w, _] = x.dims();
                 let (windows, hp, wp) = window_partition(x, ws);
-                window_unpartition(self.attn.forward(windows), ws, b, (hp, wp), (h, w))
+                window_unpartition(self.attn.forward(windows, mode), ws, b, (hp, wp), (h, w))
             }
-            None => self.attn.forward(x),
+            None => self.attn.forward(x, mode),
         };
         let x = shortcut + x;
         let y = self.lin2.forward(gelu(self.lin1.forward(self.norm2.forward(x.clone()))));
@@ -157,6 +221,8 @@ pub struct SamEncoder {
     net_2: Tensor<4>,
     net_3: Tensor<4>,
     patch_size: usize,
+    /// How attention applies the relative-position bias.
+    pub rel_pos_attention: RelPosAttention,
 }
 
 impl SamEncoder {
@@ -180,6 +246,7 @@ impl SamEncoder {
             net_2: w.tensor("net_2.weight", [d2, oc, 3, 3])?,
             net_3: w.tensor("net_3.weight", [d3, d2, 3, 3])?,
             patch_size: p,
+            rel_pos_attention: RelPosAttention::default(),
         })
     }
 
@@ -193,7 +260,7 @@ impl SamEncoder {
         let pos = resize_grid_bicubic_aa(self.pos_embed.clone().reshape([g0, g0, c]), g);
         let mut x = x + pos.unsqueeze::<4>();
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward(x, self.rel_pos_attention);
         }
         let x = x.permute([0, 3, 1, 2]); // [B, C, G, G]
         let same = |k: usize| ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1);

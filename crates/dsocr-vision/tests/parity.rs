@@ -6,7 +6,7 @@ use burn::tensor::DType;
 use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
 use dsocr_preprocess::{LoadOptions, ModeSpec, normalize_pixel, prepare_image};
 use dsocr_testdata::{Case, parity, tolerance_check};
-use dsocr_vision::{DeepEncoder, Tiling, VisionConfig};
+use dsocr_vision::{DeepEncoder, RelPosAttention, Tiling, VisionConfig};
 
 fn load_encoder(model_dir: &std::path::Path) -> (DeepEncoder, Device) {
     let device = DeviceSpec::Cpu.device().unwrap();
@@ -48,6 +48,21 @@ fn shape4(s: &[usize]) -> [usize; 4] {
 fn encoder_matches_official_code_from_reference_pixels() {
     let Some(fixtures) = parity("encoder_matches_official_code_from_reference_pixels") else { return };
     let (encoder, device) = load_encoder(&fixtures.model_dir());
+    check_views(&fixtures, &encoder, &device);
+}
+
+/// The bias folded into the dot product (the GPU's path: attention without a bias) matches the
+/// recordings as the materialised bias does.
+#[test]
+fn folded_relative_positions_match_official_code() {
+    let Some(fixtures) = parity("folded_relative_positions_match_official_code") else { return };
+    let (mut encoder, device) = load_encoder(&fixtures.model_dir());
+    encoder.sam.rel_pos_attention = RelPosAttention::Folded;
+    check_views(&fixtures, &encoder, &device);
+}
+
+fn check_views(fixtures: &dsocr_testdata::Parity, encoder: &DeepEncoder, device: &Device) {
+    let device = device.clone();
     for case in fixtures.cases() {
         let g = case.u8("pixel_global_u8");
         let global = encoder.encode_views(pixels(&g.data, shape4(&g.shape), &device));
