@@ -17,6 +17,10 @@ pub struct EngineArgs {
     /// are encoded together; docs/engine.md, "Vision batches").
     #[arg(long, default_value_t = dsocr::engine::DEFAULT_VISION_BATCH_BYTES as f64 / (1u64 << 30) as f64)]
     pub vision_batch_gb: f64,
+    /// Most pages encoded together when pages are admitted: the admitted ones and the next
+    /// waiting ones, encoded ahead of their turn (1: each admitted page alone).
+    #[arg(long, default_value_t = EngineOptions::default().vision_lookahead)]
+    pub vision_lookahead: usize,
     /// Prompt tokens admitted (encoded and prefilled) per engine step, over all pages admitted in it.
     #[arg(long, default_value_t = EngineOptions::default().max_prefill_tokens)]
     pub max_prefill_tokens: usize,
@@ -45,6 +49,7 @@ impl EngineArgs {
             decode_graphs: !self.no_graphs,
             vision_batch_bytes: (self.vision_batch_gb.max(0.0) * (1u64 << 30) as f64) as u64,
             max_prefill_tokens: self.max_prefill_tokens.max(1),
+            vision_lookahead: self.vision_lookahead.max(1),
             kernels: self.kernels(),
             ..EngineOptions::for_pages(mode, max_new_tokens)
         }

@@ -52,6 +52,8 @@ pub struct EngineStats {
     pub input_wait_s: f64,
     /// Seconds in vision encoding.
     pub vision_s: f64,
+    /// Vision batches run (each encodes the pages admitted in a step and those encoded ahead).
+    pub vision_batches: usize,
     /// Seconds in prefill (and first-token choice).
     pub prefill_s: f64,
     /// Seconds in decode steps (and token choice).
@@ -74,6 +76,9 @@ struct Pending {
     options: OcrOptions,
     stream: bool,
     arrived: Instant,
+    /// Its prompt embeddings once encoded (possibly ahead of its admission), with its seconds in
+    /// the queue before encoding and its share of the vision batch.
+    encoded: Option<(Result<Tensor<2>, EngineError>, f64, f64)>,
 }
 
 /// The continuous-batching engine over a loaded model (borrowed for its lifetime `'m`).
@@ -89,6 +94,7 @@ pub struct Engine<'m> {
     batch: Vec<SeqId>,
     next_id: SeqId,
     vision_batch_bytes: u64,
+    vision_lookahead: usize,
     stats: EngineStats,
 }
 
@@ -148,6 +154,7 @@ impl<'m> Engine<'m> {
             batch: Vec::new(),
             next_id: 0,
             vision_batch_bytes: options.vision_batch_bytes,
+            vision_lookahead: options.vision_lookahead.max(1),
             stats,
         })
     }
@@ -185,7 +192,7 @@ impl<'m> Engine<'m> {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.scheduler.add(id, page.prompt.len());
-                self.pending.insert(id, Pending { tag, page, options, stream, arrived: Instant::now() });
+                self.pending.insert(id, Pending { tag, page, options, stream, arrived: Instant::now(), encoded: None });
             }
             Err(e) => {
                 self.stats.pages += 1;
@@ -219,8 +226,9 @@ impl<'m> Engine<'m> {
     pub fn run(&mut self, requests: &Receiver<Request>, on_event: &mut dyn FnMut(Event)) -> Result<EngineStats, EngineError> {
         let mut open = true;
         loop {
-            // Take what can be admitted soon, without waiting while pages are decoding.
-            while open && self.scheduler.waiting() < self.scheduler.free_rows() + 1 {
+            // Take what can be admitted soon, without waiting while pages are decoding
+            // (and enough waiting pages for a vision batch ahead of admission).
+            while open && self.scheduler.waiting() < self.scheduler.free_rows() + self.vision_lookahead {
                 let next = if self.is_idle() {
                     let t = Instant::now();
                     let r = requests.recv().ok();
@@ -262,23 +270,21 @@ impl<'m> Engine<'m> {
         self.decode(batch, on_event)
     }
 
-    /// Encode the admitted pages in vision batches, then prefill each into its row and take its
-    /// first token. A page that fails finishes with its error; the others go on.
+    /// Encode the admitted pages in vision batches (with waiting pages ahead of their admission,
+    /// up to `vision_lookahead` pages in all), then prefill each admitted page into its row and
+    /// take its first token. A page that fails finishes with its error; the others go on.
     fn admit(&mut self, admit: &[(SeqId, usize)], on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
-        let admitted: Vec<(SeqId, usize, Pending)> =
-            admit.iter().map(|&(id, row)| (id, row, self.pending.remove(&id).expect("admitted pages are pending"))).collect();
-        let queued: Vec<f64> = admitted.iter().map(|(_, _, p)| p.arrived.elapsed().as_secs_f64()).collect();
-        let t0 = Instant::now();
-        let pages: Vec<&PreparedPage> = admitted.iter().map(|(_, _, p)| &p.page).collect();
-        let embeds = encode_pages(self.encoder, self.lm, &pages, self.vision_batch_bytes);
-        sync(&self.lm.device(), "the vision encoder")?;
-        let vision = t0.elapsed().as_secs_f64();
-        self.stats.vision_s += vision;
-        // Each page is charged its share of the batch it was encoded in.
-        let vision_each = vision / admitted.len() as f64;
-        for (((id, row, pending), embeds), queue_s) in admitted.into_iter().zip(embeds).zip(queued) {
+        let unencoded = |pending: &HashMap<SeqId, Pending>, id: &SeqId| pending.get(id).is_some_and(|p| p.encoded.is_none());
+        let mut encode: Vec<SeqId> = admit.iter().map(|&(id, _)| id).filter(|id| unencoded(&self.pending, id)).collect();
+        if !encode.is_empty() {
+            let room = self.vision_lookahead.saturating_sub(encode.len());
+            encode.extend(self.scheduler.waiting_ids().filter(|id| unencoded(&self.pending, id)).take(room));
+            self.encode(&encode)?;
+        }
+        for &(id, row) in admit {
+            let pending = self.pending.remove(&id).expect("admitted pages are pending");
             let tag = pending.tag;
-            if let Err(e) = embeds.and_then(|embeds| self.start(id, row, pending, embeds, (queue_s, vision_each), on_event)) {
+            if let Err(e) = self.start(id, row, pending, on_event) {
                 self.scheduler.finish(id);
                 self.stats.pages += 1;
                 on_event(Event::Finished { tag, result: Box::new(Err(e)) });
@@ -287,18 +293,29 @@ impl<'m> Engine<'m> {
         Ok(())
     }
 
-    /// Prefill an admitted page's encoded prompt into `row`, and take its first token; `waited` is
-    /// the page's time in the queue and its share of the vision batch (seconds).
-    fn start(
-        &mut self,
-        id: SeqId,
-        row: usize,
-        pending: Pending,
-        embeds: Tensor<2>,
-        (queue_s, vision_s): (f64, f64),
-        on_event: &mut dyn FnMut(Event),
-    ) -> Result<(), EngineError> {
-        let Pending { tag, page, options, stream, .. } = pending;
+    /// Encode the pending pages `ids` together and keep each one's embeddings (or error).
+    fn encode(&mut self, ids: &[SeqId]) -> Result<(), EngineError> {
+        let queued: Vec<f64> = ids.iter().map(|id| self.pending[id].arrived.elapsed().as_secs_f64()).collect();
+        let t0 = Instant::now();
+        let pages: Vec<&PreparedPage> = ids.iter().map(|id| &self.pending[id].page).collect();
+        let embeds = encode_pages(self.encoder, self.lm, &pages, self.vision_batch_bytes);
+        sync(&self.lm.device(), "the vision encoder")?;
+        let vision = t0.elapsed().as_secs_f64();
+        self.stats.vision_s += vision;
+        self.stats.vision_batches += 1;
+        // Each page is charged its share of the batch it was encoded in.
+        let each = vision / ids.len() as f64;
+        for ((id, embeds), queue_s) in ids.iter().zip(embeds).zip(queued) {
+            self.pending.get_mut(id).expect("encoded pages are pending").encoded = Some((embeds, queue_s, each));
+        }
+        Ok(())
+    }
+
+    /// Prefill an admitted (and encoded) page into `row`, and take its first token.
+    fn start(&mut self, id: SeqId, row: usize, pending: Pending, on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
+        let Pending { tag, page, options, stream, encoded, .. } = pending;
+        let (embeds, queue_s, vision_s) = encoded.expect("admitted pages are encoded");
+        let embeds = embeds?;
         let t1 = Instant::now();
         let logits = self.runner.prefill(embeds, row)?;
         let budget = options.generation.max_new_tokens.min(self.runner.capacity() - page.prompt.len());

@@ -27,6 +27,11 @@ pub struct EngineOptions {
     /// in a step are encoded together in batches of this size (docs/engine.md, "Vision
     /// batches"). Default 6 GiB; at least one view runs at a time whatever the value.
     pub vision_batch_bytes: u64,
+    /// Most pages encoded together when pages are admitted: the admitted pages and, up to this
+    /// many in all, the next waiting ones (their embeddings kept until their turn, ≈2.5 MB a
+    /// Gundam page), so that vision runs in large batches even when pages are admitted one at a
+    /// time. Default 16; 1 encodes each admitted page alone.
+    pub vision_lookahead: usize,
     /// Capture decode steps as CUDA graphs where dsocr's kernels run. Default on.
     pub decode_graphs: bool,
     /// Which GPU kernels run (process-wide: applied when the engine is made). Default: dsocr's.
@@ -43,6 +48,7 @@ impl Default for EngineOptions {
             max_prefill_tokens: 4096,
             prefill_chunk: 2048,
             vision_batch_bytes: crate::vision_batch::DEFAULT_VISION_BATCH_BYTES,
+            vision_lookahead: 16,
             decode_graphs: true,
             kernels: dsocr_kernels::KernelSettings::default(),
         }

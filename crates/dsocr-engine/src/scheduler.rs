@@ -89,6 +89,11 @@ impl Scheduler {
         }
     }
 
+    /// The waiting sequences in the order they will be admitted.
+    pub fn waiting_ids(&self) -> impl Iterator<Item = SeqId> + '_ {
+        self.waiting.iter().map(|&(id, _)| id)
+    }
+
     /// Drop a sequence wherever it is (cancelled): waiting, it leaves the queue; running, its
     /// row is freed. Unknown ids are ignored.
     pub fn remove(&mut self, id: SeqId) {

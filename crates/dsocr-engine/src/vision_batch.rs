@@ -15,28 +15,36 @@ use std::collections::BTreeMap;
 use dsocr_core::burn::prelude::*;
 use dsocr_lm::DeepseekLm;
 use dsocr_preprocess::ViewBatch;
-use dsocr_vision::{DeepEncoder, Tiling, VisionConfig};
+use dsocr_vision::{DeepEncoder, RelPosAttention, Tiling};
 
 use crate::EngineError;
 use crate::page::PreparedPage;
 use crate::pipeline::pixel_tensor;
 
-/// The default of [`crate::EngineOptions::vision_batch_bytes`]: 6 GiB, three 1024-pixel global
-/// views or fifteen 640-pixel tiles of the release encoder in bf16, well within the engine's
-/// default activation reserve (16 GiB).
+/// The default of [`crate::EngineOptions::vision_batch_bytes`]: 6 GiB, well within the engine's
+/// default activation reserve (16 GiB). For the release encoder in bf16: three 1024-pixel global
+/// views or fifteen 640-pixel tiles with the bias materialised, 32 or 81 with it folded.
 pub const DEFAULT_VISION_BATCH_BYTES: u64 = 6 << 30;
 
-/// Estimated peak activation bytes of one view of side `side`, in elements of `elem_bytes`.
+/// Estimated peak activation bytes of one view of side `side` through `encoder`, in elements of
+/// `elem_bytes`.
 ///
-/// SAM's global-attention blocks dominate: for `n = (side / patch)²` tokens they hold the
-/// relative-position bias, the scores and their softmax, each `heads × n²`, and the fused
-/// kernels one more such buffer. Everything else (the `n × 4·width` MLP activations, CLIP on
-/// `n / 16` tokens) is a few percent of that, covered by the `n × 64·width` term.
-pub fn view_activation_bytes(config: &VisionConfig, side: usize, elem_bytes: usize) -> u64 {
+/// With the relative-position bias materialised ([`RelPosAttention::Materialized`]), SAM's
+/// global-attention blocks dominate: for `n = (side / patch)²` tokens they hold the bias, the
+/// scores and their softmax, each `heads × n²`, and the fused kernels one more such buffer; the
+/// rest (the `n × 4·width` MLP activations, CLIP on `n / 16` tokens) is covered by
+/// `64 × n × width`. With the bias folded ([`RelPosAttention::Folded`], flash attention) nothing
+/// is `n²`: a block's activations (input, norm, qkv, the extended queries and keys, MLP) add up to
+/// about 25 values per token and channel, counted as `32 × n × width`.
+pub fn view_activation_bytes(encoder: &DeepEncoder, side: usize, elem_bytes: usize) -> u64 {
+    let config = encoder.config();
     let n = (side / config.sam.patch_size).pow(2) as u64;
-    let attention = 4 * config.sam.heads as u64 * n * n;
-    let rest = 64 * n * config.sam.width as u64;
-    (attention + rest) * elem_bytes as u64
+    let width = config.sam.width as u64;
+    let elements = match encoder.sam.rel_pos_attention {
+        RelPosAttention::Materialized => 4 * config.sam.heads as u64 * n * n + 64 * n * width,
+        RelPosAttention::Folded => 32 * n * width,
+    };
+    elements * elem_bytes as u64
 }
 
 /// Where a page's views sit in the batched outputs: `(side, first view)` of its global view and
@@ -85,7 +93,7 @@ pub fn encode_pages(
     let projected: BTreeMap<usize, Tensor<3>> = groups
         .into_iter()
         .map(|(side, batches)| {
-            let per_view = view_activation_bytes(encoder.config(), side, elem).max(1);
+            let per_view = view_activation_bytes(encoder, side, elem).max(1);
             let max_views = ((max_bytes / per_view) as usize).max(1);
             let outputs: Vec<Tensor<3>> = view_chunks(&batches, max_views)
                 .map(|chunk| encoder.encode_views(pixel_tensor(&chunk, &device, dtype)).projected)
@@ -147,11 +155,13 @@ mod tests {
     }
 
     #[test]
-    fn the_release_budget_holds_three_global_views() {
-        let config = VisionConfig::default();
-        let global = view_activation_bytes(&config, 1024, 2);
-        let tile = view_activation_bytes(&config, 640, 2);
-        let budget = DEFAULT_VISION_BATCH_BYTES;
-        assert_eq!((budget / global, budget / tile), (3, 15));
+    fn the_release_budget_in_views() {
+        let device = dsocr_core::DeviceSpec::Cpu.device().unwrap();
+        let probe = dsocr_core::Weights::shape_probe(&device);
+        let mut encoder = DeepEncoder::load(&probe, &dsocr_vision::VisionConfig::default()).unwrap();
+        let views = |encoder: &DeepEncoder, side| DEFAULT_VISION_BATCH_BYTES / view_activation_bytes(encoder, side, 2);
+        assert_eq!((views(&encoder, 1024), views(&encoder, 640)), (3, 15));
+        encoder.sam.rel_pos_attention = RelPosAttention::Folded;
+        assert_eq!((views(&encoder, 1024), views(&encoder, 640)), (32, 81));
     }
 }

@@ -65,6 +65,10 @@ fn run(model: &Model, pages: &[(RgbImage, OcrOptions)], max_seqs: usize) -> (Vec
         .unwrap();
     assert!(stats.peak_in_flight <= max_seqs, "{stats:?}");
     assert_eq!(stats.pages, pages.len());
+    if pages.len() <= options.vision_lookahead {
+        // Every page was queued before the run: the first admission encodes them all ahead.
+        assert_eq!(stats.vision_batches, 1, "{stats:?}");
+    }
     (results.into_iter().map(|r| r.expect("every page finishes")).collect(), finished, streamed)
 }
 
