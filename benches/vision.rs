@@ -1,19 +1,22 @@
-//! Vision encoder stages on one Gundam page: SAM, CLIP and the projector for the 1024² global view
-//! and for six 640² tiles. Parity-size model by default; `DSOCR_BENCH_RELEASE=1` for release sizes
+//! Vision encoder stages on one Gundam page: SAM (its relative-position bias materialised, and
+//! folded into the dot product), CLIP and the projector for the 1024² global view and for six 640²
+//! tiles; and SAM over eight global views at once (a vision batch of the engine). Parity-size model by default; `DSOCR_BENCH_RELEASE=1` for release sizes
 //! (see `benches/common`).
 
 mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use dsocr::vision::DeepEncoder;
+use dsocr::vision::{DeepEncoder, RelPosAttention};
 
 fn bench_vision(c: &mut Criterion) {
     let Some(m) = common::bench_model("vision") else { return };
     let encoder = DeepEncoder::load(&m.weights, &m.vision).expect("encoder");
+    let mut folded = encoder.clone();
+    folded.sam.rel_pos_attention = RelPosAttention::Folded;
     let dtype = m.weights.float().dtype();
     let mut group = c.benchmark_group(format!("vision/{}", m.label));
     group.sample_size(10);
-    for (name, n, size) in [("global_1024", 1, 1024), ("tiles_6x640", 6, 640)] {
+    for (name, n, size) in [("global_1024", 1, 1024), ("tiles_6x640", 6, 640), ("globals_8x1024", 8, 1024)] {
         let px = common::random_pixels(n, size, &m.device, dtype);
         let sam = encoder.sam.forward(px.clone());
         let clip = encoder.clip.forward(sam.clone());
@@ -21,6 +24,13 @@ fn bench_vision(c: &mut Criterion) {
         group.bench_function(format!("sam/{name}"), |b| {
             b.iter(|| {
                 let out = encoder.sam.forward(px.clone());
+                common::sync(&m.device);
+                out
+            })
+        });
+        group.bench_function(format!("sam_folded/{name}"), |b| {
+            b.iter(|| {
+                let out = folded.sam.forward(px.clone());
                 common::sync(&m.device);
                 out
             })

@@ -9,7 +9,7 @@ use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
 use dsocr_engine::{Engine, EngineOptions, EngineStats, Event, InOrder, OcrOptions, OcrResult, OcrTokenizer, Request, prepare_page};
 use dsocr_lm::{DeepseekLm, LmConfig};
 use dsocr_preprocess::RgbImage;
-use dsocr_vision::{DeepEncoder, RelPosAttention, VisionConfig};
+use dsocr_vision::{DeepEncoder, VisionConfig};
 
 use crate::OcrError;
 use crate::source::{ModelFiles, ModelSource};
@@ -69,15 +69,9 @@ impl DeepseekOcr {
         tokenizer: Arc<dyn OcrTokenizer>,
     ) -> Result<Self, OcrError> {
         check_architecture(config, config_name)?;
-        let mut encoder = DeepEncoder::load(weights, &VisionConfig::from_json(config, config_name)?)?;
+        let encoder = DeepEncoder::load(weights, &VisionConfig::from_json(config, config_name)?)?;
         let lm = DeepseekLm::load(weights, &LmConfig::from_json(config, config_name)?)?;
         let device = lm.device();
-        if dsocr_kernels::kernels_enabled(&device) {
-            // A GPU with dsocr's kernels: SAM's attention without a materialised bias, so that it
-            // runs on the backend's flash kernel (docs/model.md §4.1; `--no-kernels` keeps the
-            // reference's way, to compare).
-            encoder.sam.rel_pos_attention = RelPosAttention::Folded;
-        }
         Ok(DeepseekOcr { encoder, lm, tokenizer, device, float: weights.float(), files: None })
     }
 

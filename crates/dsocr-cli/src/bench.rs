@@ -134,7 +134,7 @@ fn load_page(path: &std::path::Path) -> anyhow::Result<dsocr::preprocess::RgbIma
         return Err(e.context("--image"));
     }
     let doc = docs.into_iter().next().with_context(|| format!("--image {input}: nothing to read"))?;
-    Ok(doc.page_source(0, 144.0)().with_context(|| format!("--image {input}"))?)
+    doc.page_source(0, 144.0)().with_context(|| format!("--image {input}"))
 }
 
 /// Serialise the report and, when asked, write it to `path`.

@@ -28,7 +28,9 @@ pub enum RelPosAttention {
     /// terms `q·Rh[qy, ·]` and `q·Rw[qx, ·]`, each key by one-hot indicators of its row and
     /// column, so `q'·k' = q·k/√d + bias` and attention runs without a bias, on the backend's
     /// flash kernel where it has one (nothing `n × n` in memory). Costs a wider score product
-    /// (head dim 256 instead of 64), cheap on tensor cores.
+    /// (head dim 256 instead of 64). Not the default: on the H200 with Burn 0.22's attention
+    /// kernels it measured slower (SAM 0.118 s against 0.080 s a Gundam page, docs/perf.md,
+    /// session 10); kept, tested against the recordings, for a faster flash kernel.
     Folded,
 }
 
