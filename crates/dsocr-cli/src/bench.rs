@@ -125,7 +125,7 @@ struct BenchReport {
     gpu_cache_dir: Option<String>,
 }
 
-/// The first page of `path`: an image, or a PDF's first page rendered at 144 DPI as `dsocr ocr`
+/// The first page of `path`: an image, or a PDF's first page rendered at the default DPI as `dsocr ocr`
 /// renders pages.
 fn load_page(path: &std::path::Path) -> anyhow::Result<dsocr::preprocess::RgbImage> {
     let input = path.display().to_string();
@@ -134,7 +134,7 @@ fn load_page(path: &std::path::Path) -> anyhow::Result<dsocr::preprocess::RgbIma
         return Err(e.context("--image"));
     }
     let doc = docs.into_iter().next().with_context(|| format!("--image {input}: nothing to read"))?;
-    doc.page_source(0, 144.0)().with_context(|| format!("--image {input}"))
+    doc.page_source(0, dsocr::pdf::DEFAULT_DPI)().with_context(|| format!("--image {input}"))
 }
 
 /// Serialise the report and, when asked, write it to `path`.

@@ -76,9 +76,18 @@ struct Pending {
     options: OcrOptions,
     stream: bool,
     arrived: Instant,
-    /// Its prompt embeddings once encoded (possibly ahead of its admission), with its seconds in
-    /// the queue before encoding and its share of the vision batch.
-    encoded: Option<(Result<Tensor<2>, EngineError>, f64, f64)>,
+    /// Set once encoded (possibly ahead of its admission).
+    encoded: Option<Encoded>,
+}
+
+/// A pending page's vision encoding.
+struct Encoded {
+    /// Its prompt embeddings, or why they could not be made.
+    embeds: Result<Tensor<2>, EngineError>,
+    /// Seconds in the queue before its encoding started.
+    queue_s: f64,
+    /// Its share of the vision batch's seconds.
+    vision_s: f64,
 }
 
 /// The continuous-batching engine over a loaded model (borrowed for its lifetime `'m`).
@@ -306,7 +315,7 @@ impl<'m> Engine<'m> {
         // Each page is charged its share of the batch it was encoded in.
         let each = vision / ids.len() as f64;
         for ((id, embeds), queue_s) in ids.iter().zip(embeds).zip(queued) {
-            self.pending.get_mut(id).expect("encoded pages are pending").encoded = Some((embeds, queue_s, each));
+            self.pending.get_mut(id).expect("encoded pages are pending").encoded = Some(Encoded { embeds, queue_s, vision_s: each });
         }
         Ok(())
     }
@@ -314,7 +323,7 @@ impl<'m> Engine<'m> {
     /// Prefill an admitted (and encoded) page into `row`, and take its first token.
     fn start(&mut self, id: SeqId, row: usize, pending: Pending, on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
         let Pending { tag, page, options, stream, encoded, .. } = pending;
-        let (embeds, queue_s, vision_s) = encoded.expect("admitted pages are encoded");
+        let Encoded { embeds, queue_s, vision_s } = encoded.expect("admitted pages are encoded");
         let embeds = embeds?;
         let t1 = Instant::now();
         let logits = self.runner.prefill(embeds, row)?;

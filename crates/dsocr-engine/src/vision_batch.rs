@@ -58,41 +58,39 @@ struct Placement {
 /// through SAM, CLIP and the projector in batches of at most `max_bytes` (estimated by
 /// [`view_activation_bytes`]; at least one view a batch), each page's tokens then
 /// placed at its prompt's image positions.
-pub fn encode_pages(
+pub fn encode_pages<'a>(
     encoder: &DeepEncoder,
     lm: &DeepseekLm,
-    pages: &[&PreparedPage],
+    pages: &[&'a PreparedPage],
     max_bytes: u64,
 ) -> Vec<Result<Tensor<2>, EngineError>> {
     let (device, dtype) = (lm.device(), lm.dtype());
-    // Views grouped by side, in page order; each entry is (page's view batch, its views).
-    let mut groups: BTreeMap<usize, Vec<&ViewBatch>> = BTreeMap::new();
-    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut place = |views: &'_ ViewBatch| -> (usize, usize) {
-        let count = counts.entry(views.size).or_default();
+    // Views grouped by side, in page order: per side, the view batches and their views so far.
+    let mut groups: BTreeMap<usize, (usize, Vec<&ViewBatch>)> = BTreeMap::new();
+    let mut place = |views: &'a ViewBatch| -> (usize, usize) {
+        let (count, batches) = groups.entry(views.size).or_default();
         let first = *count;
         *count += views.count;
+        batches.push(views);
         (views.size, first)
     };
-    let mut placements = Vec::with_capacity(pages.len());
-    for page in pages {
-        let image = &page.image;
-        let global = place(&image.global);
-        let tiles = image.tiles.as_ref().map(|t| {
-            let (side, first) = place(t);
-            (side, first, Tiling { cols: image.grid.cols, rows: image.grid.rows })
-        });
-        placements.push(Placement { global, tiles });
-        groups.entry(image.global.size).or_default().push(&image.global);
-        if let Some(t) = &image.tiles {
-            groups.entry(t.size).or_default().push(t);
-        }
-    }
+    let placements: Vec<Placement> = pages
+        .iter()
+        .map(|page| {
+            let image = &page.image;
+            let global = place(&image.global);
+            let tiles = image.tiles.as_ref().map(|t| {
+                let (side, first) = place(t);
+                (side, first, Tiling { cols: image.grid.cols, rows: image.grid.rows })
+            });
+            Placement { global, tiles }
+        })
+        .collect();
 
     let elem = dtype.size();
     let projected: BTreeMap<usize, Tensor<3>> = groups
         .into_iter()
-        .map(|(side, batches)| {
+        .map(|(side, (_, batches))| {
             let per_view = view_activation_bytes(encoder, side, elem).max(1);
             let max_views = ((max_bytes / per_view) as usize).max(1);
             let outputs: Vec<Tensor<3>> = view_chunks(&batches, max_views)

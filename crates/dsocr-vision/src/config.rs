@@ -125,6 +125,10 @@ impl Default for VisionConfig {
 struct VisionFile {
     vision_config: VisionSection,
     projector_config: ProjectorSection,
+    /// The language model's width, which the projector must produce:
+    /// `language_config.hidden_size`, else this top-level one, else the release's.
+    hidden_size: Option<usize>,
+    language_config: LmWidth,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,8 +155,7 @@ struct ProjectorSection {
     n_embed: Option<usize>,
 }
 
-/// The language model's width, which the projector must produce: `language_config.hidden_size`,
-/// else the top-level `hidden_size`, else the release's.
+/// `language_config.hidden_size`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct LmWidth {
@@ -165,12 +168,7 @@ impl VisionConfig {
     pub fn from_json(config: &Value, source: &str) -> Result<Self, CoreError> {
         let d = VisionConfig::default();
         let file: VisionFile = parse_section(config, "", source)?;
-        let top: LmWidth = parse_section(config, "", source)?;
-        let language: LmWidth = match config.get("language_config").filter(|v| v.is_object()) {
-            Some(section) => parse_section(section, "language_config", source)?,
-            None => LmWidth::default(),
-        };
-        let hidden = language.hidden_size.or(top.hidden_size).unwrap_or(d.n_embed);
+        let hidden = file.language_config.hidden_size.or(file.hidden_size).unwrap_or(d.n_embed);
         let Encoders { mut sam, clip } = file.vision_config.width;
         sam.image_size = file.vision_config.image_size.unwrap_or(d.sam.image_size);
         sam.mlp_dim = 4 * sam.width;
