@@ -1,12 +1,14 @@
 //! Vision encoder stages on one Gundam page: SAM (its relative-position bias materialised, and
-//! folded into the dot product), CLIP and the projector for the 1024² global view and for six 640²
-//! tiles; and SAM over eight global views at once (a vision batch of the engine). Parity-size model by default; `DSOCR_BENCH_RELEASE=1` for release sizes
-//! (see `benches/common`).
+//! folded into the dot product), the second stage (CLIP, or DeepSeek-OCR 2's Qwen2 encoder with
+//! `DSOCR_BENCH_ARCH=ocr2`) and the projector for the 1024² global view and for six tiles (640², or
+//! 768² crops for DeepSeek-OCR 2); and SAM over eight global views at once (a vision batch of the
+//! engine). Parity-size model by default; `DSOCR_BENCH_RELEASE=1` for release sizes (see
+//! `benches/common`).
 
 mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use dsocr::vision::{DeepEncoder, RelPosAttention};
+use dsocr::vision::{DeepEncoder, RelPosAttention, Stage2};
 
 fn bench_vision(c: &mut Criterion) {
     let Some(m) = common::bench_model("vision") else { return };
@@ -16,10 +18,16 @@ fn bench_vision(c: &mut Criterion) {
     let dtype = m.weights.float().dtype();
     let mut group = c.benchmark_group(format!("vision/{}", m.label));
     group.sample_size(10);
-    for (name, n, size) in [("global_1024", 1, 1024), ("tiles_6x640", 6, 640), ("globals_8x1024", 8, 1024)] {
+    let (stage2, tile) = match encoder.stage2 {
+        Stage2::Clip(_) => ("clip", 640),
+        Stage2::Qwen2(_) => ("qwen2", 768),
+    };
+    for (name, n, size) in
+        [("global_1024".to_string(), 1, 1024), (format!("tiles_6x{tile}"), 6, tile), ("globals_8x1024".to_string(), 8, 1024)]
+    {
         let px = common::random_pixels(n, size, &m.device, dtype);
         let sam = encoder.sam.forward(px.clone());
-        let clip = encoder.clip.forward(sam.clone());
+        let second = encoder.encode_stage2(sam.clone());
         common::sync(&m.device);
         group.bench_function(format!("sam/{name}"), |b| {
             b.iter(|| {
@@ -35,16 +43,16 @@ fn bench_vision(c: &mut Criterion) {
                 out
             })
         });
-        group.bench_function(format!("clip/{name}"), |b| {
+        group.bench_function(format!("{stage2}/{name}"), |b| {
             b.iter(|| {
-                let out = encoder.clip.forward(sam.clone());
+                let out = encoder.encode_stage2(sam.clone());
                 common::sync(&m.device);
                 out
             })
         });
         group.bench_function(format!("projector/{name}"), |b| {
             b.iter(|| {
-                let out = encoder.project(&sam, &clip);
+                let out = encoder.project(&sam, &second);
                 common::sync(&m.device);
                 out
             })

@@ -73,8 +73,9 @@ pub struct StageTimings {
     pub preprocess_s: f64,
     /// SAM over the global view and the tiles.
     pub sam_s: f64,
-    /// CLIP over the same views.
-    pub clip_s: f64,
+    /// The second stage over the same views: CLIP (DeepSeek-OCR) or the Qwen2 encoder
+    /// (DeepSeek-OCR 2).
+    pub stage2_s: f64,
     /// Fusion, projector and token layout.
     pub projector_s: f64,
     /// Decoder prefill until the first token is known on the host.
@@ -91,7 +92,7 @@ pub fn stage_timings(ocr: &DeepseekOcr, image: &RgbImage) -> Result<StageTimings
     let sync = || device.sync().map_err(|e| OcrError::Device(format!("device error: {e:?}")));
     let mut t = StageTimings::default();
     let t0 = Instant::now();
-    let page = prepare_page(image, &OcrOptions::default(), ocr.tokenizer())?;
+    let page = prepare_page(image, &ocr.options_for_model(&OcrOptions::default())?, ocr.tokenizer())?;
     let global = pixel_tensor(&page.image.global, &device, dtype);
     let tiles = page.image.tiles.as_ref().map(|v| pixel_tensor(v, &device, dtype));
     sync()?;
@@ -103,14 +104,14 @@ pub fn stage_timings(ocr: &DeepseekOcr, image: &RgbImage) -> Result<StageTimings
     sync()?;
     t.sam_s = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
-    let clip_g = enc.clip.forward(sam_g.clone());
-    let clip_t = sam_t.as_ref().map(|x| enc.clip.forward(x.clone()));
+    let stage2_g = enc.encode_stage2(sam_g.clone());
+    let stage2_t = sam_t.as_ref().map(|x| enc.encode_stage2(x.clone()));
     sync()?;
-    t.clip_s = t2.elapsed().as_secs_f64();
+    t.stage2_s = t2.elapsed().as_secs_f64();
     let t3 = Instant::now();
     let grid = Tiling { cols: page.image.grid.cols, rows: page.image.grid.rows };
-    let tiles = sam_t.zip(clip_t).map(|(s, c)| (enc.project(&s, &c), grid));
-    let rows = enc.arrange(enc.project(&sam_g, &clip_g), tiles);
+    let tiles = sam_t.zip(stage2_t).map(|(s, c)| (enc.project(&s, &c), grid));
+    let rows = enc.arrange(enc.project(&sam_g, &stage2_g), tiles);
     let embeds = ocr.lm().embed_prompt(&page.prompt.input_ids, &page.prompt.images_seq_mask, Some(rows))?;
     sync()?;
     t.projector_s = t3.elapsed().as_secs_f64();
@@ -119,7 +120,7 @@ pub fn stage_timings(ocr: &DeepseekOcr, image: &RgbImage) -> Result<StageTimings
     let logits = ocr.lm().prefill(embeds, 0, 0, &mut pool)?;
     let _first = logits.argmax(1).into_data();
     t.prefill_s = t4.elapsed().as_secs_f64();
-    t.ttft_s = t.preprocess_s + t.sam_s + t.clip_s + t.projector_s + t.prefill_s;
+    t.ttft_s = t.preprocess_s + t.sam_s + t.stage2_s + t.projector_s + t.prefill_s;
     Ok(t)
 }
 
@@ -183,9 +184,9 @@ pub fn run_workload(ocr: &DeepseekOcr, image: &RgbImage, budgets: &[usize], engi
             let generation = GenerationConfig { max_new_tokens, repetition: RepetitionGuard::None, ignore_eos: true, ..Default::default() };
             let page = page.clone();
             let source: dsocr_engine::PageSource = Box::new(move || Ok(page));
-            (source, OcrOptions { generation, ..Default::default() })
+            ocr.options_for_model(&OcrOptions { generation, ..Default::default() }).map(|options| (source, options))
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let device = ocr.device().clone();
     let mut peak: Option<u64> = None;
     let mut latencies = Vec::with_capacity(budgets.len());
@@ -278,7 +279,7 @@ pub struct VisionReport {
 /// Encode `pages` copies of `image` together, twice; the second run is the measurement.
 pub fn vision_throughput(ocr: &DeepseekOcr, image: &RgbImage, pages: usize, batch_bytes: u64) -> Result<VisionReport, OcrError> {
     let device = ocr.device().clone();
-    let page = prepare_page(image, &OcrOptions::default(), ocr.tokenizer())?;
+    let page = prepare_page(image, &ocr.options_for_model(&OcrOptions::default())?, ocr.tokenizer())?;
     let batch: Vec<&dsocr_engine::PreparedPage> = vec![&page; pages];
     let views = pages * (1 + page.image.tiles.as_ref().map_or(0, |t| t.count));
     let run = || -> Result<f64, OcrError> {

@@ -1,7 +1,10 @@
 //! # dsocr
 //!
-//! DeepSeek-OCR inference in Rust on [Burn](https://burn.dev): the CPU backend (burn-ndarray,
-//! f32) by default, NVIDIA GPUs through CubeCL's CUDA backend with the `cuda` feature.
+//! DeepSeek-OCR and DeepSeek-OCR 2 inference in Rust on [Burn](https://burn.dev): the CPU backend
+//! (burn-ndarray, f32) by default, NVIDIA GPUs through CubeCL's CUDA backend with the `cuda`
+//! feature. The checkpoint's `config.json` says which model it is
+//! ([`DeepseekOcr::architecture`]); `ModelSource::parse("deepseek-ai/DeepSeek-OCR-2")` loads the
+//! second, and the same options run on both ([`DeepseekOcr::options_for_model`]).
 //!
 //! ```no_run
 //! use dsocr::{DeepseekOcr, ModelSource, OcrOptions};
@@ -24,7 +27,7 @@
 //! |---|---|---|
 //! | [`preprocess`] | `dsocr-preprocess` | images → tiles, pixels, prompt token layout (no Burn) |
 //! | [`common`] | `dsocr-core` | devices, checkpoint loading and validation, basic layers |
-//! | [`vision`] | `dsocr-vision` | SAM-ViT-B, CLIP-L, projector |
+//! | [`vision`] | `dsocr-vision` | SAM-ViT-B, CLIP-L or the Qwen2 encoder, projector |
 //! | [`lm`] | `dsocr-lm` | the MoE decoder and its KV pool |
 //! | [`engine`] | `dsocr-engine` | continuous batching: scheduler, runner, sampling, streaming |
 //! | [`pdf`] | `dsocr-pdf` | PDF pages → images |
@@ -47,6 +50,7 @@ pub use dsocr_engine::{
     Engine, EngineError, EngineOptions, EngineStats, Event, GenerationConfig, InOrder, OcrOptions, OcrResult, PreparedPage,
     RepetitionGuard, Request, Sampling, Task, Timings,
 };
+pub use dsocr_preprocess::Architecture;
 pub use error::OcrError;
 pub use ocr::DeepseekOcr;
 pub use service::{EventSink, OcrService, ServiceLoad};

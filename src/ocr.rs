@@ -8,7 +8,7 @@ use dsocr_core::burn::prelude::*;
 use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
 use dsocr_engine::{Engine, EngineOptions, EngineStats, Event, InOrder, OcrOptions, OcrResult, OcrTokenizer, Request, prepare_page};
 use dsocr_lm::{DeepseekLm, LmConfig};
-use dsocr_preprocess::RgbImage;
+use dsocr_preprocess::{Architecture, RgbImage};
 use dsocr_vision::{DeepEncoder, VisionConfig};
 
 use crate::OcrError;
@@ -17,7 +17,8 @@ use crate::source::{ModelFiles, ModelSource};
 /// Pages prepared ahead of the engine by [`DeepseekOcr::ocr_many`]'s preparation thread.
 const PREPARED_AHEAD: usize = 8;
 
-/// DeepSeek-OCR, loaded and ready.
+/// DeepSeek-OCR or DeepSeek-OCR 2 (whichever the checkpoint's `config.json` names), loaded and
+/// ready.
 pub struct DeepseekOcr {
     encoder: DeepEncoder,
     lm: DeepseekLm,
@@ -29,7 +30,11 @@ pub struct DeepseekOcr {
 
 impl std::fmt::Debug for DeepseekOcr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeepseekOcr").field("files", &self.files).field("float", &self.float).finish()
+        f.debug_struct("DeepseekOcr")
+            .field("architecture", &self.architecture())
+            .field("files", &self.files)
+            .field("float", &self.float)
+            .finish()
     }
 }
 
@@ -68,11 +73,24 @@ impl DeepseekOcr {
         config_name: &str,
         tokenizer: Arc<dyn OcrTokenizer>,
     ) -> Result<Self, OcrError> {
-        check_architecture(config, config_name)?;
+        // The architecture comes from the file (`architectures`); an unknown one is refused by name
+        // before its tensors fail to match in a less telling way.
         let encoder = DeepEncoder::load(weights, &VisionConfig::from_json(config, config_name)?)?;
         let lm = DeepseekLm::load(weights, &LmConfig::from_json(config, config_name)?)?;
         let device = lm.device();
         Ok(DeepseekOcr { encoder, lm, tokenizer, device, float: weights.float(), files: None })
+    }
+
+    /// Which checkpoint this is.
+    pub fn architecture(&self) -> Architecture {
+        self.encoder.architecture()
+    }
+
+    /// `options` as this model runs them ([`OcrOptions::for_architecture`]): DeepSeek-OCR's
+    /// presets become DeepSeek-OCR 2's on that checkpoint. Every entry point of this type applies
+    /// it; call it before [`dsocr_engine::prepare_page`] when driving an [`Engine`] yourself.
+    pub fn options_for_model(&self, options: &OcrOptions) -> Result<OcrOptions, OcrError> {
+        Ok(options.for_architecture(self.architecture())?)
     }
 
     /// The vision encoder.
@@ -122,6 +140,7 @@ impl DeepseekOcr {
 
     /// OCR one image, calling `on_text` with each piece of text as soon as it is complete.
     pub fn ocr_stream(&self, image: &RgbImage, options: &OcrOptions, mut on_text: impl FnMut(&str)) -> Result<OcrResult, OcrError> {
+        let options = &self.options_for_model(options)?;
         let page = prepare_page(image, options, self.tokenizer.as_ref());
         let engine_options =
             EngineOptions { max_seqs: Some(1), ..EngineOptions::for_pages(&options.mode, options.generation.max_new_tokens) };
@@ -141,6 +160,7 @@ impl DeepseekOcr {
     /// OCR many images together (continuous batching); results in input order, one per image (a
     /// page that fails has its error; the others are unaffected).
     pub fn ocr_batch(&self, images: &[RgbImage], options: &OcrOptions) -> Result<Vec<Result<OcrResult, OcrError>>, OcrError> {
+        let options = &self.options_for_model(options)?;
         let owned: Vec<Result<RgbImage, dsocr_engine::EngineError>> = images.iter().cloned().map(Ok).collect();
         let engine_options = EngineOptions::for_pages(&options.mode, options.generation.max_new_tokens);
         let mut order = InOrder::new();
@@ -168,7 +188,7 @@ impl DeepseekOcr {
         I: IntoIterator<Item = Result<RgbImage, dsocr_engine::EngineError>> + Send + 'static,
         I::IntoIter: Send,
     {
-        let options = options.clone();
+        let options = self.options_for_model(options)?;
         let jobs = images.into_iter().map(move |image| {
             let source: dsocr_engine::PageSource = Box::new(move || image);
             (source, options.clone())
@@ -176,39 +196,5 @@ impl DeepseekOcr {
         let requests = dsocr_engine::prepare_ahead(jobs, self.tokenizer.clone(), PREPARED_AHEAD, false);
         let mut engine = self.engine(engine)?;
         Ok(engine.run(&requests, &mut on_event)?)
-    }
-}
-
-/// The checkpoint class this build runs (`architectures` in `config.json`).
-const ARCHITECTURE: &str = "DeepseekOCRForCausalLM";
-
-/// Refuse a checkpoint of another architecture (say a newer DeepSeek-OCR) by name, before its
-/// tensors fail to match in a less telling way. A config without `architectures` is accepted.
-fn check_architecture(config: &serde_json::Value, config_name: &str) -> Result<(), OcrError> {
-    let Some(names) = config.get("architectures").and_then(serde_json::Value::as_array) else {
-        return Ok(());
-    };
-    let names: Vec<&str> = names.iter().filter_map(serde_json::Value::as_str).collect();
-    if names.contains(&ARCHITECTURE) {
-        return Ok(());
-    }
-    Err(OcrError::Model(format!(
-        "{config_name} is a {} checkpoint; this version of dsocr runs {ARCHITECTURE} (deepseek-ai/DeepSeek-OCR) only{}",
-        names.join(", "),
-        if names.iter().any(|n| n.contains("OCR2")) { ": DeepSeek-OCR 2 is not supported yet" } else { "" }
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_architecture;
-    use serde_json::json;
-
-    #[test]
-    fn other_architectures_are_refused_by_name() {
-        assert!(check_architecture(&json!({"architectures": ["DeepseekOCRForCausalLM"]}), "c").is_ok());
-        assert!(check_architecture(&json!({}), "c").is_ok());
-        let e = check_architecture(&json!({"architectures": ["DeepseekOCR2ForCausalLM"]}), "m/config.json").unwrap_err().to_string();
-        assert!(e.contains("DeepseekOCR2ForCausalLM") && e.contains("m/config.json") && e.contains("not supported yet"), "{e}");
     }
 }

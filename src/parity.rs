@@ -1,4 +1,5 @@
-//! Checking a build against a recorded run of the official code (the `shared/parity` format:
+//! Checking a build against a recorded run of the official code of DeepSeek-OCR or DeepSeek-OCR 2
+//! (the `shared/parity` and `shared/parity-ocr2` format:
 //! `input.png`, `case.json`, `expected.safetensors`): every stage from the reference pixels and
 //! end to end from the image, with the fixtures' tolerance in f32 and relative errors reported
 //! for bf16/f16.
@@ -10,7 +11,7 @@ use dsocr_core::burn::prelude::*;
 use dsocr_core::burn::tensor::DType;
 use dsocr_engine::{EngineOptions, GenerationConfig, OcrOptions, PreparedPage, RepetitionGuard, Request, Task, pixel_tensor};
 use dsocr_preprocess::{LoadOptions, ModeSpec, ViewBatch, build_prompt, load_image, prepare_image};
-use dsocr_vision::Tiling;
+use dsocr_vision::{Stage2, Tiling};
 use serde::Serialize;
 
 use crate::{DeepseekOcr, Event, OcrError};
@@ -86,7 +87,8 @@ pub fn run_case(ocr: &DeepseekOcr, case_dir: &Path) -> Result<ParityReport, OcrE
     let bad = |what: &str| OcrError::Input(format!("{}: case.json or expected.safetensors lacks {what}", case_dir.display()));
     let mode_json = &json["mode"];
     let num = |v: &serde_json::Value, k: &str| v[k].as_u64().map(|n| n as usize).ok_or_else(|| bad(k));
-    let mode = ModeSpec::custom(
+    let mode = ModeSpec::custom_for(
+        ocr.architecture(),
         num(mode_json, "base_size")?,
         num(mode_json, "image_size")?,
         mode_json["crop_mode"].as_bool().ok_or_else(|| bad("crop_mode"))?,
@@ -132,15 +134,23 @@ pub fn run_case(ocr: &DeepseekOcr, case_dir: &Path) -> Result<ParityReport, OcrE
     let pixels = |v: &ViewBatch| pixel_tensor(v, ocr.device(), ocr.float().dtype());
     let global_views = to_views("pixel_global_u8").ok_or_else(|| bad("pixel_global_u8"))?;
     let g = ocr.encoder().encode_views(pixels(&global_views));
+    let stage2 = match &ocr.encoder().stage2 {
+        Stage2::Clip(_) => "clip",
+        Stage2::Qwen2(qwen2) => {
+            // The whole final state, both halves of the mask (parity-ocr2/README.md).
+            stage("qwen2_hidden_global", host(qwen2.forward_hidden(g.sam.clone())), false);
+            "qwen2"
+        }
+    };
     stage("sam_global", host(g.sam.clone()), false);
-    stage("clip_global", host(g.clip.clone()), false);
+    stage(&format!("{stage2}_global"), host(g.stage2.clone()), false);
     stage("proj_global", host(g.projected.clone()), false);
     let grid = rec.i64("spatial_crop").ok_or_else(|| bad("spatial_crop"))?;
     let tiles = match to_views("pixel_crops_u8") {
         Some(v) if grid[0] > 1 || grid[1] > 1 => {
             let t = ocr.encoder().encode_views(pixels(&v));
             stage("sam_crops", host(t.sam.clone()), false);
-            stage("clip_crops", host(t.clip.clone()), false);
+            stage(&format!("{stage2}_crops"), host(t.stage2.clone()), false);
             stage("proj_crops", host(t.projected.clone()), false);
             Some((t.projected, Tiling { cols: grid[0] as usize, rows: grid[1] as usize }))
         }

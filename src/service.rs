@@ -65,6 +65,8 @@ struct Shared {
 pub struct OcrService {
     commands: Sender<Command>,
     tokenizer: Arc<dyn OcrTokenizer>,
+    /// The loaded checkpoint's architecture: options are converted to it.
+    arch: dsocr_preprocess::Architecture,
     next_tag: AtomicU64,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
@@ -86,7 +88,7 @@ impl OcrService {
         L: FnOnce() -> Result<DeepseekOcr, OcrError> + Send + 'static,
     {
         let (commands, inbox) = mpsc::channel::<Command>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(Arc<dyn OcrTokenizer>, String), OcrError>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(Arc<dyn OcrTokenizer>, dsocr_preprocess::Architecture, String), OcrError>>();
         let shared =
             Arc::new(Shared { load: Mutex::default(), stats: Mutex::default(), submitted: AtomicUsize::new(0), failed: Mutex::new(None) });
         let thread_shared = shared.clone();
@@ -108,16 +110,16 @@ impl OcrService {
                     }
                 };
                 let model = ocr.files().map_or("weights in memory".to_string(), |f| f.config.display().to_string());
-                let description = format!("{model} on {:?} in {}", ocr.device(), ocr.float());
-                if ready_tx.send(Ok((ocr.shared_tokenizer(), description))).is_err() {
+                let description = format!("{} ({model}) on {:?} in {}", ocr.architecture(), ocr.device(), ocr.float());
+                if ready_tx.send(Ok((ocr.shared_tokenizer(), ocr.architecture(), description))).is_err() {
                     return;
                 }
                 serve(engine, &inbox, &thread_shared);
             })
             .map_err(|e| OcrError::Device(format!("cannot start the engine thread: {e}")))?;
         match ready_rx.recv() {
-            Ok(Ok((tokenizer, description))) => {
-                Ok(OcrService { commands, tokenizer, next_tag: AtomicU64::new(0), shared, thread: Some(thread), description })
+            Ok(Ok((tokenizer, arch, description))) => {
+                Ok(OcrService { commands, tokenizer, arch, next_tag: AtomicU64::new(0), shared, thread: Some(thread), description })
             }
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -135,10 +137,11 @@ impl OcrService {
         self.tokenizer.clone()
     }
 
-    /// Preprocess an image for `options` (CPU work: call it on the caller's thread or a blocking
+    /// Preprocess an image for `options`, converted to the loaded checkpoint
+    /// ([`OcrOptions::for_architecture`]) (CPU work: call it on the caller's thread or a blocking
     /// pool, not on an async executor).
     pub fn prepare(&self, image: &RgbImage, options: &OcrOptions) -> Result<PreparedPage, EngineError> {
-        prepare_page(image, options, self.tokenizer.as_ref())
+        prepare_page(image, &options.for_architecture(self.arch)?, self.tokenizer.as_ref())
     }
 
     /// Queue a page (or the error its preparation gave, which comes straight back as its result).
@@ -146,6 +149,9 @@ impl OcrService {
     /// events carry and [`OcrService::cancel`] takes.
     pub fn submit(&self, page: Result<PreparedPage, EngineError>, options: OcrOptions, stream: bool, mut sink: EventSink) -> u64 {
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+        // The generation defaults of the loaded checkpoint; a mode it cannot run already failed in
+        // `prepare`, so such a page is an error whatever the options say.
+        let options = options.for_architecture(self.arch).unwrap_or(options);
         if let Some(why) = self.failure() {
             sink(Event::Finished { tag, result: Box::new(Err(EngineError::Device(why))) });
             return tag;

@@ -7,14 +7,22 @@ use std::path::Path;
 
 use dsocr_core::{DeviceSpec, RandomInit, Weights, random_init};
 use dsocr_lm::{DeepseekLm, LmConfig};
-use dsocr_vision::{DeepEncoder, VisionConfig};
+use dsocr_preprocess::Architecture;
+use dsocr_vision::{DeepEncoder, Stage2Config, VisionConfig};
 
 use crate::OcrError;
 
-/// The release `config.json` (docs/model.md §2.1-2.2): the sizes are the configs' defaults (the one
-/// place the release values are written), the other keys as the release file has them.
+/// DeepSeek-OCR's release `config.json` (docs/model.md §2.1-2.2).
 pub fn release_config() -> serde_json::Value {
-    let vision = VisionConfig::default();
+    release_config_for(Architecture::DeepseekOcr)
+}
+
+/// The release `config.json` of `arch` (docs/model.md §2.1-2.2, docs/model-ocr2.md §2): the sizes are the configs'
+/// defaults (the one place the release values are written), the other keys as the release file
+/// has them. DeepSeek-OCR 2's file also states the Qwen2 encoder's sizes that the release file
+/// leaves to the code, and SAM's true `downsample_channels`.
+pub fn release_config_for(arch: Architecture) -> serde_json::Value {
+    let vision = VisionConfig::release(arch);
     let mut lm = serde_json::to_value(LmConfig::default()).expect("LmConfig serializes");
     let variant = serde_json::json!({
         "architectures": ["DeepseekV2ForCausalLM"], "kv_lora_rank": null, "lm_head": true, "n_group": 1, "q_lora_rank": null,
@@ -22,16 +30,20 @@ pub fn release_config() -> serde_json::Value {
         "torch_dtype": "bfloat16", "use_mla": false, "v_head_dim": 0
     });
     merge_missing(&mut lm, &variant);
+    let (model_name, width) = match &vision.stage2 {
+        Stage2Config::Clip(clip) => ("deeplip_b_l", serde_json::json!({"clip-l-14-224": clip, "sam_vit_b": vision.sam})),
+        Stage2Config::Qwen2(qwen2) => ("deepencoderv2", serde_json::json!({"qwen2-0-5b": qwen2, "sam_vit_b": vision.sam})),
+    };
     let mut top = serde_json::json!({
         "_name_or_path": "dsocr-synthetic-release-size",
-        "architectures": ["DeepseekOCRForCausalLM"], "model_type": "deepseek_vl_v2", "tile_tag": "2D", "global_view_pos": "head",
+        "architectures": [arch.class_name()], "model_type": "deepseek_vl_v2", "tile_tag": "2D", "global_view_pos": "head",
         "candidate_resolutions": [[1024, 1024]], "torch_dtype": "bfloat16", "transformers_version": "4.46.3",
         "projector_config": {
             "input_dim": vision.projector_input, "model_type": "mlp_projector", "n_embed": vision.n_embed, "projector_type": "linear"
         },
         "vision_config": {
-            "image_size": vision.sam.image_size, "mlp_ratio": 3.7362, "model_name": "deeplip_b_l", "model_type": "vision",
-            "width": {"clip-l-14-224": vision.clip, "sam_vit_b": vision.sam}
+            "image_size": vision.sam.image_size, "mlp_ratio": 3.7362, "model_name": model_name, "model_type": "vision",
+            "width": width
         },
         "language_config": lm.clone(),
     });
@@ -166,6 +178,23 @@ mod tests {
         assert_eq!(t.len(), 2710);
         let elements: usize = t.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
         assert_eq!(elements, 3_336_106_240);
+    }
+
+    /// docs/model-ocr2.md §2: 2,707 tensors, 3,389,119,360 parameters, the names and shapes of the
+    /// DeepSeek-OCR 2 release inventory.
+    #[test]
+    fn release_ocr2_config_implies_the_release_ocr2_inventory() {
+        let c = release_config_for(Architecture::DeepseekOcr2);
+        assert_eq!(VisionConfig::from_json(&c, "c").unwrap(), VisionConfig::release(Architecture::DeepseekOcr2));
+        assert_eq!(LmConfig::from_json(&c, "c").unwrap(), LmConfig::default());
+        let t = expected_tensors(&c).unwrap();
+        assert_eq!(t.len(), 2707);
+        assert_eq!(t.iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>(), 3_389_119_360);
+        let Some(mut inventory) = dsocr_testdata::release_inventory_ocr2("release_ocr2_config_implies_the_release_ocr2_inventory") else {
+            return;
+        };
+        inventory.sort();
+        assert_eq!(t, inventory);
     }
 
     #[test]

@@ -49,13 +49,27 @@ fn one_page_streamed_and_many_pages_in_order() {
     assert_eq!(batch[0].as_ref().unwrap().tokens, one.tokens);
 }
 
+/// A DeepSeek-OCR 2 checkpoint loads through the same `ModelSource` (its `config.json` says what it
+/// is) and runs the library's default options as its own official ones: the document prompt on an
+/// A4 page takes the recorded 1,131 tokens, and `ocr` gives the greedy tokens of the recording.
 #[test]
-fn a_deepseek_ocr_2_checkpoint_is_refused_by_name() {
-    let dir = dsocr_testdata::shared_root().join("parity-ocr2/model");
-    if !dir.join("config.json").is_file() {
-        dsocr_testdata::skip("a_deepseek_ocr_2_checkpoint_is_refused_by_name", "no ../shared/parity-ocr2 fixtures");
-        return;
-    }
-    let e = DeepseekOcr::load(&dsocr::ModelSource::Dir(dir), "cpu".parse().unwrap(), None).unwrap_err().to_string();
-    assert!(e.contains("DeepseekOCR2ForCausalLM") && e.contains("not supported yet"), "{e}");
+fn a_deepseek_ocr_2_checkpoint_runs_with_the_same_calls() {
+    let Some(p) = dsocr_testdata::parity_ocr2("a_deepseek_ocr_2_checkpoint_runs_with_the_same_calls") else { return };
+    let ocr = DeepseekOcr::load(&dsocr::ModelSource::Dir(p.model_dir()), DeviceSpec::Cpu, None).unwrap();
+    assert_eq!(ocr.architecture(), dsocr::Architecture::DeepseekOcr2);
+    let case = p.cases().into_iter().find(|c| c.name == "doc_dynamic").unwrap();
+    let image = load_image(case.input_image(), &LoadOptions::default()).unwrap();
+    let safe = case.json["safe_steps"].as_u64().unwrap() as usize;
+    let generation = GenerationConfig {
+        max_new_tokens: safe,
+        repetition: dsocr::RepetitionGuard::NoRepeatNgram { n: case.json["no_repeat_ngram_size"].as_u64().unwrap() as usize },
+        ..Default::default()
+    };
+    let result = ocr.ocr(&image, &OcrOptions { task: Task::Markdown, generation, ..Default::default() }).unwrap();
+    assert_eq!(result.prompt_tokens as u64, case.json["prompt_tokens"].as_u64().unwrap());
+    let expected: Vec<u32> = case.i64("generated_ids").data.iter().take(safe).map(|&v| v as u32).collect();
+    assert_eq!(result.tokens, expected);
+    // Tiny has no DeepSeek-OCR 2 counterpart: refused by name.
+    let e = ocr.ocr(&image, &options(2)).unwrap_err().to_string();
+    assert!(e.contains("DeepSeek-OCR 2 has no tiny mode"), "{e}");
 }

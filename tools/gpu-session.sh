@@ -13,7 +13,9 @@
 #                                          # (the parity tokenizer beside them: dist/tokenizer.json.xz
 #                                          # or the parity fixtures), timed, ARGS appended
 # PARITY_DTYPES (default "f32 bf16") and PARITY_TAG (output name suffix) adjust the parity run;
-# the fixtures are whichever dist/parity*.tar.xz were carried.
+# the fixtures are whichever dist/parity*.tar.xz were carried, PARITY_SET picks the set (parity,
+# the default, or parity-ocr2). SYNTH_ARCH=ocr2 makes the synthetic weights DeepSeek-OCR 2's
+# (dist/synth-ocr2) for bench, ocr-pdf and serve.
 # Results are written under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,24 +31,29 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 export DSOCR_CACHE_DIR=${DSOCR_CACHE_DIR:-$PWD/dist/cubecl-cache}
 # The synthetic release-size weights, with the parity model's tokenizer beside them (the CLI's
 # ocr and serve need one): dist/tokenizer.json.xz, or the carried parity fixtures.
+SYNTH=dist/synth${SYNTH_ARCH:+-$SYNTH_ARCH}
+synth() {
+  [ -f $SYNTH/model.safetensors ] || dist/dsocr synth-weights --arch "${SYNTH_ARCH:-ocr}" --out $SYNTH 2>&1 | tail -2
+}
 synth_with_tokenizer() {
-  [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
-  if [ ! -f dist/synth/tokenizer.json ]; then
+  synth
+  if [ ! -f $SYNTH/tokenizer.json ]; then
     if [ -f dist/tokenizer.json.xz ]; then
-      xz -dc dist/tokenizer.json.xz > dist/synth/tokenizer.json
+      xz -dc dist/tokenizer.json.xz > $SYNTH/tokenizer.json
     else
       if [ ! -d dist/parity ]; then for t in dist/parity*.tar.xz; do tar xJf "$t" -C dist; done; fi
-      cp dist/parity/model/tokenizer.json dist/synth/
+      cp dist/parity/model/tokenizer.json $SYNTH/
     fi
   fi
 }
 what=${1:-parity}; shift || true
 case "$what" in
   parity)
-    if [ ! -d dist/parity ]; then for t in dist/parity*.tar.xz; do tar xJf "$t" -C dist; done; fi
+    set_dir=dist/${PARITY_SET:-parity}
+    if [ ! -d $set_dir ]; then for t in dist/parity*.tar.xz; do tar xJf "$t" -C dist; done; fi
     for dt in ${PARITY_DTYPES:-f32 bf16}; do
       name=parity-$dt${PARITY_TAG:-}
-      /usr/bin/time -v dist/dsocr parity --model dist/parity/model --case dist/parity/cases --device cuda --dtype $dt \
+      /usr/bin/time -v dist/dsocr parity --model $set_dir/model --case $set_dir/cases --device cuda --dtype $dt \
         > "$OUT/$name.txt" 2> "$OUT/$name.err"; echo "$name exit $?" | tee -a "$OUT/$name.txt"
       tail -n 25 "$OUT/$name.err" | grep -E "Elapsed|Maximum resident" || true
       cat "$OUT/$name.txt"
@@ -60,10 +67,10 @@ case "$what" in
     # then PROFILE_COUNT launches timed one by one on the GPU (clocks and caches left alone).
     # PROFILE_ARGS replaces the bench arguments; PROFILE_TAIL sums only the window's last
     # launches (with PROFILE_SKIP=0 and a large count: the end of the run, e.g. a batched decode).
-    [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
+    synth
     ncu --metrics gpu__time_duration.sum --csv --print-units base --clock-control none --cache-control none \
       --launch-skip "${PROFILE_SKIP:-20000}" --launch-count "${PROFILE_COUNT:-600}" \
-      dist/dsocr bench --model dist/synth --device cuda ${PROFILE_ARGS:---new-tokens 256 --batch 1} > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
+      dist/dsocr bench --model $SYNTH --device cuda ${PROFILE_ARGS:---new-tokens 256 --batch 1} > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
     echo "ncu exit $?"
     python3 tools/ncu_summary.py "$OUT/ncu.csv" "${PROFILE_STEPS:-0}" "${PROFILE_TAIL:-0}" | tee "$OUT/ncu-summary.txt"
     xz -T0 "$OUT/ncu.csv"
@@ -71,11 +78,11 @@ case "$what" in
   ncu-detail)
     # Full ncu sections (speed of light, memory, warp stalls, occupancy) for a few launches of
     # the kernels matching DETAIL_KERNELS (a regex), past DETAIL_SKIP of those launches.
-    [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
+    synth
     ncu --kernel-name "regex:${DETAIL_KERNELS:-swiglu}" --launch-skip "${DETAIL_SKIP:-2000}" --launch-count "${DETAIL_COUNT:-4}" \
       --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
       --section LaunchStats --section SchedulerStats --clock-control none \
-      dist/dsocr bench --model dist/synth --device cuda ${PROFILE_ARGS:---new-tokens 256 --batch 1} > "$OUT/ncu-detail.txt" 2> "$OUT/ncu-detail.err"
+      dist/dsocr bench --model $SYNTH --device cuda ${PROFILE_ARGS:---new-tokens 256 --batch 1} > "$OUT/ncu-detail.txt" 2> "$OUT/ncu-detail.err"
     echo "ncu exit $?"
     grep -E "^  [a-z_]+.*\(|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Block Size|Grid Size|Stall|L2 Hit|Mem Busy|Max Bandwidth|Theoretical Occ|Waves Per SM|Issued Warp|No Eligible" "$OUT/ncu-detail.txt" | head -200
     ;;
@@ -86,7 +93,7 @@ case "$what" in
     name=${OCR_NAME:-ocr-pdf}
     SECONDS=0
     RUST_LOG=${RUST_LOG:-warn,dsocr=info,dsocr_engine=info} timeout "${BENCH_TIMEOUT:-500}" \
-      dist/dsocr ocr "${OCR_PDF:-dist/doc100.pdf}" --model dist/synth --device cuda "$@" > "$OUT/$name.md" 2> "$OUT/$name.err"
+      dist/dsocr ocr "${OCR_PDF:-dist/doc100.pdf}" --model $SYNTH --device cuda "$@" > "$OUT/$name.md" 2> "$OUT/$name.err"
     echo "$name exit $? after $SECONDS s"
     grep -a -v "^\s*$" "$OUT/$name.err" | tail -8
     ;;
@@ -95,7 +102,7 @@ case "$what" in
     # "clients:requests" of LOADGEN_RUNS in turn (the first runs warm the kernels up), each
     # request one page (LOADGEN_IMAGE, default the bench's synthetic A4 page) with LOADGEN_TOKENS new tokens; then /metrics, and SIGTERM.
     synth_with_tokenizer
-    RUST_LOG=${RUST_LOG:-warn,dsocr=info,dsocr_serve=info} dist/dsocr serve --model dist/synth --device cuda --port 8000 "$@" \
+    RUST_LOG=${RUST_LOG:-warn,dsocr=info,dsocr_serve=info} dist/dsocr serve --model $SYNTH --device cuda --port 8000 "$@" \
       > "$OUT/serve.log" 2>&1 &
     pid=$!
     SECONDS=0
@@ -122,12 +129,12 @@ case "$what" in
     # BENCH_NAME names the outputs (a second process: BENCH_NAME=bench2); BENCH_TIMEOUT keeps the
     # command inside the device tool's 600 s limit so the partial JSON and logs still come back.
     name=${BENCH_NAME:-bench}
-    [ -f dist/synth/model.safetensors ] || dist/dsocr synth-weights --out dist/synth 2>&1 | tail -2
+    synth
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$OUT/$name-gpu-mem.csv" &
     smi=$!
     SECONDS=0
     RUST_LOG=${RUST_LOG:-warn,dsocr=info,dsocr_cli=info,dsocr_lm=info,dsocr_core=info} timeout "${BENCH_TIMEOUT:-500}" \
-      dist/dsocr bench --model dist/synth --device cuda "$@" --json-out "$OUT/$name.json" > /dev/null 2> "$OUT/$name.err"
+      dist/dsocr bench --model $SYNTH --device cuda "$@" --json-out "$OUT/$name.json" > /dev/null 2> "$OUT/$name.err"
     echo "$name exit $? after $SECONDS s"
     kill $smi
     echo "peak nvidia-smi memory.used MiB: $(sort -n "$OUT/$name-gpu-mem.csv" | tail -1)"

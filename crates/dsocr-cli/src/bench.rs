@@ -13,7 +13,8 @@ use dsocr::bench::{
 };
 use dsocr::common::{Checkpoint, DeviceSpec, FloatType, Weights};
 use dsocr::engine::OcrTokenizer;
-use dsocr::synthetic::{release_config, write_synthetic_checkpoint};
+use dsocr::preprocess::Architecture;
+use dsocr::synthetic::{release_config_for, write_synthetic_checkpoint};
 use dsocr::{DeepseekOcr, EngineOptions};
 
 use crate::engine_args::EngineArgs;
@@ -31,13 +32,20 @@ pub struct SynthArgs {
     /// A tokenizer.json to copy beside the weights (optional).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+    /// The checkpoint to imitate: ocr (deepseek-ai/DeepSeek-OCR) or ocr2 (deepseek-ai/DeepSeek-OCR-2).
+    #[arg(long, default_value = "ocr", value_parser = parse_arch)]
+    arch: Architecture,
+}
+
+fn parse_arch(s: &str) -> Result<Architecture, String> {
+    Architecture::parse(s).ok_or_else(|| format!("unknown architecture {s:?}: expected ocr or ocr2"))
 }
 
 pub fn synth(args: SynthArgs) -> anyhow::Result<i32> {
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} [{elapsed}]").unwrap());
     let t0 = Instant::now();
-    let (n, bytes) = write_synthetic_checkpoint(&args.out, &release_config(), args.seed, |done, total| {
+    let (n, bytes) = write_synthetic_checkpoint(&args.out, &release_config_for(args.arch), args.seed, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;
@@ -54,6 +62,9 @@ pub struct BenchArgs {
     /// Model directory (release format); without it, random release-size weights in memory.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Without --model: the architecture of the random weights, ocr or ocr2.
+    #[arg(long, default_value = "ocr", value_parser = parse_arch)]
+    arch: Architecture,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -176,7 +187,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         }
         None => (
             Weights::random(&device, float, 0)?,
-            release_config(),
+            release_config_for(args.arch),
             Arc::new(DocumentPromptTokenizer),
             "random release-size weights".to_string(),
         ),
@@ -216,7 +227,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     if !args.no_stages {
         report.stages_warm = Some(stage_timings(&ocr, &image)?);
     }
-    let mode = dsocr::preprocess::Mode::Gundam.spec();
+    let mode = dsocr::preprocess::Mode::Gundam.spec_for(ocr.architecture())?;
     for &pages in &args.vision_pages {
         eprintln!("vision alone, {pages} pages together…");
         let bytes = args.engine.options(&mode, args.new_tokens).vision_batch_bytes;

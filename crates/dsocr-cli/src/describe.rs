@@ -24,7 +24,11 @@ pub fn run() -> anyhow::Result<i32> {
         "modes": Mode::ALL.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "devices": ["auto", "cpu", "cuda", "cuda:N"],
         "dtypes": ["f32", "bf16", "f16"],
-        "model": { "default": dsocr::DEFAULT_REPO, "option": "--model DIR|REPO" },
+        "model": {
+            "default": dsocr::DEFAULT_REPO,
+            "option": "--model DIR|REPO",
+            "supported": dsocr::Architecture::ALL.iter().map(|a| a.hub_repo()).collect::<Vec<_>>(),
+        },
         "exit_codes": { "0": "all inputs succeeded", "1": "an input failed or bad arguments", "2": "usage error" },
     });
     println!("{}", serde_json::to_string_pretty(&description)?);

@@ -137,6 +137,8 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(!docs.is_empty(), "none of the {} input(s) could be opened", files.len());
     let source = ModelSource::parse(&args.model)?;
     let ocr = DeepseekOcr::load(&source, device, dtype).with_context(|| format!("loading the model from {}", args.model))?;
+    // The mode named on the command line, as this checkpoint runs it (DeepSeek-OCR 2's presets).
+    let opts = ocr.options_for_model(&opts).with_context(|| format!("--mode {} with {}", args.mode, ocr.architecture()))?;
     let engine = args.engine.options(&opts.mode, opts.generation.max_new_tokens);
     let outputs = Outputs {
         out: args.out.clone(),

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use dsocr_testdata::{parity, shared_root};
+use dsocr_testdata::{parity, parity_all, parity_ocr2, shared_root};
 
 fn dsocr(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dsocr")).args(args).env("NO_COLOR", "1").output().expect("run dsocr")
@@ -37,15 +37,36 @@ fn assert_clean_failure(o: &Output, expect_in_stderr: &str) {
     assert!(err.contains(expect_in_stderr), "stderr should mention {expect_in_stderr:?}: {err}");
 }
 
+/// `dsocr parity` on every recorded case of both checkpoints: the model is chosen from each
+/// checkpoint's `config.json`.
 #[test]
 fn parity_passes_on_every_shared_case() {
-    let Some(p) = parity("parity_passes_on_every_shared_case") else { return };
-    let o = dsocr(&["parity", "--model", p.model_dir().to_str().unwrap(), "--case", p.root.join("cases").to_str().unwrap()]);
+    for p in parity_all("parity_passes_on_every_shared_case") {
+        let o = dsocr(&["parity", "--model", p.model_dir().to_str().unwrap(), "--case", p.root.join("cases").to_str().unwrap()]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "parity failed:\n{out}\n{err}");
+        let passes = out.lines().filter(|l| l.starts_with("case ") && l.ends_with("PASS")).count();
+        assert_eq!(passes, p.cases().len(), "{out}");
+        assert!(out.contains("vision_embeds") && out.contains("prefill_logits_last") && out.contains("greedy tokens matched"), "{out}");
+    }
+}
+
+/// A DeepSeek-OCR 2 checkpoint through `dsocr ocr` with the default options: its dynamic mode
+/// (1024 + 768 crops, no newline tokens) and the document prompt give the recorded prompt length.
+#[test]
+fn ocr2_checkpoint_runs_with_the_default_options() {
+    let Some(p) = parity_ocr2("ocr2_checkpoint_runs_with_the_default_options") else { return };
+    let case = p.cases().into_iter().find(|c| c.name == "doc_dynamic").expect("the doc_dynamic case");
+    let image = case.input_image();
+    let model = p.model_dir();
+    let o = dsocr(&["ocr", image.to_str().unwrap(), "--model", model.to_str().unwrap(), "--max-new-tokens", "4", "--json"]);
     let (out, err) = text(&o);
-    assert!(o.status.success(), "parity failed:\n{out}\n{err}");
-    let passes = out.lines().filter(|l| l.starts_with("case ") && l.ends_with("PASS")).count();
-    assert_eq!(passes, p.cases().len(), "{out}");
-    assert!(out.contains("vision_embeds") && out.contains("prefill_logits_last") && out.contains("greedy tokens matched"), "{out}");
+    assert!(o.status.success(), "ocr failed: {err}");
+    let json: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or_default()).expect("one JSON line");
+    assert_eq!(json["result"]["prompt_tokens"], case.json["prompt_tokens"], "{out}");
+    // A mode DeepSeek-OCR 2 does not have is refused by name, without a panic.
+    let o = dsocr(&["ocr", image.to_str().unwrap(), "--model", model.to_str().unwrap(), "--mode", "tiny"]);
+    assert_clean_failure(&o, "DeepSeek-OCR 2 has no tiny mode");
 }
 
 #[test]

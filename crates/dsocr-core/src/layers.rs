@@ -78,3 +78,36 @@ impl RmsNorm {
         normed * self.weight.clone().unsqueeze::<D>()
     }
 }
+
+/// Rotary position tables `(cos, sin)`, `[positions, head_dim]`, for the rotate-half (Llama/NeoX)
+/// style over the whole head: computed in f32 as the reference (`inv_freq = 1 / θ^(2i/d)`,
+/// `angle = position · inv_freq`, the angles concatenated with themselves `[a, a]`), stored in
+/// `dtype`. Used by the decoder (θ = 10 000) and DeepSeek-OCR 2's Qwen2 encoder (θ = 10⁶).
+pub fn rope_tables(head_dim: usize, theta: f64, positions: usize, device: &Device, dtype: DType) -> (Tensor<2>, Tensor<2>) {
+    let half = head_dim / 2;
+    let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32)).collect();
+    let mut cos = Vec::with_capacity(positions * head_dim);
+    let mut sin = Vec::with_capacity(positions * head_dim);
+    for p in 0..positions {
+        for _half in 0..2 {
+            for &f in &inv_freq {
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+    }
+    let table = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [positions, head_dim]), (device, DType::F32)).cast(dtype);
+    (table(cos), table(sin))
+}
+
+/// Rotate `[B, heads, T, d]` by the tables `[T, d]`: `x·cos + rotate_half(x)·sin` with
+/// `rotate_half([x1, x2]) = [−x2, x1]`.
+pub fn apply_rope(x: Tensor<4>, cos: &Tensor<2>, sin: &Tensor<2>) -> Tensor<4> {
+    let d = x.dims()[3];
+    let half = d / 2;
+    let x1 = x.clone().narrow(3, 0, half);
+    let x2 = x.clone().narrow(3, half, half);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone().unsqueeze::<4>() + rotated * sin.clone().unsqueeze::<4>()
+}

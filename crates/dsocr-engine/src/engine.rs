@@ -186,7 +186,14 @@ impl<'m> Engine<'m> {
     /// Queue a page. A request whose preparation failed finishes at once with that error.
     pub fn submit(&mut self, request: Request, on_event: &mut dyn FnMut(Event)) {
         let Request { tag, page, options, stream } = request;
+        let arch = self.encoder.architecture();
         let page = page.and_then(|page| {
+            if page.image.mode.arch != arch {
+                return Err(EngineError::Input(format!(
+                    "the page was prepared for {} but the model is {arch}: prepare it with options for this model (OcrOptions::for_architecture)",
+                    page.image.mode.arch
+                )));
+            }
             let len = page.prompt.len();
             if len >= self.runner.capacity() {
                 return Err(EngineError::Input(format!(

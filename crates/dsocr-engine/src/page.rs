@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use dsocr_preprocess::{ModeSpec, PreparedImage, PromptIds};
+use dsocr_preprocess::{Architecture, ModeSpec, PreparedImage, PromptIds};
 use dsocr_render::Region;
 use serde::Serialize;
 
 use crate::EngineError;
+use crate::repetition::RepetitionGuard;
 use crate::sampler::GenerationConfig;
 use crate::task::Task;
 
@@ -24,6 +25,26 @@ pub struct OcrOptions {
 impl Default for OcrOptions {
     fn default() -> Self {
         OcrOptions { task: Task::Markdown, mode: dsocr_preprocess::Mode::Gundam.spec(), generation: GenerationConfig::default() }
+    }
+}
+
+impl OcrOptions {
+    /// These options as a checkpoint of `arch` runs them: the mode converted
+    /// ([`ModeSpec::for_architecture`]: the default Gundam mode becomes DeepSeek-OCR 2's dynamic
+    /// mode, 1024 + up to six 768 crops) and the default repetition guard replaced by the
+    /// architecture's official one (vLLM image script: 30/90 for DeepSeek-OCR, 20/90 for
+    /// DeepSeek-OCR 2). Other settings are kept as given. Errors name a mode `arch` cannot run.
+    pub fn for_architecture(&self, arch: Architecture) -> Result<OcrOptions, EngineError> {
+        let mut options = self.clone();
+        options.mode = self.mode.for_architecture(arch)?;
+        let defaults = [RepetitionGuard::vllm_image(), RepetitionGuard::vllm_image_ocr2()];
+        if defaults.contains(&options.generation.repetition) {
+            options.generation.repetition = match arch {
+                Architecture::DeepseekOcr => RepetitionGuard::vllm_image(),
+                Architecture::DeepseekOcr2 => RepetitionGuard::vllm_image_ocr2(),
+            };
+        }
+        Ok(options)
     }
 }
 
@@ -118,4 +139,27 @@ pub enum Event {
         /// Its result.
         result: Box<Result<OcrResult, EngineError>>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsocr_preprocess::Mode;
+
+    #[test]
+    fn options_follow_the_checkpoint() {
+        let ocr2 = Architecture::DeepseekOcr2;
+        let v2 = OcrOptions::default().for_architecture(ocr2).unwrap();
+        assert_eq!(v2.mode, Mode::Gundam.spec_for(ocr2).unwrap());
+        assert_eq!(v2.generation.repetition, RepetitionGuard::vllm_image_ocr2());
+        // Back again: DeepSeek-OCR's preset and guard (the tile limit stays at the lower 6).
+        let v1 = v2.for_architecture(Architecture::DeepseekOcr).unwrap();
+        assert_eq!((v1.mode.image_size, v1.mode.max_tiles, v1.generation.repetition), (640, 6, RepetitionGuard::vllm_image()));
+        // A guard the caller chose is kept.
+        let mut own = OcrOptions::default();
+        own.generation.repetition = RepetitionGuard::NoRepeatNgram { n: 35 };
+        assert_eq!(own.for_architecture(ocr2).unwrap().generation.repetition, RepetitionGuard::NoRepeatNgram { n: 35 });
+        let tiny = OcrOptions { mode: Mode::Tiny.spec(), ..Default::default() };
+        assert!(tiny.for_architecture(ocr2).unwrap_err().to_string().contains("tiny"));
+    }
 }

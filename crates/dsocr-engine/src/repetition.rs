@@ -35,6 +35,12 @@ impl RepetitionGuard {
         RepetitionGuard::Windowed { n: 30, window: 90, whitelist: vec![128_821, 128_822] }
     }
 
+    /// DeepSeek-OCR 2's vLLM image-script setting: windowed 20/90 with `<td>`/`</td>`
+    /// whitelisted (docs/model-ocr2.md §7).
+    pub fn vllm_image_ocr2() -> Self {
+        RepetitionGuard::Windowed { n: 20, window: 90, whitelist: vec![128_821, 128_822] }
+    }
+
     /// The vLLM PDF-script setting: windowed 20/50 with `<td>`/`</td>` whitelisted.
     pub fn vllm_pdf() -> Self {
         RepetitionGuard::Windowed { n: 20, window: 50, whitelist: vec![128_821, 128_822] }

@@ -10,8 +10,8 @@ use dsocr_engine::{
     Sampling, Task, encode_page, encode_pages, prepare_page,
 };
 use dsocr_lm::{DeepseekLm, LmConfig};
-use dsocr_preprocess::{LoadOptions, ModeSpec, RgbImage, load_image};
-use dsocr_testdata::{Case, Parity, parity};
+use dsocr_preprocess::{Architecture, LoadOptions, ModeSpec, RgbImage, load_image};
+use dsocr_testdata::{Case, Parity, parity, parity_all, parity_ocr2};
 use dsocr_vision::{DeepEncoder, VisionConfig};
 
 struct Model {
@@ -33,9 +33,13 @@ fn load(fixtures: &Parity) -> Model {
 
 /// A case's image and options (its mode and prompt), with `generation`.
 fn page_of(case: &Case, generation: GenerationConfig) -> (RgbImage, OcrOptions) {
-    let m = &case.json["mode"];
-    let n = |k: &str| m[k].as_u64().unwrap() as usize;
-    let mode = ModeSpec::custom(n("base_size"), n("image_size"), m["crop_mode"].as_bool().unwrap()).unwrap();
+    page_for(Architecture::DeepseekOcr, case, generation)
+}
+
+/// [`page_of`] for a case of `arch`'s fixtures.
+fn page_for(arch: Architecture, case: &Case, generation: GenerationConfig) -> (RgbImage, OcrOptions) {
+    let (base, image, crop) = case.mode();
+    let mode = ModeSpec::custom_for(arch, base, image, crop).unwrap();
     let task = Task::Custom(case.json["prompt"].as_str().unwrap().to_string());
     (load_image(case.input_image(), &LoadOptions::default()).unwrap(), OcrOptions { task, mode, generation })
 }
@@ -192,18 +196,24 @@ fn seeded_sampling_is_per_page() {
 }
 
 /// The engine's greedy tokens from each case's image equal the official code's for the recorded
-/// safe steps (end to end: our preprocessing, encoder and decoder).
+/// safe steps (end to end: our preprocessing, encoder and decoder), for both checkpoints.
 #[test]
 fn greedy_tokens_match_the_official_code() {
-    let Some(fixtures) = parity("greedy_tokens_match_the_official_code") else { return };
-    let model = load(&fixtures);
+    for fixtures in parity_all("greedy_tokens_match_the_official_code") {
+        greedy_tokens_of(&fixtures);
+    }
+}
+
+fn greedy_tokens_of(fixtures: &Parity) {
+    let model = load(fixtures);
+    let arch = model.encoder.architecture();
     for case in fixtures.cases() {
         let n = case.json["no_repeat_ngram_size"].as_u64().unwrap() as usize;
         let max_new = case.json["max_new_tokens"].as_u64().unwrap() as usize;
         let safe = case.json["safe_steps"].as_u64().unwrap() as usize;
         let generation =
             GenerationConfig { max_new_tokens: max_new, repetition: RepetitionGuard::NoRepeatNgram { n }, ..Default::default() };
-        let (results, _, _) = run(&model, &[page_of(&case, generation)], 1);
+        let (results, _, _) = run(&model, &[page_for(arch, &case, generation)], 1);
         let r = results[0].as_ref().unwrap();
         let mut ours = r.tokens.clone();
         if r.stopped_on_eos {
@@ -214,6 +224,42 @@ fn greedy_tokens_match_the_official_code() {
         assert!(ours.len() >= k, "{}: {} tokens, need {k}", case.name, ours.len());
         assert_eq!(&ours[..k], &expected[..k], "{}: first {k} greedy tokens", case.name);
     }
+}
+
+/// DeepSeek-OCR 2's pages of every recorded geometry batched together (and with their views in one
+/// vision batch) give each page the tokens it gets alone; a page prepared for the other
+/// checkpoint is refused by name, and the default options become DeepSeek-OCR 2's.
+#[test]
+fn ocr2_pages_batch_like_single_pages() {
+    let Some(fixtures) = parity_ocr2("ocr2_pages_batch_like_single_pages") else { return };
+    let model = load(&fixtures);
+    let arch = model.encoder.architecture();
+    assert_eq!(arch, Architecture::DeepseekOcr2);
+    let pages: Vec<_> = fixtures.cases().iter().map(|c| page_for(arch, c, greedy(6))).collect();
+    let (together, _, _) = run(&model, &pages, 3);
+    for (i, page) in pages.iter().enumerate() {
+        let (alone, _, _) = run(&model, std::slice::from_ref(page), 1);
+        assert_eq!(together[i].as_ref().unwrap().tokens, alone[0].as_ref().unwrap().tokens, "page {i}");
+    }
+    // DeepSeek-OCR's default options, prepared as they are, do not fit this checkpoint.
+    let (image, _) = &pages[0];
+    let v1 = OcrOptions { generation: greedy(2), ..Default::default() };
+    let options = EngineOptions { max_seqs: Some(1), seq_capacity: Some(1400), ..Default::default() };
+    let mut engine = Engine::new(&model.encoder, &model.lm, model.tokenizer.as_ref(), &options).unwrap();
+    let page = prepare_page(image, &v1, model.tokenizer.as_ref());
+    let mut refused = None;
+    engine.submit(Request { tag: 0, page, options: v1.clone(), stream: false }, &mut |e| {
+        if let Event::Finished { result, .. } = e {
+            refused = result.err().map(|e| e.to_string());
+        }
+    });
+    let e = refused.expect("the page is refused at once");
+    assert!(e.contains("prepared for DeepSeek-OCR but the model is DeepSeek-OCR 2"), "{e}");
+    assert!(engine.is_idle());
+    let converted = v1.for_architecture(arch).unwrap();
+    assert_eq!((converted.mode.image_size, converted.mode.max_tiles), (768, 6));
+    let (results, _, _) = run(&model, &[(image.clone(), converted)], 1);
+    assert_eq!(results[0].as_ref().unwrap().tokens.len(), 2);
 }
 
 /// The decoder alone, from the official code's recorded image rows: prefill into a pool row,

@@ -1,4 +1,5 @@
-//! Language-model parity with the official code on every recorded case (CPU, f32): decoder input
+//! Language-model parity with the official code on every recorded case of DeepSeek-OCR and
+//! DeepSeek-OCR 2 (the same decoder; CPU, f32): decoder input
 //! embeddings and last-position prefill logits (greedy tokens from the recorded rows, with the
 //! official repetition rule, are checked in `dsocr-engine`'s tests); a
 //! prompt prefilled in chunks equal to one prefilled whole; and a decode step of sequences at
@@ -8,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
 use dsocr_lm::{DeepseekLm, LmConfig, StepSlots};
-use dsocr_testdata::{Case, parity, tolerance_check};
+use dsocr_testdata::{Case, parity, parity_all, tolerance_check};
 
 fn load_lm(model_dir: &std::path::Path) -> DeepseekLm {
     let device = DeviceSpec::Cpu.device().unwrap();
@@ -53,15 +54,16 @@ fn argmax(logits: Tensor<2>) -> Vec<u32> {
 
 #[test]
 fn decoder_matches_official_code_on_every_case() {
-    let Some(fixtures) = parity("decoder_matches_official_code_on_every_case") else { return };
-    let lm = load_lm(&fixtures.model_dir());
-    for case in fixtures.cases() {
-        let prompt = prompt_of(&lm, &case);
-        assert_close(&case.name, "inputs_embeds", to_vec(prompt.embeds.clone()), &case.f32("inputs_embeds").data);
+    for fixtures in parity_all("decoder_matches_official_code_on_every_case") {
+        let lm = load_lm(&fixtures.model_dir());
+        for case in fixtures.cases() {
+            let prompt = prompt_of(&lm, &case);
+            assert_close(&case.name, "inputs_embeds", to_vec(prompt.embeds.clone()), &case.f32("inputs_embeds").data);
 
-        let mut pool = lm.new_pool(1, prompt.ids.len() + 64);
-        let logits = lm.prefill(prompt.embeds.clone(), 0, 0, &mut pool).unwrap();
-        assert_close(&case.name, "prefill_logits_last", to_vec(logits), &case.f32("prefill_logits_last").data);
+            let mut pool = lm.new_pool(1, prompt.ids.len() + 64);
+            let logits = lm.prefill(prompt.embeds.clone(), 0, 0, &mut pool).unwrap();
+            assert_close(&case.name, "prefill_logits_last", to_vec(logits), &case.f32("prefill_logits_last").data);
+        }
     }
 }
 

@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+mod arch;
 mod error;
 mod load;
 mod mode;
@@ -35,6 +36,7 @@ mod tiling;
 mod tokens;
 mod views;
 
+pub use arch::Architecture;
 pub use error::PreprocessError;
 pub use load::{DEFAULT_MAX_PIXELS, LoadOptions, load_image, load_image_from_memory, probe_image};
 pub use mode::{DEFAULT_MAX_TILES, DOWNSAMPLE_RATIO, MIN_TILES, Mode, ModeSpec, PATCH_SIZE, TILE_SIZE, VLLM_MAX_TILES};

@@ -1,15 +1,16 @@
-//! Resolution modes (docs/model.md §3.2): the five official presets and custom sizes.
+//! Resolution modes (docs/model.md §3.2, docs/model-ocr2.md §3): the official presets of each architecture and
+//! custom sizes.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::PreprocessError;
+use crate::{Architecture, PreprocessError};
 
 /// SAM patch size in pixels.
 pub const PATCH_SIZE: usize = 16;
 /// Spatial down-sampling of the SAM neck + compressor (two stride-2 convs).
 pub const DOWNSAMPLE_RATIO: usize = 4;
-/// Tile size of the official cropping mode.
+/// Tile size of DeepSeek-OCR's cropping mode (DeepSeek-OCR 2: 768, [`Architecture::crop_size`]).
 pub const TILE_SIZE: usize = 640;
 /// Fewest tiles when an image is cut (official `MIN_CROPS`).
 pub const MIN_TILES: usize = 2;
@@ -18,7 +19,8 @@ pub const DEFAULT_MAX_TILES: usize = 9;
 /// Most tiles in the official vLLM scripts (`MAX_CROPS`).
 pub const VLLM_MAX_TILES: usize = 6;
 
-/// One of the official resolution presets.
+/// One of the official resolution presets, named as DeepSeek-OCR's. [`Mode::spec_for`] gives the
+/// preset of an architecture: DeepSeek-OCR 2 has three (docs/model-ocr2.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Mode {
     /// 512×512, direct resize (aspect not kept), 73 image tokens.
@@ -29,7 +31,8 @@ pub enum Mode {
     Base,
     /// 1280×1280 letterbox, 421 image tokens.
     Large,
-    /// 1024 global view plus 640×640 tiles (the official default).
+    /// 1024 global view plus 640×640 tiles (the official default). In DeepSeek-OCR 2 the
+    /// "dynamic" mode: 1024 global view plus 2-6 crops of 768×768.
     #[default]
     Gundam,
 }
@@ -47,7 +50,30 @@ impl Mode {
             Mode::Large => (1280, 1280, false),
             Mode::Gundam => (1024, TILE_SIZE, true),
         };
-        ModeSpec { base_size, image_size, crop, min_tiles: MIN_TILES, max_tiles: DEFAULT_MAX_TILES }
+        ModeSpec { base_size, image_size, crop, min_tiles: MIN_TILES, max_tiles: DEFAULT_MAX_TILES, arch: Architecture::DeepseekOcr }
+    }
+
+    /// The preset for a checkpoint of `arch`. DeepSeek-OCR 2's encoder takes only 768- and
+    /// 1024-pixel views, so it has three presets: `gundam` (its official "dynamic" mode: a 1024
+    /// global view and 2-6 crops of 768), `base` (one 1024 view, letterboxed) and `small` (one
+    /// 768 view, squashed); `tiny` and `large` are refused.
+    pub fn spec_for(self, arch: Architecture) -> Result<ModeSpec, PreprocessError> {
+        match arch {
+            Architecture::DeepseekOcr => Ok(self.spec()),
+            Architecture::DeepseekOcr2 => {
+                let (base_size, image_size, crop) = match self {
+                    Mode::Gundam => (1024, 768, true),
+                    Mode::Base => (1024, 1024, false),
+                    Mode::Small => (768, 768, false),
+                    Mode::Tiny | Mode::Large => {
+                        return Err(PreprocessError::InvalidMode(format!(
+                            "{arch} has no {self} mode (its encoder reads 768- and 1024-pixel views only); use gundam (also called dynamic), base or small"
+                        )));
+                    }
+                };
+                Ok(ModeSpec { base_size, image_size, crop, min_tiles: MIN_TILES, max_tiles: VLLM_MAX_TILES, arch })
+            }
+        }
     }
 
     /// Lower-case name as used on the command line.
@@ -72,10 +98,13 @@ impl FromStr for Mode {
     type Err = PreprocessError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Mode::ALL
-            .into_iter()
-            .find(|m| m.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| PreprocessError::InvalidMode(format!("unknown mode {s:?}; expected one of tiny, small, base, large, gundam")))
+        if s.eq_ignore_ascii_case("dynamic") {
+            // DeepSeek-OCR 2's name for its cropping mode.
+            return Ok(Mode::Gundam);
+        }
+        Mode::ALL.into_iter().find(|m| m.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            PreprocessError::InvalidMode(format!("unknown mode {s:?}; expected one of tiny, small, base, large, gundam (or dynamic)"))
+        })
     }
 }
 
@@ -91,8 +120,12 @@ pub struct ModeSpec {
     pub crop: bool,
     /// Fewest tiles when cutting (2 in the official code).
     pub min_tiles: usize,
-    /// Most tiles when cutting (9 for Hugging Face `infer()`, 6 for the vLLM scripts).
+    /// Most tiles when cutting (9 for Hugging Face `infer()`, 6 for the vLLM scripts and for
+    /// DeepSeek-OCR 2).
     pub max_tiles: usize,
+    /// The checkpoint the views are for: it decides the squash rule, the sizes allowed and the
+    /// token layout.
+    pub arch: Architecture,
 }
 
 impl From<Mode> for ModeSpec {
@@ -102,10 +135,40 @@ impl From<Mode> for ModeSpec {
 }
 
 impl ModeSpec {
-    /// A custom mode. Sizes must be positive multiples of 64 (one vision token per 64×64 pixels).
+    /// A custom DeepSeek-OCR mode. Sizes must be positive multiples of 64 (one vision token per
+    /// 64×64 pixels).
     pub fn custom(base_size: usize, image_size: usize, crop: bool) -> Result<Self, PreprocessError> {
-        let spec = ModeSpec { base_size, image_size, crop, min_tiles: MIN_TILES, max_tiles: DEFAULT_MAX_TILES };
+        Self::custom_for(Architecture::DeepseekOcr, base_size, image_size, crop)
+    }
+
+    /// A custom mode for `arch` (the official `base_size`, `image_size`, `crop_mode`), with the
+    /// architecture's tile limit (9 for DeepSeek-OCR's Hugging Face code, 6 for DeepSeek-OCR 2).
+    pub fn custom_for(arch: Architecture, base_size: usize, image_size: usize, crop: bool) -> Result<Self, PreprocessError> {
+        let max_tiles = match arch {
+            Architecture::DeepseekOcr => DEFAULT_MAX_TILES,
+            Architecture::DeepseekOcr2 => VLLM_MAX_TILES,
+        };
+        let spec = ModeSpec { base_size, image_size, crop, min_tiles: MIN_TILES, max_tiles, arch };
         spec.validate()?;
+        Ok(spec)
+    }
+
+    /// This mode for a checkpoint of `arch`. A preset of the other architecture becomes the same
+    /// preset of `arch` ([`Mode::spec_for`]; the tile limit kept where it is lower), so that the
+    /// default options run on either checkpoint; a custom mode that `arch` cannot run is an error.
+    pub fn for_architecture(self, arch: Architecture) -> Result<Self, PreprocessError> {
+        if self.arch == arch {
+            return Ok(self);
+        }
+        let same_sizes = |s: &ModeSpec| (s.base_size, s.image_size, s.crop) == (self.base_size, self.image_size, self.crop);
+        let preset = Mode::ALL.into_iter().find(|m| m.spec_for(self.arch).is_ok_and(|s| same_sizes(&s))).ok_or_else(|| {
+            PreprocessError::InvalidMode(format!(
+                "the custom mode base {} / image {} (crop {}) was made for {}; give a mode for {arch}",
+                self.base_size, self.image_size, self.crop, self.arch
+            ))
+        })?;
+        let mut spec = preset.spec_for(arch)?;
+        spec.max_tiles = spec.max_tiles.min(self.max_tiles).max(spec.min_tiles);
         Ok(spec)
     }
 
@@ -124,6 +187,15 @@ impl ModeSpec {
                 return Err(PreprocessError::InvalidMode(format!("{name} {v} must be a positive multiple of {unit} and at most 4096")));
             }
         }
+        if let Some(sizes) = self.arch.view_sizes() {
+            let crop_size = self.arch.crop_size();
+            if !sizes.contains(&self.global_size()) || (self.crop && self.image_size != crop_size) {
+                return Err(PreprocessError::InvalidMode(format!(
+                    "{} reads views of {sizes:?} pixels only, crops of {crop_size}: base size {} / image size {} (crop {}) cannot run; use the gundam (dynamic), base or small mode",
+                    self.arch, self.base_size, self.image_size, self.crop
+                )));
+            }
+        }
         if self.crop && (self.min_tiles == 0 || self.max_tiles < self.min_tiles || self.max_tiles > 64) {
             return Err(PreprocessError::InvalidMode(format!(
                 "tile limits {}..={} must satisfy 1 <= min <= max <= 64",
@@ -140,9 +212,9 @@ impl ModeSpec {
     }
 
     /// Whether the non-cropping path squashes the image to a square before padding (official:
-    /// `image_size <= 640`, i.e. Tiny and Small).
+    /// `image_size <= 640`, i.e. Tiny and Small; DeepSeek-OCR 2: `<= 768`).
     pub fn squashes(&self) -> bool {
-        !self.crop && self.image_size <= TILE_SIZE
+        !self.crop && self.image_size <= self.arch.squash_limit()
     }
 }
 
@@ -168,5 +240,29 @@ mod tests {
         assert!(ModeSpec::custom(0, 640, false).is_err());
         assert!(Mode::Gundam.spec().with_max_tiles(1).is_err());
         assert_eq!(Mode::Gundam.spec().with_max_tiles(VLLM_MAX_TILES).unwrap().max_tiles, 6);
+    }
+
+    #[test]
+    fn ocr2_presets_and_limits() {
+        let ocr2 = Architecture::DeepseekOcr2;
+        let dynamic = Mode::Gundam.spec_for(ocr2).unwrap();
+        assert_eq!((dynamic.base_size, dynamic.image_size, dynamic.crop, dynamic.max_tiles), (1024, 768, true, 6));
+        assert_eq!("dynamic".parse::<Mode>().unwrap(), Mode::Gundam);
+        assert!(Mode::Small.spec_for(ocr2).unwrap().squashes());
+        assert!(!Mode::Base.spec_for(ocr2).unwrap().squashes());
+        let e = Mode::Tiny.spec_for(ocr2).unwrap_err().to_string();
+        assert!(e.contains("DeepSeek-OCR 2") && e.contains("tiny"), "{e}");
+        // The encoder has queries for 768 and 1024 views only; crops are 768.
+        assert!(ModeSpec::custom_for(ocr2, 1024, 640, true).is_err());
+        assert!(ModeSpec::custom_for(ocr2, 1280, 1280, false).is_err());
+        assert!(ModeSpec::custom_for(ocr2, 768, 768, true).is_ok());
+        // Presets convert between the architectures; the tile limit only goes down.
+        assert_eq!(Mode::Gundam.spec().for_architecture(ocr2).unwrap(), dynamic);
+        let four = Mode::Gundam.spec().with_max_tiles(4).unwrap().for_architecture(ocr2).unwrap();
+        assert_eq!(four.max_tiles, 4);
+        assert_eq!(dynamic.for_architecture(Architecture::DeepseekOcr).unwrap().image_size, 640);
+        let e = ModeSpec::custom(1024, 512, true).unwrap().for_architecture(ocr2).unwrap_err().to_string();
+        assert!(e.contains("custom mode"), "{e}");
+        assert!(Mode::Tiny.spec().for_architecture(ocr2).is_err());
     }
 }

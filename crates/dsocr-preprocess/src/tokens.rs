@@ -19,14 +19,17 @@ pub fn tokens_per_side(size: usize) -> usize {
     (size / PATCH_SIZE).div_ceil(DOWNSAMPLE_RATIO)
 }
 
-/// Number of `<image>` tokens an image takes in the prompt: the global grid with a newline per row,
-/// the view separator, and (when tiled) the stitched tile grid with a newline per row.
+/// Number of `<image>` tokens an image takes in the prompt: the global grid, the view separator,
+/// and (when tiled) the tile grid; in DeepSeek-OCR each row of the global grid and of the stitched
+/// tile grid also ends with a newline token, in DeepSeek-OCR 2 there are none (docs/model.md §5,
+/// docs/model-ocr2.md §4).
 pub fn image_token_count(mode: &ModeSpec, grid: TileGrid) -> usize {
+    let newline = usize::from(mode.arch.row_newlines());
     let q_global = tokens_per_side(mode.global_size());
-    let mut n = q_global * (q_global + 1) + 1;
+    let mut n = q_global * (q_global + newline) + 1;
     if mode.crop && grid.is_tiled() {
         let q = tokens_per_side(mode.image_size);
-        n += (q * grid.rows) * (q * grid.cols + 1);
+        n += (q * grid.rows) * (q * grid.cols + newline);
     }
     n
 }
@@ -129,6 +132,18 @@ mod tests {
         assert_eq!(image_token_count(&g, TileGrid { cols: 3, rows: 2 }), 893);
         assert_eq!(image_token_count(&g, TileGrid { cols: 3, rows: 1 }), 583);
         assert_eq!(image_token_count(&g, TileGrid { cols: 6, rows: 1 }), 883);
+    }
+
+    #[test]
+    fn ocr2_token_counts_have_no_newlines() {
+        // docs/model-ocr2.md §4: 257 + 144·k.
+        let ocr2 = crate::Architecture::DeepseekOcr2;
+        let d = Mode::Gundam.spec_for(ocr2).unwrap();
+        assert_eq!(image_token_count(&d, TileGrid::SINGLE), 257);
+        assert_eq!(image_token_count(&d, TileGrid { cols: 2, rows: 3 }), 1121);
+        assert_eq!(image_token_count(&d, TileGrid { cols: 3, rows: 1 }), 689);
+        assert_eq!(image_token_count(&Mode::Base.spec_for(ocr2).unwrap(), TileGrid::SINGLE), 257);
+        assert_eq!(image_token_count(&Mode::Small.spec_for(ocr2).unwrap(), TileGrid::SINGLE), 145);
     }
 
     #[test]

@@ -1,13 +1,17 @@
-//! Preprocessing parity with the official code on every recorded case of `shared/parity`:
-//! u8 views identical byte for byte, tile grid, prompt ids and image mask identical.
+//! Preprocessing parity with the official code on every recorded case of `shared/parity`
+//! (DeepSeek-OCR) and `shared/parity-ocr2` (DeepSeek-OCR 2): u8 views identical byte for byte, tile
+//! grid, prompt ids and image mask identical.
 
-use dsocr_preprocess::{LoadOptions, ModeSpec, build_prompt, load_image, prepare_image};
-use dsocr_testdata::{Case, parity};
+use dsocr_preprocess::{Architecture, LoadOptions, ModeSpec, build_prompt, load_image, prepare_image};
+use dsocr_testdata::{Case, Parity, parity, parity_all};
 
-fn mode_of(case: &Case) -> ModeSpec {
-    let m = &case.json["mode"];
-    let get = |k: &str| m[k].as_u64().unwrap_or_else(|| panic!("{}: mode.{k}", case.name)) as usize;
-    ModeSpec::custom(get("base_size"), get("image_size"), m["crop_mode"].as_bool().unwrap()).unwrap()
+fn arch_of(fixtures: &Parity) -> Architecture {
+    Architecture::from_class_name(&fixtures.class_name()).expect("a known architecture")
+}
+
+fn mode_of(arch: Architecture, case: &Case) -> ModeSpec {
+    let (base, image, crop) = case.mode();
+    ModeSpec::custom_for(arch, base, image, crop).unwrap()
 }
 
 fn first_mismatch(a: &[u8], b: &[u8]) -> Option<(usize, u8, u8)> {
@@ -16,11 +20,18 @@ fn first_mismatch(a: &[u8], b: &[u8]) -> Option<(usize, u8, u8)> {
 
 #[test]
 fn views_grid_and_prompt_match_official_code_on_every_case() {
-    let Some(fixtures) = parity("views_grid_and_prompt_match_official_code_on_every_case") else { return };
+    for fixtures in parity_all("views_grid_and_prompt_match_official_code_on_every_case") {
+        check_fixtures(&fixtures);
+    }
+}
+
+fn check_fixtures(fixtures: &Parity) {
+    let arch = arch_of(fixtures);
     let tokenizer = tokenizers::Tokenizer::from_file(fixtures.model_dir().join("tokenizer.json")).expect("load tokenizer.json");
     for case in fixtures.cases() {
+        eprintln!("{arch}: {}", case.name);
         let image = load_image(case.input_image(), &LoadOptions::default()).unwrap();
-        let prepared = prepare_image(&image, &mode_of(&case)).unwrap();
+        let prepared = prepare_image(&image, &mode_of(arch, &case)).unwrap();
 
         let grid = case.i64("spatial_crop").data;
         assert_eq!([prepared.grid.cols as i64, prepared.grid.rows as i64], [grid[0], grid[1]], "{}: spatial_crop", case.name);
@@ -56,7 +67,7 @@ fn normalised_pixels_are_the_reference_encoder_inputs() {
     let Some(fixtures) = parity("normalised_pixels_are_the_reference_encoder_inputs") else { return };
     let case = &fixtures.cases()[0];
     let image = load_image(case.input_image(), &LoadOptions::default()).unwrap();
-    let prepared = prepare_image(&image, &mode_of(case)).unwrap();
+    let prepared = prepare_image(&image, &mode_of(Architecture::DeepseekOcr, case)).unwrap();
     let px = prepared.global.normalized();
     assert_eq!(px.len(), prepared.global.data.len());
     for v in px {

@@ -17,6 +17,15 @@ pub fn parity_root() -> PathBuf {
     }
 }
 
+/// DeepSeek-OCR 2's fixture root: `$DSOCR_PARITY_OCR2_DIR`, else `parity-ocr2` in the shared
+/// directory ([`shared_root`]).
+pub fn parity_ocr2_root() -> PathBuf {
+    match std::env::var_os("DSOCR_PARITY_OCR2_DIR") {
+        Some(p) => PathBuf::from(p),
+        None => shared_root().join("parity-ocr2"),
+    }
+}
+
 /// The shared directory: `$DSOCR_SHARED_DIR`, else `shared/` next to the repository.
 pub fn shared_root() -> PathBuf {
     match std::env::var_os("DSOCR_SHARED_DIR") {
@@ -31,7 +40,17 @@ pub fn shared_root() -> PathBuf {
 /// # Panics
 /// When it is absent and `DSOCR_REQUIRE_PARITY` is set.
 pub fn release_inventory(test: &str) -> Option<Vec<(String, Vec<usize>)>> {
-    let path = shared_root().join("docs/release_tensor_inventory.tsv");
+    inventory(test, "docs/release_tensor_inventory.tsv")
+}
+
+/// DeepSeek-OCR 2's release tensor inventory (`docs/release_tensor_inventory_ocr2.tsv`), as
+/// [`release_inventory`].
+pub fn release_inventory_ocr2(test: &str) -> Option<Vec<(String, Vec<usize>)>> {
+    inventory(test, "docs/release_tensor_inventory_ocr2.tsv")
+}
+
+fn inventory(test: &str, file: &str) -> Option<Vec<(String, Vec<usize>)>> {
+    let path = shared_root().join(file);
     let Ok(text) = std::fs::read_to_string(&path) else {
         let why = format!("release tensor inventory not found at {} (set DSOCR_SHARED_DIR)", path.display());
         if std::env::var_os("DSOCR_REQUIRE_PARITY").is_some() {
@@ -64,11 +83,28 @@ pub fn skip(test: &str, why: &str) {
 /// # Panics
 /// When the fixtures are absent and `DSOCR_REQUIRE_PARITY` is set.
 pub fn parity(test: &str) -> Option<Parity> {
-    let root = parity_root();
+    fixtures(test, parity_root(), "DSOCR_PARITY_DIR")
+}
+
+/// DeepSeek-OCR 2's parity fixtures (`parity-ocr2`), as [`parity`].
+///
+/// # Panics
+/// When the fixtures are absent and `DSOCR_REQUIRE_PARITY` is set.
+pub fn parity_ocr2(test: &str) -> Option<Parity> {
+    fixtures(test, parity_ocr2_root(), "DSOCR_PARITY_OCR2_DIR")
+}
+
+/// The fixtures of both checkpoints that are present (each absent one reported, or a failure
+/// under `DSOCR_REQUIRE_PARITY`).
+pub fn parity_all(test: &str) -> Vec<Parity> {
+    parity(test).into_iter().chain(parity_ocr2(test)).collect()
+}
+
+fn fixtures(test: &str, root: PathBuf, variable: &str) -> Option<Parity> {
     if root.join("model").join("config.json").is_file() && root.join("cases").is_dir() {
         return Some(Parity { root });
     }
-    let why = format!("parity fixtures not found at {} (set DSOCR_PARITY_DIR to the directory holding model/ and cases/)", root.display());
+    let why = format!("parity fixtures not found at {} (set {variable} to the directory holding model/ and cases/)", root.display());
     if std::env::var_os("DSOCR_REQUIRE_PARITY").is_some() {
         panic!("{test}: {why}, and DSOCR_REQUIRE_PARITY is set");
     }
@@ -86,6 +122,17 @@ impl Parity {
     /// The small release-format checkpoint directory.
     pub fn model_dir(&self) -> PathBuf {
         self.root.join("model")
+    }
+
+    /// The checkpoint's `config.json`.
+    pub fn config(&self) -> serde_json::Value {
+        let path = self.model_dir().join("config.json");
+        serde_json::from_slice(&std::fs::read(&path).expect("read config.json")).expect("parse config.json")
+    }
+
+    /// The checkpoint class (`architectures[0]` of `config.json`), e.g. `DeepseekOCR2ForCausalLM`.
+    pub fn class_name(&self) -> String {
+        self.config()["architectures"][0].as_str().expect("config.json names its architecture").to_string()
     }
 
     /// Every recorded case, sorted by name.
@@ -127,6 +174,13 @@ impl Case {
         let json = serde_json::from_slice(&std::fs::read(dir.join("case.json")).expect("read case.json")).expect("parse case.json");
         let bytes = std::fs::read(dir.join("expected.safetensors")).expect("read expected.safetensors");
         Case { name, dir, json, bytes }
+    }
+
+    /// The recorded mode: `(base_size, image_size, crop_mode)`.
+    pub fn mode(&self) -> (usize, usize, bool) {
+        let m = &self.json["mode"];
+        let get = |k: &str| m[k].as_u64().unwrap_or_else(|| panic!("{}: mode.{k}", self.name)) as usize;
+        (get("base_size"), get("image_size"), m["crop_mode"].as_bool().unwrap_or_else(|| panic!("{}: mode.crop_mode", self.name)))
     }
 
     /// The input image path.

@@ -1,9 +1,11 @@
 //! # dsocr-vision
 //!
-//! The DeepEncoder of DeepSeek-OCR as Burn modules: SAM-ViT-B ([`SamEncoder`]), CLIP-L consuming
-//! SAM's features ([`ClipEncoder`]), the linear projector and the 2-D token layout
-//! ([`DeepEncoder`]). Sizes come from `config.json` ([`VisionConfig`]); weights are loaded by their
-//! release names through [`dsocr_core::Weights`], which checks every name and shape.
+//! The vision encoders of DeepSeek-OCR and DeepSeek-OCR 2 as Burn modules: SAM-ViT-B
+//! ([`SamEncoder`]), then CLIP-L consuming SAM's features ([`ClipEncoder`], DeepSeek-OCR) or a Qwen2
+//! encoder reading SAM's tokens with learned queries ([`Qwen2Encoder`], DeepSeek-OCR 2), the linear
+//! projector and the token layout ([`DeepEncoder`]). Sizes and the architecture come from
+//! `config.json` ([`VisionConfig`], [`architecture_of`]); weights are loaded by their release names
+//! through [`dsocr_core::Weights`], which checks every name and shape.
 //!
 //! The code runs on whatever device the weights were loaded to (CPU in f32, CUDA in bf16/f16/f32).
 //!
@@ -25,10 +27,12 @@ mod clip;
 mod config;
 mod encoder;
 mod interp;
+mod qwen2;
 mod sam;
 
 pub use clip::ClipEncoder;
-pub use config::{ClipConfig, SamConfig, VisionConfig};
-pub use encoder::{DeepEncoder, Tiling, ViewFeatures};
+pub use config::{ClipConfig, Qwen2EncoderConfig, SamConfig, Stage2Config, VisionConfig, architecture_of};
+pub use encoder::{DeepEncoder, Stage2, Tiling, ViewFeatures};
 pub use interp::{bicubic_aa_matrix, linear_matrix, resize_grid_bicubic_aa, resize_rows_linear};
+pub use qwen2::Qwen2Encoder;
 pub use sam::{RelPosAttention, SamEncoder};

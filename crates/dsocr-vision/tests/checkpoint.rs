@@ -2,11 +2,12 @@
 //! vision tensors, and a damaged checkpoint gives errors that name the tensor.
 
 use dsocr_core::{Checkpoint, CoreError, DeviceSpec, FloatType, Weights};
-use dsocr_testdata::{parity, release_inventory};
+use dsocr_preprocess::Architecture;
+use dsocr_testdata::{parity, release_inventory, release_inventory_ocr2};
 use dsocr_vision::{DeepEncoder, VisionConfig};
 
 fn is_vision(name: &str) -> bool {
-    ["model.sam_model.", "model.vision_model.", "model.projector.", "model.image_newline", "model.view_seperator"]
+    ["model.sam_model.", "model.vision_model.", "model.qwen2_model.", "model.projector.", "model.image_newline", "model.view_seperator"]
         .iter()
         .any(|p| name.starts_with(p))
 }
@@ -21,6 +22,21 @@ fn release_config_expects_exactly_the_release_vision_tensors() {
     DeepEncoder::load(&probe, &VisionConfig::default()).unwrap();
     let mut requested = probe.requested();
     let mut expected = expected;
+    requested.sort();
+    expected.sort();
+    assert_eq!(requested, expected);
+}
+
+/// DeepSeek-OCR 2 (docs/model-ocr2.md §2): SAM with `net_3` 512 → 896, the Qwen2 encoder's 291
+/// tensors, the projector 896 → 1280 and the separator; no CLIP and no newline.
+#[test]
+fn release_ocr2_config_expects_exactly_the_release_vision_tensors() {
+    let Some(inventory) = release_inventory_ocr2("release_ocr2_config_expects_exactly_the_release_vision_tensors") else { return };
+    let mut expected: Vec<(String, Vec<usize>)> = inventory.into_iter().filter(|(n, _)| is_vision(n)).collect();
+    assert_eq!(expected.len(), 179 + 291 + 3, "inventory has 473 vision tensors");
+    let probe = Weights::shape_probe(&DeviceSpec::Cpu.device().unwrap());
+    DeepEncoder::load(&probe, &VisionConfig::release(Architecture::DeepseekOcr2)).unwrap();
+    let mut requested = probe.requested();
     requested.sort();
     expected.sort();
     assert_eq!(requested, expected);

@@ -1,12 +1,14 @@
-//! Vision parity with the official code on every recorded case (CPU, f32): SAM, CLIP, projector
-//! and the arranged image sequence, from the reference pixels and end to end from `input.png`.
+//! Vision parity with the official code on every recorded case (CPU, f32) of DeepSeek-OCR
+//! (`shared/parity`) and DeepSeek-OCR 2 (`shared/parity-ocr2`): SAM, CLIP or the Qwen2 encoder,
+//! projector and the arranged image sequence, from the reference pixels and end to end from
+//! `input.png`.
 
 use burn::prelude::*;
 use burn::tensor::DType;
 use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
 use dsocr_preprocess::{LoadOptions, ModeSpec, normalize_pixel, prepare_image};
-use dsocr_testdata::{Case, parity, tolerance_check};
-use dsocr_vision::{DeepEncoder, RelPosAttention, Tiling, VisionConfig};
+use dsocr_testdata::{Case, parity, parity_all, parity_ocr2, tolerance_check};
+use dsocr_vision::{DeepEncoder, RelPosAttention, Stage2, Tiling, VisionConfig};
 
 fn load_encoder(model_dir: &std::path::Path) -> (DeepEncoder, Device) {
     let device = DeviceSpec::Cpu.device().unwrap();
@@ -16,7 +18,14 @@ fn load_encoder(model_dir: &std::path::Path) -> (DeepEncoder, Device) {
     let weights = Weights::new(Checkpoint::open_dir(model_dir).unwrap(), &device, FloatType::F32).unwrap();
     let encoder = DeepEncoder::load(&weights, &config).unwrap();
     weights
-        .check_all_used(&["model.sam_model.", "model.vision_model.", "model.projector.", "model.image_newline", "model.view_seperator"])
+        .check_all_used(&[
+            "model.sam_model.",
+            "model.vision_model.",
+            "model.qwen2_model.",
+            "model.projector.",
+            "model.image_newline",
+            "model.view_seperator",
+        ])
         .unwrap();
     (encoder, device)
 }
@@ -46,9 +55,25 @@ fn shape4(s: &[usize]) -> [usize; 4] {
 
 #[test]
 fn encoder_matches_official_code_from_reference_pixels() {
-    let Some(fixtures) = parity("encoder_matches_official_code_from_reference_pixels") else { return };
+    for fixtures in parity_all("encoder_matches_official_code_from_reference_pixels") {
+        let (encoder, device) = load_encoder(&fixtures.model_dir());
+        check_views(&fixtures, &encoder, &device);
+    }
+}
+
+/// DeepSeek-OCR 2's Qwen2 encoder keeps only its query half; the recording also holds the whole
+/// final state of the global view, whose image half checks the bidirectional part of the mask,
+/// RoPE and the grouped heads on their own (parity-ocr2/README.md).
+#[test]
+fn ocr2_encoder_image_and_query_halves_match_official_code() {
+    let Some(fixtures) = parity_ocr2("ocr2_encoder_image_and_query_halves_match_official_code") else { return };
     let (encoder, device) = load_encoder(&fixtures.model_dir());
-    check_views(&fixtures, &encoder, &device);
+    let Stage2::Qwen2(qwen2) = &encoder.stage2 else { panic!("parity-ocr2 is a DeepSeek-OCR 2 checkpoint") };
+    for case in fixtures.cases() {
+        let g = case.u8("pixel_global_u8");
+        let sam = encoder.sam.forward(pixels(&g.data, shape4(&g.shape), &device));
+        check(&case, "qwen2_hidden_global", qwen2.forward_hidden(sam));
+    }
 }
 
 /// The bias folded into the dot product (the GPU's path: attention without a bias) matches the
@@ -63,18 +88,22 @@ fn folded_relative_positions_match_official_code() {
 
 fn check_views(fixtures: &dsocr_testdata::Parity, encoder: &DeepEncoder, device: &Device) {
     let device = device.clone();
+    let stage2 = match encoder.stage2 {
+        Stage2::Clip(_) => "clip",
+        Stage2::Qwen2(_) => "qwen2",
+    };
     for case in fixtures.cases() {
         let g = case.u8("pixel_global_u8");
         let global = encoder.encode_views(pixels(&g.data, shape4(&g.shape), &device));
         check(&case, "sam_global", global.sam.clone());
-        check(&case, "clip_global", global.clip.clone());
+        check(&case, &format!("{stage2}_global"), global.stage2.clone());
         check(&case, "proj_global", global.projected.clone());
         let grid = case.i64("spatial_crop").data;
         let tiles = if case.has("pixel_crops_u8") && (grid[0] > 1 || grid[1] > 1) {
             let c = case.u8("pixel_crops_u8");
             let local = encoder.encode_views(pixels(&c.data, shape4(&c.shape), &device));
             check(&case, "sam_crops", local.sam.clone());
-            check(&case, "clip_crops", local.clip.clone());
+            check(&case, &format!("{stage2}_crops"), local.stage2.clone());
             check(&case, "proj_crops", local.projected.clone());
             Some((local.projected, Tiling { cols: grid[0] as usize, rows: grid[1] as usize }))
         } else {
@@ -86,16 +115,17 @@ fn check_views(fixtures: &dsocr_testdata::Parity, encoder: &DeepEncoder, device:
 
 #[test]
 fn encoder_matches_official_code_end_to_end_from_png() {
-    let Some(fixtures) = parity("encoder_matches_official_code_end_to_end_from_png") else { return };
-    let (encoder, device) = load_encoder(&fixtures.model_dir());
+    for fixtures in parity_all("encoder_matches_official_code_end_to_end_from_png") {
+        let (encoder, device) = load_encoder(&fixtures.model_dir());
+        end_to_end(&fixtures, &encoder, &device);
+    }
+}
+
+fn end_to_end(fixtures: &dsocr_testdata::Parity, encoder: &DeepEncoder, device: &Device) {
+    let device = device.clone();
     for case in fixtures.cases() {
-        let m = &case.json["mode"];
-        let mode = ModeSpec::custom(
-            m["base_size"].as_u64().unwrap() as usize,
-            m["image_size"].as_u64().unwrap() as usize,
-            m["crop_mode"].as_bool().unwrap(),
-        )
-        .unwrap();
+        let (base, image, crop) = case.mode();
+        let mode = ModeSpec::custom_for(encoder.architecture(), base, image, crop).unwrap();
         let image = dsocr_preprocess::load_image(case.input_image(), &LoadOptions::default()).unwrap();
         let prepared = prepare_image(&image, &mode).unwrap();
         let global = pixels(&prepared.global.data, prepared.global.shape(), &device);

@@ -1,0 +1,153 @@
+//! DeepSeek-OCR 2's second stage (docs/model-ocr2.md §5): a Qwen2 decoder used as an encoder. A view's
+//! SAM tokens are followed by as many learned queries; the image tokens attend to each other both
+//! ways and never to the queries, the queries attend to every image token and causally to each
+//! other; only the query positions are kept.
+
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use dsocr_core::layers::{Linear, RmsNorm, apply_rope, rope_tables};
+use dsocr_core::{CoreError, Weights};
+
+use crate::config::Qwen2EncoderConfig;
+
+/// One pre-norm Qwen2 layer: grouped-query attention with q/k/v biases and RoPE, SwiGLU MLP.
+#[derive(Debug, Clone)]
+struct Qwen2Layer {
+    input_layernorm: RmsNorm,
+    /// q, k and v side by side: `[dim, (heads + 2·kv_heads)·head_dim]`, with their biases.
+    qkv_proj: Linear,
+    o_proj: Linear,
+    post_attention_layernorm: RmsNorm,
+    /// gate and up side by side: `[dim, 2·intermediate]`.
+    gate_up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Qwen2Layer {
+    fn load(w: &Weights, cfg: &Qwen2EncoderConfig) -> Result<Self, CoreError> {
+        let (d, kv) = (cfg.dim, cfg.kv_heads * cfg.head_dim());
+        let attn = w.pp("self_attn");
+        let [q, k, v] = [("q_proj", d), ("k_proj", kv), ("v_proj", kv)].map(|(name, out)| Linear::load(&attn.pp(name), d, out, true));
+        let (q, k, v) = (q?, k?, v?);
+        let bias = |l: &Linear| l.bias.clone().expect("loaded with a bias");
+        let qkv_proj = Linear {
+            bias: Some(Tensor::cat(vec![bias(&q), bias(&k), bias(&v)], 0)),
+            weight: Tensor::cat(vec![q.weight, k.weight, v.weight], 1),
+        };
+        let [gate, up] = ["gate_proj", "up_proj"].map(|name| Linear::load(&w.pp("mlp").pp(name), d, cfg.intermediate_size, false));
+        Ok(Qwen2Layer {
+            input_layernorm: RmsNorm::load(&w.pp("input_layernorm"), d, cfg.eps)?,
+            qkv_proj,
+            o_proj: Linear::load(&attn.pp("o_proj"), d, d, false)?,
+            post_attention_layernorm: RmsNorm::load(&w.pp("post_attention_layernorm"), d, cfg.eps)?,
+            gate_up_proj: Linear { weight: Tensor::cat(vec![gate?.weight, up?.weight], 1), bias: None },
+            down_proj: Linear::load(&w.pp("mlp.down_proj"), cfg.intermediate_size, d, false)?,
+        })
+    }
+
+    fn forward(&self, x: Tensor<3>, ctx: &LayerContext, cfg: &Qwen2EncoderConfig) -> Tensor<3> {
+        let h = x.clone() + self.attention(self.input_layernorm.forward(x), ctx, cfg);
+        let gate_up = self.gate_up_proj.forward(self.post_attention_layernorm.forward(h.clone()));
+        let inter = cfg.intermediate_size;
+        let gate = gate_up.clone().narrow(2, 0, inter);
+        let up = gate_up.narrow(2, inter, inter);
+        h + self.down_proj.forward(silu(gate) * up)
+    }
+
+    fn attention(&self, x: Tensor<3>, ctx: &LayerContext, cfg: &Qwen2EncoderConfig) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let (heads, kv_heads, hd) = (cfg.heads, cfg.kv_heads, cfg.head_dim());
+        let qkv = self.qkv_proj.forward(x);
+        let split = |start: usize, count: usize| qkv.clone().narrow(2, start * hd, count * hd).reshape([b, t, count, hd]).swap_dims(1, 2);
+        let q = apply_rope(split(0, heads), &ctx.cos, &ctx.sin);
+        let k = apply_rope(split(heads, kv_heads), &ctx.cos, &ctx.sin);
+        let v = split(heads + kv_heads, kv_heads);
+        // Grouped queries: query head h reads key/value head h / (heads / kv_heads).
+        let repeat = |x: Tensor<4>| x.unsqueeze_dim::<5>(2).expand([b, kv_heads, heads / kv_heads, t, hd]).reshape([b, heads, t, hd]);
+        let mask = ctx.masked.clone().expand([b, heads, t, t]);
+        let out = attention(q, repeat(k), repeat(v), Some(mask), None, AttentionModuleOptions::default());
+        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, d]))
+    }
+}
+
+/// What every layer of one forward pass shares: RoPE tables for positions `0..2n` and the mask.
+struct LayerContext {
+    cos: Tensor<2>,
+    sin: Tensor<2>,
+    /// `[1, 1, 2n, 2n]`, true where attention is not allowed.
+    masked: Tensor<4, Bool>,
+}
+
+/// The Qwen2 encoder with its two query tables (`query_768`: 144 queries for 768-pixel views,
+/// `query_1024`: 256 for 1024-pixel views).
+#[derive(Debug, Clone)]
+pub struct Qwen2Encoder {
+    layers: Vec<Qwen2Layer>,
+    norm: RmsNorm,
+    query_768: Tensor<2>,
+    query_1024: Tensor<2>,
+    config: Qwen2EncoderConfig,
+}
+
+impl Qwen2Encoder {
+    /// Load from `model.qwen2_model.*`: the layers and final norm under `model.model.` (the release
+    /// nesting), the query tables beside them.
+    pub fn load(w: &Weights, cfg: &Qwen2EncoderConfig) -> Result<Self, CoreError> {
+        let inner = w.pp("model.model");
+        let layers = (0..cfg.layers).map(|i| Qwen2Layer::load(&inner.pp(format!("layers.{i}")), cfg)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Qwen2Encoder {
+            layers,
+            norm: RmsNorm::load(&inner.pp("norm"), cfg.dim, cfg.eps)?,
+            query_768: w.tensor("query_768.weight", [144, cfg.dim])?,
+            query_1024: w.tensor("query_1024.weight", [256, cfg.dim])?,
+            config: cfg.clone(),
+        })
+    }
+
+    /// SAM features `[B, C, g, g]` → the query outputs `[B, g², C]` (after the final norm).
+    ///
+    /// # Panics
+    /// When `g²` is neither 144 nor 256: the release has learned queries only for 768- and
+    /// 1024-pixel views, which [`dsocr_preprocess::ModeSpec::validate`] enforces for this
+    /// architecture.
+    pub fn forward(&self, sam_features: Tensor<4>) -> Tensor<3> {
+        let hidden = self.forward_hidden(sam_features);
+        let [_, t, _] = hidden.dims();
+        hidden.narrow(1, t / 2, t / 2)
+    }
+
+    /// The whole final hidden state `[B, 2·g², C]`: the image positions, then the queries (what
+    /// [`Qwen2Encoder::forward`] keeps). The parity recordings hold it to check each half.
+    pub fn forward_hidden(&self, sam_features: Tensor<4>) -> Tensor<3> {
+        let [b, c, gh, gw] = sam_features.dims();
+        let n = gh * gw;
+        let queries = match n {
+            144 => self.query_768.clone(),
+            256 => self.query_1024.clone(),
+            _ => panic!("DeepSeek-OCR 2's encoder has learned queries for 144 or 256 tokens (768- or 1024-pixel views), not {n}"),
+        };
+        let tokens = sam_features.reshape([b, c, n]).swap_dims(1, 2);
+        let queries = queries.unsqueeze::<3>().expand([b, n, c]);
+        let mut x = Tensor::cat(vec![tokens, queries], 1);
+        let ctx = self.context(n, &x.device(), x.dtype());
+        for layer in &self.layers {
+            x = layer.forward(x, &ctx, &self.config);
+        }
+        self.norm.forward(x)
+    }
+
+    /// Positions `0..2n` over image tokens then queries; the mask forbids key `j` to query `i`
+    /// exactly when `j` is a query position after `i` (image tokens see image tokens only,
+    /// queries see every image token and the queries up to themselves).
+    fn context(&self, n: usize, device: &Device, dtype: burn::tensor::DType) -> LayerContext {
+        let t = 2 * n;
+        let (cos, sin) = rope_tables(self.config.head_dim(), self.config.rope_theta, t, device, dtype);
+        let keys = Tensor::<1, Int>::arange(0..t as i64, device).reshape([1, t]).expand([t, t]);
+        let rows = Tensor::<1, Int>::arange(0..t as i64, device).reshape([t, 1]).expand([t, t]);
+        let masked = keys.clone().greater(rows).bool_and(keys.greater_equal_elem(n as i64));
+        LayerContext { cos, sin, masked: masked.reshape([1, 1, t, t]) }
+    }
+}
