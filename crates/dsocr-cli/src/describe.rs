@@ -17,8 +17,8 @@ pub fn run() -> anyhow::Result<i32> {
         },
         "outputs": {
             "stdout": "markdown (without --out); for several inputs each is preceded by a line `<!-- dsocr: FILE -->`",
-            "image": ["result.mmd", "result_ori.mmd", "result_with_boxes.jpg", "images/N.jpg", "result.json", "result-tK.csv (--csv)"],
-            "pdf": ["NAME.mmd", "NAME_det.mmd", "NAME_layouts.pdf", "images/PAGE_N.jpg", "NAME.json", "NAME-pN-tK.csv (--csv)"],
+            "image": ["result.mmd", "result_ori.mmd", "result_with_boxes.jpg", "images/N.jpg", "result.json", "result-tK.csv (--csv)", "result.hocr (--format hocr)", "result_alto.xml (--format alto)", "NAME_searchable.pdf (--searchable)"],
+            "pdf": ["NAME.mmd", "NAME_det.mmd", "NAME_layouts.pdf", "images/PAGE_N.jpg", "NAME.json", "NAME-pN-tK.csv (--csv)", "NAME.hocr (--format hocr)", "NAME_alto.xml (--format alto)", "NAME_searchable.pdf (--searchable)"],
         },
         "tasks": Task::NAMES,
         "modes": Mode::ALL.iter().map(|m| m.name()).collect::<Vec<_>>(),

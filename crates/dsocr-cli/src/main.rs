@@ -9,6 +9,7 @@
 mod bench;
 mod describe;
 mod engine_args;
+mod formats;
 mod inputs;
 mod ocr;
 mod pages;

@@ -29,10 +29,10 @@ pub struct OcrArgs {
     /// The text to find (locate) or the whole prompt with `<image>` (custom).
     #[arg(long)]
     prompt: Option<String>,
-    /// tiny, small, base, large or gundam.
+    /// tiny, small, base, large or gundam (DeepSeek-OCR 2: gundam, also called dynamic, base or small).
     #[arg(long, default_value = "gundam")]
     mode: String,
-    /// Most tiles in gundam mode (9 as the Hugging Face code, 6 as the vLLM scripts).
+    /// Most tiles in gundam mode (9 as the Hugging Face code, 6 as the vLLM scripts; DeepSeek-OCR 2: at most 6).
     #[arg(long, default_value_t = dsocr::preprocess::DEFAULT_MAX_TILES)]
     max_crops: usize,
     /// PDF render resolution.
@@ -62,6 +62,15 @@ pub struct OcrArgs {
     /// Print the results as JSON on stdout instead of markdown.
     #[arg(long)]
     json: bool,
+    /// Standard OCR formats, comma-separated: hocr (NAME.hocr), alto (ALTO XML v4, NAME_alto.xml).
+    /// Written beside the other outputs with --out; without it, printed instead of markdown (one
+    /// format at a time).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    format: Vec<crate::formats::OutputFormat>,
+    /// Also write NAME_searchable.pdf (with --out): the input's pages as they were (an image on a
+    /// page at 300 DPI) with an invisible text layer, for search and copy.
+    #[arg(long)]
+    searchable: bool,
     /// Print stage timings to stderr.
     #[arg(long)]
     timings: bool,
@@ -121,6 +130,16 @@ fn options(args: &OcrArgs) -> anyhow::Result<OcrOptions> {
 
 pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     let opts = options(&args)?;
+    anyhow::ensure!(
+        args.out.is_some() || args.format.len() <= 1,
+        "--format {:?} without --out: give --out DIR to write several formats, or name one to print it",
+        args.format
+    );
+    anyhow::ensure!(
+        args.out.is_some() || args.format.is_empty() || !args.json,
+        "--json and --format both print to stdout: give one, or --out"
+    );
+    anyhow::ensure!(args.out.is_some() || !args.searchable, "--searchable writes a file: give --out DIR");
     let device: DeviceSpec = args.device.parse()?;
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
     let files = expand(&args.inputs)?;
@@ -148,6 +167,9 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
         skip_repeat: args.skip_repeat,
         dpi: args.dpi,
         many: files.len() > 1,
+        formats: args.format.clone(),
+        searchable: args.searchable,
+        password: args.password.clone(),
     };
     failed.extend(run_pages(&ocr, &outputs, &opts, &engine, docs)?);
     if files.len() > 1 || !failed.is_empty() {

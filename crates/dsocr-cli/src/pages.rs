@@ -14,6 +14,7 @@ use dsocr::render::{PAGE_SPLIT, PageText, write_document_outputs, write_image_ou
 use dsocr::{DeepseekOcr, EngineError, EngineOptions, Event, InOrder, OcrOptions, OcrResult};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::formats::{self, OutputFormat};
 use crate::inputs::{Document, Source};
 
 /// Pages loaded and preprocessed ahead of the engine (in parallel, in chunks of this many).
@@ -29,6 +30,12 @@ pub struct Outputs {
     pub dpi: f32,
     /// More than one input was named: each input's markdown gets a header line.
     pub many: bool,
+    /// Standard formats to write too (with `out`), or to print instead of markdown (without).
+    pub formats: Vec<OutputFormat>,
+    /// Write a searchable PDF too (with `out`).
+    pub searchable: bool,
+    /// The PDF password given (the searchable copy of an encrypted PDF needs it).
+    pub password: Option<String>,
 }
 
 /// One input's pages as they complete.
@@ -48,7 +55,7 @@ pub fn run_pages(
     let jobs: Vec<(usize, usize)> = docs.iter().enumerate().flat_map(|(d, doc)| (0..doc.pages.len()).map(move |k| (d, k))).collect();
     let total = jobs.len();
     // Streaming text to stdout makes sense for one image written nowhere else.
-    let stream = !outputs.many && total == 1 && !docs[0].is_pdf() && outputs.out.is_none() && !outputs.json;
+    let stream = !outputs.many && total == 1 && !docs[0].is_pdf() && outputs.out.is_none() && !outputs.json && outputs.formats.is_empty();
     // Page images are kept for the output files (boxes drawn, figures cropped) until their input is written.
     let keep = outputs.out.is_some();
     let images: Arc<Mutex<HashMap<usize, RgbImage>>> = Arc::default();
@@ -179,6 +186,33 @@ fn finish_document(
                 ok.push(None);
             }
         }
+    }
+    let sizes: Vec<(u32, u32)> = texts.iter().map(|t| t.image.dimensions()).collect();
+    let stem = if doc.is_pdf() { doc.name.as_str() } else { "result" };
+    if let (Some(dir), true) = (&outputs.out, outputs.searchable) {
+        let results: Vec<Option<&OcrResult>> = ok.iter().map(Option::as_ref).collect();
+        let image = (!doc.is_pdf()).then(|| &texts[0].image);
+        formats::write_searchable(&dir.join(&doc.name), doc, &results, image, outputs.dpi, outputs.password.as_deref())?;
+    }
+    match (&outputs.out, outputs.formats.first()) {
+        (Some(dir), Some(_)) => {
+            let results: Vec<Option<&OcrResult>> = ok.iter().map(Option::as_ref).collect();
+            formats::write(&outputs.formats, &dir.join(&doc.name), stem, doc, &results, &sizes)?;
+        }
+        (None, Some(&format)) => {
+            // The format replaces markdown on stdout.
+            let results: Vec<Option<&OcrResult>> = ok.iter().map(Option::as_ref).collect();
+            print!("{}", formats::render(format, doc, &results, &sizes));
+            anyhow::ensure!(
+                page_errors.is_empty(),
+                "{} of {} page(s) failed: {}",
+                page_errors.len(),
+                doc.pages.len(),
+                page_errors.join("; ")
+            );
+            return Ok(());
+        }
+        _ => {}
     }
     if !doc.is_pdf() {
         let Some(result) = ok.pop().flatten() else {

@@ -102,7 +102,8 @@ fn ocr_of_a_pdf_writes_every_document_file() {
 }
 
 /// Four pages of a real PDF through one engine (continuous batching, two in flight): every
-/// page's markdown and box files are written, in page order.
+/// page's markdown and box files are written, in page order, and the hOCR and ALTO files hold the
+/// four pages at their rendered size.
 #[test]
 fn ocr_of_a_multi_page_pdf_writes_every_page() {
     let Some(p) = parity("ocr_of_a_multi_page_pdf_writes_every_page") else { return };
@@ -126,10 +127,18 @@ fn ocr_of_a_multi_page_pdf_writes_every_page() {
         "--max-seqs",
         "2",
         "--json",
+        "--format",
+        "hocr,alto",
     ]);
     let (stdout, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let dir = out.0.join("booktabs");
+    let hocr = std::fs::read_to_string(dir.join("booktabs.hocr")).unwrap();
+    assert_eq!(hocr.matches("class=\"ocr_page\"").count(), 4, "{hocr}");
+    assert!(hocr.contains("booktabs.pdf, page 4"), "{hocr}");
+    let alto = std::fs::read_to_string(dir.join("booktabs_alto.xml")).unwrap();
+    assert_eq!(alto.matches("<Page ID=").count(), 4, "{alto}");
+    assert!(alto.contains("PHYSICAL_IMG_NR=\"4\""), "{alto}");
     let mmd = std::fs::read_to_string(dir.join("booktabs_det.mmd")).unwrap();
     assert_eq!(mmd.matches("<--- Page Split --->").count(), 4, "{mmd}");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("booktabs.json")).unwrap()).unwrap();
@@ -143,6 +152,63 @@ fn ocr_of_a_multi_page_pdf_writes_every_page() {
         assert!((1..=5).contains(&tokens) || page["stopped_on_eos"] == true, "{page}");
         assert!(page["prompt_tokens"].as_u64().unwrap() > 73, "a tiny-mode prompt: {page}");
     }
+}
+
+/// `--searchable` writes NAME_searchable.pdf: for a PDF, every page of the input kept (its bytes
+/// too, the layer appended); for an image, one page of its size at 300 DPI.
+#[test]
+fn searchable_copies_of_a_pdf_and_an_image() {
+    let Some(p) = parity("searchable_copies_of_a_pdf_and_an_image") else { return };
+    let pdf = shared_root().join("pdfs/booktabs.pdf");
+    let image = p.cases()[0].input_image();
+    let out = TempDir::new("searchable");
+    let model = p.model_dir();
+    let o = dsocr(&[
+        "ocr",
+        pdf.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.0.to_str().unwrap(),
+        "--pages",
+        "2",
+        "--dpi",
+        "50",
+        "--mode",
+        "tiny",
+        "--max-new-tokens",
+        "3",
+        "--searchable",
+    ]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let written = out.0.join("booktabs/booktabs_searchable.pdf");
+    let (input, output) = (std::fs::read(&pdf).unwrap(), std::fs::read(&written).unwrap());
+    assert!(output.starts_with(&input) && output.len() > input.len(), "the input's bytes, then the layer");
+    assert_eq!(dsocr::pdf::PdfDocument::open(&written).unwrap().page_count(), 18, "every page kept");
+    let name = image.file_stem().unwrap().to_str().unwrap();
+    let page = dsocr::pdf::PdfDocument::open(out.0.join(format!("{name}/{name}_searchable.pdf"))).unwrap();
+    let (w, h) = image::image_dimensions(&image).unwrap();
+    assert_eq!(page.page_pixels(0, 300.0).unwrap(), (w, h), "the image at 300 DPI");
+    let o = dsocr(&["ocr", image.to_str().unwrap(), "--model", model.to_str().unwrap(), "--searchable"]);
+    assert_clean_failure(&o, "--out");
+}
+
+/// `--format hocr` without `--out` prints hOCR instead of markdown; two formats need `--out`.
+#[test]
+fn a_format_is_printed_without_out() {
+    let Some(p) = parity("a_format_is_printed_without_out") else { return };
+    let case = &p.cases()[0];
+    let (image, model) = (case.input_image(), p.model_dir());
+    let args = ["ocr", image.to_str().unwrap(), "--model", model.to_str().unwrap(), "--max-new-tokens", "3", "--mode", "tiny"];
+    let o = dsocr(&[&args[..], &["--format", "hocr"]].concat());
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let size = image::image_dimensions(&image).unwrap();
+    assert!(stdout.starts_with("<?xml") && stdout.contains(&format!("bbox 0 0 {} {}; ppageno 0", size.0, size.1)), "{stdout}");
+    let o = dsocr(&[&args[..], &["--format", "hocr,alto"]].concat());
+    assert_clean_failure(&o, "--out");
 }
 
 #[test]

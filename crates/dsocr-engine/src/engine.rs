@@ -1,7 +1,7 @@
 //! The engine: pages in, results out, many pages decoding together (docs/engine.md).
 //!
 //! Each step the [`Scheduler`] admits waiting pages into free pool rows; each admitted page is
-//! encoded (SAM, CLIP, projector) and prefilled into its row, and its first token chosen; then
+//! encoded (SAM, CLIP or the Qwen2 encoder, projector) and prefilled into its row, and its first token chosen; then
 //! one decode step runs every running page at its own position; each page's next token is
 //! chosen by its own sampler and repetition guard, and pages that reached EOS or their budget
 //! are retired, freeing their rows for the next step's admissions.

@@ -16,7 +16,8 @@ use crate::task::Task;
 pub struct OcrOptions {
     /// The task (prompt); default: document to markdown with layout boxes.
     pub task: Task,
-    /// Resolution mode; default: Gundam (1024 global view + 640 tiles, up to 9).
+    /// Resolution mode; default: Gundam (1024 global view + 640 tiles, up to 9; on a DeepSeek-OCR 2
+    /// checkpoint its dynamic mode, 768 crops, up to 6: [`OcrOptions::for_architecture`]).
     pub mode: ModeSpec,
     /// Generation settings; default: greedy, ≤ 8192 tokens, the vLLM recipe's repetition guard.
     pub generation: GenerationConfig,
@@ -83,7 +84,7 @@ pub struct Timings {
     pub preprocess_s: f64,
     /// Waiting for a free row in the engine (seconds).
     pub queue_s: f64,
-    /// SAM + CLIP + projector (seconds): the page's share of the vision batch it was encoded in
+    /// The vision encoder (seconds): the page's share of the vision batch it was encoded in
     /// with the other pages admitted in the same step.
     pub vision_s: f64,
     /// Prefill until the first token (seconds).

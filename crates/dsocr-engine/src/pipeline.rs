@@ -33,8 +33,8 @@ pub fn pixel_tensor(views: &ViewBatch, device: &Device, dtype: DType) -> Tensor<
     Tensor::<4>::from_data(TensorData::new(views.normalized(), views.shape()), (device, DType::F32)).cast(dtype)
 }
 
-/// The decoder input `[T, H]` of one prepared page: its views through SAM, CLIP and the projector,
-/// placed at the prompt's image positions ([`encode_pages`] with one page).
+/// The decoder input `[T, H]` of one prepared page: its views through the vision encoder, placed
+/// at the prompt's image positions ([`encode_pages`] with one page).
 pub fn encode_page(encoder: &DeepEncoder, lm: &DeepseekLm, page: &PreparedPage) -> Result<Tensor<2>, EngineError> {
     encode_pages(encoder, lm, &[page], DEFAULT_VISION_BATCH_BYTES).pop().expect("one result per page")
 }

@@ -1,11 +1,12 @@
 //! Vision encoding of many pages at once (docs/engine.md, "Vision batches").
 //!
-//! A page is one global view and, when tiled, up to nine tiles: encoded alone, SAM and CLIP run on
-//! batches of one to nine views and the GPU waits on kernel launches. The engine instead encodes
-//! every page it admits in a step together: the views of all those pages are grouped by side
-//! (views of one side share every shape), cut into batches whose estimated peak memory stays
-//! within [`crate::EngineOptions::vision_batch_bytes`], run through SAM, CLIP and the projector, and the projected
-//! tokens are handed back to each page in order, arranged into its image sequence.
+//! A page is one global view and, when tiled, up to nine tiles (six crops for DeepSeek-OCR 2):
+//! encoded alone, the encoders run on batches of one to nine views and the GPU waits on kernel
+//! launches. The engine instead encodes every page it admits in a step together: the views of all
+//! those pages are grouped by side (views of one side share every shape), cut into batches whose
+//! estimated peak memory stays within [`crate::EngineOptions::vision_batch_bytes`], run through SAM,
+//! the second stage (CLIP or the Qwen2 encoder) and the projector, and the projected tokens are
+//! handed back to each page in order, arranged into its image sequence.
 //!
 //! The encoders treat every view of a batch independently, so a page's embeddings do not depend
 //! on which pages it was batched with (up to the float rounding of differently sized GEMMs).
@@ -55,9 +56,10 @@ struct Placement {
 }
 
 /// The decoder inputs `[T, H]` of `pages`, one result per page in order: every view of every page
-/// through SAM, CLIP and the projector in batches of at most `max_bytes` (estimated by
-/// [`view_activation_bytes`]; at least one view a batch), each page's tokens then
-/// placed at its prompt's image positions.
+/// through the encoder in batches of at most `max_bytes` (estimated by [`view_activation_bytes`];
+/// at least one view a batch), each page's tokens then placed at its prompt's image positions. A
+/// page prepared for the other architecture (its views would not fit this encoder) is that page's
+/// error.
 pub fn encode_pages<'a>(
     encoder: &DeepEncoder,
     lm: &DeepseekLm,
@@ -74,16 +76,23 @@ pub fn encode_pages<'a>(
         batches.push(views);
         (views.size, first)
     };
-    let placements: Vec<Placement> = pages
+    let arch = encoder.architecture();
+    let placements: Vec<Result<Placement, EngineError>> = pages
         .iter()
         .map(|page| {
             let image = &page.image;
+            if image.mode.arch != arch {
+                return Err(EngineError::Input(format!(
+                    "the page was prepared for {} but the model is {arch}: prepare it with options for this model (OcrOptions::for_architecture)",
+                    image.mode.arch
+                )));
+            }
             let global = place(&image.global);
             let tiles = image.tiles.as_ref().map(|t| {
                 let (side, first) = place(t);
                 (side, first, Tiling { cols: image.grid.cols, rows: image.grid.rows })
             });
-            Placement { global, tiles }
+            Ok(Placement { global, tiles })
         })
         .collect();
 
@@ -104,6 +113,7 @@ pub fn encode_pages<'a>(
         .into_iter()
         .zip(pages)
         .map(|(p, page)| {
+            let p = p?;
             let (side, first) = p.global;
             let global = projected[&side].clone().narrow(0, first, 1);
             let tiles = p.tiles.map(|(side, first, grid)| (projected[&side].clone().narrow(0, first, grid.cols * grid.rows), grid));

@@ -101,6 +101,8 @@ pub struct PdfInfo {
 /// An open PDF.
 pub struct PdfDocument {
     pdf: Pdf,
+    /// The file as read (encrypted if it is), for writers that keep the original pages.
+    bytes: Arc<Vec<u8>>,
     path: PathBuf,
     fonts: Arc<fonts::FontResolver>,
 }
@@ -128,13 +130,14 @@ impl PdfDocument {
     pub fn from_bytes(bytes: Vec<u8>, name: impl Into<PathBuf>, password: Option<&str>) -> Result<Self, PdfError> {
         let path = name.into();
         use hayro::hayro_syntax::DecryptionError as D;
-        let pdf = Pdf::new_with_password(Arc::new(bytes), password.unwrap_or("")).map_err(|e| match e {
+        let bytes = Arc::new(bytes);
+        let pdf = Pdf::new_with_password(bytes.clone(), password.unwrap_or("")).map_err(|e| match e {
             LoadPdfError::Invalid => PdfError::Invalid { path: path.clone() },
             LoadPdfError::Decryption(D::PasswordProtected) if password.is_none() => PdfError::PasswordRequired { path: path.clone() },
             LoadPdfError::Decryption(D::PasswordProtected) => PdfError::WrongPassword { path: path.clone() },
             LoadPdfError::Decryption(other) => PdfError::UnsupportedEncryption { path: path.clone(), reason: format!("{other:?}") },
         })?;
-        Ok(PdfDocument { pdf, path, fonts: Arc::new(fonts::FontResolver::from_system()) })
+        Ok(PdfDocument { pdf, bytes, path, fonts: Arc::new(fonts::FontResolver::from_system()) })
     }
 
     /// Number of pages.
@@ -155,6 +158,21 @@ impl PdfDocument {
         let (w, h) = page.render_dimensions();
         let scale = dpi / 72.0;
         Ok(((w * scale).round().max(1.0) as u32, (h * scale).round().max(1.0) as u32))
+    }
+
+    /// The file's bytes as read (still encrypted when the file is).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The affine map `[a, b, c, d, e, f]` (PDF matrix order) from pixels of page `index`
+    /// rendered at `dpi` ([`PdfDocument::render_page`]) to the page's user space: the inverse of
+    /// the render transform, crop box and rotation included. A text layer drawn through it lands
+    /// on what the model saw.
+    pub fn pixel_to_user(&self, index: usize, dpi: f32) -> Result<[f64; 6], PdfError> {
+        let page = self.pdf.pages().get(index).ok_or_else(|| self.out_of_range(index))?;
+        let transform = Affine::scale(f64::from(dpi) / 72.0) * page.initial_transform(true).to_kurbo();
+        Ok(transform.inverse().as_coeffs())
     }
 
     fn out_of_range(&self, index: usize) -> PdfError {

@@ -5,7 +5,7 @@
 //!
 //! 1. [`load_image`]: decode PNG/JPEG/TIFF/WebP/BMP, apply the EXIF orientation, convert to RGB.
 //! 2. [`prepare_image`]: pick the tile grid ([`select_grid`]), build the letterboxed (or squashed)
-//!    global view and the 640×640 tiles with a byte-exact port of Pillow's bicubic resize
+//!    global view and the 640×640 tiles (768×768 crops for DeepSeek-OCR 2, [`Architecture`]) with a byte-exact port of Pillow's bicubic resize
 //!    ([`resize_bicubic`]). Views come out as [`ViewBatch`]es of `u8` (`[N, 3, S, S]`) and as
 //!    normalised `f32` values that are exactly representable in bf16 ([`ViewBatch::normalized`]).
 //! 3. [`build_prompt`]: expand `<image>` into the right number of placeholder tokens
@@ -22,7 +22,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Reference: `docs/model.md` §3 (pre-processing) and §5 (prompt ids); the parity tests compare
+//! Reference: `docs/model.md` §3 (pre-processing) and §5 (prompt ids), `docs/model-ocr2.md` §3-4; the parity tests compare
 //! against recordings of the official Hugging Face code.
 
 #![warn(missing_docs)]

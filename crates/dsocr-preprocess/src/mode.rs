@@ -25,9 +25,9 @@ pub const VLLM_MAX_TILES: usize = 6;
 pub enum Mode {
     /// 512×512, direct resize (aspect not kept), 73 image tokens.
     Tiny,
-    /// 640×640, direct resize (aspect not kept), 111 image tokens.
+    /// 640×640, direct resize (aspect not kept), 111 image tokens. DeepSeek-OCR 2: 768×768, 145.
     Small,
-    /// 1024×1024 letterbox, 273 image tokens.
+    /// 1024×1024 letterbox, 273 image tokens. DeepSeek-OCR 2: 257.
     Base,
     /// 1280×1280 letterbox, 421 image tokens.
     Large,

@@ -9,7 +9,10 @@
 //! - [`draw_regions`] / [`crop`]: boxes drawn on the page (deterministic colours per label) and
 //!   figure crops;
 //! - [`write_image_outputs`] / [`write_document_outputs`]: the official output files, a JSON record,
-//!   CSV files for HTML tables, and the layouts PDF.
+//!   CSV files for HTML tables, and the layouts PDF;
+//! - [`page_layout`]: each region's text as lines and words placed in its box, written as hOCR
+//!   ([`to_hocr`]) and ALTO XML v4 ([`to_alto`]) for archive pipelines, or as the invisible text
+//!   layer of a searchable PDF ([`searchable_pdf`], [`searchable_pdf_from_images`]; docs/formats.md).
 //!
 //! ```
 //! use dsocr_render::{ImageLinks, regions, to_markdown};
@@ -22,18 +25,28 @@
 
 #![warn(missing_docs)]
 
+mod alto;
 mod draw;
+mod glyphless;
 mod grounding;
+mod hocr;
+mod layout;
 mod layouts_pdf;
 mod markdown;
 mod output;
+mod searchable;
 mod tables;
+mod xml;
 
+pub use alto::to_alto;
 pub use draw::{crop, draw_regions, label_colour};
 pub use grounding::{GroundingMatch, Region, find_grounding, parse_boxes, regions, to_pixels};
+pub use hocr::{HocrPage, to_hocr};
+pub use layout::{Block, BlockKind, Line, PageLayout, Word, page_layout, plain_lines};
 pub use layouts_pdf::{jpeg_bytes, write_layouts_pdf};
 pub use markdown::{EOS_TEXT, ImageLinks, PAGE_SPLIT, strip_eos, to_markdown};
 pub use output::{PageText, WrittenFiles, write_document_outputs, write_image_outputs};
+pub use searchable::{SearchablePdf, TextLayer, searchable_pdf, searchable_pdf_from_images};
 pub use tables::{html_tables, to_csv};
 
 /// Errors while writing outputs.

@@ -119,11 +119,12 @@ pub struct FilePart {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DsocrSettings {
-    /// `tiny`, `small`, `base`, `large` or `gundam` (default).
+    /// `tiny`, `small`, `base`, `large` or `gundam` (default; also `dynamic`). A DeepSeek-OCR 2
+    /// server takes `gundam`, `base` and `small` (its own presets).
     pub mode: Option<String>,
     /// A task name (`markdown`, `ocr`, `free`, `figure`, `describe`) instead of the prompt text.
     pub task: Option<String>,
-    /// Most tiles (crops) in gundam mode (default 9).
+    /// Most tiles (crops) in gundam mode (default 9; at most 6 on DeepSeek-OCR 2).
     pub max_crops: Option<usize>,
     /// `raw` (default: the model's text, layout tags kept) or `markdown` (tags removed).
     pub output: Option<String>,

@@ -18,7 +18,7 @@ use dsocr_preprocess::Architecture;
 /// `vision_config.model_name` is `deepencoderv2`, else DeepSeek-OCR. A file that names only
 /// classes dsocr does not run is refused with their names.
 pub fn architecture_of(config: &Value, source: &str) -> Result<Architecture, CoreError> {
-    if let Some(names) = config.get("architectures").and_then(Value::as_array) {
+    if let Some(names) = config.get("architectures").and_then(Value::as_array).filter(|n| !n.is_empty()) {
         let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
         if let Some(arch) = names.iter().find_map(|n| Architecture::from_class_name(n)) {
             return Ok(arch);
@@ -273,19 +273,19 @@ impl VisionConfig {
         let Encoders { mut sam, clip, qwen2 } = file.vision_config.width;
         sam.image_size = file.vision_config.image_size.unwrap_or(d.sam.image_size);
         sam.mlp_dim = 4 * sam.width;
-        let stage2 = match arch {
-            Architecture::DeepseekOcr => Stage2Config::Clip(clip),
+        let (stage2, projector_input) = match arch {
+            Architecture::DeepseekOcr => (Stage2Config::Clip(clip), d.projector_input),
             Architecture::DeepseekOcr2 => {
                 // The release file's `downsample_channels` is stale ([512, 1024]); `net_3` produces the
-                // Qwen2 width (docs/model-ocr2.md §2).
+                // Qwen2 width (docs/model-ocr2.md §2), which the projector reads.
                 sam.downsample_channels[1] = qwen2.dim;
-                Stage2Config::Qwen2(qwen2)
+                (Stage2Config::Qwen2(qwen2.clone()), qwen2.dim)
             }
         };
         let cfg = VisionConfig {
             sam,
             stage2,
-            projector_input: file.projector_config.input_dim.unwrap_or(d.projector_input),
+            projector_input: file.projector_config.input_dim.unwrap_or(projector_input),
             n_embed: file.projector_config.n_embed.unwrap_or(hidden),
         };
         cfg.validate(hidden).map_err(|reason| config_error(source, reason))?;

@@ -111,8 +111,8 @@ impl Qwen2Encoder {
     ///
     /// # Panics
     /// When `g²` is neither 144 nor 256: the release has learned queries only for 768- and
-    /// 1024-pixel views, which [`dsocr_preprocess::ModeSpec::validate`] enforces for this
-    /// architecture.
+    /// 1024-pixel views. [`dsocr_preprocess::ModeSpec::validate`] allows no other views for this
+    /// architecture, and the engine refuses pages prepared for the other one before encoding.
     pub fn forward(&self, sam_features: Tensor<4>) -> Tensor<3> {
         let hidden = self.forward_hidden(sam_features);
         let [_, t, _] = hidden.dims();

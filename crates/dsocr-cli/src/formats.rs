@@ -1,0 +1,117 @@
+//! `--format hocr,alto` and `--searchable`: the standard OCR formats and searchable PDFs beside the
+//! markdown outputs (docs/formats.md).
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use dsocr::OcrResult;
+use dsocr::render::{HocrPage, PageLayout, TextLayer, page_layout, searchable_pdf, searchable_pdf_from_images, to_alto, to_hocr};
+
+use crate::inputs::{Document, Source};
+
+/// Resolution an image is placed at in its searchable PDF: a page 1/300 inch per pixel, the usual
+/// scanning resolution (image files rarely state theirs reliably).
+pub const IMAGE_PDF_DPI: f32 = 300.0;
+
+/// A format of text with positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// hOCR (XHTML microformat; Tesseract, OCRmyPDF): `NAME.hocr`.
+    Hocr,
+    /// ALTO XML v4: `NAME_alto.xml`.
+    Alto,
+}
+
+impl OutputFormat {
+    /// The file written for a document whose outputs are named `stem`.
+    pub fn file_name(self, stem: &str) -> String {
+        match self {
+            OutputFormat::Hocr => format!("{stem}.hocr"),
+            OutputFormat::Alto => format!("{stem}_alto.xml"),
+        }
+    }
+}
+
+/// The document in `format`: one page per result (a failed page is kept, without text, so page
+/// numbers stay those of the input; its size is `fallback_sizes[k]`).
+pub fn render(format: OutputFormat, doc: &Document, results: &[Option<&OcrResult>], fallback_sizes: &[(u32, u32)]) -> String {
+    let layouts: Vec<PageLayout> = results
+        .iter()
+        .zip(fallback_sizes)
+        .map(|(r, &(w, h))| match r {
+            Some(r) => page_layout(&r.raw, r.image_size.0, r.image_size.1),
+            None => PageLayout { width: w.max(1), height: h.max(1), blocks: Vec::new() },
+        })
+        .collect();
+    match format {
+        OutputFormat::Hocr => {
+            let names: Vec<String> = (0..layouts.len())
+                .map(|k| if doc.is_pdf() { format!("{}, page {}", doc.input, doc.pages[k] + 1) } else { doc.input.clone() })
+                .collect();
+            let pages: Vec<HocrPage<'_>> = layouts.iter().zip(&names).map(|(layout, image)| HocrPage { layout, image }).collect();
+            to_hocr(&pages, &doc.name)
+        }
+        OutputFormat::Alto => to_alto(&layouts.iter().collect::<Vec<_>>(), &doc.input),
+    }
+}
+
+/// Write each of `formats` for `doc` into `dir` (the document's output folder, files named after
+/// `stem`).
+pub fn write(
+    formats: &[OutputFormat],
+    dir: &Path,
+    stem: &str,
+    doc: &Document,
+    results: &[Option<&OcrResult>],
+    fallback_sizes: &[(u32, u32)],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for &format in formats {
+        let path = dir.join(format.file_name(stem));
+        std::fs::write(&path, render(format, doc, results, fallback_sizes)).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Write `NAME_searchable.pdf` into `dir`: for a PDF, the original file with a text layer on
+/// every page that was read (the others, and pages whose OCR failed, as they were; an encrypted
+/// input is written decrypted, and said so); for an image, the image on a page at
+/// [`IMAGE_PDF_DPI`] with its layer. `image` is the page image of an image input; `dpi` the
+/// render resolution of PDF pages.
+pub fn write_searchable(
+    dir: &Path,
+    doc: &Document,
+    results: &[Option<&OcrResult>],
+    image: Option<&image::RgbImage>,
+    dpi: f32,
+    password: Option<&str>,
+) -> anyhow::Result<()> {
+    let layouts: Vec<Option<PageLayout>> = results.iter().map(|r| r.map(|r| page_layout(&r.raw, r.image_size.0, r.image_size.1))).collect();
+    let bytes = match &doc.source {
+        Source::Pdf(pdf) => {
+            let mut layers = Vec::new();
+            for (k, layout) in layouts.iter().enumerate() {
+                if let Some(layout) = layout {
+                    let index = doc.pages[k];
+                    layers.push((index, TextLayer { layout, pixel_to_user: pdf.pixel_to_user(index, dpi)? }));
+                }
+            }
+            let out = searchable_pdf(pdf.bytes(), password, &layers)?;
+            if out.decrypted {
+                eprintln!("note: {} is encrypted; its searchable copy is written without encryption", doc.input);
+            }
+            out.bytes
+        }
+        Source::ImageFile(_) | Source::ImageBytes(_) => {
+            let (Some(image), Some(Some(layout))) = (image, layouts.first()) else {
+                anyhow::bail!("{}: no OCR result to make a searchable PDF from", doc.input);
+            };
+            searchable_pdf_from_images(&[(image, layout)], IMAGE_PDF_DPI)?
+        }
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{}_searchable.pdf", doc.name));
+    std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
