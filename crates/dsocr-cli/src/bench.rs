@@ -140,7 +140,7 @@ struct BenchReport {
 /// renders pages.
 fn load_page(path: &std::path::Path) -> anyhow::Result<dsocr::preprocess::RgbImage> {
     let input = path.display().to_string();
-    let (docs, mut failed) = crate::inputs::open_inputs(std::slice::from_ref(&input), None, Some("1"));
+    let (docs, mut failed) = crate::inputs::open_inputs(std::slice::from_ref(&input), None, Some("1"), &dsocr::pdf::Renderer::Hayro);
     if let Some((_, e)) = failed.pop() {
         return Err(e.context("--image"));
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dsocr::EngineError;
-use dsocr::pdf::{PdfDocument, parse_page_ranges};
+use dsocr::pdf::{PdfDocument, Renderer, parse_page_ranges};
 use dsocr::preprocess::{LoadOptions, RgbImage, load_image_from_memory, probe_image};
 
 /// Where a document's pages come from.
@@ -66,11 +66,16 @@ fn is_pdf_bytes(b: &[u8]) -> bool {
 }
 
 /// Open every input; those that cannot be opened come back with their error.
-pub fn open_inputs(files: &[String], password: Option<&str>, pages: Option<&str>) -> (Vec<Document>, Vec<(String, anyhow::Error)>) {
+pub fn open_inputs(
+    files: &[String],
+    password: Option<&str>,
+    pages: Option<&str>,
+    renderer: &Renderer,
+) -> (Vec<Document>, Vec<(String, anyhow::Error)>) {
     let mut docs = Vec::new();
     let mut failed = Vec::new();
     for input in files {
-        match open(input, password, pages) {
+        match open(input, password, pages, renderer) {
             Ok(doc) => docs.push(doc),
             Err(e) => failed.push((input.clone(), e)),
         }
@@ -78,7 +83,7 @@ pub fn open_inputs(files: &[String], password: Option<&str>, pages: Option<&str>
     (docs, failed)
 }
 
-fn open(input: &str, password: Option<&str>, pages: Option<&str>) -> anyhow::Result<Document> {
+fn open(input: &str, password: Option<&str>, pages: Option<&str>, renderer: &Renderer) -> anyhow::Result<Document> {
     let name = if input == "-" {
         "stdin".to_string()
     } else {
@@ -103,7 +108,7 @@ fn open(input: &str, password: Option<&str>, pages: Option<&str>) -> anyhow::Res
             None => std::fs::read(input).with_context(|| format!("cannot read {input}"))?,
         };
         let shown = if input == "-" { "<stdin>" } else { input };
-        let doc = PdfDocument::from_bytes(bytes, shown, password)?;
+        let doc = PdfDocument::from_bytes(bytes, shown, password)?.with_renderer(renderer.clone())?;
         let pages = parse_page_ranges(pages.unwrap_or("all"), doc.page_count())?;
         anyhow::ensure!(!pages.is_empty(), "{input} has no pages");
         return Ok(Document { input: input.to_string(), name, source: Source::Pdf(Arc::new(doc)), pages });
@@ -134,7 +139,7 @@ mod tests {
 
     #[test]
     fn a_missing_file_fails_alone() {
-        let (docs, failed) = open_inputs(&["/nonexistent/page.png".to_string()], None, None);
+        let (docs, failed) = open_inputs(&["/nonexistent/page.png".to_string()], None, None, &Renderer::Hayro);
         assert!(docs.is_empty());
         assert!(format!("{:#}", failed[0].1).contains("cannot open /nonexistent/page.png"), "{:#}", failed[0].1);
     }

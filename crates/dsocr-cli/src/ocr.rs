@@ -44,6 +44,14 @@ pub struct OcrArgs {
     /// Password of encrypted PDFs.
     #[arg(long)]
     password: Option<String>,
+    /// PDF renderer: hayro (pure Rust, the default) or pdfium (needs a libpdfium, see
+    /// --pdfium-library).
+    #[arg(long, default_value = "hayro")]
+    pdf_renderer: String,
+    /// The libpdfium shared library for --pdf-renderer pdfium (default: the system's library
+    /// path). The PyPI wheel `pypdfium2` ships one in site-packages/pypdfium2_raw/.
+    #[arg(long, env = "DSOCR_PDFIUM_LIBRARY")]
+    pdfium_library: Option<PathBuf>,
     /// auto (a CUDA GPU when the build has CUDA and one is present, else the CPU), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -149,7 +157,8 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     }
     // Every input is opened (and a PDF's password checked) before the model is loaded: a
     // mistyped path fails in a moment, not after a download.
-    let (docs, mut failed) = open_inputs(&files, args.password.as_deref(), args.pages.as_deref());
+    let renderer = dsocr::pdf::Renderer::parse(&args.pdf_renderer, args.pdfium_library.clone()).map_err(anyhow::Error::msg)?;
+    let (docs, mut failed) = open_inputs(&files, args.password.as_deref(), args.pages.as_deref(), &renderer);
     for (input, e) in &failed {
         eprintln!("error: {input}: {e:#}");
     }

@@ -195,6 +195,45 @@ fn searchable_copies_of_a_pdf_and_an_image() {
     assert_clean_failure(&o, "--out");
 }
 
+/// `--pdf-renderer pdfium`: a missing library is a clear error naming what to install; with the
+/// library (`DSOCR_PDFIUM_LIBRARY`, as in CI) the page is read through PDFium.
+#[test]
+fn the_pdfium_renderer_is_chosen_by_flag() {
+    let Some(p) = parity("the_pdfium_renderer_is_chosen_by_flag") else { return };
+    let pdf = shared_root().join("pdfs/ocrmypdf-c03-29.pdf");
+    let model = p.model_dir();
+    let args = [
+        "ocr",
+        pdf.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--mode",
+        "tiny",
+        "--max-new-tokens",
+        "2",
+        "--pdf-renderer",
+        "pdfium",
+    ];
+    let o = Command::new(env!("CARGO_BIN_EXE_dsocr"))
+        .args(args)
+        .args(["--pdfium-library", "/nonexistent/libpdfium.so"])
+        .env_remove("DSOCR_PDFIUM_LIBRARY")
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, "pypdfium2");
+    match std::env::var_os("DSOCR_PDFIUM_LIBRARY") {
+        Some(_) => {
+            let o = dsocr(&args);
+            let (_, err) = text(&o);
+            assert!(o.status.success(), "{err}");
+        }
+        None => dsocr_testdata::skip(
+            "the_pdfium_renderer_is_chosen_by_flag",
+            "DSOCR_PDFIUM_LIBRARY is not set: only the missing-library error was checked",
+        ),
+    }
+}
+
 /// `--format hocr` without `--out` prints hOCR instead of markdown; two formats need `--out`.
 #[test]
 fn a_format_is_printed_without_out() {

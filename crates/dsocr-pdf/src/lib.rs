@@ -1,7 +1,8 @@
 //! # dsocr-pdf
 //!
 //! PDF pages to RGB images for DeepSeek-OCR, with the pure-Rust [hayro] renderer: nothing to
-//! install, the same output on every machine.
+//! install, the same output on every machine; or with PDFium ([`Renderer::Pdfium`], the `pdfium`
+//! feature), bound at run time from a `libpdfium` library (docs/pdf-renderers.md).
 //!
 //! - [`PdfDocument::open`]: open a file (encrypted files with an empty user password open as is;
 //!   others need [`PdfDocument::open_with_password`]), page count and metadata;
@@ -21,6 +22,7 @@
 
 mod fonts;
 mod pages;
+mod renderer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +37,7 @@ use image::RgbImage;
 
 pub use fonts::FontReport;
 pub use pages::parse_page_ranges;
+pub use renderer::Renderer;
 
 /// The official PDF script's resolution.
 pub const DEFAULT_DPI: f32 = 144.0;
@@ -103,6 +106,9 @@ pub struct PdfDocument {
     pdf: Pdf,
     /// The file as read (encrypted if it is), for writers that keep the original pages.
     bytes: Arc<Vec<u8>>,
+    /// The password it was opened with (PDFium opens the file again).
+    password: Option<String>,
+    renderer: Renderer,
     path: PathBuf,
     fonts: Arc<fonts::FontResolver>,
 }
@@ -137,7 +143,37 @@ impl PdfDocument {
             LoadPdfError::Decryption(D::PasswordProtected) => PdfError::WrongPassword { path: path.clone() },
             LoadPdfError::Decryption(other) => PdfError::UnsupportedEncryption { path: path.clone(), reason: format!("{other:?}") },
         })?;
-        Ok(PdfDocument { pdf, bytes, path, fonts: Arc::new(fonts::FontResolver::from_system()) })
+        Ok(PdfDocument {
+            pdf,
+            bytes,
+            password: password.map(str::to_string),
+            renderer: Renderer::Hayro,
+            path,
+            fonts: Arc::new(fonts::FontResolver::from_system()),
+        })
+    }
+
+    /// Draw pages with `renderer` from now on. PDFium is bound here, so a missing library is
+    /// reported before any page is rendered; without the `pdfium` feature it is refused.
+    pub fn with_renderer(mut self, renderer: Renderer) -> Result<Self, PdfError> {
+        if let Renderer::Pdfium { library } = &renderer {
+            #[cfg(feature = "pdfium")]
+            renderer::pdfium::bind(library.as_deref())?;
+            #[cfg(not(feature = "pdfium"))]
+            {
+                let _ = library;
+                return Err(PdfError::Render(
+                    "this build has no PDFium support: build dsocr with the `pdfium` feature, or use the default renderer (hayro)".into(),
+                ));
+            }
+        }
+        self.renderer = renderer;
+        Ok(self)
+    }
+
+    /// The renderer in use.
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
     }
 
     /// Number of pages.
@@ -187,6 +223,11 @@ impl PdfDocument {
         let (w, h) = self.page_pixels(index, dpi)?;
         if w > MAX_SIDE || h > MAX_SIDE {
             return Err(PdfError::Render(format!("page {} at {dpi} DPI would be {w}×{h} pixels; use a lower --dpi", index + 1)));
+        }
+        #[cfg(feature = "pdfium")]
+        if let Renderer::Pdfium { library } = &self.renderer {
+            let pdfium = renderer::pdfium::bind(library.as_deref())?;
+            return renderer::pdfium::render(pdfium, &self.bytes, self.password.as_deref(), index, (w, h), &self.path);
         }
         let page = &self.pdf.pages()[index];
         let scale = f64::from(dpi) / 72.0;
