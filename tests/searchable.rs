@@ -1,8 +1,9 @@
 //! Searchable PDFs from real PDFs (`../shared/pdfs`) and fixed regions (no model needed), checked
 //! with the tools people use: `qpdf --check` accepts the file, poppler's `pdftotext` finds the
 //! text (Chinese included) and `pdftotext -bbox` puts the words inside their regions, the pages
-//! render exactly as before (the layer is invisible), and an unencrypted input's bytes are kept
-//! with the layer appended as an incremental update.
+//! render exactly as before (the layer is invisible) and PDFium opens and renders them too
+//! (with `DSOCR_PDFIUM_LIBRARY`), and an unencrypted input's bytes are kept with the layer
+//! appended as an incremental update.
 //!
 //! Needs `qpdf` and poppler-utils (`.ci/run` installs them); without them the test is skipped with
 //! a printed reason, or fails when `DSOCR_REQUIRE_CLIENTS` is set (as in CI).
@@ -49,6 +50,11 @@ fn layered(file: &str, password: Option<&str>, dir: &Path) -> (std::path::PathBu
     // Invisible: the page renders as before.
     let again = PdfDocument::open(&written).unwrap().render_page(0, 72.0).unwrap();
     assert!(again == image, "{file}: the searchable page renders differently");
+    if let Some(library) = std::env::var_os("DSOCR_PDFIUM_LIBRARY").filter(|_| cfg!(feature = "pdfium")) {
+        let pdfium = dsocr::pdf::Renderer::Pdfium { library: Some(library.into()) };
+        let doc = PdfDocument::open(&written).unwrap().with_renderer(pdfium).unwrap();
+        assert_eq!(doc.render_page(0, 72.0).unwrap().dimensions(), image.dimensions(), "{file}: PDFium reads the searchable copy");
+    }
     (written, pdf.bytes().to_vec(), out.decrypted)
 }
 
