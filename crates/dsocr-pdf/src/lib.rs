@@ -107,6 +107,7 @@ pub struct PdfDocument {
     /// The file as read (encrypted if it is), for writers that keep the original pages.
     bytes: Arc<Vec<u8>>,
     /// The password it was opened with (PDFium opens the file again).
+    #[cfg_attr(not(feature = "pdfium"), allow(dead_code))]
     password: Option<String>,
     renderer: Renderer,
     path: PathBuf,

@@ -74,6 +74,20 @@ impl ApiError {
         }
     }
 
+    /// 413: the request body is larger than `--max-body-mib`.
+    pub fn too_large(declared: u64, limit: usize) -> Self {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!(
+                "the request body is {declared} bytes and the server takes at most {limit}: send smaller images or PDFs, or raise `dsocr serve --max-body-mib`"
+            ),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("request_too_large"),
+            retry_after: None,
+        }
+    }
+
     /// 503: the model is not loaded yet, or the engine stopped.
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError {

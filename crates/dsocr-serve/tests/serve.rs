@@ -169,8 +169,10 @@ async fn bad_input_gets_a_4xx_that_says_what_was_wrong() {
 
     let huge = format!("data:image/png;base64,{}", "A".repeat(5 << 20));
     let r = post(chat_body("deepseek-ocr", "describe", &huge, 4, false), key).await.unwrap();
-    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "bodies over --max-body are refused");
-    assert_eq!(r.headers()["connection"], "close", "the unread body's connection is not reused");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "bodies over --max-body-mib are refused");
+    assert_eq!(r.headers()["connection"], "close", "the refused body's connection is not reused");
+    let v: Value = r.json().await.unwrap();
+    assert!(error_of(&v).0.contains("--max-body-mib"), "the 413 says which limit and how to raise it: {v}");
 
     // The server still serves after all that.
     let r = post(chat_body("deepseek-ocr", "describe", &uri, 3, false), key).await.unwrap();
