@@ -9,6 +9,7 @@
 //!   `config.json`, conversion to the compute type, PyTorch→Burn transposition of linear weights,
 //!   and a record of every requested tensor so missing, mis-shaped and unused tensors are errors
 //!   that name them;
+//! - [`HostMatrix`]: weights kept in host memory in the checkpoint's float type (the CPU MoE);
 //! - [`config_json`]: typed sections of `config.json` (release defaults, errors that name the key);
 //! - [`layers`]: the small building blocks both networks use (linear, LayerNorm, RMSNorm).
 //!
@@ -29,6 +30,7 @@ mod device;
 mod error;
 #[cfg(feature = "cuda")]
 mod gpu_cache;
+mod host_matrix;
 pub mod layers;
 mod weights;
 
@@ -37,6 +39,7 @@ pub use device::{DeviceSpec, FloatType};
 pub use error::{CoreError, Result};
 #[cfg(feature = "cuda")]
 pub use gpu_cache::{configure_gpu_caches, gpu_cache_dir};
+pub use host_matrix::{HostElems, HostMatrix};
 pub use weights::{RandomInit, Weights, random_init};
 
 /// Re-export of the Burn version the model crates are built on.

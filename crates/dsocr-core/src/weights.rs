@@ -11,6 +11,7 @@ use burn::tensor::{DType, TensorData};
 use safetensors::Dtype;
 
 use crate::checkpoint::Checkpoint;
+use crate::host_matrix::{HostElems, HostMatrix};
 use crate::{CoreError, FloatType};
 
 enum Backing {
@@ -115,6 +116,40 @@ impl Weights {
         self.load(name, [d_out, d_in], self.inner.float.dtype(), true)
     }
 
+    /// A PyTorch linear weight `[d_out, d_in]` kept in host memory in the checkpoint's float type
+    /// (bf16 stays bf16; f16 is widened to f32), for the CPU path's experts ([`HostMatrix`]).
+    /// Random weights are drawn as [`Weights::linear_weight`] draws them and held as bf16, as the
+    /// release would be; a shape probe answers with an empty matrix.
+    pub fn host_linear(&self, name: &str, d_in: usize, d_out: usize) -> Result<HostMatrix, CoreError> {
+        let full = self.path(name);
+        let shape = [d_out, d_in];
+        self.inner.requested.lock().unwrap().insert(full.clone(), shape.to_vec());
+        let matrix = |elems| HostMatrix { rows: d_out, cols: d_in, elems };
+        let ckpt = match &self.inner.backing {
+            Backing::ShapeProbe => return Ok(matrix(HostElems::F32(Vec::new()))),
+            Backing::Random { seed } => {
+                let t = random_tensor(&full, random_init(&full, &shape), shape, *seed, &self.inner.device, DType::F32);
+                let v = t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data");
+                return Ok(matrix(HostElems::Bf16(v.into_iter().map(half::bf16::from_f32).collect())));
+            }
+            Backing::Checkpoint(c) => c,
+        };
+        let entry = ckpt.entry(&full).ok_or_else(|| CoreError::MissingTensor { name: full.clone() })?;
+        if entry.shape != shape {
+            return Err(CoreError::ShapeMismatch { name: full, expected: shape.to_vec(), found: entry.shape.clone() });
+        }
+        let raw = ckpt.bytes(entry);
+        let pairs = || raw.chunks_exact(2).map(|b| [b[0], b[1]]);
+        let elems = match entry.dtype {
+            Dtype::BF16 => HostElems::Bf16(pairs().map(half::bf16::from_le_bytes).collect()),
+            Dtype::F16 => HostElems::F32(pairs().map(|b| half::f16::from_le_bytes(b).to_f32()).collect()),
+            Dtype::F32 => HostElems::F32(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
+            other => return Err(CoreError::UnsupportedDtype { name: full, dtype: format!("{other:?}") }),
+        };
+        ckpt.release(entry);
+        Ok(matrix(elems))
+    }
+
     /// Record a tensor the release checkpoint holds but the model never applies (e.g. CLIP's
     /// patch convolution): its presence and shape are checked, its data is not read.
     pub fn expect_unused(&self, name: &str, shape: &[usize]) -> Result<(), CoreError> {
@@ -164,6 +199,7 @@ impl Weights {
         } else {
             (raw.to_vec(), shape)
         };
+        ckpt.release(entry);
         let mut data = TensorData::from_bytes_vec(bytes, out_shape, file_dtype);
         if file_dtype != dtype {
             data = data.convert_dtype(dtype);

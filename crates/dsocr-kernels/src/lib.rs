@@ -33,6 +33,8 @@ mod check_fused;
 mod check_layer;
 mod check_projection;
 mod decode_attention;
+mod host_experts;
+mod host_linear;
 mod ints;
 mod norm;
 mod parts;
@@ -47,6 +49,8 @@ pub use argmax::{argmax_into, argmax_into_reference};
 pub use check::{KernelCheck, check_kernels};
 
 pub use decode_attention::{decode_attention, decode_attention_reference};
+pub use host_experts::HostExperts;
+pub use host_linear::{SKINNY_ROWS, host_linear, host_matmul};
 pub use ints::{increment_ints, increment_ints_reference, overwrite_ints, overwrite_ints_reference};
 pub use norm::{add_rms_norm, add_rms_norm_reference, rms_norm, rms_norm_reference};
 pub use parts::PartialSums;

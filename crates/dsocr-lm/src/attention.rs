@@ -5,19 +5,19 @@ use burn::prelude::*;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
-use dsocr_core::layers::Linear;
 use dsocr_core::{CoreError, Weights};
 use dsocr_kernels::PartialSums;
 
 use crate::config::LmConfig;
 use crate::kv_pool::{KvPool, StepSlots};
+use crate::projection::Projection;
 
 /// q/k/v/o projections without bias; q, k and v side by side in one `[H, 3H]` weight so a
 /// decode step reads them in one launch.
 #[derive(Debug, Clone)]
 pub struct Attention {
-    qkv_proj: Linear,
-    o_proj: Linear,
+    qkv_proj: Projection,
+    o_proj: Projection,
     heads: usize,
 }
 
@@ -38,11 +38,9 @@ impl Attention {
     /// Load `q_proj`, `k_proj`, `v_proj`, `o_proj` under `w`.
     pub fn load(w: &Weights, cfg: &LmConfig) -> Result<Self, CoreError> {
         let h = cfg.hidden_size;
-        let parts = ["q_proj", "k_proj", "v_proj"].map(|name| Linear::load(&w.pp(name), h, h, false).map(|l| l.weight));
-        let [q, k, v] = parts;
         Ok(Attention {
-            qkv_proj: Linear { weight: Tensor::cat(vec![q?, k?, v?], 1), bias: None },
-            o_proj: Linear::load(&w.pp("o_proj"), h, h, false)?,
+            qkv_proj: Projection::load(w, &["q_proj.weight", "k_proj.weight", "v_proj.weight"], h, h)?,
+            o_proj: Projection::load(w, &["o_proj.weight"], h, h)?,
             heads: cfg.num_attention_heads,
         })
     }
@@ -53,7 +51,7 @@ impl Attention {
         let [b, t, hidden] = x.dims();
         let heads = self.heads;
         // RoPE sums the projection's split-K parts itself.
-        let qkv = dsocr_kernels::linear_parts(x.reshape([b * t, hidden]), &self.qkv_proj.weight);
+        let qkv = self.qkv_proj.parts(x.reshape([b * t, hidden]));
         // Columns [q | k | v] → heads, q and k rotated; k and v go into the pool.
         let (q, keys, values) = pool.write(layer, qkv, (ctx.cos, ctx.sin), heads, ctx.slots);
         let out = match ctx.prefill {
@@ -78,6 +76,6 @@ impl Attention {
     /// Heads `[B, heads, T, d]` → rows `[B·T, H]` through `o_proj`.
     fn project_out(&self, heads: Tensor<4>, [b, t, hidden]: [usize; 3]) -> PartialSums {
         let rows = heads.swap_dims(1, 2).reshape([b * t, hidden]);
-        dsocr_kernels::linear_parts(rows, &self.o_proj.weight)
+        self.o_proj.parts(rows)
     }
 }

@@ -26,6 +26,7 @@ mod config;
 mod kv_pool;
 mod mlp;
 mod model;
+mod projection;
 mod rope;
 
 pub use config::LmConfig;

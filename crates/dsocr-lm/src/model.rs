@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use dsocr_core::layers::{Linear, RmsNorm};
+use dsocr_core::layers::RmsNorm;
 use dsocr_core::{CoreError, Weights};
 use dsocr_kernels::PartialSums;
 
@@ -11,6 +11,7 @@ use crate::attention::{Attention, AttentionContext};
 use crate::config::LmConfig;
 use crate::kv_pool::{KvPool, StepSlots, ints};
 use crate::mlp::{FeedForward, Mlp, Moe};
+use crate::projection::Projection;
 use crate::rope::Rope;
 
 /// `h = x + Attn(RMSNorm(x)); y = h + FFN(RMSNorm(h))`.
@@ -72,7 +73,7 @@ pub struct DeepseekLm {
     embed_tokens: Tensor<2>,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
-    lm_head: Linear,
+    lm_head: Projection,
     rope: Rope,
     config: LmConfig,
 }
@@ -91,7 +92,7 @@ impl DeepseekLm {
             embed_tokens: m.tensor("embed_tokens.weight", [v, h])?,
             layers,
             norm: RmsNorm::load(&m.pp("norm"), h, config.rms_norm_eps)?,
-            lm_head: Linear::load(&w.pp("lm_head"), h, v, false)?,
+            lm_head: Projection::load(&w.pp("lm_head"), &["weight"], h, v)?,
             rope: Rope::new(config.head_dim(), config.rope_theta, config.max_position_embeddings, w.device(), dtype),
             config: config.clone(),
         })
@@ -189,7 +190,7 @@ impl DeepseekLm {
 
     /// Logits `[N, V]` (f32) for hidden states `[N, H]`.
     pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
-        dsocr_kernels::linear(hidden, &self.lm_head.weight).cast(DType::F32)
+        self.lm_head.forward(hidden).cast(DType::F32)
     }
 
     /// Prefill one sequence: run `embeds` `[T, H]` as the tokens at slots `start..start + T` of
