@@ -5,11 +5,12 @@
 //! (few tokens: decoding) or by running every expert on every token and combining with a dense,
 //! mostly-zero weight matrix scattered from the top-k (many tokens: prefill). Both are exact. On the
 //! CPU the choice is read on the host and each chosen expert runs once on its rows
-//! ([`dsocr_kernels::grouped_experts_on_host`]).
+//! ([`dsocr_kernels::HostExperts`]).
 
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::{DType, IndexingUpdateOp};
+use rayon::prelude::*;
 
 use dsocr_core::{CoreError, Weights};
 use dsocr_kernels::{HostExperts, PartialSums, RouterConfig};
@@ -63,8 +64,8 @@ pub struct Moe {
 /// Where the experts' weights live.
 #[derive(Debug, Clone)]
 enum Experts {
-    /// Device tensors, stacked: gate and up `[E + S, H, I]`, down `[E + S, I, H]` (a GPU).
-    Device { gate: Tensor<3>, up: Tensor<3>, down: Tensor<3> },
+    /// Device tensors, stacked: gate, up `[E + S, H, I]` and down `[E + S, I, H]` (a GPU).
+    Device(Box<[Tensor<3>; 3]>),
     /// Host memory in the checkpoint's float type (the CPU: bf16 at half the size of f32).
     Host(HostExperts),
 }
@@ -112,17 +113,29 @@ impl Moe {
                 downs.push(piece(&d, 0, n));
             }
         }
-        Ok(Experts::Device { gate: Tensor::stack(gates, 0), up: Tensor::stack(ups, 0), down: Tensor::stack(downs, 0) })
+        Ok(Experts::Device(Box::new([Tensor::stack(gates, 0), Tensor::stack(ups, 0), Tensor::stack(downs, 0)])))
     }
 
     fn load_host(w: &Weights, cfg: &LmConfig) -> Result<Experts, CoreError> {
         let (h, i, e, s) = (cfg.hidden_size, cfg.moe_intermediate_size, cfg.n_routed_experts, cfg.n_shared_experts);
+        // In parallel: copying 6.7 GB is mostly the kernel handing out zeroed pages, one core's
+        // work per thread (docs/perf.md, "CPU").
+        let routed = (0..e)
+            .into_par_iter()
+            .map(|n| {
+                let ew = w.pp(format!("experts.{n}"));
+                Ok((
+                    ew.host_linear("gate_proj.weight", h, i)?,
+                    ew.host_linear("up_proj.weight", h, i)?,
+                    ew.host_linear("down_proj.weight", i, h)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, CoreError>>()?;
         let (mut gates, mut ups, mut downs) = (Vec::with_capacity(e + s), Vec::with_capacity(e + s), Vec::with_capacity(e + s));
-        for n in 0..e {
-            let ew = w.pp(format!("experts.{n}"));
-            gates.push(ew.host_linear("gate_proj.weight", h, i)?);
-            ups.push(ew.host_linear("up_proj.weight", h, i)?);
-            downs.push(ew.host_linear("down_proj.weight", i, h)?);
+        for (g, u, d) in routed {
+            gates.push(g);
+            ups.push(u);
+            downs.push(d);
         }
         if s > 0 {
             // PyTorch layout: the pieces are row blocks of gate and up, column blocks of down.
@@ -153,7 +166,10 @@ impl Moe {
         let (gate, up, down) = match &self.experts {
             // Host memory: group the pairs by expert there and run only the chosen experts.
             Experts::Host(experts) => return experts.forward(x, ids, weights).into(),
-            Experts::Device { gate, up, down } => (gate, up, down),
+            Experts::Device(banks) => {
+                let [gate, up, down] = &**banks;
+                (gate, up, down)
+            }
         };
         let pairs = n * (self.router.top_k + self.router.shared);
         let kernels = dsocr_kernels::expert_kernels_take(&x.device(), pairs, gate.dtype(), gate.dims()[2]);
