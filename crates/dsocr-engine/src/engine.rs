@@ -189,10 +189,7 @@ impl<'m> Engine<'m> {
         let arch = self.encoder.architecture();
         let page = page.and_then(|page| {
             if page.image.mode.arch != arch {
-                return Err(EngineError::Input(format!(
-                    "the page was prepared for {} but the model is {arch}: prepare it with options for this model (OcrOptions::for_architecture)",
-                    page.image.mode.arch
-                )));
+                return Err(EngineError::wrong_architecture(page.image.mode.arch, arch));
             }
             let len = page.prompt.len();
             if len >= self.runner.capacity() {

@@ -19,3 +19,13 @@ pub enum EngineError {
     #[error(transparent)]
     Lm(#[from] dsocr_lm::LmError),
 }
+
+impl EngineError {
+    /// A page prepared for one checkpoint's architecture given to an engine running the other:
+    /// its views and prompt would not fit the encoder (refused as that page's error, not a panic).
+    pub fn wrong_architecture(prepared: dsocr_preprocess::Architecture, model: dsocr_preprocess::Architecture) -> Self {
+        EngineError::Input(format!(
+            "the page was prepared for {prepared} but the model is {model}: prepare it with options for this model (OcrOptions::for_architecture)"
+        ))
+    }
+}

@@ -82,10 +82,7 @@ pub fn encode_pages<'a>(
         .map(|page| {
             let image = &page.image;
             if image.mode.arch != arch {
-                return Err(EngineError::Input(format!(
-                    "the page was prepared for {} but the model is {arch}: prepare it with options for this model (OcrOptions::for_architecture)",
-                    image.mode.arch
-                )));
+                return Err(EngineError::wrong_architecture(image.mode.arch, arch));
             }
             let global = place(&image.global);
             let tiles = image.tiles.as_ref().map(|t| {

@@ -74,6 +74,7 @@ impl Qwen2Layer {
 }
 
 /// What every layer of one forward pass shares: RoPE tables for positions `0..2n` and the mask.
+#[derive(Debug, Clone)]
 struct LayerContext {
     cos: Tensor<2>,
     sin: Tensor<2>,
@@ -89,6 +90,9 @@ pub struct Qwen2Encoder {
     norm: RmsNorm,
     query_768: Tensor<2>,
     query_1024: Tensor<2>,
+    /// The layer contexts of 768- and 1024-pixel views (144 and 256 tokens), built once at load:
+    /// a vision batch then launches no table or mask work.
+    contexts: Box<[LayerContext; 2]>,
     config: Qwen2EncoderConfig,
 }
 
@@ -98,11 +102,13 @@ impl Qwen2Encoder {
     pub fn load(w: &Weights, cfg: &Qwen2EncoderConfig) -> Result<Self, CoreError> {
         let inner = w.pp("model.model");
         let layers = (0..cfg.layers).map(|i| Qwen2Layer::load(&inner.pp(format!("layers.{i}")), cfg)).collect::<Result<Vec<_>, _>>()?;
+        let (device, dtype) = (w.device(), w.float().dtype());
         Ok(Qwen2Encoder {
             layers,
             norm: RmsNorm::load(&inner.pp("norm"), cfg.dim, cfg.eps)?,
             query_768: w.tensor("query_768.weight", [144, cfg.dim])?,
             query_1024: w.tensor("query_1024.weight", [256, cfg.dim])?,
+            contexts: Box::new([Self::context(cfg, 144, device, dtype), Self::context(cfg, 256, device, dtype)]),
             config: cfg.clone(),
         })
     }
@@ -124,17 +130,16 @@ impl Qwen2Encoder {
     pub fn forward_hidden(&self, sam_features: Tensor<4>) -> Tensor<3> {
         let [b, c, gh, gw] = sam_features.dims();
         let n = gh * gw;
-        let queries = match n {
-            144 => self.query_768.clone(),
-            256 => self.query_1024.clone(),
+        let (queries, ctx) = match n {
+            144 => (self.query_768.clone(), &self.contexts[0]),
+            256 => (self.query_1024.clone(), &self.contexts[1]),
             _ => panic!("DeepSeek-OCR 2's encoder has learned queries for 144 or 256 tokens (768- or 1024-pixel views), not {n}"),
         };
         let tokens = sam_features.reshape([b, c, n]).swap_dims(1, 2);
         let queries = queries.unsqueeze::<3>().expand([b, n, c]);
         let mut x = Tensor::cat(vec![tokens, queries], 1);
-        let ctx = self.context(n, &x.device(), x.dtype());
         for layer in &self.layers {
-            x = layer.forward(x, &ctx, &self.config);
+            x = layer.forward(x, ctx, &self.config);
         }
         self.norm.forward(x)
     }
@@ -142,9 +147,9 @@ impl Qwen2Encoder {
     /// Positions `0..2n` over image tokens then queries; the mask forbids key `j` to query `i`
     /// exactly when `j` is a query position after `i` (image tokens see image tokens only,
     /// queries see every image token and the queries up to themselves).
-    fn context(&self, n: usize, device: &Device, dtype: burn::tensor::DType) -> LayerContext {
+    fn context(config: &Qwen2EncoderConfig, n: usize, device: &Device, dtype: burn::tensor::DType) -> LayerContext {
         let t = 2 * n;
-        let (cos, sin) = rope_tables(self.config.head_dim(), self.config.rope_theta, t, device, dtype);
+        let (cos, sin) = rope_tables(config.head_dim(), config.rope_theta, t, device, dtype);
         let keys = Tensor::<1, Int>::arange(0..t as i64, device).reshape([1, t]).expand([t, t]);
         let rows = Tensor::<1, Int>::arange(0..t as i64, device).reshape([t, 1]).expand([t, t]);
         let masked = keys.clone().greater(rows).bool_and(keys.greater_equal_elem(n as i64));
