@@ -266,8 +266,12 @@ fn random_tensor<const D: usize>(name: &str, init: RandomInit, shape: [usize; D]
         RandomInit::Ones => Tensor::ones(shape, (device, dtype)),
         RandomInit::Zeros => Tensor::zeros(shape, (device, dtype)),
         RandomInit::Normal(std) => {
-            // A per-tensor seed from the name, so the values do not depend on load order.
+            // A per-tensor seed from the name, so the values do not depend on load order. The
+            // device's generator is global: seeding and drawing hold one lock, so tensors loaded
+            // on several threads (the CPU experts) still get their own seed's values.
+            static DRAW: std::sync::Mutex<()> = std::sync::Mutex::new(());
             let h = name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+            let _draw = DRAW.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             device.seed(h);
             Tensor::<D>::random(shape, Distribution::Normal(0.0, std), (device, DType::F32)).cast(dtype)
         }
@@ -306,6 +310,20 @@ mod tests {
         assert_eq!(random_init("model.layers.3.mlp.experts.0.down_proj.weight", &[1280, 896]), RandomInit::Normal(1.0 / 896f64.sqrt()));
         assert_eq!(random_init("model.sam_model.net_2.weight", &[512, 256, 3, 3]), RandomInit::Normal(1.0 / 2304f64.sqrt()));
         assert_eq!(random_init("model.image_newline", &[1280]), RandomInit::Normal(0.02));
+    }
+
+    #[test]
+    fn random_weights_depend_on_the_name_only_when_loaded_on_many_threads() {
+        let device = crate::DeviceSpec::Cpu.device().unwrap();
+        let w = Weights::random(&device, FloatType::F32, 7).unwrap();
+        let names: Vec<String> = (0..8).map(|i| format!("model.layers.1.mlp.experts.{i}.up_proj.weight")).collect();
+        let load = |n: &str| w.host_linear(n, 24, 16).unwrap().to_f32();
+        let alone: Vec<Vec<f32>> = names.iter().map(|n| load(n)).collect();
+        let together: Vec<Vec<f32>> = std::thread::scope(|s| {
+            names.iter().map(|n| s.spawn(move || load(n))).collect::<Vec<_>>().into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(alone, together);
+        assert_ne!(alone[0], alone[1], "each name has its own values");
     }
 
     #[test]
