@@ -10,7 +10,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 use safetensors::Dtype;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, TensorEntry};
 use crate::host_matrix::{HostElems, HostMatrix};
 use crate::{CoreError, FloatType};
 
@@ -134,10 +134,7 @@ impl Weights {
             }
             Backing::Checkpoint(c) => c,
         };
-        let entry = ckpt.entry(&full).ok_or_else(|| CoreError::MissingTensor { name: full.clone() })?;
-        if entry.shape != shape {
-            return Err(CoreError::ShapeMismatch { name: full, expected: shape.to_vec(), found: entry.shape.clone() });
-        }
+        let entry = checked_entry(ckpt, &full, &shape)?;
         let raw = ckpt.bytes(entry);
         let pairs = || raw.chunks_exact(2).map(|b| [b[0], b[1]]);
         let elems = match entry.dtype {
@@ -156,10 +153,7 @@ impl Weights {
         let full = self.path(name);
         self.inner.requested.lock().unwrap().insert(full.clone(), shape.to_vec());
         if let Backing::Checkpoint(ckpt) = &self.inner.backing {
-            let entry = ckpt.entry(&full).ok_or_else(|| CoreError::MissingTensor { name: full.clone() })?;
-            if entry.shape != shape {
-                return Err(CoreError::ShapeMismatch { name: full, expected: shape.to_vec(), found: entry.shape.clone() });
-            }
+            checked_entry(ckpt, &full, shape)?;
         }
         Ok(())
     }
@@ -180,10 +174,7 @@ impl Weights {
             }
             Backing::Checkpoint(c) => c,
         };
-        let entry = ckpt.entry(&full).ok_or_else(|| CoreError::MissingTensor { name: full.clone() })?;
-        if entry.shape != shape {
-            return Err(CoreError::ShapeMismatch { name: full, expected: shape.to_vec(), found: entry.shape.clone() });
-        }
+        let entry = checked_entry(ckpt, &full, &shape)?;
         let (file_dtype, elem) = match entry.dtype {
             Dtype::BF16 => (DType::BF16, 2),
             Dtype::F16 => (DType::F16, 2),
@@ -230,6 +221,15 @@ impl Weights {
         unused.sort();
         Err(CoreError::UnexpectedTensors { count: unused.len(), examples: unused.into_iter().take(5).collect() })
     }
+}
+
+/// Tensor `name` of `ckpt`, which must have `shape` (PyTorch layout).
+fn checked_entry<'a>(ckpt: &'a Checkpoint, name: &str, shape: &[usize]) -> Result<&'a TensorEntry, CoreError> {
+    let entry = ckpt.entry(name).ok_or_else(|| CoreError::MissingTensor { name: name.to_string() })?;
+    if entry.shape != shape {
+        return Err(CoreError::ShapeMismatch { name: name.to_string(), expected: shape.to_vec(), found: entry.shape.clone() });
+    }
+    Ok(entry)
 }
 
 /// How [`Weights::random`] initialises a tensor, from its release name and shape.

@@ -5,8 +5,8 @@
 //! On a GPU the routing stays on the device and dsocr's kernels read the chosen experts in place.
 //! On the CPU reading the router's choice is free (the tensors are host memory already), so the
 //! (token, expert) pairs are grouped by expert there: each expert used by the batch multiplies
-//! the rows that chose it as one matrix product on the threaded GEMM, and its weighted output is
-//! added back into those rows. That costs exactly the routed FLOPs, where the generic paths either
+//! the rows that chose it at once ([`crate::host_matmul`]: streamed for a few rows, the threaded
+//! GEMM for many), and its weighted output is added back into those rows. That costs exactly the routed FLOPs, where the generic paths either
 //! gather a copy of every chosen expert's weights per token (decode) or run all experts on every
 //! token (prefill, `E / k` times the work).
 
@@ -50,11 +50,6 @@ impl HostExperts {
         self.gate.is_empty()
     }
 
-    /// Bytes of weights held.
-    pub fn bytes(&self) -> usize {
-        self.gate.iter().chain(&self.up).chain(&self.down).map(HostMatrix::bytes).sum()
-    }
-
     /// `Σ_s weights[m, s] · down_e(SiLU(gate_e(x_m)) ⊙ up_e(x_m))` with `e = ids[m, s]`, each
     /// chosen expert run once on the rows that chose it. `x` `[M, H]`, `ids` and `weights`
     /// `[M, S]` → `[M, H]` in `x`'s float type, summed in f32 as the reference does. Reads every
@@ -72,10 +67,10 @@ impl HostExperts {
             if rows.is_empty() {
                 continue;
             }
-            let xs: Vec<f32> = rows.iter().flat_map(|&r| host[r as usize * h..(r as usize + 1) * h].iter().copied()).collect();
+            let xs: Vec<f32> = rows.iter().flat_map(|&r| host[r * h..(r + 1) * h].iter().copied()).collect();
             let y = self.expert(expert, xs, rows.len(), &device);
             for ((&r, &w), yr) in rows.iter().zip(&row_weights).zip(y.chunks_exact(h)) {
-                out[r as usize * h..(r as usize + 1) * h].iter_mut().zip(yr).for_each(|(o, v)| *o += w * v);
+                out[r * h..(r + 1) * h].iter_mut().zip(yr).for_each(|(o, v)| *o += w * v);
             }
         }
         Tensor::<2>::from_data(TensorData::new(out, [m, h]), (&device, DType::F32)).cast(dtype)
@@ -94,12 +89,12 @@ impl HostExperts {
 /// For each of `experts` experts, the rows that chose it and their routing weights, rows in
 /// ascending order. `ids` and `weights` are `[M, slots]` row-major. An id outside the bank is a
 /// router bug, not bad input: it panics with the id.
-fn group_by_expert(ids: &[i64], weights: &[f32], slots: usize, experts: usize) -> Vec<(Vec<i64>, Vec<f32>)> {
+fn group_by_expert(ids: &[i64], weights: &[f32], slots: usize, experts: usize) -> Vec<(Vec<usize>, Vec<f32>)> {
     let mut groups = vec![(Vec::new(), Vec::new()); experts];
     for (pair, (&id, &w)) in ids.iter().zip(weights).enumerate() {
         let expert = usize::try_from(id).ok().filter(|&e| e < experts).unwrap_or_else(|| panic!("router chose expert {id} of {experts}"));
         let (rows, ws) = &mut groups[expert];
-        rows.push((pair / slots.max(1)) as i64);
+        rows.push(pair / slots.max(1));
         ws.push(w);
     }
     groups

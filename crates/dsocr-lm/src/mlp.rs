@@ -145,16 +145,15 @@ impl Moe {
                 sw.host_linear("up_proj.weight", h, i * s)?,
                 sw.host_linear("down_proj.weight", i * s, h)?,
             );
-            // A shape probe's placeholders are empty: nothing to split.
-            for n in (0..s).filter(|_| !w.is_shape_probe()) {
+            if w.is_shape_probe() {
+                // Empty placeholders, nothing to split: the model is for its shapes only.
+                return Ok(Experts::Host(HostExperts::new(Vec::new(), Vec::new(), Vec::new(), h, i)));
+            }
+            for n in 0..s {
                 gates.push(g.row_block(n * i, i));
                 ups.push(u.row_block(n * i, i));
                 downs.push(d.col_block(n * i, i));
             }
-        }
-        if w.is_shape_probe() {
-            // The model is for its shapes only and never runs.
-            return Ok(Experts::Host(HostExperts::new(Vec::new(), Vec::new(), Vec::new(), h, i)));
         }
         Ok(Experts::Host(HostExperts::new(gates, ups, downs, h, i)))
     }

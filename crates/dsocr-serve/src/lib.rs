@@ -180,7 +180,7 @@ async fn refuse_declared_oversize(State(state): State<Arc<AppState>>, request: R
     let limit = state.options.max_body_bytes;
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let Some(declared) = declared.filter(|&n| n > limit as u64) else { return next.run(request).await };
-    let endpoint = if request.uri().path().ends_with("/ocr") { "ocr" } else { "chat" };
+    let endpoint = endpoint_of(&request);
     state.metrics.request(endpoint, 413);
     tracing::info!(declared, limit, "refusing a request body over --max-body-mib");
     let mut body = request.into_body().into_data_stream();
@@ -232,12 +232,17 @@ pub async fn serve(
     }
 }
 
+/// The metrics label of an API request: `ocr` for `/v1/ocr`, else `chat`.
+fn endpoint_of(request: &Request) -> &'static str {
+    if request.uri().path().ends_with("/ocr") { "ocr" } else { "chat" }
+}
+
 /// The API key check.
 async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.options.api_key {
         let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if given != Some(key.as_str()) {
-            let endpoint = if request.uri().path().ends_with("/ocr") { "ocr" } else { "chat" };
+            let endpoint = endpoint_of(&request);
             state.metrics.request(endpoint, 401);
             // Read the body before answering: a request answered with its body unread closes
             // the connection, which a client that pools connections sees as a broken next request.
