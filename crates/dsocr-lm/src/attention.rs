@@ -32,6 +32,8 @@ pub struct AttentionContext<'a> {
     /// `Some((row, start))` for a prefill (one sequence, `T` tokens from slot `start` of pool row
     /// `row`, known on the host); `None` for a decode step (one token per sequence).
     pub prefill: Option<(usize, usize)>,
+    /// A decode step over a host pool: `slots`' rows and starts read once for all layers.
+    pub host_slots: Option<(Vec<usize>, Vec<usize>)>,
 }
 
 impl Attention {
@@ -52,6 +54,15 @@ impl Attention {
         let heads = self.heads;
         // RoPE sums the projection's split-K parts itself.
         let qkv = self.qkv_proj.parts(x.reshape([b * t, hidden]));
+        if let Some(host) = pool.host_mut() {
+            let tables = (ctx.cos, ctx.sin);
+            let out = match (ctx.prefill, &ctx.host_slots) {
+                (Some((row, start)), _) => host.prefill(layer, qkv.sum(), tables, row, start),
+                (None, Some((rows, starts))) => host.decode(layer, qkv.sum(), tables, rows, starts),
+                (None, None) => unreachable!("a decode step over a host pool has its slots on the host"),
+            };
+            return self.project_out(out, [b, t, hidden]);
+        }
         // Columns [q | k | v] → heads, q and k rotated; k and v go into the pool.
         let (q, keys, values) = pool.write(layer, qkv, (ctx.cos, ctx.sin), heads, ctx.slots);
         let out = match ctx.prefill {

@@ -10,16 +10,27 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use dsocr_kernels::PartialSums;
 
-/// Per-layer keys and values `[rows, heads, capacity, head_dim]` (post-RoPE keys).
+use crate::host_kv::HostKv;
+
+/// Per-layer keys and values `[rows, heads, capacity, head_dim]` (post-RoPE keys): device
+/// tensors on a GPU, host memory on the CPU ([`HostKv`]).
 #[derive(Debug)]
 pub struct KvPool {
-    /// Per layer; `None` only while a write holds the tensor (so the write happens in place and
-    /// the buffers never move: captured decode steps replay against them).
-    keys: Vec<Option<Tensor<4>>>,
-    /// As `keys`.
-    values: Vec<Option<Tensor<4>>>,
+    store: Store,
     rows: usize,
     capacity: usize,
+}
+
+#[derive(Debug)]
+enum Store {
+    Device {
+        /// Per layer; `None` only while a write holds the tensor (so the write happens in place
+        /// and the buffers never move: captured decode steps replay against them).
+        keys: Vec<Option<Tensor<4>>>,
+        /// As `keys`.
+        values: Vec<Option<Tensor<4>>>,
+    },
+    Host(HostKv),
 }
 
 /// Where the sequences of one decode step live: each one's pool row and the slot its new token
@@ -78,7 +89,20 @@ impl KvPool {
             let alloc = || (0..layers).map(|_| Some(Tensor::<4>::zeros(shape, (&device, dtype)))).collect::<Vec<_>>();
             (alloc(), alloc())
         });
-        KvPool { keys, values, rows, capacity }
+        KvPool { store: Store::Device { keys, values }, rows, capacity }
+    }
+
+    /// A pool in host memory (`f32`), for the CPU backend: decode steps attend over it in place.
+    pub fn new_host(layers: usize, rows: usize, heads: usize, head_dim: usize, capacity: usize) -> Self {
+        KvPool { store: Store::Host(HostKv::new(layers, rows, heads, head_dim, capacity)), rows, capacity }
+    }
+
+    /// The host pool, when this is one.
+    pub(crate) fn host_mut(&mut self) -> Option<&mut HostKv> {
+        match &mut self.store {
+            Store::Host(host) => Some(host),
+            Store::Device { .. } => None,
+        }
     }
 
     /// Bytes one row takes over all layers (keys and values).
@@ -108,11 +132,14 @@ impl KvPool {
         heads: usize,
         slots: &StepSlots,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        let keys = self.keys[layer].take().expect("pool layer present");
-        let values = self.values[layer].take().expect("pool layer present");
+        let Store::Device { keys: pool_keys, values: pool_values } = &mut self.store else {
+            panic!("KvPool::write is the device pool's; a host pool is written by its attention");
+        };
+        let keys = pool_keys[layer].take().expect("pool layer present");
+        let values = pool_values[layer].take().expect("pool layer present");
         let (q, keys, values) = dsocr_kernels::rope_qkv_cached(qkv, cos, sin, &slots.rows, &slots.starts, heads, keys, values);
-        self.keys[layer] = Some(keys.clone());
-        self.values[layer] = Some(values.clone());
+        pool_keys[layer] = Some(keys.clone());
+        pool_values[layer] = Some(values.clone());
         (q, keys, values)
     }
 }

@@ -23,6 +23,7 @@
 
 mod attention;
 mod config;
+mod host_kv;
 mod kv_pool;
 mod mlp;
 mod model;

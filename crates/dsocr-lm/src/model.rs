@@ -160,7 +160,12 @@ impl DeepseekLm {
     /// A pool of `rows` rows of `capacity` slots (see [`KvPool`]).
     pub fn new_pool(&self, rows: usize, capacity: usize) -> KvPool {
         let c = &self.config;
-        KvPool::new(c.num_hidden_layers, rows, c.num_attention_heads, c.head_dim(), capacity, &self.device(), self.dtype())
+        let device = self.device();
+        if dsocr_kernels::runs_cube_kernels(&device) {
+            KvPool::new(c.num_hidden_layers, rows, c.num_attention_heads, c.head_dim(), capacity, &device, self.dtype())
+        } else {
+            KvPool::new_host(c.num_hidden_layers, rows, c.num_attention_heads, c.head_dim(), capacity)
+        }
     }
 
     /// Bytes one pool row of `capacity` slots takes.
@@ -176,7 +181,9 @@ impl DeepseekLm {
         let [b, t, _] = x.dims();
         assert_eq!(b, slots.len(), "one pool row per sequence");
         let (cos, sin) = self.rope.tables();
-        let ctx = AttentionContext { cos, sin, slots, prefill };
+        // A host pool's decode step reads its rows and slots once here, not in every layer.
+        let host_slots = (prefill.is_none() && pool.host_mut().is_some()).then(|| (host_usizes(&slots.rows), host_usizes(&slots.starts)));
+        let ctx = AttentionContext { cos, sin, slots, prefill, host_slots };
         let first_norm = self.layers.first().map_or(&self.norm, |first| &first.input_layernorm);
         let rows = x.clone().reshape([b * t, self.config.hidden_size]);
         let mut normed = dsocr_kernels::rms_norm(rows, &first_norm.weight, first_norm.eps).reshape([b, t, self.config.hidden_size]);
@@ -244,6 +251,11 @@ impl DeepseekLm {
         slots.starts = dsocr_kernels::increment_ints(starts, 1);
         (logits, next)
     }
+}
+
+/// Integers `[N]` read to the host.
+fn host_usizes(t: &Tensor<1, Int>) -> Vec<usize> {
+    t.clone().into_data().convert::<i64>().try_into_vec::<i64>().expect("i64 data").into_iter().map(|v| v as usize).collect()
 }
 
 /// Errors of the language model's inputs and generation settings.
