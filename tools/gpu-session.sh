@@ -9,6 +9,8 @@
 #                                          # DETAIL_COUNT launches of the DETAIL_KERNELS regex
 #   tools/gpu-session.sh save-cache        # pack the CubeCL caches into $OUT (carry them next time)
 #   tools/gpu-session.sh serve [ARGS…]     # dsocr serve on the synthetic weights + tools/loadgen.py
+#   tools/gpu-session.sh coldstart [ARGS…] # dsocr ocr on one page with an empty GPU cache, then warm
+#                                          # (COLD_LEVELS autotune levels; COLD_BENCH=1: bench ARGS)
 #   tools/gpu-session.sh ocr-pdf [ARGS…]   # dsocr ocr on dist/doc100.pdf with the synthetic weights
 #                                          # (the parity tokenizer beside them: dist/tokenizer.json.xz
 #                                          # or the parity fixtures), timed, ARGS appended
@@ -96,6 +98,33 @@ case "$what" in
       dist/dsocr ocr "${OCR_PDF:-dist/doc100.pdf}" --model $SYNTH --device cuda "$@" > "$OUT/$name.md" 2> "$OUT/$name.err"
     echo "$name exit $? after $SECONDS s"
     grep -a -v "^\s*$" "$OUT/$name.err" | tail -8
+    ;;
+  coldstart)
+    # Issue 24: `dsocr ocr` on one page in a fresh process, first with an empty GPU cache
+    # directory, then again warm, for each autotune level of COLD_LEVELS (default "minimal");
+    # then, when COLD_BENCH is set, `dsocr bench` (ARGS appended) on the cache that level left.
+    synth_with_tokenizer
+    page=${COLD_PAGE:-assets/sample-page.jpg}
+    for level in ${COLD_LEVELS:-minimal}; do
+      cache=dist/cold-cache-$level
+      rm -rf "$cache"
+      for run in cold warm; do
+        name=coldstart-$level-$run
+        SECONDS=0
+        RUST_LOG=${RUST_LOG:-warn,dsocr=info,dsocr_engine=info,dsocr_core=info} /usr/bin/time -v timeout "${BENCH_TIMEOUT:-500}" \
+          dist/dsocr ocr "$page" --model $SYNTH --device cuda --timings --max-new-tokens 256 --autotune "$level" \
+          --gpu-cache-dir "$cache" --out "$OUT/$name" > "$OUT/$name.md" 2> "$OUT/$name.err"
+        echo "$name exit $? after $SECONDS s"
+        grep -a -E "model loaded|first run|tok/s|Elapsed|timings|vision|prefill" "$OUT/$name.err" | tail -8
+      done
+      du -sh "$cache"/*/* 2>/dev/null | tail -2
+      if [ -n "${COLD_BENCH:-}" ]; then
+        timeout "${BENCH_TIMEOUT:-500}" dist/dsocr bench --model $SYNTH --device cuda --autotune "$level" --gpu-cache-dir "$cache" \
+          --json-out "$OUT/bench-$level.json" "$@" > /dev/null 2> "$OUT/bench-$level.err"
+        echo "bench-$level exit $?"
+        python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print({k: r[k] for k in ('load_s','load_host_s','load_upload_s')}); [print(w, {k: r[w][k] for k in ('tokens_per_s','decode_tokens_per_s','wall_s','cold_wall_s')}) for w in ('single','batch') if r.get(w)]" "$OUT/bench-$level.json"
+      fi
+    done
     ;;
   serve)
     # `dsocr serve` on the synthetic weights (ARGS appended), then tools/loadgen.py for each

@@ -106,6 +106,8 @@ pub struct BenchArgs {
     no_stages: bool,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    gpu: crate::gpu_args::GpuArgs,
     /// Also write the JSON report to this file.
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -120,6 +122,10 @@ struct BenchReport {
     /// The page the workloads ran (`--image`, or the synthetic A4 page) and its size.
     image: String,
     load_s: f64,
+    /// Of the load: reading and laying out the weights on the host (summed over threads), and
+    /// handing them to the device.
+    load_host_s: f64,
+    load_upload_s: f64,
     /// Stage by stage, first run (kernel compilation and autotuning included).
     stages_cold: StageTimings,
     /// Stage by stage, second run.
@@ -158,6 +164,7 @@ fn write_report(report: &BenchReport, path: Option<&std::path::Path>) -> anyhow:
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
+    let gpu_cache_dir = args.gpu.apply().map(|d| d.display().to_string());
     let spec: DeviceSpec = args.device.parse()?;
     dsocr::kernels::configure(args.engine.kernels());
     let float: FloatType = match &args.dtype {
@@ -193,13 +200,10 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         ),
     };
     let ocr = DeepseekOcr::from_weights(&weights, &config, "config.json", tokenizer)?;
+    let (load_host_s, load_upload_s) = weights.load_seconds();
     drop(weights);
     device.sync().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let load_s = t0.elapsed().as_secs_f64();
-    #[cfg(feature = "cuda")]
-    let gpu_cache_dir = matches!(spec, DeviceSpec::Cuda(_)).then(|| dsocr::common::gpu_cache_dir().display().to_string());
-    #[cfg(not(feature = "cuda"))]
-    let gpu_cache_dir = None;
     eprintln!("stages, cold run (kernel compilation and autotuning included)…");
     let mut report = BenchReport {
         device: spec.to_string(),
@@ -212,6 +216,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
             image.height
         ),
         load_s,
+        load_host_s,
+        load_upload_s,
         stages_cold: if args.no_stages { StageTimings::default() } else { stage_timings(&ocr, &image)? },
         stages_warm: None,
         single: None,

@@ -10,11 +10,13 @@ mod bench;
 mod describe;
 mod engine_args;
 mod formats;
+mod gpu_args;
 mod inputs;
 mod ocr;
 mod pages;
 mod parity;
 mod serve;
+mod warmup;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +47,8 @@ enum Command {
     SynthWeights(bench::SynthArgs),
     /// Check dsocr's GPU kernels against their Burn references on a device.
     KernelsCheck(bench::KernelsCheckArgs),
+    /// Compile and tune the GPU kernels ahead of time (for container images and batch jobs).
+    Warmup(warmup::WarmupArgs),
 }
 
 fn main() {
@@ -59,6 +63,7 @@ fn main() {
     let result = match cli.command {
         Command::Ocr(args) => ocr::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Warmup(args) => warmup::run(args),
         Command::Describe => describe::run(),
         Command::Parity(args) => parity::run(args),
         Command::Bench(args) => bench::bench(args),

@@ -87,6 +87,8 @@ pub struct OcrArgs {
     skip_repeat: bool,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    gpu: crate::gpu_args::GpuArgs,
 }
 
 pub(crate) const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp"];
@@ -148,6 +150,7 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
         "--json and --format both print to stdout: give one, or --out"
     );
     anyhow::ensure!(args.out.is_some() || !args.searchable, "--searchable writes a file: give --out DIR");
+    args.gpu.apply();
     let device: DeviceSpec = args.device.parse()?;
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
     let files = expand(&args.inputs)?;

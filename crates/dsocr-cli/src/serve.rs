@@ -60,9 +60,12 @@ pub struct ServeArgs {
     drain_seconds: u64,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    gpu: crate::gpu_args::GpuArgs,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
+    args.gpu.apply();
     let device: DeviceSpec = args.device.parse()?;
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
     anyhow::ensure!(args.max_tokens > 0, "--max-tokens must be at least 1");

@@ -59,7 +59,7 @@ impl DeviceSpec {
         #[cfg(feature = "cuda")]
         {
             let usable = std::panic::catch_unwind(|| {
-                crate::gpu_cache::configure_gpu_caches();
+                crate::gpu_cache::gpu_cache_dir();
                 Device::cuda(0).sync().is_ok()
             })
             .unwrap_or(false);
@@ -84,7 +84,7 @@ impl DeviceSpec {
             DeviceSpec::Cpu => Err(CoreError::Device("this build has no CPU backend; rebuild with the `cpu` feature (on by default)".into())),
             #[cfg(feature = "cuda")]
             DeviceSpec::Cuda(i) => {
-                crate::gpu_cache::configure_gpu_caches();
+                crate::gpu_cache::gpu_cache_dir();
                 Ok(Device::cuda(i))
             }
             #[cfg(not(feature = "cuda"))]

@@ -1,31 +1,22 @@
-//! Where CubeCL keeps what it learns about the GPU: autotune decisions and compiled kernels.
+//! Handing dsocr's GPU settings ([`GpuSettings`]) to CubeCL: the cache directory of this GPU,
+//! driver and dsocr version, and the autotune level. CubeCL reads its configuration once, before
+//! the first GPU is used, so the first call here (or the first CUDA device made) decides.
 //!
-//! A first run JIT-compiles every kernel for the GPU present and autotunes each new matmul,
-//! attention and fused-block shape (seconds each; minutes for a whole page). Both results are
-//! persisted so the next process starts warm. CubeCL's default puts them under the `target/` of
-//! the nearest Cargo workspace, or under its own cache directory; dsocr keeps them in one known
-//! place instead: `$DSOCR_CACHE_DIR`, else the user cache directory (`~/.cache/dsocr/cubecl`).
 //! A `cubecl.toml` (or `burn.toml` with a `[cubecl]` section) found from the working directory
-//! keeps precedence for its location, and `CUBECL_*` environment variables still apply.
+//! keeps precedence for the cache location, and `CUBECL_*` environment variables other than the
+//! autotune level still apply (docs/gpu.md).
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
+use cubecl::config::autotune::AutotuneLevel;
 use cubecl::config::cache::CacheConfig;
 use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
 
-/// The directory dsocr asks CubeCL to keep its caches in.
-pub fn gpu_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("DSOCR_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("LOCALAPPDATA").map(PathBuf::from))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("dsocr").join("cubecl")
-}
+use crate::gpu_settings::{Autotune, CacheState, GpuIdentity, GpuSettings, prepare_cache_dir};
+
+/// The cache directory in use, once configured (`None`: nothing kept on disk).
+static CONFIGURED: OnceLock<Option<PathBuf>> = OnceLock::new();
 
 /// Whether a CubeCL configuration file is visible from the working directory.
 fn has_config_file() -> bool {
@@ -40,26 +31,67 @@ fn has_config_file() -> bool {
     }
 }
 
-/// Install dsocr's CubeCL settings (cache location, persisted compiled kernels) unless the
-/// configuration was already set or read. Must run before the first CUDA device is used; calling
-/// it again is harmless.
-pub fn configure_gpu_caches() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
-        if std::env::var_os("DSOCR_CACHE_DIR").is_some() || !has_config_file() {
-            let dir = gpu_cache_dir();
-            if let Err(e) = std::fs::create_dir_all(&dir) {
-                tracing::warn!("cannot create the GPU cache directory {}: {e}; kernels will be re-tuned on every run", dir.display());
+fn level(a: Autotune) -> AutotuneLevel {
+    match a {
+        Autotune::Minimal => AutotuneLevel::Minimal,
+        Autotune::Balanced => AutotuneLevel::Balanced,
+        Autotune::Extensive => AutotuneLevel::Extensive,
+        Autotune::Full => AutotuneLevel::Full,
+    }
+}
+
+/// Install `settings` unless CubeCL was already configured (by an earlier call, or by another
+/// library before dsocr); returns the cache directory in use. Must run before the first CUDA
+/// device is used; later calls change nothing.
+pub fn configure_gpu(settings: &GpuSettings) -> Option<PathBuf> {
+    CONFIGURED
+        .get_or_init(|| {
+            let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+            config.autotune.level = level(settings.autotune);
+            let mut dir = None;
+            if settings.no_disk_cache {
+                config.autotune.disable_cache = true;
+                config.compilation.cache = false;
+            } else {
+                if settings.cache_root.is_some() || !has_config_file() {
+                    let gpu = GpuIdentity::detect();
+                    let keyed = settings.cache_dir(&gpu);
+                    match prepare_cache_dir(&keyed) {
+                        Ok(CacheState::Rebuilt(aside)) => tracing::warn!(
+                            "the GPU cache database in {} was damaged; moved to {} and rebuilding it (this run compiles and tunes again)",
+                            keyed.display(),
+                            aside.display()
+                        ),
+                        // Said at the default log level: otherwise a first run is minutes of silence.
+                        Ok(CacheState::Empty) => tracing::warn!(
+                            "first run with {} here: GPU kernels are compiled and tuned as the first pages need them (minutes, once; kept in {}; `dsocr warmup` does it ahead of time)",
+                            gpu.slug(),
+                            keyed.display()
+                        ),
+                        Ok(CacheState::Present) => {}
+                        Err(e) => tracing::warn!(
+                            "cannot use the GPU cache directory {}: {e}; kernels will be compiled and tuned again on every run (set --gpu-cache-dir)",
+                            keyed.display()
+                        ),
+                    }
+                    config.environment.path = CacheConfig::Directory(keyed);
+                }
+                config.compilation.cache = true;
+                dir = Some(config.environment.path.root());
             }
-            config.environment.path = CacheConfig::Directory(dir);
-        }
-        config.compilation.cache = true;
-        let where_ = config.environment.path.root();
-        if CubeClRuntimeConfig::try_set(config) {
-            tracing::info!("GPU autotune and kernel caches: {}", where_.display());
-        } else {
-            tracing::debug!("CubeCL was configured before dsocr; its cache settings are kept");
-        }
-    });
+            let shown = dir.as_ref().map_or("none (--no-gpu-disk-cache)".to_string(), |d| d.display().to_string());
+            if CubeClRuntimeConfig::try_set(config) {
+                tracing::info!("GPU kernel and autotune cache: {shown}; autotune {}", settings.autotune);
+                dir
+            } else {
+                tracing::debug!("CubeCL was configured before dsocr; its cache and autotune settings are kept");
+                Some(CubeClRuntimeConfig::get().environment.path.root())
+            }
+        })
+        .clone()
+}
+
+/// The GPU cache directory in use (configuring with the default settings if nothing did yet).
+pub(crate) fn gpu_cache_dir() -> Option<PathBuf> {
+    configure_gpu(&GpuSettings::default())
 }

@@ -11,6 +11,8 @@
 //!   that name them;
 //! - [`HostMatrix`]: weights kept in host memory in the checkpoint's float type (the CPU MoE);
 //! - [`config_json`]: typed sections of `config.json` (release defaults, errors that name the key);
+//! - [`GpuSettings`] ([`gpu_settings`]): the GPU backend's on-disk cache (one per GPU model, driver
+//!   and dsocr version; a damaged one rebuilt) and autotune level;
 //! - [`layers`]: the small building blocks both networks use (linear, LayerNorm, RMSNorm).
 //!
 //! ```
@@ -30,6 +32,7 @@ mod device;
 mod error;
 #[cfg(feature = "cuda")]
 mod gpu_cache;
+pub mod gpu_settings;
 mod host_matrix;
 pub mod layers;
 mod weights;
@@ -38,9 +41,12 @@ pub use checkpoint::{Checkpoint, TensorEntry};
 pub use device::{DeviceSpec, FloatType};
 pub use error::{CoreError, Result};
 #[cfg(feature = "cuda")]
-pub use gpu_cache::{configure_gpu_caches, gpu_cache_dir};
+pub use gpu_cache::configure_gpu;
+#[cfg(not(feature = "cuda"))]
+pub use gpu_settings::configure_gpu;
+pub use gpu_settings::{Autotune, GpuSettings};
 pub use host_matrix::{HostElems, HostMatrix};
-pub use weights::{RandomInit, Weights, random_init};
+pub use weights::{PreparedTensor, RandomInit, Weights, random_init};
 
 /// Re-export of the Burn version the model crates are built on.
 pub use burn;

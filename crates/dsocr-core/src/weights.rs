@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
@@ -29,6 +31,9 @@ struct Inner {
     device: Device,
     float: FloatType,
     requested: Mutex<BTreeMap<String, Vec<usize>>>,
+    /// Nanoseconds spent preparing tensors on the host (summed over threads) and uploading them.
+    prepare_ns: AtomicU64,
+    upload_ns: AtomicU64,
 }
 
 /// A checkpoint (or a shape probe) seen under a name prefix, e.g. `model.sam_model.blocks.3`.
@@ -70,7 +75,14 @@ impl Weights {
     }
 
     fn with_backing(backing: Backing, device: &Device, float: FloatType) -> Self {
-        let inner = Inner { backing, device: device.clone(), float, requested: Mutex::new(BTreeMap::new()) };
+        let inner = Inner {
+            backing,
+            device: device.clone(),
+            float,
+            requested: Mutex::new(BTreeMap::new()),
+            prepare_ns: AtomicU64::new(0),
+            upload_ns: AtomicU64::new(0),
+        };
         Weights { inner: Arc::new(inner), prefix: String::new() }
     }
 
@@ -158,19 +170,70 @@ impl Weights {
         Ok(())
     }
 
+    /// A PyTorch linear weight as [`Weights::linear_weight`] returns it, read and laid out on the
+    /// host but not yet on the device: this part (reading the file, transposing, converting) is
+    /// most of loading and may run on any thread; [`Weights::upload`] finishes it on the
+    /// loading thread.
+    pub fn prepare_linear_weight(&self, name: &str, d_in: usize, d_out: usize) -> Result<PreparedTensor<2>, CoreError> {
+        self.prepare(name, [d_out, d_in], self.inner.float.dtype(), true)
+    }
+
+    /// Put a prepared tensor on the device.
+    pub fn upload<const D: usize>(&self, prepared: PreparedTensor<D>) -> Tensor<D> {
+        let t0 = Instant::now();
+        let device = &self.inner.device;
+        let tensor = match prepared.0 {
+            Prepared::Probe(dtype) => Tensor::zeros([1; D], (device, dtype)),
+            Prepared::Random { name, init, shape, seed, dtype } => random_tensor(&name, init, shape, seed, device, dtype),
+            Prepared::Data(data, dtype) => Tensor::from_data(data, (device, dtype)),
+        };
+        self.inner.upload_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        tensor
+    }
+
+    /// Seconds spent so far reading and laying out tensors on the host (summed over the threads
+    /// that did it) and handing them to the device (submitting the copies; the device may still
+    /// be copying when this returns).
+    pub fn load_seconds(&self) -> (f64, f64) {
+        let s = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 * 1e-9;
+        (s(&self.inner.prepare_ns), s(&self.inner.upload_ns))
+    }
+
     fn load<const D: usize>(&self, name: &str, shape: [usize; D], dtype: DType, transpose: bool) -> Result<Tensor<D>, CoreError> {
+        Ok(self.upload(self.prepare(name, shape, dtype, transpose)?))
+    }
+
+    fn prepare<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        dtype: DType,
+        transpose: bool,
+    ) -> Result<PreparedTensor<D>, CoreError> {
+        let t0 = Instant::now();
+        let prepared = self.prepare_untimed(name, shape, dtype, transpose);
+        self.inner.prepare_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        prepared
+    }
+
+    fn prepare_untimed<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        dtype: DType,
+        transpose: bool,
+    ) -> Result<PreparedTensor<D>, CoreError> {
         let full = self.path(name);
         self.inner.requested.lock().unwrap().insert(full.clone(), shape.to_vec());
-        let device = &self.inner.device;
         let ckpt = match &self.inner.backing {
-            Backing::ShapeProbe => return Ok(Tensor::zeros([1; D], (device, dtype))),
+            Backing::ShapeProbe => return Ok(PreparedTensor(Prepared::Probe(dtype))),
             Backing::Random { seed } => {
                 let mut out_shape = shape;
                 if transpose {
                     out_shape.swap(0, 1);
                 }
                 let init = random_init(&full, &shape);
-                return Ok(random_tensor(&full, init, out_shape, *seed, device, dtype));
+                return Ok(PreparedTensor(Prepared::Random { name: full, init, shape: out_shape, seed: *seed, dtype }));
             }
             Backing::Checkpoint(c) => c,
         };
@@ -195,7 +258,7 @@ impl Weights {
         if file_dtype != dtype {
             data = data.convert_dtype(dtype);
         }
-        Ok(Tensor::from_data(data, (device, dtype)))
+        Ok(PreparedTensor(Prepared::Data(data, dtype)))
     }
 
     /// Every tensor requested so far (full name → shape), in name order.
@@ -220,6 +283,32 @@ impl Weights {
         }
         unused.sort();
         Err(CoreError::UnexpectedTensors { count: unused.len(), examples: unused.into_iter().take(5).collect() })
+    }
+}
+
+/// A tensor read and laid out on the host, waiting for [`Weights::upload`].
+pub struct PreparedTensor<const D: usize>(Prepared<D>);
+
+enum Prepared<const D: usize> {
+    Data(TensorData, DType),
+    /// Random weights are drawn on the device when uploaded.
+    Random {
+        name: String,
+        init: RandomInit,
+        shape: [usize; D],
+        seed: u64,
+        dtype: DType,
+    },
+    Probe(DType),
+}
+
+impl<const D: usize> std::fmt::Debug for PreparedTensor<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Prepared::Data(data, dtype) => write!(f, "PreparedTensor({:?}, {dtype:?})", data.shape()),
+            Prepared::Random { name, shape, .. } => write!(f, "PreparedTensor(random {name} {shape:?})"),
+            Prepared::Probe(_) => f.write_str("PreparedTensor(shape probe)"),
+        }
     }
 }
 
@@ -279,22 +368,51 @@ fn random_tensor<const D: usize>(name: &str, init: RandomInit, shape: [usize; D]
 }
 
 /// Transpose a row-major `[rows, cols]` matrix of `elem`-byte elements.
+///
+/// The linear weights are most of a checkpoint (6.7 GB at release size), so this is most of
+/// loading: bands of output rows are written in parallel, each from a strip of input columns in
+/// cache-sized tiles, moving whole 2- or 4-byte elements (docs/perf.md, "Cold start").
 fn transpose_bytes(src: &[u8], rows: usize, cols: usize, elem: usize) -> Vec<u8> {
-    let mut out = vec![0u8; src.len()];
-    // Blocked so that both sides stay in cache for large matrices.
-    const B: usize = 32;
-    for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for c in c0..(c0 + B).min(cols) {
-                    let s = (r * cols + c) * elem;
-                    let d = (c * rows + r) * elem;
-                    out[d..d + elem].copy_from_slice(&src[s..s + elem]);
+    use rayon::prelude::*;
+    /// Output rows per parallel band and the tile side within it.
+    const BAND: usize = 64;
+    const TILE: usize = 32;
+    fn band<T: Copy + Send + Sync>(src: &[T], out: &mut [T], rows: usize, cols: usize, c0: usize) {
+        let band_rows = out.len() / rows;
+        for r0 in (0..rows).step_by(TILE) {
+            for dc in 0..band_rows {
+                let c = c0 + dc;
+                let dst = &mut out[dc * rows + r0..dc * rows + (r0 + TILE).min(rows)];
+                for (k, d) in dst.iter_mut().enumerate() {
+                    *d = src[(r0 + k) * cols + c];
                 }
             }
         }
     }
-    out
+    /// Elements as `N`-byte arrays (no copy in, one flattening out).
+    fn typed<const N: usize>(src: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+        let (src, _) = src.as_chunks::<N>();
+        let mut out = vec![[0u8; N]; src.len()];
+        out.par_chunks_mut(BAND * rows).enumerate().for_each(|(i, chunk)| band(src, chunk, rows, cols, i * BAND));
+        out.into_flattened()
+    }
+    if rows == 0 || cols == 0 {
+        return Vec::new();
+    }
+    match elem {
+        2 => typed::<2>(src, rows, cols),
+        4 => typed::<4>(src, rows, cols),
+        _ => {
+            let mut out = vec![0u8; src.len()];
+            for r in 0..rows {
+                for c in 0..cols {
+                    let (s, d) = ((r * cols + c) * elem, (c * rows + r) * elem);
+                    out[d..d + elem].copy_from_slice(&src[s..s + elem]);
+                }
+            }
+            out
+        }
+    }
 }
 
 #[cfg(test)]
@@ -332,5 +450,17 @@ mod tests {
         let t = transpose_bytes(&src, 2, 3, 2);
         // element (r,c) = bytes [2(3r+c), 2(3r+c)+1]; transposed (c,r) at index 2(2c+r)
         assert_eq!(t, vec![0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11]);
+        // Sizes that cross the tile and band edges, for 2-, 4- and 3-byte elements.
+        for (rows, cols, elem) in [(37, 130, 2), (70, 33, 4), (5, 9, 3), (1, 1, 2), (64, 64, 2)] {
+            let src: Vec<u8> = (0..rows * cols * elem).map(|i| (i * 7 % 251) as u8).collect();
+            let t = transpose_bytes(&src, rows, cols, elem);
+            for r in 0..rows {
+                for c in 0..cols {
+                    let (s, d) = ((r * cols + c) * elem, (c * rows + r) * elem);
+                    assert_eq!(t[d..d + elem], src[s..s + elem], "({r}, {c}) of {rows}x{cols}x{elem}");
+                }
+            }
+            assert_eq!(transpose_bytes(&t, cols, rows, elem), src);
+        }
     }
 }

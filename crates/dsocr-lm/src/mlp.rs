@@ -12,7 +12,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::{DType, IndexingUpdateOp};
 use rayon::prelude::*;
 
-use dsocr_core::{CoreError, Weights};
+use dsocr_core::{CoreError, HostMatrix, Weights};
 use dsocr_kernels::{HostExperts, PartialSums, RouterConfig};
 
 use crate::config::LmConfig;
@@ -87,74 +87,71 @@ impl Moe {
         })
     }
 
-    fn load_device(w: &Weights, cfg: &LmConfig) -> Result<Experts, CoreError> {
+    /// Every routed expert's `[gate, up, down]` projections and the shared experts' fused ones, as
+    /// `read(weights, name, d_in, d_out)` makes each. The routed experts are read in parallel:
+    /// reading and laying out their ≈ 5 GB (the release's) is most of loading, one core's work per
+    /// expert (docs/perf.md, "CPU"; "Cold start").
+    #[allow(clippy::type_complexity)]
+    fn read_experts<T: Send>(
+        w: &Weights,
+        cfg: &LmConfig,
+        read: impl Fn(&Weights, &str, usize, usize) -> Result<T, CoreError> + Sync,
+    ) -> Result<(Vec<[T; 3]>, Option<[T; 3]>), CoreError> {
         let (h, i, e, s) = (cfg.hidden_size, cfg.moe_intermediate_size, cfg.n_routed_experts, cfg.n_shared_experts);
-        let mut gates = Vec::with_capacity(e + s);
-        let mut ups = Vec::with_capacity(e + s);
-        let mut downs = Vec::with_capacity(e + s);
-        for n in 0..e {
-            let ew = w.pp(format!("experts.{n}"));
-            gates.push(ew.linear_weight("gate_proj.weight", h, i)?);
-            ups.push(ew.linear_weight("up_proj.weight", h, i)?);
-            downs.push(ew.linear_weight("down_proj.weight", i, h)?);
-        }
-        if s > 0 {
-            let sw = w.pp("shared_experts");
-            let (g, u, d) = (
-                sw.linear_weight("gate_proj.weight", h, i * s)?,
-                sw.linear_weight("up_proj.weight", h, i * s)?,
-                sw.linear_weight("down_proj.weight", i * s, h)?,
-            );
-            // A shape probe answers with one-element placeholders: nothing to split.
-            let piece = |t: &Tensor<2>, dim: usize, n: usize| if w.is_shape_probe() { t.clone() } else { t.clone().narrow(dim, n * i, i) };
-            for n in 0..s {
-                gates.push(piece(&g, 1, n));
-                ups.push(piece(&u, 1, n));
-                downs.push(piece(&d, 0, n));
+        let projections = |w: &Weights, i: usize| -> Result<[T; 3], CoreError> {
+            Ok([read(w, "gate_proj.weight", h, i)?, read(w, "up_proj.weight", h, i)?, read(w, "down_proj.weight", i, h)?])
+        };
+        let routed = (0..e).into_par_iter().map(|n| projections(&w.pp(format!("experts.{n}")), i)).collect::<Result<Vec<_>, _>>()?;
+        let shared = if s > 0 { Some(projections(&w.pp("shared_experts"), i * s)?) } else { None };
+        Ok((routed, shared))
+    }
+
+    fn load_device(w: &Weights, cfg: &LmConfig) -> Result<Experts, CoreError> {
+        let (i, s) = (cfg.moe_intermediate_size, cfg.n_shared_experts);
+        let (routed, shared) = Self::read_experts(w, cfg, |w, name, d_in, d_out| w.prepare_linear_weight(name, d_in, d_out))?;
+        let mut banks: [Vec<Tensor<2>>; 3] = Default::default();
+        for expert in routed {
+            for (bank, t) in banks.iter_mut().zip(expert) {
+                bank.push(w.upload(t));
             }
         }
-        Ok(Experts::Device(Box::new([Tensor::stack(gates, 0), Tensor::stack(ups, 0), Tensor::stack(downs, 0)])))
+        if let Some(fused) = shared {
+            // Burn layout `[in, out]`: the pieces are column blocks of gate and up, row blocks of
+            // down. A shape probe answers with one-element placeholders: nothing to split.
+            let fused = fused.map(|t| w.upload(t));
+            for n in 0..s {
+                for (k, (bank, t)) in banks.iter_mut().zip(&fused).enumerate() {
+                    let dim = if k == 2 { 0 } else { 1 };
+                    bank.push(if w.is_shape_probe() { t.clone() } else { t.clone().narrow(dim, n * i, i) });
+                }
+            }
+        }
+        Ok(Experts::Device(Box::new(banks.map(|bank| Tensor::stack(bank, 0)))))
     }
 
     fn load_host(w: &Weights, cfg: &LmConfig) -> Result<Experts, CoreError> {
-        let (h, i, e, s) = (cfg.hidden_size, cfg.moe_intermediate_size, cfg.n_routed_experts, cfg.n_shared_experts);
-        // In parallel: copying 6.7 GB is mostly the kernel handing out zeroed pages, one core's
-        // work per thread (docs/perf.md, "CPU").
-        let routed = (0..e)
-            .into_par_iter()
-            .map(|n| {
-                let ew = w.pp(format!("experts.{n}"));
-                Ok((
-                    ew.host_linear("gate_proj.weight", h, i)?,
-                    ew.host_linear("up_proj.weight", h, i)?,
-                    ew.host_linear("down_proj.weight", i, h)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, CoreError>>()?;
-        let (mut gates, mut ups, mut downs) = (Vec::with_capacity(e + s), Vec::with_capacity(e + s), Vec::with_capacity(e + s));
-        for (g, u, d) in routed {
-            gates.push(g);
-            ups.push(u);
-            downs.push(d);
+        let (h, i, s) = (cfg.hidden_size, cfg.moe_intermediate_size, cfg.n_shared_experts);
+        let (routed, shared) = Self::read_experts(w, cfg, |w, name, d_in, d_out| w.host_linear(name, d_in, d_out))?;
+        if w.is_shape_probe() {
+            // Empty placeholders, nothing to split: the model is for its shapes only.
+            return Ok(Experts::Host(HostExperts::new(Vec::new(), Vec::new(), Vec::new(), h, i)));
         }
-        if s > 0 {
-            // PyTorch layout: the pieces are row blocks of gate and up, column blocks of down.
-            let sw = w.pp("shared_experts");
-            let (g, u, d) = (
-                sw.host_linear("gate_proj.weight", h, i * s)?,
-                sw.host_linear("up_proj.weight", h, i * s)?,
-                sw.host_linear("down_proj.weight", i * s, h)?,
-            );
-            if w.is_shape_probe() {
-                // Empty placeholders, nothing to split: the model is for its shapes only.
-                return Ok(Experts::Host(HostExperts::new(Vec::new(), Vec::new(), Vec::new(), h, i)));
+        let mut banks: [Vec<HostMatrix>; 3] = Default::default();
+        for expert in routed {
+            for (bank, m) in banks.iter_mut().zip(expert) {
+                bank.push(m);
             }
+        }
+        if let Some(fused) = shared {
+            // PyTorch layout `[out, in]`: the pieces are row blocks of gate and up, column blocks
+            // of down.
             for n in 0..s {
-                gates.push(g.row_block(n * i, i));
-                ups.push(u.row_block(n * i, i));
-                downs.push(d.col_block(n * i, i));
+                for (k, (bank, m)) in banks.iter_mut().zip(&fused).enumerate() {
+                    bank.push(if k == 2 { m.col_block(n * i, i) } else { m.row_block(n * i, i) });
+                }
             }
         }
+        let [gates, ups, downs] = banks;
         Ok(Experts::Host(HostExperts::new(gates, ups, downs, h, i)))
     }
 

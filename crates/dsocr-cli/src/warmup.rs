@@ -1,0 +1,92 @@
+//! `dsocr warmup`: compile and tune the GPU kernels ahead of time (for a container image, or
+//! before a batch job), so the first real page does not pay for it (docs/gpu.md, "Cold start").
+//!
+//! It runs a synthetic A4 page through the same engine `dsocr ocr` uses: once alone, then
+//! `--pages` pages whose token budgets differ by two, so the batch shrinks through every decode
+//! batch size on its way down. What is compiled and tuned lands in the GPU cache directory; the
+//! decode steps' CUDA graphs are per process and are captured again by each run.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use dsocr::bench::{a4_page, run_workload};
+use dsocr::common::{DeviceSpec, FloatType};
+use dsocr::{DeepseekOcr, ModelSource};
+
+use crate::engine_args::EngineArgs;
+use crate::gpu_args::GpuArgs;
+
+#[derive(Args)]
+pub struct WarmupArgs {
+    /// Model directory or Hugging Face repo id.
+    #[arg(long, default_value = dsocr::DEFAULT_REPO)]
+    model: String,
+    /// cuda or cuda:N (auto: the GPU when there is one).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// f32, bf16 or f16 (default: bf16 on CUDA).
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Largest batch of pages to prepare for (the engine's batch sizes up to it are compiled).
+    #[arg(long, default_value_t = 64)]
+    pages: usize,
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+/// The token budgets of `pages` pages that leave one at a time, two decode steps apart.
+fn staggered_budgets(pages: usize) -> Vec<usize> {
+    (1..=pages).map(|k| 2 + 2 * k).collect()
+}
+
+pub fn run(args: WarmupArgs) -> anyhow::Result<i32> {
+    let cache = args.gpu.apply();
+    let device: DeviceSpec = args.device.parse()?;
+    if device == DeviceSpec::Cpu {
+        eprintln!("warmup: the CPU backend compiles nothing at run time; nothing to do");
+        return Ok(0);
+    }
+    dsocr::kernels::configure(args.engine.kernels());
+    let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
+    let t0 = Instant::now();
+    let source = ModelSource::parse(&args.model)?;
+    let ocr = DeepseekOcr::load(&source, device, dtype).with_context(|| format!("loading the model from {}", args.model))?;
+    eprintln!("warmup: model loaded in {:.1} s", t0.elapsed().as_secs_f64());
+    if let Some(dir) = &cache {
+        eprintln!("warmup: compiled kernels and autotune decisions go to {}", dir.display());
+    }
+    let page = a4_page();
+    let parts = [("one page", vec![8]), ("a batch shrinking from {n} pages to one", staggered_budgets(args.pages.max(1)))];
+    for (what, budgets) in parts {
+        let what = what.replace("{n}", &budgets.len().to_string());
+        let max = budgets.iter().copied().max().unwrap_or(8);
+        let mode = dsocr::preprocess::Mode::Gundam.spec_for(ocr.architecture())?;
+        let engine = dsocr::EngineOptions { max_seqs: Some(budgets.len()), ..args.engine.options(&mode, max) };
+        eprintln!("warmup: {what}: compiling and tuning what it needs (a few minutes the first time on a GPU, seconds once cached)…");
+        let t = Instant::now();
+        let report = run_workload(&ocr, &page, &budgets, &engine)?;
+        eprintln!(
+            "warmup: {what}: {:.1} s ({} decode graphs captured in {:.1} s)",
+            t.elapsed().as_secs_f64(),
+            report.graph_captures,
+            report.capture_s
+        );
+    }
+    eprintln!("warmup: done in {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_leave_one_page_at_a_time() {
+        let b = staggered_budgets(5);
+        assert_eq!(b, vec![4, 6, 8, 10, 12]);
+        assert!(b.windows(2).all(|w| w[1] - w[0] == 2));
+    }
+}
