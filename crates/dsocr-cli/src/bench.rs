@@ -166,6 +166,7 @@ fn write_report(report: &BenchReport, path: Option<&std::path::Path>) -> anyhow:
 pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     let gpu_cache_dir = args.gpu.apply().map(|d| d.display().to_string());
     let spec: DeviceSpec = args.device.parse()?;
+    let gpu_cache_dir = gpu_cache_dir.filter(|_| matches!(spec, DeviceSpec::Cuda(_)));
     dsocr::kernels::configure(args.engine.kernels());
     let float: FloatType = match &args.dtype {
         Some(d) => d.parse()?,
@@ -271,10 +272,13 @@ pub struct KernelsCheckArgs {
     /// cuda or cuda:N (on the CPU there are no kernels to check).
     #[arg(long, default_value = "cuda")]
     device: String,
+    #[command(flatten)]
+    gpu: crate::gpu_args::GpuArgs,
 }
 
 /// Compare each kernel with its reference; exit 1 if any differs.
 pub fn kernels_check(args: KernelsCheckArgs) -> anyhow::Result<i32> {
+    args.gpu.apply();
     let spec: DeviceSpec = args.device.parse()?;
     let device = spec.device()?;
     if !dsocr::kernels::runs_cube_kernels(&device) {

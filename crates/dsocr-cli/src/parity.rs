@@ -24,9 +24,12 @@ pub struct ParityArgs {
     /// Print the reports as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    gpu: crate::gpu_args::GpuArgs,
 }
 
 pub fn run(args: ParityArgs) -> anyhow::Result<i32> {
+    args.gpu.apply();
     let device: DeviceSpec = args.device.parse()?;
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
     let files = ModelFiles::from_dir(&args.model)?;

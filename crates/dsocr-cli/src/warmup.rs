@@ -22,13 +22,15 @@ pub struct WarmupArgs {
     /// Model directory or Hugging Face repo id.
     #[arg(long, default_value = dsocr::DEFAULT_REPO)]
     model: String,
-    /// cuda or cuda:N (auto: the GPU when there is one).
+    /// cuda or cuda:N (auto: the GPU when there is one; warming up needs the GPU and driver the
+    /// cache is for).
     #[arg(long, default_value = "auto")]
     device: String,
     /// f32, bf16 or f16 (default: bf16 on CUDA).
     #[arg(long)]
     dtype: Option<String>,
-    /// Largest batch of pages to prepare for (the engine's batch sizes up to it are compiled).
+    /// Largest batch of pages to prepare for (the engine's batch sizes up to it are compiled;
+    /// this also caps the pages in flight, whatever --max-seqs says).
     #[arg(long, default_value_t = 64)]
     pages: usize,
     #[command(flatten)]
@@ -43,9 +45,15 @@ fn staggered_budgets(pages: usize) -> Vec<usize> {
 }
 
 pub fn run(args: WarmupArgs) -> anyhow::Result<i32> {
+    anyhow::ensure!(!args.gpu.no_gpu_disk_cache, "--no-gpu-disk-cache: a warmup would keep nothing; drop the flag");
     let cache = args.gpu.apply();
     let device: DeviceSpec = args.device.parse()?;
     if device == DeviceSpec::Cpu {
+        // A container build without a GPU would otherwise ship a cold image without a word.
+        anyhow::ensure!(
+            args.device == "cpu",
+            "no usable CUDA GPU here (or this build has no CUDA support): run `dsocr warmup` on the GPU model and driver the cache is for"
+        );
         eprintln!("warmup: the CPU backend compiles nothing at run time; nothing to do");
         return Ok(0);
     }
@@ -59,11 +67,11 @@ pub fn run(args: WarmupArgs) -> anyhow::Result<i32> {
         eprintln!("warmup: compiled kernels and autotune decisions go to {}", dir.display());
     }
     let page = a4_page();
-    let parts = [("one page", vec![8]), ("a batch shrinking from {n} pages to one", staggered_budgets(args.pages.max(1)))];
+    let pages = args.pages.max(1);
+    let parts = [("one page".to_string(), vec![8]), (format!("a batch shrinking from {pages} pages to one"), staggered_budgets(pages))];
+    let mode = dsocr::preprocess::Mode::Gundam.spec_for(ocr.architecture())?;
     for (what, budgets) in parts {
-        let what = what.replace("{n}", &budgets.len().to_string());
         let max = budgets.iter().copied().max().unwrap_or(8);
-        let mode = dsocr::preprocess::Mode::Gundam.spec_for(ocr.architecture())?;
         let engine = dsocr::EngineOptions { max_seqs: Some(budgets.len()), ..args.engine.options(&mode, max) };
         eprintln!("warmup: {what}: compiling and tuning what it needs (a few minutes the first time on a GPU, seconds once cached)…");
         let t = Instant::now();

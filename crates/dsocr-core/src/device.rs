@@ -59,7 +59,7 @@ impl DeviceSpec {
         #[cfg(feature = "cuda")]
         {
             let usable = std::panic::catch_unwind(|| {
-                crate::gpu_cache::gpu_cache_dir();
+                crate::gpu_cache::ensure_gpu_configured();
                 Device::cuda(0).sync().is_ok()
             })
             .unwrap_or(false);
@@ -84,7 +84,8 @@ impl DeviceSpec {
             DeviceSpec::Cpu => Err(CoreError::Device("this build has no CPU backend; rebuild with the `cpu` feature (on by default)".into())),
             #[cfg(feature = "cuda")]
             DeviceSpec::Cuda(i) => {
-                crate::gpu_cache::gpu_cache_dir();
+                crate::gpu_cache::ensure_gpu_configured();
+                crate::gpu_cache::announce_gpu_cache();
                 Ok(Device::cuda(i))
             }
             #[cfg(not(feature = "cuda"))]

@@ -8,8 +8,9 @@
 //! driver), so dsocr gives each combination its own directory:
 //! `<cache root>/<dsocr version>/<gpu model>_driver-<version>/default.db`. A database that does not
 //! open as one (truncated, overwritten) would make CubeCL fall back to memory on every run; dsocr
-//! moves it aside at start so it is rebuilt. Concurrent processes share a directory safely: CubeCL
-//! opens the database in multi-process WAL mode, and the checks here only rename.
+//! moves it and its write-ahead files aside at start so it is rebuilt. Concurrent processes share a
+//! directory safely: CubeCL opens the database in multi-process WAL mode, and the checks here only
+//! rename files nobody has written for a minute.
 //!
 //! This part is plain file handling, compiled and tested in every build; handing the settings to
 //! CubeCL is the `cuda` feature's `configure_gpu`.
@@ -66,14 +67,15 @@ impl fmt::Display for Autotune {
 }
 
 /// The GPU backend's settings that must be fixed before the first GPU is used (the CLI's
-/// `--autotune` and `--gpu-cache-dir`).
+/// `--autotune`, `--gpu-cache-dir` and `--no-gpu-disk-cache`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GpuSettings {
     /// The cache root (default: the user cache directory, `~/.cache/dsocr/gpu` on Linux); the
     /// database goes under a subdirectory per dsocr version, GPU model and driver.
     pub cache_root: Option<PathBuf>,
-    /// The autotune level.
-    pub autotune: Autotune,
+    /// The autotune level (`None`: CubeCL's `CUBECL_AUTOTUNE_LEVEL` or configuration file if one
+    /// sets it, else [`Autotune::Minimal`]).
+    pub autotune: Option<Autotune>,
     /// Keep nothing on disk (every process compiles and tunes from scratch).
     pub no_disk_cache: bool,
 }
@@ -164,33 +166,43 @@ pub enum CacheState {
 /// A database changed this recently may be another process's, half written: it is left alone.
 const SETTLED: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Create `dir` and check its database: one that is not an SQLite file (truncated, overwritten,
-/// a torn copy) is renamed to `default.db.corrupt-<pid>` with its write-ahead files removed, so
-/// the backend starts a new one instead of falling back to memory on every run. Safe when several
-/// processes do this at once: only one rename succeeds, the others find the file gone; a file
-/// written in the last minute (possibly being created by another process) is left as it is.
-pub fn prepare_cache_dir(dir: &Path) -> std::io::Result<CacheState> {
-    prepare_cache_dir_settled(dir, SETTLED)
+/// The write-ahead files beside a database.
+const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-tshm"];
+
+/// Create `dir` and check its database `db_name` (CubeCL's environment name + `.db`, normally
+/// [`CACHE_DATABASE`]): one that is not an SQLite file (truncated, overwritten, a torn copy) is
+/// renamed to `<db_name>.corrupt-<pid>`, with its write-ahead files beside it, so the backend
+/// starts a new one instead of falling back to memory on every run. Safe when several processes
+/// do this at once: only one rename succeeds, the others find the file gone; a database or
+/// write-ahead file written in the last minute (possibly another process creating it) is left.
+pub fn prepare_cache_dir(dir: &Path, db_name: &str) -> std::io::Result<CacheState> {
+    prepare_cache_dir_settled(dir, db_name, SETTLED)
 }
 
-fn prepare_cache_dir_settled(dir: &Path, settled: std::time::Duration) -> std::io::Result<CacheState> {
+fn prepare_cache_dir_settled(dir: &Path, db_name: &str, settled: std::time::Duration) -> std::io::Result<CacheState> {
     std::fs::create_dir_all(dir)?;
-    let db = dir.join(CACHE_DATABASE);
-    let age = std::fs::metadata(&db).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+    let db = dir.join(db_name);
+    // The youngest of the database and its write-ahead files; a time in the future (a copied
+    // cache, a skewed clock) counts as settled.
+    let side = |s: &str| dir.join(format!("{db_name}{s}"));
+    let young = std::iter::once(db.clone())
+        .chain(SIDE_FILES.map(side))
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .any(|t| t.elapsed().is_ok_and(|age| age < settled));
     match database_is_valid(&db) {
         None => Ok(CacheState::Empty),
         Some(true) => Ok(CacheState::Present),
-        Some(false) if age.is_none_or(|a| a < settled) => Ok(CacheState::Present),
+        Some(false) if young => Ok(CacheState::Present),
         Some(false) => {
-            let aside = dir.join(format!("{CACHE_DATABASE}.corrupt-{}", std::process::id()));
+            let aside = dir.join(format!("{db_name}.corrupt-{}", std::process::id()));
             match std::fs::rename(&db, &aside) {
                 Ok(()) => {}
                 // Another process moved it first.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CacheState::Empty),
                 Err(e) => return Err(e),
             }
-            for side in ["-wal", "-shm", "-tshm"] {
-                let _ = std::fs::remove_file(dir.join(format!("{CACHE_DATABASE}{side}")));
+            for s in SIDE_FILES {
+                let _ = std::fs::rename(side(s), dir.join(format!("{db_name}.corrupt-{}{s}", std::process::id())));
             }
             Ok(CacheState::Rebuilt(aside))
         }
@@ -273,14 +285,14 @@ mod tests {
     fn a_corrupt_database_is_moved_aside_and_a_good_one_kept() {
         let dir = tempdir("corrupt");
         let db = dir.join(CACHE_DATABASE);
-        let prepare = |d: &Path| prepare_cache_dir_settled(d, std::time::Duration::ZERO);
+        let prepare = |d: &Path| prepare_cache_dir_settled(d, CACHE_DATABASE, std::time::Duration::ZERO);
         assert_eq!(prepare(&dir.join("new")).unwrap(), CacheState::Empty);
         std::fs::write(&db, valid_db()).unwrap();
         assert_eq!(prepare(&dir).unwrap(), CacheState::Present);
         std::fs::write(&db, b"").unwrap();
         assert_eq!(prepare(&dir).unwrap(), CacheState::Empty, "an empty file is an empty database");
         std::fs::write(&db, b"half written by another process").unwrap();
-        assert_eq!(prepare_cache_dir(&dir).unwrap(), CacheState::Present, "a file written just now is left alone");
+        assert_eq!(prepare_cache_dir(&dir, CACHE_DATABASE).unwrap(), CacheState::Present, "a file written just now is left alone");
         let truncated = valid_db()[..5000].to_vec();
         let not_sqlite = b"{\"autotune\": \"json from something else\"}".to_vec();
         for bad in [truncated, not_sqlite, valid_db()[..40].to_vec()] {
@@ -289,6 +301,7 @@ mod tests {
             let CacheState::Rebuilt(aside) = prepare(&dir).unwrap() else { panic!("a bad database was kept") };
             assert_eq!(std::fs::read(&aside).unwrap(), bad, "the bad file is kept aside for a bug report");
             assert!(!db.exists() && !dir.join("default.db-wal").exists());
+            assert_eq!(std::fs::read(dir.join(format!("default.db.corrupt-{}-wal", std::process::id()))).unwrap(), b"wal");
             assert_eq!(prepare(&dir).unwrap(), CacheState::Empty);
         }
     }
@@ -303,7 +316,7 @@ mod tests {
                 .map(|_| {
                     s.spawn(|| {
                         barrier.wait();
-                        prepare_cache_dir_settled(&dir, std::time::Duration::ZERO).unwrap()
+                        prepare_cache_dir_settled(&dir, CACHE_DATABASE, std::time::Duration::ZERO).unwrap()
                     })
                 })
                 .collect();

@@ -133,6 +133,13 @@ impl Weights {
     /// Random weights are drawn as [`Weights::linear_weight`] draws them and held as bf16, as the
     /// release would be; a shape probe answers with an empty matrix.
     pub fn host_linear(&self, name: &str, d_in: usize, d_out: usize) -> Result<HostMatrix, CoreError> {
+        let t0 = Instant::now();
+        let matrix = self.host_linear_untimed(name, d_in, d_out);
+        self.inner.prepare_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        matrix
+    }
+
+    fn host_linear_untimed(&self, name: &str, d_in: usize, d_out: usize) -> Result<HostMatrix, CoreError> {
         let full = self.path(name);
         let shape = [d_out, d_in];
         self.inner.requested.lock().unwrap().insert(full.clone(), shape.to_vec());
@@ -374,6 +381,7 @@ fn random_tensor<const D: usize>(name: &str, init: RandomInit, shape: [usize; D]
 /// cache-sized tiles, moving whole 2- or 4-byte elements (docs/perf.md, "Cold start").
 fn transpose_bytes(src: &[u8], rows: usize, cols: usize, elem: usize) -> Vec<u8> {
     use rayon::prelude::*;
+    debug_assert_eq!(src.len(), rows * cols * elem, "a [{rows}, {cols}] matrix of {elem}-byte elements");
     /// Output rows per parallel band and the tile side within it.
     const BAND: usize = 64;
     const TILE: usize = 32;

@@ -68,7 +68,7 @@ impl HostExperts {
                 continue;
             }
             let xs: Vec<f32> = rows.iter().flat_map(|&r| host[r * h..(r + 1) * h].iter().copied()).collect();
-            let y = self.expert(expert, xs, rows.len(), &device);
+            let y = self.expert(expert, &xs, rows.len(), &device);
             for ((&r, &w), yr) in rows.iter().zip(&row_weights).zip(y.chunks_exact(h)) {
                 out[r * h..(r + 1) * h].iter_mut().zip(yr).for_each(|(o, v)| *o += w * v);
             }
@@ -77,12 +77,12 @@ impl HostExperts {
     }
 
     /// One expert on `n` host rows `xs` `[n, H]` → `[n, H]`.
-    fn expert(&self, e: usize, xs: Vec<f32>, n: usize, device: &Device) -> Vec<f32> {
-        let g = host_matmul(xs.clone(), n, &self.gate[e], device);
+    fn expert(&self, e: usize, xs: &[f32], n: usize, device: &Device) -> Vec<f32> {
+        let g = host_matmul(xs, n, &self.gate[e], device);
         let u = host_matmul(xs, n, &self.up[e], device);
         let act: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
         debug_assert_eq!(act.len(), n * self.inner);
-        host_matmul(act, n, &self.down[e], device)
+        host_matmul(&act, n, &self.down[e], device)
     }
 }
 

@@ -28,14 +28,15 @@ pub fn host_linear(x: Tensor<2>, w: &HostMatrix) -> Tensor<2> {
     assert_eq!(k, w.cols, "rows of the weight's input width");
     let (device, dtype) = (x.device(), x.dtype());
     let xs = x.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 rows");
-    let y = host_matmul(xs, m, w, &device);
+    let y = host_matmul(&xs, m, w, &device);
     Tensor::<2>::from_data(TensorData::new(y, [m, w.rows]), (&device, DType::F32)).cast(dtype)
 }
 
 /// Host rows `xs` `[m, in]` (row-major) · `wᵀ` → `[m, out]` row-major. `device` is where the
-/// GEMM of many rows runs (the CPU device).
-pub fn host_matmul(xs: Vec<f32>, m: usize, w: &HostMatrix, device: &Device) -> Vec<f32> {
-    if m <= SKINNY_ROWS { skinny(&xs, m, w) } else { gemm(xs, m, w, device) }
+/// GEMM of many rows runs (the CPU device). Decode rows are read where they lie; the GEMM copies
+/// them into a tensor.
+pub fn host_matmul(xs: &[f32], m: usize, w: &HostMatrix, device: &Device) -> Vec<f32> {
+    if m <= SKINNY_ROWS { skinny(xs, m, w) } else { gemm(xs.to_vec(), m, w, device) }
 }
 
 fn skinny(xs: &[f32], m: usize, w: &HostMatrix) -> Vec<f32> {

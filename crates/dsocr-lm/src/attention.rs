@@ -71,14 +71,7 @@ impl Attention {
             Some((row, start)) => {
                 let [_, h, _, d] = keys.dims();
                 let live = |c: Tensor<4>| c.slice([row..row + 1, 0..h, 0..start + t, 0..d]);
-                // A first chunk is plainly causal; a later one also sees every earlier slot.
-                let mask = (start > 0).then(|| {
-                    let slots = Tensor::<1, Int>::arange(0..(start + t) as i64, &q.device()).reshape([1, start + t]);
-                    let queries = Tensor::<1, Int>::arange(start as i64..(start + t) as i64, &q.device()).reshape([t, 1]);
-                    slots.greater(queries).reshape([1, 1, t, start + t]).expand([1, heads, t, start + t])
-                });
-                let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: start == 0 && t > 1 };
-                attention(q, live(keys), live(values), mask, None, options)
+                prefill_attention(q, live(keys), live(values), start)
             }
         };
         self.project_out(out, [b, t, hidden])
@@ -89,4 +82,19 @@ impl Attention {
         let rows = heads.swap_dims(1, 2).reshape([b * t, hidden]);
         self.o_proj.parts(rows)
     }
+}
+
+/// Attention of a prefill chunk: queries `q` `[1, heads, T, d]` at slots `start..start + T` over
+/// `keys`/`values` `[1, heads, start + T, d]` (the row's live slots). A first chunk is plainly
+/// causal; a later one also sees every earlier slot.
+pub(crate) fn prefill_attention(q: Tensor<4>, keys: Tensor<4>, values: Tensor<4>, start: usize) -> Tensor<4> {
+    let [_, heads, t, _] = q.dims();
+    let live = start + t;
+    let mask = (start > 0).then(|| {
+        let slots = Tensor::<1, Int>::arange(0..live as i64, &q.device()).reshape([1, live]);
+        let queries = Tensor::<1, Int>::arange(start as i64..live as i64, &q.device()).reshape([t, 1]);
+        slots.greater(queries).reshape([1, 1, t, live]).expand([1, heads, t, live])
+    });
+    let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: start == 0 && t > 1 };
+    attention(q, keys, values, mask, None, options)
 }

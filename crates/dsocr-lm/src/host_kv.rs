@@ -12,9 +12,9 @@ use std::sync::{Arc, OnceLock};
 
 use burn::prelude::*;
 use burn::tensor::DType;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use rayon::prelude::*;
+
+use crate::attention::prefill_attention;
 
 /// Keys and values of one layer, `[rows, heads, capacity, d]` each (post-RoPE keys).
 #[derive(Debug)]
@@ -51,6 +51,7 @@ impl HostKv {
 
     /// Offset of slot `slot` of head `head` in row `row`.
     fn at(&self, row: usize, head: usize, slot: usize) -> usize {
+        debug_assert!(slot < self.capacity && head < self.heads, "slot {slot} of head {head} in a pool of {} slots", self.capacity);
         ((row * self.heads + head) * self.capacity + slot) * self.head_dim
     }
 
@@ -145,14 +146,7 @@ impl HostKv {
             Tensor::from_data(TensorData::new(v, [1, heads, live, d]), (&device, DType::F32))
         };
         let q = Tensor::<4>::from_data(TensorData::new(q, [1, heads, t, d]), (&device, DType::F32));
-        // A first chunk is plainly causal; a later one also sees every earlier slot.
-        let mask = (start > 0).then(|| {
-            let slots = Tensor::<1, Int>::arange(0..live as i64, &device).reshape([1, live]);
-            let queries = Tensor::<1, Int>::arange(start as i64..live as i64, &device).reshape([t, 1]);
-            slots.greater(queries).reshape([1, 1, t, live]).expand([1, heads, t, live])
-        });
-        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: start == 0 && t > 1 };
-        attention(q, cut(&l.keys), cut(&l.values), mask, None, options).cast(dtype)
+        prefill_attention(q, cut(&l.keys), cut(&l.values), start).cast(dtype)
     }
 }
 
@@ -236,13 +230,7 @@ mod tests {
             let (q, k, v) = dsocr_kernels::rope_qkv_cached_reference(qkv, &cos, &sin, &ints(&[2]), &ints(&[start]), heads, keys, values);
             (keys, values) = (k, v);
             let live = |c: &Tensor<4>| c.clone().slice([2..3, 0..heads, 0..start + t, 0..d]);
-            let mask = (start > 0).then(|| {
-                let slots = Tensor::<1, Int>::arange(0..(start + t) as i64, &dev).reshape([1, start + t]);
-                let queries = Tensor::<1, Int>::arange(start as i64..(start + t) as i64, &dev).reshape([t, 1]);
-                slots.greater(queries).reshape([1, 1, t, start + t]).expand([1, heads, t, start + t])
-            });
-            let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: start == 0 && t > 1 };
-            close(got, attention(q, live(&keys), live(&values), mask, None, options), "prefill");
+            close(got, prefill_attention(q, live(&keys), live(&values), start), "prefill");
         }
         // Row 0 has one token; decode rows 2 (slot 5) and 0 (slot 1) together, twice.
         let qkv = rand([1, 3 * hidden]);

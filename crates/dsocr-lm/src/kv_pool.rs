@@ -13,7 +13,7 @@ use dsocr_kernels::PartialSums;
 use crate::host_kv::HostKv;
 
 /// Per-layer keys and values `[rows, heads, capacity, head_dim]` (post-RoPE keys): device
-/// tensors on a GPU, host memory on the CPU ([`HostKv`]).
+/// tensors on a GPU, host memory on the CPU (see [`KvPool::new_host`]).
 #[derive(Debug)]
 pub struct KvPool {
     store: Store,
