@@ -302,6 +302,9 @@ fn bad_inputs_give_clear_errors_without_panics() {
     assert_clean_failure(&dsocr(&["ocr", locked.to_str().unwrap(), "--model", m]), "--password");
     let pdf = shared_root().join("pdfs/ocrmypdf-c03-29.pdf");
     assert_clean_failure(&dsocr(&["ocr", pdf.to_str().unwrap(), "--model", m, "--pages", "5"]), "out of range");
+    let empty = tmp.0.join("empty.pdf");
+    std::fs::write(&empty, zero_page_pdf()).unwrap();
+    assert_clean_failure(&dsocr(&["ocr", empty.to_str().unwrap(), "--model", m]), "empty.pdf has no pages");
     assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", tmp.0.to_str().unwrap()]), "config.json");
     assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--mode", "huge"]), "huge");
     #[cfg(not(feature = "cuda"))]
@@ -310,6 +313,24 @@ fn bad_inputs_give_clear_errors_without_panics() {
     let o = dsocr(&["ocr", notes.to_str().unwrap(), image.to_str().unwrap(), "--model", m, "--max-new-tokens", "2", "--mode", "tiny"]);
     assert_clean_failure(&o, "1 failed");
     assert!(text(&o).0.contains("<!-- dsocr:"), "the good file's markdown is printed");
+}
+
+/// A well-formed PDF whose page tree is empty (as some generators write for a blank export).
+fn zero_page_pdf() -> Vec<u8> {
+    let objects = ["<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [] /Count 0 >>"];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{object}\nendobj\n", i + 1).bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for offset in offsets {
+        out.extend(format!("{offset:010} 00000 n \n").bytes());
+    }
+    out.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).bytes());
+    out
 }
 
 #[test]
