@@ -24,7 +24,8 @@ use crate::pipeline::pixel_tensor;
 
 /// The default of [`crate::EngineOptions::vision_batch_bytes`]: 6 GiB, well within the engine's
 /// default activation reserve (16 GiB). For the release encoder in bf16: three 1024-pixel global
-/// views or fifteen 640-pixel tiles with the bias materialised, 32 or 81 with it folded.
+/// views or fifteen 640-pixel tiles with the bias materialised, 32 or 81 with it folded or added
+/// inside dsocr's fused attention kernel (a CUDA device).
 pub const DEFAULT_VISION_BATCH_BYTES: u64 = 6 << 30;
 
 /// Estimated peak activation bytes of one view of side `side` through `encoder`, in elements of
@@ -34,16 +35,17 @@ pub const DEFAULT_VISION_BATCH_BYTES: u64 = 6 << 30;
 /// global-attention blocks dominate: for `n = (side / patch)²` tokens they hold the bias, the
 /// scores and their softmax, each `heads × n²`, and the fused kernels one more such buffer; the
 /// rest (the `n × 4·width` MLP activations, CLIP on `n / 16` tokens) is covered by
-/// `64 × n × width`. With the bias folded ([`RelPosAttention::Folded`], flash attention) nothing
-/// is `n²`: a block's activations (input, norm, qkv, the extended queries and keys, MLP) add up to
-/// about 25 values per token and channel, counted as `32 × n × width`.
-pub fn view_activation_bytes(encoder: &DeepEncoder, side: usize, elem_bytes: usize) -> u64 {
+/// `64 × n × width`. With the bias folded ([`RelPosAttention::Folded`], flash attention), or when
+/// `fused_attention` (dsocr's encoder-attention kernel runs: [`dsocr_kernels::encoder_attention_fused`])
+/// nothing is `n²`: a block's activations (input, norm, qkv, the extended queries and keys or the
+/// bias tables, MLP) add up to about 25 values per token and channel, counted as `32 × n × width`.
+pub fn view_activation_bytes(encoder: &DeepEncoder, side: usize, elem_bytes: usize, fused_attention: bool) -> u64 {
     let config = encoder.config();
     let n = (side / config.sam.patch_size).pow(2) as u64;
     let width = config.sam.width as u64;
     let elements = match encoder.sam.rel_pos_attention {
-        RelPosAttention::Materialized => 4 * config.sam.heads as u64 * n * n + 64 * n * width,
-        RelPosAttention::Folded => 32 * n * width,
+        RelPosAttention::Materialized if !fused_attention => 4 * config.sam.heads as u64 * n * n + 64 * n * width,
+        RelPosAttention::Materialized | RelPosAttention::Folded => 32 * n * width,
     };
     elements * elem_bytes as u64
 }
@@ -94,10 +96,12 @@ pub fn encode_pages<'a>(
         .collect();
 
     let elem = dtype.size();
+    let head_dim = encoder.config().sam.width / encoder.config().sam.heads;
+    let fused = dsocr_kernels::encoder_attention_fused(&device, dtype, head_dim);
     let projected: BTreeMap<usize, Tensor<3>> = groups
         .into_iter()
         .map(|(side, (_, batches))| {
-            let per_view = view_activation_bytes(encoder, side, elem).max(1);
+            let per_view = view_activation_bytes(encoder, side, elem, fused).max(1);
             let max_views = ((max_bytes / per_view) as usize).max(1);
             let outputs: Vec<Tensor<3>> = view_chunks(&batches, max_views)
                 .map(|chunk| encoder.encode_views(pixel_tensor(&chunk, &device, dtype)).projected)
@@ -164,9 +168,11 @@ mod tests {
         let device = dsocr_core::DeviceSpec::Cpu.device().unwrap();
         let probe = dsocr_core::Weights::shape_probe(&device);
         let mut encoder = DeepEncoder::load(&probe, &dsocr_vision::VisionConfig::default()).unwrap();
-        let views = |encoder: &DeepEncoder, side| DEFAULT_VISION_BATCH_BYTES / view_activation_bytes(encoder, side, 2);
-        assert_eq!((views(&encoder, 1024), views(&encoder, 640)), (3, 15));
+        let views = |encoder: &DeepEncoder, side, fused| DEFAULT_VISION_BATCH_BYTES / view_activation_bytes(encoder, side, 2, fused);
+        assert_eq!((views(&encoder, 1024, false), views(&encoder, 640, false)), (3, 15));
+        // dsocr's fused attention kernel (a CUDA device in bf16) stores nothing n × n either.
+        assert_eq!((views(&encoder, 1024, true), views(&encoder, 640, true)), (32, 81));
         encoder.sam.rel_pos_attention = RelPosAttention::Folded;
-        assert_eq!((views(&encoder, 1024), views(&encoder, 640)), (32, 81));
+        assert_eq!((views(&encoder, 1024, false), views(&encoder, 640, false)), (32, 81));
     }
 }

@@ -7,7 +7,7 @@
 //!   and defines what the kernel must compute;
 //! - with the `cuda` feature, a CubeCL kernel used when the tensors live on a CubeCL device.
 //!
-//! Callers use the dispatching functions ([`decode_attention`], [`add_rms_norm`], [`rms_norm`], [`rope_qkv_cached`],
+//! Callers use the dispatching functions ([`decode_attention`], [`encoder_attention`], [`add_rms_norm`], [`rms_norm`], [`rope_qkv_cached`],
 //! [`route`], [`linear`], [`swiglu`], [`expert_swiglu`], [`expert_down`], [`overwrite_ints`],
 //! [`increment_ints`], [`argmax_into`]); each has a `_reference` twin. [`linear_parts`] and
 //! [`expert_down_parts`] leave a projection's last sum to the kernel that consumes it
@@ -29,10 +29,12 @@
 
 mod argmax;
 mod check;
+mod check_encoder;
 mod check_fused;
 mod check_layer;
 mod check_projection;
 mod decode_attention;
+mod encoder_attention;
 mod host_experts;
 mod host_linear;
 mod ints;
@@ -49,6 +51,7 @@ pub use argmax::{argmax_into, argmax_into_reference};
 pub use check::{KernelCheck, check_kernels};
 
 pub use decode_attention::{decode_attention, decode_attention_reference};
+pub use encoder_attention::{RelPosBias, encoder_attention, encoder_attention_fused, encoder_attention_reference};
 pub use host_experts::HostExperts;
 pub use host_linear::{SKINNY_ROWS, host_linear, host_matmul};
 pub use ints::{increment_ints, increment_ints_reference, overwrite_ints, overwrite_ints_reference};

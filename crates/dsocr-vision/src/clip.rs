@@ -4,11 +4,10 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 use dsocr_core::layers::{LayerNorm, Linear};
 use dsocr_core::{CoreError, Weights};
+use dsocr_kernels::encoder_attention;
 
 use crate::config::ClipConfig;
 use crate::interp::resize_grid_bicubic_aa;
@@ -46,12 +45,11 @@ impl ClipLayer {
     fn self_attention(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, t, c] = x.dims();
         let (heads, hd) = (self.heads, c / self.heads);
-        let qkv = self.qkv_proj.forward(x).reshape([b, t, 3, heads, hd]).permute([2, 0, 3, 1, 4]); // [3, B, H, T, hd]
-        let q = qkv.clone().narrow(0, 0, 1).reshape([b, heads, t, hd]);
-        let k = qkv.clone().narrow(0, 1, 1).reshape([b, heads, t, hd]);
-        let v = qkv.narrow(0, 2, 1).reshape([b, heads, t, hd]);
-        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
-        self.out_proj.forward(out.swap_dims(1, 2).reshape([b, t, c]))
+        // q, k, v as `[B, heads, T, hd]` views of the fused projection (no copies).
+        let qkv = self.qkv_proj.forward(x).reshape([b, t, 3 * heads, hd]);
+        let split = |part: usize| qkv.clone().narrow(2, part * heads, heads).swap_dims(1, 2);
+        let out = encoder_attention(split(0), split(1), split(2), None, None); // [B, T, heads, hd]
+        self.out_proj.forward(out.reshape([b, t, c]))
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {

@@ -5,11 +5,10 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::silu;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 use dsocr_core::layers::{Linear, RmsNorm, apply_rope, rope_tables};
 use dsocr_core::{CoreError, Weights};
+use dsocr_kernels::encoder_attention;
 
 use crate::config::Qwen2EncoderConfig;
 
@@ -58,28 +57,29 @@ impl Qwen2Layer {
     }
 
     fn attention(&self, x: Tensor<3>, ctx: &LayerContext, cfg: &Qwen2EncoderConfig) -> Tensor<3> {
-        let [b, t, d] = x.dims();
+        let [b, t, _] = x.dims();
         let (heads, kv_heads, hd) = (cfg.heads, cfg.kv_heads, cfg.head_dim());
         let qkv = self.qkv_proj.forward(x);
         let split = |start: usize, count: usize| qkv.clone().narrow(2, start * hd, count * hd).reshape([b, t, count, hd]).swap_dims(1, 2);
         let q = apply_rope(split(0, heads), &ctx.cos, &ctx.sin);
         let k = apply_rope(split(heads, kv_heads), &ctx.cos, &ctx.sin);
         let v = split(heads + kv_heads, kv_heads);
-        // Grouped queries: query head h reads key/value head h / (heads / kv_heads).
-        let repeat = |x: Tensor<4>| x.unsqueeze_dim::<5>(2).expand([b, kv_heads, heads / kv_heads, t, hd]).reshape([b, heads, t, hd]);
-        let mask = ctx.masked.clone().expand([b, heads, t, t]);
-        let out = attention(q, repeat(k), repeat(v), Some(mask), None, AttentionModuleOptions::default());
-        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, d]))
+        // Grouped queries (query head h reads key/value head h / (heads / kv_heads)); the mask:
+        // key j is hidden from query i when j is a query position after i.
+        let out = encoder_attention(q, k, v, None, Some(ctx.image_tokens)); // [B, T, heads, hd]
+        self.o_proj.forward(out.reshape([b, t, heads * hd]))
     }
 }
 
-/// What every layer of one forward pass shares: RoPE tables for positions `0..2n` and the mask.
+/// What every layer of one forward pass shares: RoPE tables for positions `0..2n` and the mask's
+/// boundary.
 #[derive(Debug, Clone)]
 struct LayerContext {
     cos: Tensor<2>,
     sin: Tensor<2>,
-    /// `[1, 1, 2n, 2n]`, true where attention is not allowed.
-    masked: Tensor<4, Bool>,
+    /// `n`: the image tokens, which every position sees; the `n` queries after them are seen
+    /// causally ([`dsocr_kernels::encoder_attention`]'s `causal_from`).
+    image_tokens: usize,
 }
 
 /// The Qwen2 encoder with its two query tables (`query_768`: 144 queries for 768-pixel views,
@@ -91,7 +91,7 @@ pub struct Qwen2Encoder {
     query_768: Tensor<2>,
     query_1024: Tensor<2>,
     /// The layer contexts of 768- and 1024-pixel views (144 and 256 tokens), built once at load:
-    /// a vision batch then launches no table or mask work.
+    /// a vision batch then launches no table work.
     contexts: Box<[LayerContext; 2]>,
     config: Qwen2EncoderConfig,
 }
@@ -150,9 +150,6 @@ impl Qwen2Encoder {
     fn context(config: &Qwen2EncoderConfig, n: usize, device: &Device, dtype: burn::tensor::DType) -> LayerContext {
         let t = 2 * n;
         let (cos, sin) = rope_tables(config.head_dim(), config.rope_theta, t, device, dtype);
-        let keys = Tensor::<1, Int>::arange(0..t as i64, device).reshape([1, t]).expand([t, t]);
-        let rows = Tensor::<1, Int>::arange(0..t as i64, device).reshape([t, 1]).expand([t, t]);
-        let masked = keys.clone().greater(rows).bool_and(keys.greater_equal_elem(n as i64));
-        LayerContext { cos, sin, masked: masked.reshape([1, 1, t, t]) }
+        LayerContext { cos, sin, image_tokens: n }
     }
 }

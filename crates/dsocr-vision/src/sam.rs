@@ -10,6 +10,7 @@ use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 
 use dsocr_core::layers::{LayerNorm, Linear};
 use dsocr_core::{CoreError, Weights};
+use dsocr_kernels::{RelPosBias, encoder_attention};
 
 use crate::config::SamConfig;
 use crate::interp::{resize_grid_bicubic_aa, resize_rows_linear};
@@ -19,9 +20,11 @@ use crate::interp::{resize_grid_bicubic_aa, resize_rows_linear};
 /// Both give the reference's result; they differ in what the backend runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RelPosAttention {
-    /// As the reference: the `[B, heads, n, n]` bias is materialised and added to the scores.
-    /// Attention with a bias runs on the backend's unfused kernels (scores, bias and softmax in
-    /// memory: 0.4 GB each per 1024-pixel view and global block in bf16). Cheapest on the CPU.
+    /// As the reference: the bias added to the scores ([`dsocr_kernels::encoder_attention`]).
+    /// On a CUDA device in bf16/f16 that is dsocr's fused attention kernel, which adds the two
+    /// terms inside (nothing `n × n` in memory); elsewhere the `[B, heads, n, n]` bias is
+    /// materialised and attention runs on Burn's unfused kernels (0.4 GB of scores per
+    /// 1024-pixel view and global block in bf16). Cheapest on the CPU.
     #[default]
     Materialized,
     /// The bias folded into the dot product: each query is extended by its relative-position
@@ -71,10 +74,10 @@ impl SamAttention {
         let [b, h, w, c] = x.dims();
         let (heads, hd) = (self.heads, c / self.heads);
         let n = h * w;
-        let qkv = self.qkv.forward(x).reshape([b, n, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
-        let q = qkv.clone().narrow(0, 0, 1).reshape([b, heads, n, hd]);
-        let k = qkv.clone().narrow(0, 1, 1).reshape([b, heads, n, hd]);
-        let v = qkv.narrow(0, 2, 1).reshape([b, heads, n, hd]);
+        // q, k, v as `[B, heads, n, hd]` views of the fused projection (no copies).
+        let qkv = self.qkv.forward(x).reshape([b, n, 3 * heads, hd]);
+        let split = |part: usize| qkv.clone().narrow(2, part * heads, heads).swap_dims(1, 2);
+        let (q, k, v) = (split(0), split(1), split(2));
 
         // Decomposed relative position bias, from the unscaled queries:
         // bias[(qy,qx),(ky,kx)] = q·Rh[qy,ky] + q·Rw[qx,kx].
@@ -90,18 +93,15 @@ impl SamAttention {
         let rel_w = rel_w.reshape([w, bh, h, w]).permute([1, 2, 0, 3]); // [bh, qy, qx, kx]
 
         let out = match mode {
-            RelPosAttention::Materialized => {
-                let bias = rel_h.unsqueeze_dim::<5>(4) + rel_w.unsqueeze_dim::<5>(3); // [bh, qy, qx, ky, kx]
-                let bias = bias.reshape([b, heads, n, n]);
-                attention(q, k, v, None, Some(bias), AttentionModuleOptions::default()) // scale 1/√hd
-            }
+            // Scale 1/√hd, the bias added to the scores; the result is `[B, n, heads, hd]`.
+            RelPosAttention::Materialized => encoder_attention(q, k, v, Some(RelPosBias { rel_h, rel_w }), None),
             RelPosAttention::Folded => {
                 let rel_h = rel_h.reshape([b, heads, n, h]);
                 let rel_w = rel_w.reshape([b, heads, n, w]);
-                folded_attention(q, k, v, rel_h, rel_w, (h, w))
+                folded_attention(q, k, v, rel_h, rel_w, (h, w)).swap_dims(1, 2)
             }
         };
-        let out = out.permute([0, 2, 1, 3]).reshape([b, h, w, c]);
+        let out = out.reshape([b, h, w, c]);
         self.proj.forward(out)
     }
 }

@@ -5,6 +5,8 @@ mod argmax_kernel;
 mod argmax_launch;
 mod decode_attention_kernel;
 mod decode_attention_launch;
+mod encoder_attention_kernel;
+mod encoder_attention_launch;
 mod grouped_kernels;
 mod grouped_launch;
 mod int_store_kernel;
@@ -38,6 +40,19 @@ pub trait DsocrKernels: Backend {
         values: FloatTensor<Self>,
         rows: IntTensor<Self>,
         newest: IntTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// See [`crate::encoder_attention`]: `[B, n, heads, d]` from `q` `[B, heads, n, d]`;
+    /// `rel_h`/`rel_w` are read only `with_bias`.
+    #[fusion(dtype = q, shape = Shape::new([q[0], q[2], q[1], q[3]]))]
+    fn encoder_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        rel_h: FloatTensor<Self>,
+        rel_w: FloatTensor<Self>,
+        causal_from: usize,
+        with_bias: bool,
     ) -> FloatTensor<Self>;
 
     /// See [`crate::linear`].
@@ -138,6 +153,18 @@ impl DsocrKernels for CubeBackend {
         newest: IntTensor<Self>,
     ) -> FloatTensor<Self> {
         decode_attention_launch::decode_attention(q, keys, values, rows, newest)
+    }
+
+    fn encoder_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        rel_h: FloatTensor<Self>,
+        rel_w: FloatTensor<Self>,
+        causal_from: usize,
+        with_bias: bool,
+    ) -> FloatTensor<Self> {
+        encoder_attention_launch::encoder_attention(q, k, v, rel_h, rel_w, causal_from, with_bias)
     }
 
     fn skinny_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -242,6 +269,48 @@ pub(crate) fn decode_attention(
         values.into_dispatch(),
         rows.into_dispatch(),
         newest.into_dispatch(),
+    ))
+}
+
+/// Whether the encoder-attention kernel takes these tensors: bf16 or f16 (its products run on
+/// tensor cores), head size 64, whole groups of query heads per key/value head, and bias tables
+/// that cover the sequence.
+pub(crate) fn encoder_attention_supported(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&crate::RelPosBias>) -> bool {
+    let [b, heads, n, d] = q.dims();
+    let [kb, kv_heads, kn, kd] = k.dims();
+    let same = |t: &Tensor<4>| t.dtype() == q.dtype();
+    let bias_fits = bias.is_none_or(|rel| {
+        let [bh, gh, gw, g] = rel.rel_h.dims();
+        same(&rel.rel_h) && same(&rel.rel_w) && bh == b * heads && gh * gw == n && g == gh && rel.rel_w.dims() == [bh, gh, gw, gw]
+    });
+    matches!(q.dtype(), DType::BF16 | DType::F16)
+        && same(k)
+        && same(v)
+        && d == 64
+        && (kb, kn, kd) == (b, n, d)
+        && v.dims() == k.dims()
+        && kv_heads > 0
+        && heads.is_multiple_of(kv_heads)
+        && n > 0
+        && bias_fits
+}
+
+/// [`crate::encoder_attention`] through the kernel.
+pub(crate) fn encoder_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<crate::RelPosBias>, causal_from: usize) -> Tensor<4> {
+    let with_bias = bias.is_some();
+    // Without a bias the tables are unread: the query stands in.
+    let (rel_h, rel_w) = match bias {
+        Some(rel) => (rel.rel_h, rel.rel_w),
+        None => (q.clone(), q.clone()),
+    };
+    Tensor::from_dispatch(Dispatch::encoder_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        rel_h.into_dispatch(),
+        rel_w.into_dispatch(),
+        causal_from,
+        with_bias,
     ))
 }
 

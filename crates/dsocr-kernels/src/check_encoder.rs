@@ -1,0 +1,75 @@
+//! Self-check of the encoder-attention kernel ([`crate::encoder_attention`]) against its Burn
+//! reference run in f32 on the same (already rounded) inputs, at the encoders' real shapes.
+
+use burn::prelude::*;
+use burn::tensor::{DType, Distribution};
+
+use crate::check::{KernelCheck, host};
+use crate::encoder_attention::{RelPosBias, encoder_attention, encoder_attention_reference};
+
+/// One case: name, views, heads, key/value heads, tokens (a `Gh × Gw` grid when the bias is on),
+/// relative-position bias, `causal_from`.
+struct Case {
+    name: &'static str,
+    batch: usize,
+    heads: usize,
+    kv_heads: usize,
+    grid: (usize, usize),
+    bias: bool,
+    causal_from: Option<usize>,
+}
+
+/// Every case in `dtype` (the kernel takes bf16 and f16; in f32 both sides are the reference).
+pub(crate) fn check_encoder_attention(device: &Device, dtype: DType, tolerance: f32) -> Vec<KernelCheck> {
+    let case = |name, batch, heads, kv_heads, grid, bias, causal_from| Case { name, batch, heads, kv_heads, grid, bias, causal_from };
+    let cases = [
+        // SAM's global blocks: a 1024-pixel view (64×64 tokens) and two 640-pixel tiles (40×40).
+        case("sam global 1024", 1, 12, 12, (64, 64), true, None),
+        case("sam global 640 tiles", 2, 12, 12, (40, 40), true, None),
+        // SAM's windowed blocks: 14×14 windows (196 tokens: a partial last block of keys and queries).
+        case("sam windows", 9, 12, 12, (14, 14), true, None),
+        // CLIP-L: 257 tokens (class token and a 16×16 grid), 16 heads, no bias.
+        case("clip", 2, 16, 16, (1, 257), false, None),
+        // DeepSeek-OCR 2's Qwen2 encoder: 144 image tokens then 144 queries, 14 query heads on 2
+        // key/value heads, causal over the queries.
+        case("qwen2 768 view", 2, 14, 2, (1, 288), false, Some(144)),
+        case("qwen2 1024 view", 1, 14, 2, (1, 512), false, Some(256)),
+    ];
+    cases.iter().map(|c| check_case(device, dtype, tolerance, c)).collect()
+}
+
+fn check_case(device: &Device, dtype: DType, tolerance: f32, c: &Case) -> KernelCheck {
+    let d = 64;
+    let (gh, gw) = c.grid;
+    let n = gh * gw;
+    let rnd = |shape: [usize; 4], std: f64| Tensor::<4>::random(shape, Distribution::Normal(0.0, std), (device, dtype));
+    // Queries, keys and values as views of one fused projection [B, n, (heads + 2·kv)·d], as the
+    // encoders produce them (strided reads, no copies).
+    let fused = rnd([c.batch, n, c.heads + 2 * c.kv_heads, d], 1.0);
+    let split = |start: usize, count: usize| fused.clone().narrow(2, start, count).swap_dims(1, 2);
+    let (q, k, v) = (split(0, c.heads), split(c.heads, c.kv_heads), split(c.heads + c.kv_heads, c.kv_heads));
+    let bias = c.bias.then(|| RelPosBias { rel_h: rnd([c.batch * c.heads, gh, gw, gh], 0.5), rel_w: rnd([c.batch * c.heads, gh, gw, gw], 0.5) });
+    let got = host(encoder_attention(q.clone(), k.clone(), v.clone(), bias.clone(), c.causal_from));
+    let f32s = |t: Tensor<4>| t.cast(DType::F32);
+    let bias32 = bias.map(|rel| RelPosBias { rel_h: f32s(rel.rel_h), rel_w: f32s(rel.rel_w) });
+    let expected = host(encoder_attention_reference(f32s(q), f32s(k), f32s(v), bias32, c.causal_from));
+    let err = if got.len() == expected.len() && !got.is_empty() {
+        got.iter().zip(&expected).map(|(g, e)| (g - e).abs()).fold(0.0f32, f32::max)
+    } else {
+        f32::NAN
+    };
+    KernelCheck {
+        kernel: "encoder_attention",
+        case: format!(
+            "{dtype:?} {}: B={} heads={}/{} n={n}{}{}",
+            c.name,
+            c.batch,
+            c.heads,
+            c.kv_heads,
+            if c.bias { format!(" bias {gh}x{gw}") } else { String::new() },
+            c.causal_from.map_or(String::new(), |f| format!(" causal from {f}"))
+        ),
+        max_abs_err: err,
+        tolerance,
+    }
+}

@@ -1,0 +1,250 @@
+//! Encoder attention in one CubeCL kernel, flash style, on tensor cores (docs/model.md §4.1, §4.5).
+//!
+//! A cube is [`PLANES`] planes (warps) of 32 lanes and owns [`BLOCK_Q`] queries of one (batch,
+//! head): each plane keeps its 16 queries as four 16×16 `A` fragments. For every block of
+//! [`BLOCK_K`] keys the cube stages keys and values in shared memory (zeros past the sequence),
+//! then each plane:
+//! 1. computes its 16×64 scores `Q·Kᵀ` with 16 tensor-core products into f32 and stores them to
+//!    its scratch in shared memory;
+//! 2. in plain lanes, two per query row (32 scores each): scales, adds the decomposed
+//!    relative-position bias `rel_h[q, key row] + rel_w[q, key column]` (SAM), masks (keys past the
+//!    sequence; for DeepSeek-OCR 2's encoder, keys `j > i` at or past `causal_from`), and folds the
+//!    block into the row's running maximum and sum (online softmax); the probabilities go to
+//!    shared memory as the storage type;
+//! 3. multiplies them by the values (16 tensor-core products) into its scratch, which the lanes
+//!    add to their rescaled f32 accumulators (each lane holds half an output row).
+//!
+//! Nothing `n × n` is ever in memory. The output is written as `[B, n, heads, 64]`, the layout the
+//! output projection reads, so no transpose follows. Queries, keys and values are read through
+//! their strides (views of the fused QKV projection need no copy); query head `h` reads key/value
+//! head `h / (heads / kv_heads)` (grouped queries). Head size 64 (SAM, CLIP-L and the Qwen2
+//! encoder all have it); bf16 or f16 storage, f32 arithmetic.
+//! This file holds only CubeCL code (no Burn), so it compiles for any CubeCL runtime.
+
+use cubecl::prelude::*;
+
+/// The head size the kernel is written for.
+pub(super) const HEAD_DIM: u32 = 64;
+/// Planes per cube.
+pub(super) const PLANES: u32 = 4;
+/// Lanes per plane the kernel is written for (NVIDIA warps).
+pub(super) const PLANE: u32 = 32;
+/// Query rows per plane (one tensor-core tile).
+const ROWS: u32 = 16;
+/// Queries per cube.
+pub(super) const BLOCK_Q: u32 = PLANES * ROWS;
+/// Keys per iteration.
+const BLOCK_K: u32 = 64;
+/// Row stride of the key/value/probability tiles in shared memory, in elements: a whole number
+/// of 16-byte vectors (as tensor-core loads need), padded off 128 bytes against bank conflicts.
+const TILE_STRIDE: u32 = 72;
+/// Row stride of a plane's f32 scratch.
+const SCRATCH_STRIDE: u32 = 64;
+/// Stands in for −∞ (exp of a difference of two of them is 1, not NaN; masked keys get weight 0
+/// by test, not by exp).
+const NEG_BIG: f32 = -1.0e30;
+
+/// One cube per (block of [`BLOCK_Q`] queries, head, batch). `rel_h` `[B·heads, Gh, Gw, Gh]` and
+/// `rel_w` `[B·heads, Gh, Gw, Gw]` (read only `with_bias`; then `n = Gh·Gw`, row-major) hold
+/// each query's bias towards every key row and key column.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn encoder_attention_kernel<F: Float>(
+    q: &Tensor<F>,
+    k: &Tensor<F>,
+    v: &Tensor<F>,
+    rel_h: &Tensor<F>,
+    rel_w: &Tensor<F>,
+    out: &mut Tensor<F>,
+    scale: f32,
+    causal_from: u32,
+    #[comptime] with_bias: bool,
+    #[define(F)] _dtype: ElemType,
+) {
+    let q_block = CUBE_POS_X as usize;
+    let h = CUBE_POS_Y as usize;
+    let b = CUBE_POS_Z as usize;
+    let lane = UNIT_POS_X as usize;
+    let plane = UNIT_POS_Y as usize;
+    let thread = plane * PLANE as usize + lane;
+    let d = HEAD_DIM as usize;
+    let n = q.shape(2);
+    let heads = q.shape(1);
+    let kv_h = h / (heads / k.shape(1));
+    let stride = TILE_STRIDE as usize;
+    let s_stride = SCRATCH_STRIDE as usize;
+    let rows = ROWS as usize;
+
+    let mut keys = Shared::<[F]>::new_aligned_slice((BLOCK_K * TILE_STRIDE) as usize, 128usize);
+    let mut values = Shared::<[F]>::new_aligned_slice((BLOCK_K * TILE_STRIDE) as usize, 128usize);
+    let mut probs = Shared::<[F]>::new_aligned_slice((PLANES * ROWS * TILE_STRIDE) as usize, 128usize);
+    let mut scratch = Shared::<[f32]>::new_aligned_slice((PLANES * ROWS * SCRATCH_STRIDE) as usize, 128usize);
+    let p_base = plane * rows * stride;
+    let p_end = p_base + rows * stride;
+    let s_base = plane * rows * s_stride;
+    let s_end = s_base + rows * s_stride;
+
+    // This plane's queries through its probability tile (zeros past the sequence), then held as
+    // four A fragments for the whole key loop.
+    let row0 = q_block * BLOCK_Q as usize + plane * rows;
+    let q_base = b * q.stride(0) + h * q.stride(1);
+    let zero = F::cast_from(f32::new(0.0));
+    #[unroll]
+    for e in 0..(ROWS * HEAD_DIM / PLANE) as usize {
+        let idx = lane + e * PLANE as usize;
+        let (r, c) = (idx / d, idx % d);
+        let i = row0 + r;
+        let mut value = zero;
+        if i < n {
+            value = q[q_base + i * q.stride(2) + c * q.stride(3)];
+        }
+        probs[p_base + r * stride + c] = value;
+    }
+    sync_plane();
+    let qa0 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base..p_end], TILE_STRIDE);
+    let qa1 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 16..p_end], TILE_STRIDE);
+    let qa2 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 32..p_end], TILE_STRIDE);
+    let qa3 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 48..p_end], TILE_STRIDE);
+
+    // Keys past the last one any query of this cube may see are skipped (the causal part).
+    let cube_end = clamp_max((q_block + 1) * BLOCK_Q as usize, n);
+    let mut key_end = n;
+    if (causal_from as usize) < n {
+        key_end = clamp_max(clamp_min(causal_from as usize, cube_end), n);
+    }
+    let blocks = key_end.div_ceil(BLOCK_K as usize);
+
+    // Lane pair (2r, 2r + 1) owns query row r of the plane, columns [c0, c0 + 32).
+    let r = lane / 2;
+    let c0 = (lane % 2) * 32;
+    let i = row0 + r;
+    // The bias tables' row for this query (clamped: rows past the sequence are computed, never
+    // written).
+    let i_c = clamp_max(i, n - 1);
+    let mut rh_base = 0;
+    let mut rw_base = 0;
+    let mut grid_w = 1;
+    if with_bias {
+        grid_w = rel_w.shape(3);
+        let bh = b * heads + h;
+        let (qy, qx) = (i_c / grid_w, i_c % grid_w);
+        rh_base = bh * rel_h.stride(0) + qy * rel_h.stride(1) + qx * rel_h.stride(2);
+        rw_base = bh * rel_w.stride(0) + qy * rel_w.stride(1) + qx * rel_w.stride(2);
+    }
+    let mut run_max = f32::new(NEG_BIG);
+    let mut run_sum = f32::new(0.0);
+    let mut acc = Array::<f32>::new(32usize);
+    let mut weights = Array::<f32>::new(32usize);
+    #[unroll]
+    for c in 0..32 {
+        acc[c] = f32::new(0.0);
+    }
+    let k_base = b * k.stride(0) + kv_h * k.stride(1);
+    let v_base = b * v.stride(0) + kv_h * v.stride(1);
+
+    for kb in 0..blocks {
+        let key0 = kb * BLOCK_K as usize;
+        // Stage the block's keys and values (every plane still reads the previous block's).
+        sync_cube();
+        #[unroll]
+        for e in 0..(BLOCK_K * HEAD_DIM / (PLANES * PLANE)) as usize {
+            let idx = thread + e * (PLANES * PLANE) as usize;
+            let (kr, kc) = (idx / d, idx % d);
+            let j = key0 + kr;
+            let mut key = zero;
+            let mut value = zero;
+            if j < n {
+                key = k[k_base + j * k.stride(2) + kc * k.stride(3)];
+                value = v[v_base + j * v.stride(2) + kc * v.stride(3)];
+            }
+            keys[kr * stride + kc] = key;
+            values[kr * stride + kc] = value;
+        }
+        sync_cube();
+
+        // Scores: four 16×16 tiles of keys, each the sum of four products over the head.
+        #[unroll]
+        for t in 0..4usize {
+            let kt = t * 16 * stride;
+            let scores = cmma::Matrix::<f32>::from_value(cmma::MatrixIdent::Accumulator, 16usize, 16usize, 16usize, cmma::MatrixLayout::Undefined, 0.0);
+            let kb0 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::ColMajor, &keys[kt..kt + 16 * stride], TILE_STRIDE);
+            cmma::execute(&qa0, &kb0, &scores, &scores);
+            let kb1 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::ColMajor, &keys[kt + 16..kt + 16 * stride], TILE_STRIDE);
+            cmma::execute(&qa1, &kb1, &scores, &scores);
+            let kb2 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::ColMajor, &keys[kt + 32..kt + 16 * stride], TILE_STRIDE);
+            cmma::execute(&qa2, &kb2, &scores, &scores);
+            let kb3 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::ColMajor, &keys[kt + 48..kt + 16 * stride], TILE_STRIDE);
+            cmma::execute(&qa3, &kb3, &scores, &scores);
+            cmma::store(&mut scratch[s_base + t * 16..s_end], &scores, SCRATCH_STRIDE, cmma::MatrixLayout::RowMajor);
+        }
+        sync_plane();
+
+        // Online softmax over the lane's 32 scores, then its partner's half of the row.
+        let mut block_max = f32::new(NEG_BIG);
+        #[unroll]
+        for c in 0..32 {
+            let j = key0 + c0 + c;
+            let mut s = scratch[s_base + r * s_stride + c0 + c] * scale;
+            if with_bias {
+                let j_c = clamp_max(j, n - 1);
+                s += f32::cast_from(rel_h[rh_base + (j_c / grid_w) * rel_h.stride(3)]);
+                s += f32::cast_from(rel_w[rw_base + (j_c % grid_w) * rel_w.stride(3)]);
+            }
+            let visible = j < n && (j < causal_from as usize || j <= i);
+            weights[c] = select(visible, s, f32::new(NEG_BIG));
+            block_max = f32::max(block_max, weights[c]);
+        }
+        block_max = f32::max(block_max, plane_shuffle_xor(block_max, 1));
+        let new_max = f32::max(run_max, block_max);
+        let rescale = f32::exp(run_max - new_max);
+        let mut block_sum = f32::new(0.0);
+        #[unroll]
+        for c in 0..32 {
+            let mut p = f32::new(0.0);
+            if weights[c] > f32::new(NEG_BIG) {
+                p = f32::exp(weights[c] - new_max);
+            }
+            block_sum += p;
+            probs[p_base + r * stride + c0 + c] = F::cast_from(p);
+        }
+        block_sum += plane_shuffle_xor(block_sum, 1);
+        run_sum = run_sum * rescale + block_sum;
+        run_max = new_max;
+        sync_plane();
+
+        // Probabilities × values: four 16×16 tiles of the head, each over the block's 64 keys.
+        let pa0 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base..p_end], TILE_STRIDE);
+        let pa1 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 16..p_end], TILE_STRIDE);
+        let pa2 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 32..p_end], TILE_STRIDE);
+        let pa3 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 48..p_end], TILE_STRIDE);
+        #[unroll]
+        for t in 0..4usize {
+            let vt = t * 16;
+            let part = cmma::Matrix::<f32>::from_value(cmma::MatrixIdent::Accumulator, 16usize, 16usize, 16usize, cmma::MatrixLayout::Undefined, 0.0);
+            let vb0 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &values[vt..64 * stride], TILE_STRIDE);
+            cmma::execute(&pa0, &vb0, &part, &part);
+            let vb1 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &values[16 * stride + vt..64 * stride], TILE_STRIDE);
+            cmma::execute(&pa1, &vb1, &part, &part);
+            let vb2 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &values[32 * stride + vt..64 * stride], TILE_STRIDE);
+            cmma::execute(&pa2, &vb2, &part, &part);
+            let vb3 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &values[48 * stride + vt..64 * stride], TILE_STRIDE);
+            cmma::execute(&pa3, &vb3, &part, &part);
+            cmma::store(&mut scratch[s_base + vt..s_end], &part, SCRATCH_STRIDE, cmma::MatrixLayout::RowMajor);
+        }
+        sync_plane();
+        #[unroll]
+        for c in 0..32 {
+            acc[c] = acc[c] * rescale + scratch[s_base + r * s_stride + c0 + c];
+        }
+    }
+
+    if i < n {
+        let inv = f32::new(1.0) / run_sum;
+        let o_base = b * out.stride(0) + i * out.stride(1) + h * out.stride(2);
+        let o_elem = out.stride(3);
+        #[unroll]
+        for c in 0..32 {
+            out[o_base + (c0 + c) * o_elem] = F::cast_from(acc[c] * inv);
+        }
+    }
+}

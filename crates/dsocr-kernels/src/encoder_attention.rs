@@ -1,0 +1,137 @@
+//! Attention of the vision encoders (SAM, CLIP-L, DeepSeek-OCR 2's Qwen2 encoder): every query of
+//! a view against every key, with SAM's decomposed relative-position bias or the Qwen2 encoder's
+//! mask where they have them (docs/model.md §4.1, §4.5).
+//!
+//! On a CUDA device in bf16/f16 this is one fused kernel (flash style, tensor cores, nothing
+//! `n × n` in memory); elsewhere the reference below, which materialises the bias and mask as the
+//! official code does.
+
+use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+/// SAM's decomposed relative-position bias (docs/model.md §4.1): for a query at grid cell
+/// `(qy, qx)` and a key at `(ky, kx)` of a `Gh × Gw` grid (tokens row-major, `n = Gh·Gw`), the
+/// bias is `rel_h[bh, qy, qx, ky] + rel_w[bh, qy, qx, kx]`, `bh` = batch × heads + head.
+#[derive(Debug, Clone)]
+pub struct RelPosBias {
+    /// `[B·heads, Gh, Gw, Gh]`: each query's term for every key row.
+    pub rel_h: Tensor<4>,
+    /// `[B·heads, Gh, Gw, Gw]`: each query's term for every key column.
+    pub rel_w: Tensor<4>,
+}
+
+impl RelPosBias {
+    /// The whole bias `[B, heads, n, n]` (what the reference adds to the scores).
+    pub fn materialize(&self, batch: usize, heads: usize) -> Tensor<4> {
+        let [bh, gh, gw, _] = self.rel_h.dims();
+        let n = gh * gw;
+        debug_assert_eq!(bh, batch * heads);
+        let bias = self.rel_h.clone().unsqueeze_dim::<5>(4) + self.rel_w.clone().unsqueeze_dim::<5>(3); // [bh, qy, qx, ky, kx]
+        bias.reshape([batch, heads, n, n])
+    }
+}
+
+/// Whether [`encoder_attention`] runs as dsocr's fused kernel on `device` for tensors of `dtype`
+/// with heads of `head_dim` (then nothing `n × n` is in memory; the engine sizes its vision
+/// batches by it): a CUDA device in a `cuda` build, bf16 or f16, head size 64.
+pub fn encoder_attention_fused(device: &Device, dtype: burn::tensor::DType, head_dim: usize) -> bool {
+    use burn::tensor::DType;
+    crate::runs_cube_kernels(device) && matches!(dtype, DType::BF16 | DType::F16) && head_dim == 64
+}
+
+/// `softmax(q·kᵀ/√d + bias, masked)·v` over whole sequences, returned as `[B, n, heads, d]`
+/// (tokens first: the layout the output projection reads).
+///
+/// `q` `[B, heads, n, d]`; `k`, `v` `[B, kv_heads, n, d]` with `heads` a multiple of `kv_heads`
+/// (query head `h` reads key/value head `h / (heads / kv_heads)`); any strides (views of a fused
+/// QKV projection need no copy). `bias`: SAM's relative-position terms. `causal_from`: keys at or
+/// past this position are hidden from earlier queries (`j ≥ causal_from && j > i`), DeepSeek-OCR
+/// 2's encoder mask (bidirectional over the image tokens, causal over the learned queries).
+pub fn encoder_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<RelPosBias>, causal_from: Option<usize>) -> Tensor<4> {
+    #[cfg(feature = "cuda")]
+    if encoder_attention_fused(&q.device(), q.dtype(), q.dims()[3]) && crate::cuda::encoder_attention_supported(&q, &k, &v, bias.as_ref()) {
+        let n = q.dims()[2];
+        return crate::cuda::encoder_attention(q, k, v, bias, causal_from.unwrap_or(n).min(n));
+    }
+    encoder_attention_reference(q, k, v, bias, causal_from)
+}
+
+/// The plain Burn definition of [`encoder_attention`]: the bias and mask materialised, the key
+/// and value heads repeated for grouped queries, Burn's attention.
+pub fn encoder_attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<RelPosBias>, causal_from: Option<usize>) -> Tensor<4> {
+    let [b, heads, n, d] = q.dims();
+    let kv_heads = k.dims()[1];
+    let repeat = |x: Tensor<4>| {
+        if kv_heads == heads {
+            x
+        } else {
+            x.unsqueeze_dim::<5>(2).expand([b, kv_heads, heads / kv_heads, n, d]).reshape([b, heads, n, d])
+        }
+    };
+    let device = q.device();
+    let mask = causal_from.map(|from| {
+        let rows = Tensor::<1, Int>::arange(0..n as i64, &device).reshape([n, 1]).expand([n, n]);
+        let keys = Tensor::<1, Int>::arange(0..n as i64, &device).reshape([1, n]).expand([n, n]);
+        keys.clone().greater(rows).bool_and(keys.greater_equal_elem(from as i64)).reshape([1, 1, n, n]).expand([b, heads, n, n])
+    });
+    let bias = bias.map(|rel| rel.materialize(b, heads));
+    attention(q, repeat(k), repeat(v), mask, bias, AttentionModuleOptions::default()).swap_dims(1, 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{DType, Distribution};
+
+    fn device() -> Device {
+        dsocr_core::DeviceSpec::Cpu.device().unwrap()
+    }
+
+    fn host(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().convert::<f32>().to_vec().unwrap()
+    }
+
+    /// The reference against attention written out by hand for every query: the bias terms by
+    /// key row and column, the mask, grouped heads, and the tokens-first output layout.
+    #[test]
+    fn reference_matches_attention_written_out() {
+        let dev = device();
+        let (b, heads, kv_heads, gh, gw, d) = (2, 4, 2, 3, 5, 8);
+        let n = gh * gw;
+        let normal = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (&dev, DType::F32));
+        let (q, k, v) = (normal([b, heads, n, d]), normal([b, kv_heads, n, d]), normal([b, kv_heads, n, d]));
+        let rel = RelPosBias { rel_h: normal([b * heads, gh, gw, gh]), rel_w: normal([b * heads, gh, gw, gw]) };
+        let from = 9;
+        let got = host(encoder_attention(q.clone(), k.clone(), v.clone(), Some(rel.clone()), Some(from)));
+        assert_eq!(got.len(), b * n * heads * d);
+        let (q, k, v, rh, rw) = (host(q), host(k), host(v), host(rel.rel_h), host(rel.rel_w));
+        let group = heads / kv_heads;
+        for bi in 0..b {
+            for h in 0..heads {
+                let kvh = h / group;
+                let bh = bi * heads + h;
+                for i in 0..n {
+                    let scores: Vec<Option<f32>> = (0..n)
+                        .map(|j| {
+                            if j >= from && j > i {
+                                return None;
+                            }
+                            let dot: f32 = (0..d).map(|e| q[((bi * heads + h) * n + i) * d + e] * k[((bi * kv_heads + kvh) * n + j) * d + e]).sum();
+                            let (qy, qx, ky, kx) = (i / gw, i % gw, j / gw, j % gw);
+                            Some(dot / (d as f32).sqrt() + rh[((bh * gh + qy) * gw + qx) * gh + ky] + rw[((bh * gh + qy) * gw + qx) * gw + kx])
+                        })
+                        .collect();
+                    let top = scores.iter().flatten().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
+                    let weights: Vec<f32> = scores.iter().map(|s| s.map_or(0.0, |s| (s - top).exp())).collect();
+                    let total: f32 = weights.iter().sum();
+                    for e in 0..d {
+                        let expected: f32 = (0..n).map(|j| weights[j] * v[((bi * kv_heads + kvh) * n + j) * d + e]).sum::<f32>() / total;
+                        let at = ((bi * n + i) * heads + h) * d + e;
+                        assert!((got[at] - expected).abs() < 1e-5, "b {bi} h {h} i {i} e {e}: {} vs {expected}", got[at]);
+                    }
+                }
+            }
+        }
+    }
+}
