@@ -52,10 +52,11 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
         out.extend(crate::check_projection::check_projections(device, dtype, tolerance));
         out.extend(crate::check_fused::check_fused(device, dtype, tolerance));
         out.extend(crate::check_layer::check_layer_kernels(device, dtype, tolerance));
-        // The encoder-attention kernel takes bf16/f16 only (in f32 both sides are the reference).
-        // Its outputs reach |4|, where a bf16 rounding alone is up to 0.016.
+        // The encoder-attention and LayerNorm kernels take bf16/f16 only (in f32 both sides are
+        // the reference). Their outputs reach |4|, where a bf16 rounding alone is up to 0.016.
         if dtype != DType::F32 {
             out.extend(crate::check_encoder::check_encoder_attention(device, dtype, 3e-2));
+            out.extend(crate::check_encoder::check_layer_norm(device, dtype, 3e-2));
         }
         for (r, h, s, d, rows, newest) in cases {
             let b = rows.len();

@@ -1,11 +1,13 @@
-//! Self-check of the encoder-attention kernel ([`crate::encoder_attention`]) against its Burn
-//! reference run in f32 on the same (already rounded) inputs, at the encoders' real shapes.
+//! Self-check of the encoders' kernels (attention, [`crate::encoder_attention`]; LayerNorm,
+//! [`crate::layer_norm`]) against their Burn references run in f32 on the same (already rounded)
+//! inputs, at the encoders' real shapes.
 
 use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
 use crate::check::{KernelCheck, host};
 use crate::encoder_attention::{RelPosBias, encoder_attention, encoder_attention_reference};
+use crate::norm::{layer_norm, layer_norm_reference};
 
 /// One case: name, views, heads, key/value heads, tokens (a `Gh × Gw` grid when the bias is on),
 /// relative-position bias, `causal_from`.
@@ -72,4 +74,31 @@ fn check_case(device: &Device, dtype: DType, tolerance: f32, c: &Case) -> Kernel
         max_abs_err: err,
         tolerance,
     }
+}
+
+/// LayerNorm at the encoders' widths and row counts, in `dtype` (the kernel takes bf16 and f16).
+pub(crate) fn check_layer_norm(device: &Device, dtype: DType, tolerance: f32) -> Vec<KernelCheck> {
+    // (name, rows, width, eps): SAM's blocks over two 64×64 views, CLIP-L over two 257-token
+    // views, SAM's neck (256 channels).
+    let cases = [("sam blocks", 8192, 768, 1e-6), ("clip", 514, 1024, 1e-5), ("sam neck", 4096, 256, 1e-6)];
+    cases
+        .iter()
+        .map(|&(name, rows, width, eps)| {
+            let rnd = |shape: [usize; 2], mean: f64, std: f64| Tensor::<2>::random(shape, Distribution::Normal(mean, std), (device, dtype));
+            let x = rnd([rows, width], 0.3, 2.0);
+            let weight: Tensor<1> = rnd([1, width], 1.0, 0.2).reshape([width]);
+            let bias: Tensor<1> = rnd([1, width], 0.0, 0.1).reshape([width]);
+            let norm = dsocr_core::layers::LayerNorm { weight: weight.clone(), bias: bias.clone(), eps };
+            let got = host(layer_norm(x.clone(), &norm));
+            let f32s = |t: Tensor<1>| t.cast(DType::F32);
+            let norm32 = dsocr_core::layers::LayerNorm { weight: f32s(weight), bias: f32s(bias), eps };
+            let expected = host(layer_norm_reference(x.cast(DType::F32), &norm32));
+            let err = if got.len() == expected.len() && !got.is_empty() {
+                got.iter().zip(&expected).map(|(g, e)| (g - e).abs()).fold(0.0f32, f32::max)
+            } else {
+                f32::NAN
+            };
+            KernelCheck { kernel: "layer_norm", case: format!("{dtype:?} {name}: {rows}x{width}"), max_abs_err: err, tolerance }
+        })
+        .collect()
 }

@@ -55,7 +55,7 @@ pub use encoder_attention::{RelPosBias, encoder_attention, encoder_attention_fus
 pub use host_experts::HostExperts;
 pub use host_linear::{SKINNY_ROWS, host_linear, host_matmul};
 pub use ints::{increment_ints, increment_ints_reference, overwrite_ints, overwrite_ints_reference};
-pub use norm::{add_rms_norm, add_rms_norm_reference, rms_norm, rms_norm_reference};
+pub use norm::{add_rms_norm, add_rms_norm_reference, layer_norm, layer_norm_reference, rms_norm, rms_norm_reference};
 pub use parts::PartialSums;
 pub use projection::{
     MAX_EXPERT_PAIRS, MAX_KERNEL_ROWS, expert_down, expert_down_parts, expert_down_reference, expert_kernels_take, expert_swiglu,

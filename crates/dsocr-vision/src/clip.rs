@@ -7,7 +7,7 @@ use burn::tensor::activation::sigmoid;
 
 use dsocr_core::layers::{LayerNorm, Linear};
 use dsocr_core::{CoreError, Weights};
-use dsocr_kernels::encoder_attention;
+use dsocr_kernels::{encoder_attention, layer_norm};
 
 use crate::config::ClipConfig;
 use crate::interp::resize_grid_bicubic_aa;
@@ -53,8 +53,8 @@ impl ClipLayer {
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = x.clone() + self.self_attention(self.layer_norm1.forward(x));
-        let y = self.fc2.forward(quick_gelu(self.fc1.forward(self.layer_norm2.forward(h.clone()))));
+        let h = x.clone() + self.self_attention(layer_norm(x, &self.layer_norm1));
+        let y = self.fc2.forward(quick_gelu(self.fc1.forward(layer_norm(h.clone(), &self.layer_norm2))));
         h + y
     }
 }
@@ -105,7 +105,7 @@ impl ClipEncoder {
         let patches = sam_features.reshape([b, c, g * g]).swap_dims(1, 2); // [B, g², C]
         let class = self.class_embedding.clone().reshape([1, 1, c]).expand([b, 1, c]);
         let x = Tensor::cat(vec![class, patches], 1) + self.positions(g).unsqueeze::<3>();
-        let mut x = self.pre_layrnorm.forward(x);
+        let mut x = layer_norm(x, &self.pre_layrnorm);
         for layer in &self.layers {
             x = layer.forward(x);
         }

@@ -48,8 +48,8 @@ impl Qwen2Layer {
     }
 
     fn forward(&self, x: Tensor<3>, ctx: &LayerContext, cfg: &Qwen2EncoderConfig) -> Tensor<3> {
-        let h = x.clone() + self.attention(self.input_layernorm.forward(x), ctx, cfg);
-        let gate_up = self.gate_up_proj.forward(self.post_attention_layernorm.forward(h.clone()));
+        let h = x.clone() + self.attention(rms_norm(x, &self.input_layernorm), ctx, cfg);
+        let gate_up = self.gate_up_proj.forward(rms_norm(h.clone(), &self.post_attention_layernorm));
         let inter = cfg.intermediate_size;
         let gate = gate_up.clone().narrow(2, 0, inter);
         let up = gate_up.narrow(2, inter, inter);
@@ -141,7 +141,7 @@ impl Qwen2Encoder {
         for layer in &self.layers {
             x = layer.forward(x, ctx, &self.config);
         }
-        self.norm.forward(x)
+        rms_norm(x, &self.norm)
     }
 
     /// Positions `0..2n` over image tokens then queries; the mask forbids key `j` to query `i`
@@ -153,3 +153,11 @@ impl Qwen2Encoder {
         LayerContext { cos, sin, image_tokens: n }
     }
 }
+
+/// `norm` over the last dimension of `[B, T, D]` rows through [`dsocr_kernels::rms_norm`] (one
+/// kernel on a CubeCL device, the reference's f32 arithmetic and rounding; Burn's elsewhere).
+fn rms_norm(x: Tensor<3>, norm: &RmsNorm) -> Tensor<3> {
+    let [b, t, d] = x.dims();
+    dsocr_kernels::rms_norm(x.reshape([b * t, d]), &norm.weight, norm.eps).reshape([b, t, d])
+}
+

@@ -10,7 +10,7 @@ use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 
 use dsocr_core::layers::{LayerNorm, Linear};
 use dsocr_core::{CoreError, Weights};
-use dsocr_kernels::{RelPosBias, encoder_attention};
+use dsocr_kernels::{RelPosBias, encoder_attention, layer_norm};
 
 use crate::config::SamConfig;
 use crate::interp::{resize_grid_bicubic_aa, resize_rows_linear};
@@ -171,7 +171,7 @@ impl SamBlock {
 
     fn forward(&self, x: Tensor<4>, mode: RelPosAttention) -> Tensor<4> {
         let shortcut = x.clone();
-        let x = self.norm1.forward(x);
+        let x = layer_norm(x, &self.norm1);
         let x = match self.window {
             Some(ws) => {
                 let [b, h, w, _] = x.dims();
@@ -181,7 +181,7 @@ impl SamBlock {
             None => self.attn.forward(x, mode),
         };
         let x = shortcut + x;
-        let y = self.lin2.forward(gelu(self.lin1.forward(self.norm2.forward(x.clone()))));
+        let y = self.lin2.forward(gelu(self.lin1.forward(layer_norm(x.clone(), &self.norm2))));
         x + y
     }
 }
@@ -205,7 +205,7 @@ fn window_unpartition(windows: Tensor<4>, ws: usize, b: usize, (hp, wp): (usize,
 
 /// LayerNorm over the channels of an NCHW map (SAM's `LayerNorm2d`).
 fn layer_norm_2d(norm: &LayerNorm, x: Tensor<4>) -> Tensor<4> {
-    norm.forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+    layer_norm(x.permute([0, 2, 3, 1]), norm).permute([0, 3, 1, 2])
 }
 
 /// SAM ViT-B with its neck and compressor.

@@ -6,8 +6,11 @@
 //! then each plane:
 //! 1. computes its 16×64 scores `Q·Kᵀ` with 16 tensor-core products into f32 and stores them to
 //!    its scratch in shared memory;
-//! 2. in plain lanes, two per query row (32 scores each): scales, adds the decomposed
-//!    relative-position bias `rel_h[q, key row] + rel_w[q, key column]` (SAM), masks (keys past the
+//! 2. (SAM) in plain lanes, one per key column: scales and adds the decomposed relative-position
+//!    bias `rel_h[q, key row] + rel_w[q, key column]` (each lane's key row and column divided out
+//!    once per block, the table reads of a query row contiguous); then, two lanes per query row
+//!    (32 scores each, visited in a per-lane rotation that keeps shared-memory banks apart): scales
+//!    (without bias), masks (keys past the
 //!    sequence; for DeepSeek-OCR 2's encoder, keys `j > i` at or past `causal_from`), and folds the
 //!    block into the row's running maximum and sum (online softmax); the probabilities go to
 //!    shared memory as the storage type;
@@ -38,8 +41,10 @@ const BLOCK_K: u32 = 64;
 /// Row stride of the key/value/probability tiles in shared memory, in elements: a whole number
 /// of 16-byte vectors (as tensor-core loads need), padded off 128 bytes against bank conflicts.
 const TILE_STRIDE: u32 = 72;
-/// Row stride of a plane's f32 scratch.
-const SCRATCH_STRIDE: u32 = 64;
+/// Row stride of a plane's f32 scratch: 68 words (a multiple of 4, as tensor-core stores need) puts
+/// row `r` on bank `4r`, so with the column rotation of the softmax pass the 32 lanes of a plane
+/// read 32 different banks (a stride of 64 put every lane on one bank: 32-way conflicts).
+const SCRATCH_STRIDE: u32 = 68;
 /// Stands in for −∞ (exp of a difference of two of them is 1, not NaN; masked keys get weight 0
 /// by test, not by exp).
 const NEG_BIG: f32 = -1.0e30;
@@ -79,6 +84,8 @@ pub(super) fn encoder_attention_kernel<F: Float>(
     let mut values = Shared::<[F]>::new_aligned_slice((BLOCK_K * TILE_STRIDE) as usize, 128usize);
     let mut probs = Shared::<[F]>::new_aligned_slice((PLANES * ROWS * TILE_STRIDE) as usize, 128usize);
     let mut scratch = Shared::<[f32]>::new_aligned_slice((PLANES * ROWS * SCRATCH_STRIDE) as usize, 128usize);
+    // Where each of the cube's queries' rows of the bias tables start (`with_bias` only).
+    let mut bias_rows = Shared::<[u32]>::new_aligned_slice((2 * BLOCK_Q) as usize, 16usize);
     let p_base = plane * rows * stride;
     let p_end = p_base + rows * stride;
     let s_base = plane * rows * s_stride;
@@ -114,22 +121,27 @@ pub(super) fn encoder_attention_kernel<F: Float>(
     }
     let blocks = key_end.div_ceil(BLOCK_K as usize);
 
-    // Lane pair (2r, 2r + 1) owns query row r of the plane, columns [c0, c0 + 32).
+    // Lane pair (2r, 2r + 1) owns query row r of the plane, columns [c0, c0 + 32), visited from
+    // a lane's own rotation `rot` (column c0 + ((c + rot) mod 32) at step c, and `acc[c]` holds
+    // that output column): with SCRATCH_STRIDE's bank 4r per row, rot = r/8 + 2·(lane mod 2)
+    // makes the 32 lanes' banks 4(r mod 8) + r/8 + 2·(lane mod 2) all different.
     let r = lane / 2;
     let c0 = (lane % 2) * 32;
+    let rot = r / 8 + 2 * (lane % 2);
     let i = row0 + r;
-    // The bias tables' row for this query (clamped: rows past the sequence are computed, never
-    // written).
-    let i_c = clamp_max(i, n - 1);
-    let mut rh_base = 0;
-    let mut rw_base = 0;
     let mut grid_w = 1;
     if with_bias {
         grid_w = rel_w.shape(3);
-        let bh = b * heads + h;
-        let (qy, qx) = (i_c / grid_w, i_c % grid_w);
-        rh_base = bh * rel_h.stride(0) + qy * rel_h.stride(1) + qx * rel_h.stride(2);
-        rw_base = bh * rel_w.stride(0) + qy * rel_w.stride(1) + qx * rel_w.stride(2);
+        // The bias tables' rows of the cube's queries (clamped: rows past the sequence are
+        // computed, never written).
+        if thread < BLOCK_Q as usize {
+            let bh = b * heads + h;
+            let i_c = clamp_max(q_block * BLOCK_Q as usize + thread, n - 1);
+            let (qy, qx) = (i_c / grid_w, i_c % grid_w);
+            bias_rows[thread] = u32::cast_from(bh * rel_h.stride(0) + qy * rel_h.stride(1) + qx * rel_h.stride(2));
+            bias_rows[BLOCK_Q as usize + thread] = u32::cast_from(bh * rel_w.stride(0) + qy * rel_w.stride(1) + qx * rel_w.stride(2));
+        }
+        sync_cube();
     }
     let mut run_max = f32::new(NEG_BIG);
     let mut run_sum = f32::new(0.0);
@@ -179,16 +191,35 @@ pub(super) fn encoder_attention_kernel<F: Float>(
         }
         sync_plane();
 
+        if with_bias {
+            // Scale and bias, lane = key column (two halves): the key's grid row and column are
+            // divided out once per block, the table reads of one query row are contiguous.
+            #[unroll]
+            for half in 0..2usize {
+                let col = lane + half * PLANE as usize;
+                let j_c = clamp_max(key0 + col, n - 1);
+                let (ky, kx) = (j_c / grid_w, j_c % grid_w);
+                let (oh, ow) = (ky * rel_h.stride(3), kx * rel_w.stride(3));
+                #[unroll]
+                for row in 0..ROWS as usize {
+                    let qi = plane * rows + row;
+                    let at = s_base + row * s_stride + col;
+                    let bias = f32::cast_from(rel_h[bias_rows[qi] as usize + oh]) + f32::cast_from(rel_w[bias_rows[BLOCK_Q as usize + qi] as usize + ow]);
+                    scratch[at] = scratch[at] * scale + bias;
+                }
+            }
+            sync_plane();
+        }
+
         // Online softmax over the lane's 32 scores, then its partner's half of the row.
         let mut block_max = f32::new(NEG_BIG);
         #[unroll]
         for c in 0..32 {
-            let j = key0 + c0 + c;
-            let mut s = scratch[s_base + r * s_stride + c0 + c] * scale;
-            if with_bias {
-                let j_c = clamp_max(j, n - 1);
-                s += f32::cast_from(rel_h[rh_base + (j_c / grid_w) * rel_h.stride(3)]);
-                s += f32::cast_from(rel_w[rw_base + (j_c % grid_w) * rel_w.stride(3)]);
+            let col = c0 + ((c + rot) % 32);
+            let j = key0 + col;
+            let mut s = scratch[s_base + r * s_stride + col];
+            if !with_bias {
+                s *= scale;
             }
             let visible = j < n && (j < causal_from as usize || j <= i);
             weights[c] = select(visible, s, f32::new(NEG_BIG));
@@ -205,7 +236,7 @@ pub(super) fn encoder_attention_kernel<F: Float>(
                 p = f32::exp(weights[c] - new_max);
             }
             block_sum += p;
-            probs[p_base + r * stride + c0 + c] = F::cast_from(p);
+            probs[p_base + r * stride + c0 + ((c + rot) % 32)] = F::cast_from(p);
         }
         block_sum += plane_shuffle_xor(block_sum, 1);
         run_sum = run_sum * rescale + block_sum;
@@ -234,7 +265,7 @@ pub(super) fn encoder_attention_kernel<F: Float>(
         sync_plane();
         #[unroll]
         for c in 0..32 {
-            acc[c] = acc[c] * rescale + scratch[s_base + r * s_stride + c0 + c];
+            acc[c] = acc[c] * rescale + scratch[s_base + r * s_stride + c0 + ((c + rot) % 32)];
         }
     }
 
@@ -244,7 +275,7 @@ pub(super) fn encoder_attention_kernel<F: Float>(
         let o_elem = out.stride(3);
         #[unroll]
         for c in 0..32 {
-            out[o_base + (c0 + c) * o_elem] = F::cast_from(acc[c] * inv);
+            out[o_base + (c0 + (c + rot) % 32) * o_elem] = F::cast_from(acc[c] * inv);
         }
     }
 }

@@ -11,6 +11,7 @@ mod grouped_kernels;
 mod grouped_launch;
 mod int_store_kernel;
 mod int_store_launch;
+mod layer_norm_kernel;
 mod norm_kernel;
 mod parts_kernel;
 mod rope_kernel;
@@ -54,6 +55,10 @@ pub trait DsocrKernels: Backend {
         causal_from: usize,
         with_bias: bool,
     ) -> FloatTensor<Self>;
+
+    /// See [`crate::layer_norm`]: rows `[M, W]`.
+    #[fusion(dtype = x, shape = x)]
+    fn layer_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, eps: f32) -> FloatTensor<Self>;
 
     /// See [`crate::linear`].
     #[fusion(dtype = x, shape = Shape::new([x[0], weight[1]]))]
@@ -165,6 +170,10 @@ impl DsocrKernels for CubeBackend {
         with_bias: bool,
     ) -> FloatTensor<Self> {
         encoder_attention_launch::encoder_attention(q, k, v, rel_h, rel_w, causal_from, with_bias)
+    }
+
+    fn layer_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, eps: f32) -> FloatTensor<Self> {
+        layer_norm_kernel::layer_norm(x, weight, bias, eps)
     }
 
     fn skinny_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -312,6 +321,17 @@ pub(crate) fn encoder_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: 
         causal_from,
         with_bias,
     ))
+}
+
+/// Whether the LayerNorm kernel takes rows of `width` in `dtype`: bf16 or f16 (f32 stays on
+/// Burn's definition, which the GPU parity runs compare), whole planes, held in registers.
+pub(crate) fn layer_norm_supported(dtype: DType, width: usize) -> bool {
+    matches!(dtype, DType::BF16 | DType::F16) && width > 0 && width.is_multiple_of(32) && width <= layer_norm_kernel::MAX_WIDTH
+}
+
+/// [`crate::layer_norm`] through the kernel, on rows `[M, W]`.
+pub(crate) fn layer_norm(x: Tensor<2>, weight: Tensor<1>, bias: Tensor<1>, eps: f32) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::layer_norm(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), eps))
 }
 
 /// Whether the skinny kernels take weights of `dtype` whose rows hold `columns` outputs: a float
