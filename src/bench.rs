@@ -69,8 +69,10 @@ pub fn synthetic_page(w: usize, h: usize) -> RgbImage {
 /// One page stage by stage, in seconds.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct StageTimings {
-    /// Resize, tiles, normalisation and prompt ids.
+    /// Resize, tiles, normalisation and prompt ids, and the pixels' upload.
     pub preprocess_s: f64,
+    /// Of which the pixels' upload (and their normalisation on a GPU).
+    pub upload_s: f64,
     /// SAM over the global view and the tiles.
     pub sam_s: f64,
     /// The second stage over the same views: CLIP (DeepSeek-OCR) or the Qwen2 encoder
@@ -93,10 +95,12 @@ pub fn stage_timings(ocr: &DeepseekOcr, image: &RgbImage) -> Result<StageTimings
     let mut t = StageTimings::default();
     let t0 = Instant::now();
     let page = prepare_page(image, &ocr.options_for_model(&OcrOptions::default())?, ocr.tokenizer())?;
+    let t_upload = Instant::now();
     let global = pixel_tensor(&page.image.global, &device, dtype);
     let tiles = page.image.tiles.as_ref().map(|v| pixel_tensor(v, &device, dtype));
     sync()?;
     t.preprocess_s = t0.elapsed().as_secs_f64();
+    t.upload_s = t_upload.elapsed().as_secs_f64();
     t.prompt_tokens = page.prompt.len();
     let enc = ocr.encoder();
     let t1 = Instant::now();
