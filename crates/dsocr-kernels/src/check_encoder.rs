@@ -50,7 +50,8 @@ fn check_case(device: &Device, dtype: DType, tolerance: f32, c: &Case) -> Kernel
     let fused = rnd([c.batch, n, c.heads + 2 * c.kv_heads, d], 1.0);
     let split = |start: usize, count: usize| fused.clone().narrow(2, start, count).swap_dims(1, 2);
     let (q, k, v) = (split(0, c.heads), split(c.heads, c.kv_heads), split(c.heads + c.kv_heads, c.kv_heads));
-    let bias = c.bias.then(|| RelPosBias { rel_h: rnd([c.batch * c.heads, gh, gw, gh], 0.5), rel_w: rnd([c.batch * c.heads, gh, gw, gw], 0.5) });
+    let bias =
+        c.bias.then(|| RelPosBias { rel_h: rnd([c.batch * c.heads, gh, gw, gh], 0.5), rel_w: rnd([c.batch * c.heads, gh, gw, gw], 0.5) });
     let got = host(encoder_attention(q.clone(), k.clone(), v.clone(), bias.clone(), c.causal_from));
     let f32s = |t: Tensor<4>| t.cast(DType::F32);
     let bias32 = bias.map(|rel| RelPosBias { rel_h: f32s(rel.rel_h), rel_w: f32s(rel.rel_w) });

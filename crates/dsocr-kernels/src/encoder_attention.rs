@@ -59,15 +59,17 @@ pub fn encoder_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<
 
 /// The plain Burn definition of [`encoder_attention`]: the bias and mask materialised, the key
 /// and value heads repeated for grouped queries, Burn's attention.
-pub fn encoder_attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<RelPosBias>, causal_from: Option<usize>) -> Tensor<4> {
+pub fn encoder_attention_reference(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: Option<RelPosBias>,
+    causal_from: Option<usize>,
+) -> Tensor<4> {
     let [b, heads, n, d] = q.dims();
     let kv_heads = k.dims()[1];
     let repeat = |x: Tensor<4>| {
-        if kv_heads == heads {
-            x
-        } else {
-            x.unsqueeze_dim::<5>(2).expand([b, kv_heads, heads / kv_heads, n, d]).reshape([b, heads, n, d])
-        }
+        if kv_heads == heads { x } else { x.unsqueeze_dim::<5>(2).expand([b, kv_heads, heads / kv_heads, n, d]).reshape([b, heads, n, d]) }
     };
     let device = q.device();
     let mask = causal_from.map(|from| {
@@ -89,7 +91,7 @@ mod tests {
     }
 
     fn host(t: Tensor<4>) -> Vec<f32> {
-        t.into_data().convert::<f32>().to_vec().unwrap()
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
     }
 
     /// The reference against attention written out by hand for every query: the bias terms by
@@ -117,9 +119,14 @@ mod tests {
                             if j >= from && j > i {
                                 return None;
                             }
-                            let dot: f32 = (0..d).map(|e| q[((bi * heads + h) * n + i) * d + e] * k[((bi * kv_heads + kvh) * n + j) * d + e]).sum();
+                            let dot: f32 =
+                                (0..d).map(|e| q[((bi * heads + h) * n + i) * d + e] * k[((bi * kv_heads + kvh) * n + j) * d + e]).sum();
                             let (qy, qx, ky, kx) = (i / gw, i % gw, j / gw, j % gw);
-                            Some(dot / (d as f32).sqrt() + rh[((bh * gh + qy) * gw + qx) * gh + ky] + rw[((bh * gh + qy) * gw + qx) * gw + kx])
+                            Some(
+                                dot / (d as f32).sqrt()
+                                    + rh[((bh * gh + qy) * gw + qx) * gh + ky]
+                                    + rw[((bh * gh + qy) * gw + qx) * gw + kx],
+                            )
                         })
                         .collect();
                     let top = scores.iter().flatten().fold(f32::NEG_INFINITY, |a, &s| a.max(s));

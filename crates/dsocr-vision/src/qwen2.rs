@@ -160,4 +160,3 @@ fn rms_norm(x: Tensor<3>, norm: &RmsNorm) -> Tensor<3> {
     let [b, t, d] = x.dims();
     dsocr_kernels::rms_norm(x.reshape([b * t, d]), &norm.weight, norm.eps).reshape([b, t, d])
 }
-

@@ -108,10 +108,42 @@ pub(super) fn encoder_attention_kernel<F: Float>(
         probs[p_base + r * stride + c] = value;
     }
     sync_plane();
-    let qa0 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base..p_end], TILE_STRIDE);
-    let qa1 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 16..p_end], TILE_STRIDE);
-    let qa2 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 32..p_end], TILE_STRIDE);
-    let qa3 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 48..p_end], TILE_STRIDE);
+    let qa0 = cmma::Matrix::<F>::from_slice(
+        cmma::MatrixIdent::A,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::RowMajor,
+        &probs[p_base..p_end],
+        TILE_STRIDE,
+    );
+    let qa1 = cmma::Matrix::<F>::from_slice(
+        cmma::MatrixIdent::A,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::RowMajor,
+        &probs[p_base + 16..p_end],
+        TILE_STRIDE,
+    );
+    let qa2 = cmma::Matrix::<F>::from_slice(
+        cmma::MatrixIdent::A,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::RowMajor,
+        &probs[p_base + 32..p_end],
+        TILE_STRIDE,
+    );
+    let qa3 = cmma::Matrix::<F>::from_slice(
+        cmma::MatrixIdent::A,
+        16usize,
+        16usize,
+        16usize,
+        cmma::MatrixLayout::RowMajor,
+        &probs[p_base + 48..p_end],
+        TILE_STRIDE,
+    );
 
     // Keys past the last one any query of this cube may see are skipped (the causal part).
     let cube_end = clamp_max((q_block + 1) * BLOCK_Q as usize, n);
@@ -178,14 +210,53 @@ pub(super) fn encoder_attention_kernel<F: Float>(
         #[unroll]
         for t in 0..4usize {
             let kt = t * 16 * stride;
-            let scores = cmma::Matrix::<f32>::from_value(cmma::MatrixIdent::Accumulator, 16usize, 16usize, 16usize, cmma::MatrixLayout::Undefined, 0.0);
-            let kb0 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::ColMajor, &keys[kt..kt + 16 * stride], TILE_STRIDE);
+            let scores = cmma::Matrix::<f32>::from_value(
+                cmma::MatrixIdent::Accumulator,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::Undefined,
+                0.0,
+            );
+            let kb0 = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::ColMajor,
+                &keys[kt..kt + 16 * stride],
+                TILE_STRIDE,
+            );
             cmma::execute(&qa0, &kb0, &scores, &scores);
-            let kb1 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::ColMajor, &keys[kt + 16..kt + 16 * stride], TILE_STRIDE);
+            let kb1 = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::ColMajor,
+                &keys[kt + 16..kt + 16 * stride],
+                TILE_STRIDE,
+            );
             cmma::execute(&qa1, &kb1, &scores, &scores);
-            let kb2 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::ColMajor, &keys[kt + 32..kt + 16 * stride], TILE_STRIDE);
+            let kb2 = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::ColMajor,
+                &keys[kt + 32..kt + 16 * stride],
+                TILE_STRIDE,
+            );
             cmma::execute(&qa2, &kb2, &scores, &scores);
-            let kb3 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::ColMajor, &keys[kt + 48..kt + 16 * stride], TILE_STRIDE);
+            let kb3 = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::ColMajor,
+                &keys[kt + 48..kt + 16 * stride],
+                TILE_STRIDE,
+            );
             cmma::execute(&qa3, &kb3, &scores, &scores);
             cmma::store(&mut scratch[s_base + t * 16..s_end], &scores, SCRATCH_STRIDE, cmma::MatrixLayout::RowMajor);
         }
@@ -204,7 +275,8 @@ pub(super) fn encoder_attention_kernel<F: Float>(
                 for row in 0..ROWS as usize {
                     let qi = plane * rows + row;
                     let at = s_base + row * s_stride + col;
-                    let bias = f32::cast_from(rel_h[bias_rows[qi] as usize + oh]) + f32::cast_from(rel_w[bias_rows[BLOCK_Q as usize + qi] as usize + ow]);
+                    let bias = f32::cast_from(rel_h[bias_rows[qi] as usize + oh])
+                        + f32::cast_from(rel_w[bias_rows[BLOCK_Q as usize + qi] as usize + ow]);
                     scratch[at] = scratch[at] * scale + bias;
                 }
             }
@@ -244,21 +316,92 @@ pub(super) fn encoder_attention_kernel<F: Float>(
         sync_plane();
 
         // Probabilities × values: four 16×16 tiles of the head, each over the block's 64 keys.
-        let pa0 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base..p_end], TILE_STRIDE);
-        let pa1 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 16..p_end], TILE_STRIDE);
-        let pa2 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 32..p_end], TILE_STRIDE);
-        let pa3 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::A, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &probs[p_base + 48..p_end], TILE_STRIDE);
+        let pa0 = cmma::Matrix::<F>::from_slice(
+            cmma::MatrixIdent::A,
+            16usize,
+            16usize,
+            16usize,
+            cmma::MatrixLayout::RowMajor,
+            &probs[p_base..p_end],
+            TILE_STRIDE,
+        );
+        let pa1 = cmma::Matrix::<F>::from_slice(
+            cmma::MatrixIdent::A,
+            16usize,
+            16usize,
+            16usize,
+            cmma::MatrixLayout::RowMajor,
+            &probs[p_base + 16..p_end],
+            TILE_STRIDE,
+        );
+        let pa2 = cmma::Matrix::<F>::from_slice(
+            cmma::MatrixIdent::A,
+            16usize,
+            16usize,
+            16usize,
+            cmma::MatrixLayout::RowMajor,
+            &probs[p_base + 32..p_end],
+            TILE_STRIDE,
+        );
+        let pa3 = cmma::Matrix::<F>::from_slice(
+            cmma::MatrixIdent::A,
+            16usize,
+            16usize,
+            16usize,
+            cmma::MatrixLayout::RowMajor,
+            &probs[p_base + 48..p_end],
+            TILE_STRIDE,
+        );
         #[unroll]
         for t in 0..4usize {
             let vt = t * 16;
-            let part = cmma::Matrix::<f32>::from_value(cmma::MatrixIdent::Accumulator, 16usize, 16usize, 16usize, cmma::MatrixLayout::Undefined, 0.0);
-            let vb0 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &values[vt..64 * stride], TILE_STRIDE);
+            let part = cmma::Matrix::<f32>::from_value(
+                cmma::MatrixIdent::Accumulator,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::Undefined,
+                0.0,
+            );
+            let vb0 = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::RowMajor,
+                &values[vt..64 * stride],
+                TILE_STRIDE,
+            );
             cmma::execute(&pa0, &vb0, &part, &part);
-            let vb1 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &values[16 * stride + vt..64 * stride], TILE_STRIDE);
+            let vb1 = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::RowMajor,
+                &values[16 * stride + vt..64 * stride],
+                TILE_STRIDE,
+            );
             cmma::execute(&pa1, &vb1, &part, &part);
-            let vb2 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &values[32 * stride + vt..64 * stride], TILE_STRIDE);
+            let vb2 = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::RowMajor,
+                &values[32 * stride + vt..64 * stride],
+                TILE_STRIDE,
+            );
             cmma::execute(&pa2, &vb2, &part, &part);
-            let vb3 = cmma::Matrix::<F>::from_slice(cmma::MatrixIdent::B, 16usize, 16usize, 16usize, cmma::MatrixLayout::RowMajor, &values[48 * stride + vt..64 * stride], TILE_STRIDE);
+            let vb3 = cmma::Matrix::<F>::from_slice(
+                cmma::MatrixIdent::B,
+                16usize,
+                16usize,
+                16usize,
+                cmma::MatrixLayout::RowMajor,
+                &values[48 * stride + vt..64 * stride],
+                TILE_STRIDE,
+            );
             cmma::execute(&pa3, &vb3, &part, &part);
             cmma::store(&mut scratch[s_base + vt..s_end], &part, SCRATCH_STRIDE, cmma::MatrixLayout::RowMajor);
         }

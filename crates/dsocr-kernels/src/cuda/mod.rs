@@ -305,7 +305,13 @@ pub(crate) fn encoder_attention_supported(q: &Tensor<4>, k: &Tensor<4>, v: &Tens
 }
 
 /// [`crate::encoder_attention`] through the kernel.
-pub(crate) fn encoder_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<crate::RelPosBias>, causal_from: usize) -> Tensor<4> {
+pub(crate) fn encoder_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: Option<crate::RelPosBias>,
+    causal_from: usize,
+) -> Tensor<4> {
     let with_bias = bias.is_some();
     // Without a bias the tables are unread: the query stands in.
     let (rel_h, rel_w) = match bias {
