@@ -111,3 +111,69 @@ fn pdf_inputs_keep_their_pages_and_gain_a_findable_text_layer() {
     assert!(text.split_whitespace().collect::<Vec<_>>().join(" ").contains("dsocr searchable layer check"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The layers of a many-page document: each page's text is found on that page and in page order,
+/// and a page given no layer (as `dsocr ocr --searchable` leaves a page whose OCR failed) keeps
+/// exactly its own text and rendering.
+#[test]
+fn each_layer_lands_on_its_own_page_and_a_page_without_one_is_kept() {
+    const TEST: &str = "each_layer_lands_on_its_own_page_and_a_page_without_one_is_kept";
+    if !shared_root().join("pdfs").is_dir() {
+        assert!(std::env::var_os("DSOCR_REQUIRE_PARITY").is_none(), "{TEST}: no ../shared/pdfs");
+        skip(TEST, "no ../shared/pdfs");
+        return;
+    }
+    if !tools_present(TEST) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("dsocr-searchable-pages-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = shared_root().join("pdfs").join("acm-sample-sigconf.pdf");
+    let pdf = PdfDocument::open(&input).unwrap();
+    let pages = pdf.page_count();
+    assert!(pages >= 4, "the sample has {pages} pages");
+    // Pages 1, 3 and 4 (from 1) get a layer naming them; page 2 failed.
+    let layered = [(0usize, "dsocrmarkerpageone"), (2, "dsocrmarkerpagethree"), (3, "dsocrmarkerpagefour")];
+    let images: Vec<_> = (0..pages).map(|p| pdf.render_page(p, 72.0).unwrap()).collect();
+    let layouts: Vec<_> = layered
+        .iter()
+        .map(|&(p, marker)| {
+            page_layout(
+                &format!("<|ref|>text<|/ref|><|det|>[[100, 100, 900, 160]]<|/det|>\n{marker}"),
+                images[p].width(),
+                images[p].height(),
+            )
+        })
+        .collect();
+    let layers: Vec<_> = layered
+        .iter()
+        .zip(&layouts)
+        .map(|(&(p, _), layout)| (p, TextLayer { layout, pixel_to_user: pdf.pixel_to_user(p, 72.0).unwrap() }))
+        .collect();
+    let out = searchable_pdf(pdf.bytes(), None, &layers).unwrap();
+    let written = dir.join("acm_searchable.pdf");
+    std::fs::write(&written, &out.bytes).unwrap();
+    let (w, original) = (written.to_str().unwrap(), input.to_str().unwrap());
+    run("qpdf", &["--check", w]);
+    let page_text = |file: &str, page: usize| {
+        let p = (page + 1).to_string();
+        run("pdftotext", &["-f", &p, "-l", &p, file, "-"]).split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let again = PdfDocument::open(&written).unwrap();
+    assert_eq!(again.page_count(), pages);
+    for page in 0..pages {
+        let text = page_text(w, page);
+        for &(p, marker) in &layered {
+            assert_eq!(text.contains(marker), p == page, "page {}: {marker} {}", page + 1, if p == page { "missing" } else { "misplaced" });
+        }
+        if !layered.iter().any(|&(p, _)| p == page) {
+            assert_eq!(text, page_text(original, page), "page {} (no layer) changed its text", page + 1);
+        }
+        assert!(again.render_page(page, 72.0).unwrap() == images[page], "page {} renders differently", page + 1);
+    }
+    // In reading order: the whole document's text meets the markers page by page.
+    let all = run("pdftotext", &[w, "-"]);
+    let at: Vec<usize> = layered.iter().map(|&(_, m)| all.find(m).unwrap_or_else(|| panic!("{m} not in the document text"))).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "markers out of page order: {at:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
