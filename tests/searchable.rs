@@ -161,7 +161,7 @@ fn each_layer_lands_on_its_own_page_and_a_page_without_one_is_kept() {
     };
     let again = PdfDocument::open(&written).unwrap();
     assert_eq!(again.page_count(), pages);
-    for page in 0..pages {
+    for (page, image) in images.iter().enumerate() {
         let text = page_text(w, page);
         for &(p, marker) in &layered {
             assert_eq!(text.contains(marker), p == page, "page {}: {marker} {}", page + 1, if p == page { "missing" } else { "misplaced" });
@@ -169,7 +169,7 @@ fn each_layer_lands_on_its_own_page_and_a_page_without_one_is_kept() {
         if !layered.iter().any(|&(p, _)| p == page) {
             assert_eq!(text, page_text(original, page), "page {} (no layer) changed its text", page + 1);
         }
-        assert!(again.render_page(page, 72.0).unwrap() == images[page], "page {} renders differently", page + 1);
+        assert!(again.render_page(page, 72.0).unwrap() == *image, "page {} renders differently", page + 1);
     }
     // In reading order: the whole document's text meets the markers page by page.
     let all = run("pdftotext", &[w, "-"]);

@@ -6,7 +6,9 @@ use std::path::Path;
 use anyhow::Context;
 use clap::ValueEnum;
 use dsocr::OcrResult;
-use dsocr::render::{HocrPage, PageLayout, TextLayer, page_layout, searchable_pdf, searchable_pdf_from_images, to_alto, to_hocr};
+use dsocr::render::{
+    HocrPage, PageLayout, TextLayer, page_layout, searchable_pdf, searchable_pdf_from_images, to_alto_numbered, to_hocr_numbered,
+};
 
 use crate::inputs::{Document, Source};
 
@@ -36,28 +38,48 @@ impl OutputFormat {
 /// The document in `format`: one page per result (a failed page is kept, without text, so page
 /// numbers stay those of the input; its size is `fallback_sizes[k]`).
 pub fn render(format: OutputFormat, doc: &Document, results: &[Option<&OcrResult>], fallback_sizes: &[(u32, u32)]) -> String {
-    let layouts: Vec<PageLayout> = results
+    let all: Vec<usize> = (0..results.len()).collect();
+    render_pages(format, doc, &all, results, fallback_sizes, false)
+}
+
+/// The pages `ks` (positions in `results`) in `format`; `input_numbers`: the pages carry their
+/// numbers in the input (a file per page), else they are numbered in order.
+fn render_pages(
+    format: OutputFormat,
+    doc: &Document,
+    ks: &[usize],
+    results: &[Option<&OcrResult>],
+    fallback_sizes: &[(u32, u32)],
+    input_numbers: bool,
+) -> String {
+    let layouts: Vec<PageLayout> = ks
         .iter()
-        .zip(fallback_sizes)
-        .map(|(r, &(w, h))| match r {
+        .map(|&k| match results[k] {
             Some(r) => page_layout(&r.raw, r.image_size.0, r.image_size.1),
-            None => PageLayout { width: w.max(1), height: h.max(1), blocks: Vec::new() },
+            None => PageLayout { width: fallback_sizes[k].0.max(1), height: fallback_sizes[k].1.max(1), blocks: Vec::new() },
         })
         .collect();
+    // The first page's 0-based number.
+    let first = match ks.first() {
+        Some(&k) if input_numbers => doc.pages[k],
+        _ => 0,
+    };
     match format {
         OutputFormat::Hocr => {
-            let names: Vec<String> = (0..layouts.len())
-                .map(|k| if doc.is_pdf() { format!("{}, page {}", doc.input, doc.pages[k] + 1) } else { doc.input.clone() })
+            let names: Vec<String> = ks
+                .iter()
+                .map(|&k| if doc.is_pdf() { format!("{}, page {}", doc.input, doc.pages[k] + 1) } else { doc.input.clone() })
                 .collect();
             let pages: Vec<HocrPage<'_>> = layouts.iter().zip(&names).map(|(layout, image)| HocrPage { layout, image }).collect();
-            to_hocr(&pages, &doc.name)
+            to_hocr_numbered(&pages, first, &doc.name)
         }
-        OutputFormat::Alto => to_alto(&layouts.iter().collect::<Vec<_>>(), &doc.input),
+        OutputFormat::Alto => to_alto_numbered(&layouts.iter().collect::<Vec<_>>(), first + 1, &doc.input),
     }
 }
 
 /// Write each of `formats` for `doc` into `dir` (the document's output folder, files named after
-/// `stem`).
+/// `stem`): one file for the document, or with `per_page` one per page, named after the page's
+/// number in the input (`STEM_page0004.hocr`, `STEM_page0004_alto.xml`).
 pub fn write(
     formats: &[OutputFormat],
     dir: &Path,
@@ -65,11 +87,22 @@ pub fn write(
     doc: &Document,
     results: &[Option<&OcrResult>],
     fallback_sizes: &[(u32, u32)],
+    per_page: bool,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let save = |name: String, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
     for &format in formats {
-        let path = dir.join(format.file_name(stem));
-        std::fs::write(&path, render(format, doc, results, fallback_sizes)).with_context(|| format!("cannot write {}", path.display()))?;
+        if per_page {
+            for k in 0..results.len() {
+                let page_stem = format!("{stem}_page{:04}", doc.pages[k] + 1);
+                save(format.file_name(&page_stem), render_pages(format, doc, &[k], results, fallback_sizes, true))?;
+            }
+        } else {
+            save(format.file_name(stem), render(format, doc, results, fallback_sizes))?;
+        }
     }
     Ok(())
 }

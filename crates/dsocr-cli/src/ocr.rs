@@ -75,6 +75,10 @@ pub struct OcrArgs {
     /// format at a time).
     #[arg(long, value_enum, value_delimiter = ',')]
     format: Vec<crate::formats::OutputFormat>,
+    /// With --format and --out: one file per page (NAME_page0004.hocr, NAME_page0004_alto.xml,
+    /// numbered as in the input), as page-by-page pipelines (OCRmyPDF's hocrtransform) read them.
+    #[arg(long, requires = "format", requires = "out")]
+    format_per_page: bool,
     /// Also write NAME_searchable.pdf (with --out): the input's pages as they were (an image on a
     /// page at 300 DPI) with an invisible text layer, for search and copy.
     #[arg(long)]
@@ -180,6 +184,7 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
         dpi: args.dpi,
         many: files.len() > 1,
         formats: args.format.clone(),
+        format_per_page: args.format_per_page,
         searchable: args.searchable,
         password: args.password.clone(),
     };

@@ -32,6 +32,8 @@ pub struct Outputs {
     pub many: bool,
     /// Standard formats to write too (with `out`), or to print instead of markdown (without).
     pub formats: Vec<OutputFormat>,
+    /// Write the formats as one file per page (with `out`).
+    pub format_per_page: bool,
     /// Write a searchable PDF too (with `out`).
     pub searchable: bool,
     /// The PDF password given (the searchable copy of an encrypted PDF needs it).
@@ -197,7 +199,7 @@ fn finish_document(
     match (&outputs.out, outputs.formats.first()) {
         (Some(dir), Some(_)) => {
             let results: Vec<Option<&OcrResult>> = ok.iter().map(Option::as_ref).collect();
-            formats::write(&outputs.formats, &dir.join(&doc.name), stem, doc, &results, &sizes)?;
+            formats::write(&outputs.formats, &dir.join(&doc.name), stem, doc, &results, &sizes, outputs.format_per_page)?;
         }
         (None, Some(&format)) => {
             // The format replaces markdown on stdout.

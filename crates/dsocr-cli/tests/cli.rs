@@ -101,6 +101,34 @@ fn ocr_of_a_pdf_writes_every_document_file() {
     assert!(err.contains("prefill"), "timings on stderr: {err}");
 }
 
+/// `--format-per-page`: one hOCR and one ALTO file per page, named and numbered as the page is in
+/// the input (pages 2 and 3 of the PDF), each holding that page alone; no whole-document file.
+#[test]
+fn formats_per_page_are_named_and_numbered_as_in_the_input() {
+    let Some(p) = parity("formats_per_page_are_named_and_numbered_as_in_the_input") else { return };
+    let pdf = shared_root().join("pdfs/booktabs.pdf");
+    let out = TempDir::new("per-page");
+    let (model, dir_arg) = (p.model_dir(), out.0.to_str().unwrap().to_string());
+    let mut args = vec!["ocr", pdf.to_str().unwrap(), "--model", model.to_str().unwrap(), "--pages", "2-3", "--dpi", "50"];
+    args.extend(["--mode", "tiny", "--max-new-tokens", "3", "--format", "hocr,alto", "--format-per-page"]);
+    // Without --out there is nowhere to put the files: clap refuses it, naming the flag.
+    let o = dsocr(&args);
+    assert!(!o.status.success() && text(&o).1.contains("--out"), "{}", text(&o).1);
+    args.extend(["--out", &dir_arg]);
+    let o = dsocr(&args);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let dir = out.0.join("booktabs");
+    assert!(!dir.join("booktabs.hocr").exists() && !dir.join("booktabs_alto.xml").exists());
+    for page in [2, 3] {
+        let hocr = std::fs::read_to_string(dir.join(format!("booktabs_page000{page}.hocr"))).unwrap();
+        assert_eq!(hocr.matches("class=\"ocr_page\"").count(), 1, "{hocr}");
+        assert!(hocr.contains(&format!("booktabs.pdf, page {page}")) && hocr.contains(&format!("ppageno {}", page - 1)), "{hocr}");
+        let alto = std::fs::read_to_string(dir.join(format!("booktabs_page000{page}_alto.xml"))).unwrap();
+        assert_eq!(alto.matches("<Page ID=").count(), 1, "{alto}");
+        assert!(alto.contains(&format!("PHYSICAL_IMG_NR=\"{page}\"")), "{alto}");
+    }
+}
+
 /// Four pages of a real PDF through one engine (continuous batching, two in flight): every
 /// page's markdown and box files are written, in page order, and the hOCR and ALTO files hold the
 /// four pages at their rendered size.

@@ -14,6 +14,12 @@ fn position([x1, y1, x2, y2]: [u32; 4]) -> String {
 
 /// The ALTO document of `pages` (numbered from 1 in their order) read from `source` (a file name).
 pub fn to_alto(pages: &[&PageLayout], source: &str) -> String {
+    to_alto_numbered(pages, 1, source)
+}
+
+/// [`to_alto`] with the pages' `PHYSICAL_IMG_NR` counted from `first` (a file per page carries
+/// the page's number in its input); the element IDs still count from 1 within the file.
+pub fn to_alto_numbered(pages: &[&PageLayout], first: usize, source: &str) -> String {
     // One tag per distinct label, in order of first use; IDs are indices (labels are free text).
     let mut labels: Vec<&str> = Vec::new();
     for block in pages.iter().flat_map(|p| &p.blocks) {
@@ -46,8 +52,9 @@ pub fn to_alto(pages: &[&PageLayout], source: &str) -> String {
     }
     out.push_str("  <Layout>\n");
     for (p, page) in pages.iter().enumerate() {
-        let n = p + 1;
-        let _ = writeln!(out, "    <Page ID=\"page_{n}\" PHYSICAL_IMG_NR=\"{n}\" WIDTH=\"{}\" HEIGHT=\"{}\">", page.width, page.height);
+        let (n, number) = (p + 1, first + p);
+        let _ =
+            writeln!(out, "    <Page ID=\"page_{n}\" PHYSICAL_IMG_NR=\"{number}\" WIDTH=\"{}\" HEIGHT=\"{}\">", page.width, page.height);
         let _ = writeln!(out, "      <PrintSpace {}>", position([0, 0, page.width, page.height]));
         for (b, block) in page.blocks.iter().enumerate() {
             let id = format!("block_{n}_{}", b + 1);

@@ -21,8 +21,14 @@ fn bbox([x1, y1, x2, y2]: [u32; 4]) -> String {
     format!("bbox {x1} {y1} {x2} {y2}")
 }
 
-/// The hOCR document of `pages` (1-based `ppageno` in their order), titled `title`.
+/// The hOCR document of `pages` (`ppageno` 0, 1, … in their order), titled `title`.
 pub fn to_hocr(pages: &[HocrPage<'_>], title: &str) -> String {
+    to_hocr_numbered(pages, 0, title)
+}
+
+/// [`to_hocr`] with the pages' `ppageno` counted from `first` (a file per page carries the page's
+/// 0-based number in its input); the element IDs still count from 1 within the file.
+pub fn to_hocr_numbered(pages: &[HocrPage<'_>], first: usize, title: &str) -> String {
     let mut out = String::new();
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(
@@ -35,12 +41,12 @@ pub fn to_hocr(pages: &[HocrPage<'_>], title: &str) -> String {
     out.push_str("  <meta name=\"ocr-capabilities\" content=\"ocr_page ocr_carea ocr_par ocr_line ocrx_word ocr_photo\"/>\n");
     out.push_str(" </head>\n <body>\n");
     for (p, page) in pages.iter().enumerate() {
-        let n = p + 1;
+        let (n, number) = (p + 1, first + p);
         let layout = page.layout;
         let image = escape(&page.image.replace('"', "'"));
         let _ = writeln!(
             out,
-            "  <div class=\"ocr_page\" id=\"page_{n}\" title=\"image &quot;{image}&quot;; {}; ppageno {p}\">",
+            "  <div class=\"ocr_page\" id=\"page_{n}\" title=\"image &quot;{image}&quot;; {}; ppageno {number}\">",
             bbox([0, 0, layout.width, layout.height])
         );
         for (b, block) in layout.blocks.iter().enumerate() {

@@ -38,10 +38,10 @@ mod searchable;
 mod tables;
 mod xml;
 
-pub use alto::to_alto;
+pub use alto::{to_alto, to_alto_numbered};
 pub use draw::{crop, draw_regions, label_colour};
 pub use grounding::{GroundingMatch, Region, find_grounding, parse_boxes, regions, to_pixels};
-pub use hocr::{HocrPage, to_hocr};
+pub use hocr::{HocrPage, to_hocr, to_hocr_numbered};
 pub use layout::{Block, BlockKind, Line, PageLayout, Word, page_layout, plain_lines};
 pub use layouts_pdf::{jpeg_bytes, write_layouts_pdf};
 pub use markdown::{EOS_TEXT, ImageLinks, PAGE_SPLIT, strip_eos, to_markdown};
