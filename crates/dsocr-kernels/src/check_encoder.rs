@@ -50,8 +50,13 @@ fn check_case(device: &Device, dtype: DType, tolerance: f32, c: &Case) -> Kernel
     let fused = rnd([c.batch, n, c.heads + 2 * c.kv_heads, d], 1.0);
     let split = |start: usize, count: usize| fused.clone().narrow(2, start, count).swap_dims(1, 2);
     let (q, k, v) = (split(0, c.heads), split(c.heads, c.kv_heads), split(c.heads + c.kv_heads, c.kv_heads));
-    let bias =
-        c.bias.then(|| RelPosBias { rel_h: rnd([c.batch * c.heads, gh, gw, gh], 0.5), rel_w: rnd([c.batch * c.heads, gh, gw, gw], 0.5) });
+    // The bias tables as SAM makes them: permuted views of the products over key rows and key
+    // columns (`rel_h` strides `[Gw·Gh, B·heads·Gw·Gh, Gh, 1]`, `rel_w` `[Gh·Gw, Gw, B·heads·Gh·Gw, 1]`).
+    let bh = c.batch * c.heads;
+    let bias = c.bias.then(|| RelPosBias {
+        rel_h: rnd([gh, bh, gw, gh], 0.5).permute([1, 0, 2, 3]),
+        rel_w: rnd([gw, bh, gh, gw], 0.5).permute([1, 2, 0, 3]),
+    });
     let got = host(encoder_attention(q.clone(), k.clone(), v.clone(), bias.clone(), c.causal_from));
     let f32s = |t: Tensor<4>| t.cast(DType::F32);
     let bias32 = bias.map(|rel| RelPosBias { rel_h: f32s(rel.rel_h), rel_w: f32s(rel.rel_w) });

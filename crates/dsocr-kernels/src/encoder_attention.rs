@@ -34,10 +34,11 @@ impl RelPosBias {
 
 /// Whether [`encoder_attention`] runs as dsocr's fused kernel on `device` for tensors of `dtype`
 /// with heads of `head_dim` (then nothing `n × n` is in memory; the engine sizes its vision
-/// batches by it): a CUDA device in a `cuda` build, bf16 or f16, head size 64.
+/// batches by it): a CUDA device in a `cuda` build with dsocr's kernels on (not `--no-kernels`),
+/// bf16 or f16, head size 64.
 pub fn encoder_attention_fused(device: &Device, dtype: burn::tensor::DType, head_dim: usize) -> bool {
     use burn::tensor::DType;
-    crate::runs_cube_kernels(device) && matches!(dtype, DType::BF16 | DType::F16) && head_dim == 64
+    crate::kernels_enabled(device) && matches!(dtype, DType::BF16 | DType::F16) && head_dim == 64
 }
 
 /// `softmax(q·kᵀ/√d + bias, masked)·v` over whole sequences, returned as `[B, n, heads, d]`

@@ -53,8 +53,8 @@ pub fn layer_norm<const D: usize>(x: Tensor<D>, norm: &dsocr_core::layers::Layer
         let dims = x.dims();
         let width = dims[D - 1];
         let same = x.dtype() == norm.weight.dtype() && x.dtype() == norm.bias.dtype();
-        if crate::kernels_enabled(&x.device()) && same && crate::cuda::layer_norm_supported(x.dtype(), width) {
-            let rows = dims.iter().product::<usize>() / width;
+        let rows = dims.iter().product::<usize>() / width.max(1);
+        if crate::kernels_enabled(&x.device()) && same && crate::cuda::layer_norm_supported(x.dtype(), rows, width) {
             let y = crate::cuda::layer_norm(x.reshape([rows, width]), norm.weight.clone(), norm.bias.clone(), norm.eps as f32);
             return y.reshape(dims);
         }

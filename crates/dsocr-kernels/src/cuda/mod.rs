@@ -290,7 +290,16 @@ pub(crate) fn encoder_attention_supported(q: &Tensor<4>, k: &Tensor<4>, v: &Tens
     let same = |t: &Tensor<4>| t.dtype() == q.dtype();
     let bias_fits = bias.is_none_or(|rel| {
         let [bh, gh, gw, g] = rel.rel_h.dims();
-        same(&rel.rel_h) && same(&rel.rel_w) && bh == b * heads && gh * gw == n && g == gh && rel.rel_w.dims() == [bh, gh, gw, gw]
+        // The kernel keeps each query's offsets into the tables as u32.
+        let addressable = |t: &Tensor<4>| t.dims().iter().product::<usize>() <= u32::MAX as usize;
+        same(&rel.rel_h)
+            && same(&rel.rel_w)
+            && bh == b * heads
+            && gh * gw == n
+            && g == gh
+            && rel.rel_w.dims() == [bh, gh, gw, gw]
+            && addressable(&rel.rel_h)
+            && addressable(&rel.rel_w)
     });
     matches!(q.dtype(), DType::BF16 | DType::F16)
         && same(k)
@@ -329,10 +338,11 @@ pub(crate) fn encoder_attention(
     ))
 }
 
-/// Whether the LayerNorm kernel takes rows of `width` in `dtype`: bf16 or f16 (f32 stays on
-/// Burn's definition, which the GPU parity runs compare), whole planes, held in registers.
-pub(crate) fn layer_norm_supported(dtype: DType, width: usize) -> bool {
-    matches!(dtype, DType::BF16 | DType::F16) && width > 0 && width.is_multiple_of(32) && width <= layer_norm_kernel::MAX_WIDTH
+/// Whether the LayerNorm kernel takes `rows` rows of `width` in `dtype`: bf16 or f16 (f32 stays
+/// on Burn's definition, which the GPU parity runs compare), whole planes, held in registers, and
+/// at least one row (a grid of no cubes does not launch).
+pub(crate) fn layer_norm_supported(dtype: DType, rows: usize, width: usize) -> bool {
+    matches!(dtype, DType::BF16 | DType::F16) && rows > 0 && width > 0 && width.is_multiple_of(32) && width <= layer_norm_kernel::MAX_WIDTH
 }
 
 /// [`crate::layer_norm`] through the kernel, on rows `[M, W]`.
