@@ -31,6 +31,17 @@ fn tools_present(test: &str) -> bool {
     false
 }
 
+/// Whether `test` can run: `../shared/pdfs` and the tools are there (else skipped with the
+/// reason, or failed where CI requires them).
+fn ready(test: &str) -> bool {
+    if !shared_root().join("pdfs").is_dir() {
+        assert!(std::env::var_os("DSOCR_REQUIRE_PARITY").is_none(), "{test}: no ../shared/pdfs");
+        skip(test, "no ../shared/pdfs");
+        return false;
+    }
+    tools_present(test)
+}
+
 fn run(tool: &str, args: &[&str]) -> String {
     let out = Command::new(tool).args(args).output().unwrap_or_else(|e| panic!("{tool}: {e}"));
     assert!(out.status.success(), "{tool} {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -60,13 +71,7 @@ fn layered(file: &str, password: Option<&str>, dir: &Path) -> (std::path::PathBu
 
 #[test]
 fn pdf_inputs_keep_their_pages_and_gain_a_findable_text_layer() {
-    const TEST: &str = "pdf_inputs_keep_their_pages_and_gain_a_findable_text_layer";
-    if !shared_root().join("pdfs").is_dir() {
-        assert!(std::env::var_os("DSOCR_REQUIRE_PARITY").is_none(), "{TEST}: no ../shared/pdfs");
-        skip(TEST, "no ../shared/pdfs");
-        return;
-    }
-    if !tools_present(TEST) {
+    if !ready("pdf_inputs_keep_their_pages_and_gain_a_findable_text_layer") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("dsocr-searchable-{}", std::process::id()));
@@ -117,13 +122,7 @@ fn pdf_inputs_keep_their_pages_and_gain_a_findable_text_layer() {
 /// exactly its own text and rendering.
 #[test]
 fn each_layer_lands_on_its_own_page_and_a_page_without_one_is_kept() {
-    const TEST: &str = "each_layer_lands_on_its_own_page_and_a_page_without_one_is_kept";
-    if !shared_root().join("pdfs").is_dir() {
-        assert!(std::env::var_os("DSOCR_REQUIRE_PARITY").is_none(), "{TEST}: no ../shared/pdfs");
-        skip(TEST, "no ../shared/pdfs");
-        return;
-    }
-    if !tools_present(TEST) {
+    if !ready("each_layer_lands_on_its_own_page_and_a_page_without_one_is_kept") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("dsocr-searchable-pages-{}", std::process::id()));

@@ -66,11 +66,7 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
             let got = decode_attention(q.clone(), k.clone(), v.clone(), ints(rows), ints(newest));
             let (got, qv, kv, vv) = (host(got), host(q), host(k), host(v));
             let expected = exact_decode_attention(&qv, &kv, &vv, rows, newest, (h, s, d));
-            let err = if got.len() == expected.len() {
-                got.iter().zip(&expected).map(|(g, e)| (g - e).abs()).fold(0.0f32, f32::max)
-            } else {
-                f32::NAN
-            };
+            let err = max_abs_diff(&got, &expected);
             out.push(KernelCheck {
                 kernel: "decode_attention",
                 case: format!("{dtype:?} pool R={r} H={h} S={s} d={d} rows={rows:?} newest={newest:?}"),
@@ -85,6 +81,15 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
 /// Host copy of a tensor as f32 (empty if it cannot be read back, which fails the comparison).
 pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
+}
+
+/// The largest `|got − expected|`; NaN (a failed check) when the lengths differ or nothing came
+/// back.
+pub(crate) fn max_abs_diff(got: &[f32], expected: &[f32]) -> f32 {
+    if got.len() != expected.len() || got.is_empty() {
+        return f32::NAN;
+    }
+    got.iter().zip(expected).map(|(g, e)| (g - e).abs()).fold(0.0f32, f32::max)
 }
 
 /// Decode attention written out in f64 on host vectors: `q` `[B, H, 1, d]`, the pool `k`/`v`

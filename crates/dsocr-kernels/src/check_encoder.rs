@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
-use crate::check::{KernelCheck, host};
+use crate::check::{KernelCheck, host, max_abs_diff};
 use crate::encoder_attention::{RelPosBias, encoder_attention, encoder_attention_reference};
 use crate::norm::{layer_norm, layer_norm_reference};
 
@@ -61,11 +61,7 @@ fn check_case(device: &Device, dtype: DType, tolerance: f32, c: &Case) -> Kernel
     let f32s = |t: Tensor<4>| t.cast(DType::F32);
     let bias32 = bias.map(|rel| RelPosBias { rel_h: f32s(rel.rel_h), rel_w: f32s(rel.rel_w) });
     let expected = host(encoder_attention_reference(f32s(q), f32s(k), f32s(v), bias32, c.causal_from));
-    let err = if got.len() == expected.len() && !got.is_empty() {
-        got.iter().zip(&expected).map(|(g, e)| (g - e).abs()).fold(0.0f32, f32::max)
-    } else {
-        f32::NAN
-    };
+    let err = max_abs_diff(&got, &expected);
     KernelCheck {
         kernel: "encoder_attention",
         case: format!(
@@ -99,11 +95,7 @@ pub(crate) fn check_layer_norm(device: &Device, dtype: DType, tolerance: f32) ->
             let f32s = |t: Tensor<1>| t.cast(DType::F32);
             let norm32 = dsocr_core::layers::LayerNorm { weight: f32s(weight), bias: f32s(bias), eps };
             let expected = host(layer_norm_reference(x.cast(DType::F32), &norm32));
-            let err = if got.len() == expected.len() && !got.is_empty() {
-                got.iter().zip(&expected).map(|(g, e)| (g - e).abs()).fold(0.0f32, f32::max)
-            } else {
-                f32::NAN
-            };
+            let err = max_abs_diff(&got, &expected);
             KernelCheck { kernel: "layer_norm", case: format!("{dtype:?} {name}: {rows}x{width}"), max_abs_err: err, tolerance }
         })
         .collect()

@@ -144,9 +144,10 @@ impl Qwen2Encoder {
         rms_norm(x, &self.norm)
     }
 
-    /// Positions `0..2n` over image tokens then queries; the mask forbids key `j` to query `i`
-    /// exactly when `j` is a query position after `i` (image tokens see image tokens only,
-    /// queries see every image token and the queries up to themselves).
+    /// RoPE tables for positions `0..2n` (image tokens then queries) and the mask's boundary `n`:
+    /// attention hides key `j` from query `i` exactly when `j` is a query position after `i`
+    /// (image tokens see image tokens only, queries see every image token and the queries up to
+    /// themselves).
     fn context(config: &Qwen2EncoderConfig, n: usize, device: &Device, dtype: burn::tensor::DType) -> LayerContext {
         let t = 2 * n;
         let (cos, sin) = rope_tables(config.head_dim(), config.rope_theta, t, device, dtype);
