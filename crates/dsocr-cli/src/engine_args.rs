@@ -33,12 +33,25 @@ pub struct EngineArgs {
     /// Tokens from which MoE experts run grouped by expert (to compare the two kernel families).
     #[arg(long, default_value_t = KernelSettings::default().grouped_from)]
     pub grouped_from: usize,
+    /// Most activation rows a linear runs on dsocr's tensor-core tile kernel (0: Burn's matmul
+    /// past 8 rows; to compare the two).
+    #[arg(long, default_value_t = KernelSettings::default().tile_rows)]
+    pub tile_rows: usize,
+    /// Tokens from which MoE experts run on the tensor-core tile kernel (decode batches, prefill);
+    /// a number larger than any batch turns it off (to compare).
+    #[arg(long, default_value_t = KernelSettings::default().tile_experts_from)]
+    pub tile_experts_from: usize,
 }
 
 impl EngineArgs {
     /// The kernel choice these flags make.
     pub fn kernels(&self) -> KernelSettings {
-        KernelSettings { enabled: !self.no_kernels, grouped_from: self.grouped_from }
+        KernelSettings {
+            enabled: !self.no_kernels,
+            grouped_from: self.grouped_from,
+            tile_rows: self.tile_rows,
+            tile_experts_from: self.tile_experts_from,
+        }
     }
 
     /// Engine options for pages in `mode` of up to `max_new_tokens` new tokens.

@@ -51,8 +51,26 @@ pub(crate) fn check_projections(device: &Device, dtype: DType, relative: f32) ->
 
     // (rows, K, N): a release-size projection (K split over the grid), an odd width, the most rows
     // one launch takes (K split in two), the dense MLP's down projection (K = 6,848 in
-    // splits of unequal length).
-    for (m, k, n) in [(1, 1280, 1280), (5, 256, 1000), (8, 640, 64), (2, 6848, 1280)] {
+    // splits of unequal length). Past 8 rows, the tensor-core tile kernel (bf16/f16): a decode
+    // batch's q/k/v (K split over the grid), o_proj at 100 rows (two row blocks, a partial one),
+    // the most rows it takes, a `K` that is not a whole number of staging steps and a partial
+    // column block, the dense down projection.
+    for (m, k, n) in [
+        (1, 1280, 1280),
+        (5, 256, 1000),
+        (8, 640, 64),
+        (2, 6848, 1280),
+        (9, 1280, 1280),
+        (32, 1280, 3840),
+        (100, 1280, 1280),
+        (256, 1280, 1280),
+        (40, 1000, 520),
+        (48, 6848, 1280),
+    ] {
+        // Past 8 rows only the tile kernel is dsocr's (16-bit types); f32 would check Burn's matmul.
+        if m > crate::MAX_KERNEL_ROWS && dtype == DType::F32 {
+            continue;
+        }
         let (x, w) = (rnd(vec![m, k], 1.0), rnd(vec![k, n], 1.0 / (k as f64).sqrt()));
         let got = linear(x.clone().reshape([m, k]), &w.clone().reshape([k, n]));
         let expected = exact_matmul(&host(x), &host(w), 0, (m, k, n));
@@ -61,7 +79,11 @@ pub(crate) fn check_projections(device: &Device, dtype: DType, relative: f32) ->
 
     // The weights are allocated as matrices, as loaded ones are: the dense MLP's width (6,848
     // bf16 values) gets rows padded to an aligned pitch on the GPU, which the kernel reads as is.
-    for (m, k, n) in [(1, 1280, 1792), (3, 256, 96), (1, 1280, 6848)] {
+    // Past 8 rows the tile kernel's SwiGLU (both products in one cube, `K` whole).
+    for (m, k, n) in [(1, 1280, 1792), (3, 256, 96), (1, 1280, 6848), (24, 1280, 6848), (70, 256, 96)] {
+        if m > crate::MAX_KERNEL_ROWS && dtype == DType::F32 {
+            continue;
+        }
         let std = 1.0 / (k as f64).sqrt();
         let matrix = || Tensor::<2>::random([k, n], Distribution::Normal(0.0, std), (device, dtype));
         let (x, g, u) = (rnd(vec![m, k], 1.0), matrix(), matrix());
@@ -74,8 +96,21 @@ pub(crate) fn check_projections(device: &Device, dtype: DType, relative: f32) ->
 
     // (tokens, slots, experts, K, N): one decode token at release size, a few tokens and a
     // dozen (one pair per cube), and a batch grouped by expert (from 32 tokens on a GPU), with
-    // experts chosen by many tokens (several chunks of pairs) and by few.
-    for (m, s, e, k, n) in [(1, 6, 16, 1280, 896), (3, 6, 10, 256, 128), (12, 8, 20, 256, 256), (32, 6, 10, 256, 128)] {
+    // experts chosen by many tokens (several chunks of pairs) and by few; from 32 tokens in
+    // bf16/f16 the tile kernel: a release-size batch, and a prefill-like one whose experts get
+    // more pairs than one 64-row block.
+    for (m, s, e, k, n) in [
+        (1, 6, 16, 1280, 896),
+        (3, 6, 10, 256, 128),
+        (12, 8, 20, 256, 256),
+        (32, 6, 10, 256, 128),
+        (64, 8, 66, 1280, 896),
+        (200, 8, 20, 256, 128),
+    ] {
+        // Past the per-pair and grouped kernels' pairs, f32 would check Burn's gathered products.
+        if m * s > crate::MAX_EXPERT_PAIRS && dtype == DType::F32 {
+            continue;
+        }
         let std = 1.0 / (k as f64).sqrt();
         let (x, g, u) = (rnd(vec![m, k], 1.0), rnd(vec![e, k, n], std), rnd(vec![e, k, n], std));
         let ids = expert_ids(m, s, e);

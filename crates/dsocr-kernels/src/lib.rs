@@ -96,15 +96,26 @@ pub struct KernelSettings {
     /// Tokens from which the MoE experts run grouped by expert rather than per (token, expert)
     /// pair (default 32; docs/perf.md, session 6).
     pub grouped_from: usize,
+    /// Most activation rows a linear runs on dsocr's tensor-core tile kernel (past
+    /// [`MAX_KERNEL_ROWS`]; more rows: Burn's matmul); 0: never (docs/perf.md, session 15).
+    pub tile_rows: usize,
+    /// Tokens from which the MoE experts run on the tensor-core tile kernel, grouped by expert
+    /// (decode batches and prefill chunks); `usize::MAX`: never.
+    pub tile_experts_from: usize,
+}
+
+impl KernelSettings {
+    /// The defaults (measured on an H200: docs/perf.md).
+    pub const DEFAULT: KernelSettings = KernelSettings { enabled: true, grouped_from: 32, tile_rows: 256, tile_experts_from: 32 };
 }
 
 impl Default for KernelSettings {
     fn default() -> Self {
-        KernelSettings { enabled: true, grouped_from: 32 }
+        KernelSettings::DEFAULT
     }
 }
 
-static SETTINGS: std::sync::RwLock<KernelSettings> = std::sync::RwLock::new(KernelSettings { enabled: true, grouped_from: 32 });
+static SETTINGS: std::sync::RwLock<KernelSettings> = std::sync::RwLock::new(KernelSettings::DEFAULT);
 
 /// Set the process-wide [`KernelSettings`].
 pub fn configure(settings: KernelSettings) {

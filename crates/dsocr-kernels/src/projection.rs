@@ -3,7 +3,9 @@
 //!
 //! Weights are `[K, N]` (dsocr's `[d_in, d_out]`) or banks `[E, K, N]`. On a CubeCL device and
 //! for at most [`MAX_KERNEL_ROWS`] rows ([`MAX_EXPERT_PAIRS`] (token, expert) pairs) the skinny kernels run (one weight read per launch, f32
-//! sums); otherwise the plain Burn definitions below, which are also what the kernels must match.
+//! sums); past them, up to [`crate::KernelSettings::tile_rows`] rows (from
+//! [`crate::KernelSettings::tile_experts_from`] tokens for the experts) the tensor-core tile
+//! kernel; otherwise the plain Burn definitions below, which are also what the kernels must match.
 
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -31,6 +33,22 @@ fn use_kernel(device: &Device, rows: usize, limit: usize, dtype: DType, columns:
     rows <= limit && crate::kernels_enabled(device) && crate::cuda::skinny_supported(dtype, columns)
 }
 
+/// Whether the tile kernel takes `x` against `weight` (past the skinny kernels' rows).
+#[cfg(feature = "cuda")]
+fn use_tile_kernel(x: &Tensor<2>, weight: &Tensor<2>) -> bool {
+    let ([m, k], n) = (x.dims(), weight.dims()[1]);
+    x.dtype() == weight.dtype() && crate::kernels_enabled(&x.device()) && crate::cuda::tile_takes_linear(m, weight.dtype(), k, n)
+}
+
+/// Whether the experts of `tokens` tokens (`slots` pairs each) against banks of `dtype`,
+/// `[E, k, n]`, run on dsocr's kernels: the per-pair or grouped kernels up to
+/// [`MAX_EXPERT_PAIRS`] pairs, the tile kernel from its token count on.
+#[cfg(feature = "cuda")]
+fn use_expert_kernels(device: &Device, tokens: usize, slots: usize, dtype: DType, k: usize, n: usize) -> bool {
+    use_kernel(device, tokens * slots, MAX_EXPERT_PAIRS, dtype, n)
+        || (crate::kernels_enabled(device) && crate::cuda::tile_takes_experts(tokens, dtype, k, n))
+}
+
 /// Whether the linear kernel takes `x` against `weight`.
 #[cfg(feature = "cuda")]
 fn use_linear_kernel(x: &Tensor<2>, weight: &Tensor<2>) -> bool {
@@ -43,6 +61,10 @@ pub fn linear(x: Tensor<2>, weight: &Tensor<2>) -> Tensor<2> {
     if use_linear_kernel(&x, weight) {
         return crate::cuda::skinny_linear(x, weight.clone());
     }
+    #[cfg(feature = "cuda")]
+    if use_tile_kernel(&x, weight) {
+        return crate::cuda::tile_linear(x, weight.clone());
+    }
     linear_reference(x, weight)
 }
 
@@ -53,6 +75,13 @@ pub fn linear_parts(x: Tensor<2>, weight: &Tensor<2>) -> PartialSums {
     if use_linear_kernel(&x, weight) {
         let dtype = x.dtype();
         let (parts, count) = crate::cuda::skinny_linear_parts(x, weight.clone());
+        let layout = if count == 1 { PartsLayout::Whole } else { PartsLayout::Splits { count, dtype } };
+        return PartialSums { parts, layout };
+    }
+    #[cfg(feature = "cuda")]
+    if use_tile_kernel(&x, weight) {
+        let dtype = x.dtype();
+        let (parts, count) = crate::cuda::tile_linear_parts(x, weight.clone());
         let layout = if count == 1 { PartsLayout::Whole } else { PartsLayout::Splits { count, dtype } };
         return PartialSums { parts, layout };
     }
@@ -70,6 +99,10 @@ pub fn swiglu(x: Tensor<2>, gate: &Tensor<2>, up: &Tensor<2>) -> Tensor<2> {
     if use_kernel(&x.device(), x.dims()[0], MAX_KERNEL_ROWS, gate.dtype(), gate.dims()[1]) && x.dtype() == gate.dtype() {
         return crate::cuda::swiglu(x, gate.clone(), up.clone());
     }
+    #[cfg(feature = "cuda")]
+    if use_tile_kernel(&x, gate) && up.dims() == gate.dims() {
+        return crate::cuda::tile_swiglu(x, gate.clone(), up.clone());
+    }
     swiglu_reference(x, gate, up)
 }
 
@@ -82,7 +115,9 @@ pub fn swiglu_reference(x: Tensor<2>, gate: &Tensor<2>, up: &Tensor<2>) -> Tenso
 /// expert `ids[m, s]` of the banks `gate`/`up` `[E, K, N]`; `x` `[M, K]`, `ids` `[M, S]`.
 pub fn expert_swiglu(x: Tensor<2>, gate: &Tensor<3>, up: &Tensor<3>, ids: Tensor<2, Int>) -> Tensor<2> {
     #[cfg(feature = "cuda")]
-    if use_kernel(&x.device(), x.dims()[0] * ids.dims()[1], MAX_EXPERT_PAIRS, gate.dtype(), gate.dims()[2]) && x.dtype() == gate.dtype() {
+    if use_expert_kernels(&x.device(), ids.dims()[0], ids.dims()[1], gate.dtype(), gate.dims()[1], gate.dims()[2])
+        && x.dtype() == gate.dtype()
+    {
         return crate::cuda::expert_swiglu(x, gate.clone(), up.clone(), ids);
     }
     expert_swiglu_reference(x, gate, up, ids)
@@ -104,7 +139,9 @@ pub fn expert_swiglu_reference(x: Tensor<2>, gate: &Tensor<3>, up: &Tensor<3>, i
 /// `[E, K, N]`, `ids` `[M, S]`, `weights` `[M, S]` (f32) → `[M, N]` in `act`'s float type.
 pub fn expert_down(act: Tensor<2>, down: &Tensor<3>, ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
     #[cfg(feature = "cuda")]
-    if use_kernel(&act.device(), act.dims()[0], MAX_EXPERT_PAIRS, down.dtype(), down.dims()[2]) && act.dtype() == down.dtype() {
+    if use_expert_kernels(&act.device(), ids.dims()[0], ids.dims()[1], down.dtype(), down.dims()[1], down.dims()[2])
+        && act.dtype() == down.dtype()
+    {
         return crate::cuda::expert_down(act, down.clone(), ids, weights.cast(DType::F32));
     }
     expert_down_reference(act, down, ids, weights)
@@ -114,7 +151,9 @@ pub fn expert_down(act: Tensor<2>, down: &Tensor<3>, ids: Tensor<2, Int>, weight
 /// [`PartialSums`]), for a consumer that sums them itself ([`crate::add_rms_norm`]).
 pub fn expert_down_parts(act: Tensor<2>, down: &Tensor<3>, ids: Tensor<2, Int>, weights: Tensor<2>) -> PartialSums {
     #[cfg(feature = "cuda")]
-    if use_kernel(&act.device(), act.dims()[0], MAX_EXPERT_PAIRS, down.dtype(), down.dims()[2]) && act.dtype() == down.dtype() {
+    if use_expert_kernels(&act.device(), ids.dims()[0], ids.dims()[1], down.dtype(), down.dims()[1], down.dims()[2])
+        && act.dtype() == down.dtype()
+    {
         let parts = crate::cuda::expert_down_pairs(act, down.clone(), ids);
         return PartialSums { parts, layout: PartsLayout::Slots { weights: weights.cast(DType::F32) } };
     }
@@ -132,18 +171,18 @@ pub fn expert_down_reference(act: Tensor<2>, down: &Tensor<3>, ids: Tensor<2, In
     y.sum_dim(1).reshape([m, n]).cast(dtype)
 }
 
-/// Whether [`expert_swiglu`] and [`expert_down_parts`] run dsocr's kernels for `pairs` (token,
-/// expert) pairs of banks of `dtype` whose rows hold `columns` outputs on `device`: then the
-/// chosen experts are read where they lie (grouped by expert past a few tokens), with no gathered
-/// copies, so the gathered path suits batches too.
-pub fn expert_kernels_take(device: &Device, pairs: usize, dtype: DType, columns: usize) -> bool {
+/// Whether [`expert_swiglu`] and [`expert_down_parts`] run dsocr's kernels for `tokens` tokens
+/// of `slots` (token, expert) pairs each, against the gate/up banks of `dtype`, `[E, k, n]`, on
+/// `device`: then the chosen experts are read where they lie (grouped by expert past a few
+/// tokens), with no gathered copies, so the gathered path suits batches and prefills too.
+pub fn expert_kernels_take(device: &Device, tokens: usize, slots: usize, dtype: DType, k: usize, n: usize) -> bool {
     #[cfg(feature = "cuda")]
     {
-        use_kernel(device, pairs, MAX_EXPERT_PAIRS, dtype, columns)
+        use_expert_kernels(device, tokens, slots, dtype, k, n)
     }
     #[cfg(not(feature = "cuda"))]
     {
-        let _ = (device, pairs, dtype, columns);
+        let _ = (device, tokens, slots, dtype, k, n);
         false
     }
 }

@@ -167,8 +167,8 @@ impl Moe {
                 (gate, up, down)
             }
         };
-        let pairs = n * (self.router.top_k + self.router.shared);
-        let kernels = dsocr_kernels::expert_kernels_take(&x.device(), pairs, gate.dtype(), gate.dims()[2]);
+        let slots = self.router.top_k + self.router.shared;
+        let kernels = dsocr_kernels::expert_kernels_take(&x.device(), n, slots, gate.dtype(), gate.dims()[1], gate.dims()[2]);
         // Without the kernels, gathering copies N·(k + S) experts: past N·k routed experts that
         // is more than the whole bank, and running every expert is the better plan. The kernels
         // read the chosen experts where they lie, grouped by expert for batches.
@@ -193,8 +193,9 @@ impl Moe {
 
     /// Run every expert on every token and combine with the routing weights scattered into a
     /// dense `[N, E + S]` matrix (zero for unchosen experts, one for the shared ones). Exact, with
-    /// no host round trip; costs `E / k` times the necessary expert FLOPs: the prefill path until
-    /// a grouped kernel replaces it.
+    /// no host round trip; costs `E / k` times the necessary expert FLOPs: what runs where
+    /// dsocr's kernels do not (f32 on a GPU, `--no-kernels`); in bf16/f16 a prefill's experts run
+    /// grouped by expert on the tensor-core tile kernel (docs/perf.md, session 15).
     fn dense(x: &Tensor<2>, (gate, up, down): (&Tensor<3>, &Tensor<3>, &Tensor<3>), ids: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<2> {
         let [n, h] = x.dims();
         let e = gate.dims()[0];

@@ -29,13 +29,13 @@ fn busy_rows(experts: usize, chunks: usize, pairs: usize) -> usize {
 
 /// Each expert's pairs: `lists` `[E, M]`, `counts` `[E]` (i32), and the chunks of
 /// [`GROUP_ROWS`] pairs the largest possible list needs.
-struct Groups {
-    lists: CubeTensor,
-    counts: CubeTensor,
-    chunks: usize,
+pub(super) struct Groups {
+    pub(super) lists: CubeTensor,
+    pub(super) counts: CubeTensor,
+    pub(super) chunks: usize,
 }
 
-fn group_pairs(ids: &CubeTensor, experts: usize) -> Groups {
+pub(super) fn group_pairs(ids: &CubeTensor, experts: usize) -> Groups {
     let m = ids.meta.shape()[0];
     let plane_size = ids.client.properties().hardware.plane_size_max;
     assert_eq!(plane_size, PLANE, "expert grouping expects {PLANE}-lane planes, the device has {plane_size}");

@@ -20,6 +20,8 @@ mod router_kernel;
 mod router_launch;
 mod skinny_kernels;
 mod skinny_launch;
+mod tile_kernel;
+mod tile_launch;
 
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::{FloatTensor, IntTensor};
@@ -71,6 +73,23 @@ pub trait DsocrKernels: Backend {
         TensorSpec::new(Shape::new([splits * m, n]), if splits == 1 { x.dtype } else { DType::F32 })
     })]
     fn skinny_linear_parts(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// See [`crate::linear`]: on tensor cores (tens to hundreds of rows).
+    #[fusion(dtype = x, shape = Shape::new([x[0], weight[1]]))]
+    fn tile_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// See [`crate::linear_parts`]: on tensor cores, the product or its f32 split-K parts
+    /// `[splits·M, N]`.
+    #[fusion(meta = |x, weight| {
+        let (m, k, n) = (x.shape[0], x.shape[1], weight.shape[1]);
+        let splits = tile_launch::tile_splits(m, k, n).0;
+        TensorSpec::new(Shape::new([splits * m, n]), if splits == 1 { x.dtype } else { DType::F32 })
+    })]
+    fn tile_linear_parts(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// See [`crate::swiglu`]: on tensor cores.
+    #[fusion(dtype = x, shape = Shape::new([x[0], gate[1]]))]
+    fn tile_swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// See [`crate::swiglu`]; `gate`/`up` `[K, N]`.
     #[fusion(dtype = x, shape = Shape::new([x[0], gate[1]]))]
@@ -188,8 +207,22 @@ impl DsocrKernels for CubeBackend {
         skinny_launch::swiglu(x, gate, up, None)
     }
 
+    fn tile_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        tile_launch::tile_linear(x, weight)
+    }
+
+    fn tile_linear_parts(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        tile_launch::tile_linear_parts(x, weight)
+    }
+
+    fn tile_swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        tile_launch::tile_swiglu(x, gate, up)
+    }
+
     fn expert_swiglu(x: FloatTensor<Self>, gate: FloatTensor<Self>, up: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self> {
-        if ids.meta.shape()[0] >= grouped_launch::grouped_min_tokens() {
+        if tile_takes_experts(ids.meta.shape()[0], gate.dtype, gate.meta.shape()[1], gate.meta.shape()[2]) {
+            tile_launch::tile_expert_swiglu(x, gate, up, ids)
+        } else if ids.meta.shape()[0] >= grouped_launch::grouped_min_tokens() {
             grouped_launch::grouped_swiglu(x, gate, up, ids)
         } else {
             skinny_launch::swiglu(x, gate, up, Some(ids))
@@ -214,7 +247,9 @@ impl DsocrKernels for CubeBackend {
     }
 
     fn expert_down_pairs(act: FloatTensor<Self>, down: FloatTensor<Self>, ids: IntTensor<Self>) -> FloatTensor<Self> {
-        if ids.meta.shape()[0] >= grouped_launch::grouped_min_tokens() {
+        if tile_takes_experts(ids.meta.shape()[0], down.dtype, down.meta.shape()[1], down.meta.shape()[2]) {
+            tile_launch::tile_expert_down_pairs(act, down, ids)
+        } else if ids.meta.shape()[0] >= grouped_launch::grouped_min_tokens() {
             grouped_launch::grouped_down_pairs(act, down, ids)
         } else {
             skinny_launch::expert_down_pairs(act, down, ids)
@@ -354,6 +389,35 @@ pub(crate) fn layer_norm(x: Tensor<2>, weight: Tensor<1>, bias: Tensor<1>, eps: 
 /// type and whole 16-byte vectors per row.
 pub(crate) fn skinny_supported(dtype: DType, columns: usize) -> bool {
     matches!(dtype, DType::F32 | DType::F16 | DType::BF16) && columns.is_multiple_of(skinny_launch::vector_width(dtype))
+}
+
+/// Whether the tile kernel takes `rows` activation rows of width `k` against weights of `dtype`
+/// with `n` outputs ([`crate::KernelSettings::tile_rows`]).
+pub(crate) fn tile_takes_linear(rows: usize, dtype: DType, k: usize, n: usize) -> bool {
+    rows > 0 && rows <= crate::settings().tile_rows && tile_launch::tile_supported(dtype, k, n)
+}
+
+/// Whether the experts of `tokens` tokens run on the tile kernel
+/// ([`crate::KernelSettings::tile_experts_from`]); banks of `dtype`, `[E, k, n]`.
+pub(crate) fn tile_takes_experts(tokens: usize, dtype: DType, k: usize, n: usize) -> bool {
+    tokens >= crate::settings().tile_experts_from && tile_launch::tile_supported(dtype, k, n)
+}
+
+/// [`crate::linear`] through the tile kernel.
+pub(crate) fn tile_linear(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::tile_linear(x.into_dispatch(), weight.into_dispatch()))
+}
+
+/// [`crate::linear_parts`] through the tile kernel: the parts and how many make a row.
+pub(crate) fn tile_linear_parts(x: Tensor<2>, weight: Tensor<2>) -> (Tensor<2>, usize) {
+    let (m, k, n) = (x.dims()[0], x.dims()[1], weight.dims()[1]);
+    let splits = tile_launch::tile_splits(m, k, n).0;
+    (Tensor::from_dispatch(Dispatch::tile_linear_parts(x.into_dispatch(), weight.into_dispatch())), splits)
+}
+
+/// [`crate::swiglu`] through the tile kernel.
+pub(crate) fn tile_swiglu(x: Tensor<2>, gate: Tensor<2>, up: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::tile_swiglu(x.into_dispatch(), gate.into_dispatch(), up.into_dispatch()))
 }
 
 /// [`crate::linear`] through the kernel.

@@ -56,7 +56,7 @@ pub(super) fn readable(w: CubeTensor, vec: usize) -> CubeTensor {
 
 /// A `[K, N]` weight as a bank of one expert, `[1, K, N]`: a view with the same rows (Burn's
 /// reshape would copy a weight whose rows are padded).
-fn as_bank(mut w: CubeTensor) -> CubeTensor {
+pub(super) fn as_bank(mut w: CubeTensor) -> CubeTensor {
     if w.meta.shape().len() == 2 {
         let (shape, strides) = (w.meta.shape().clone(), w.meta.strides().clone());
         let (k, n, row) = (shape[0], shape[1], strides[0]);
@@ -116,7 +116,12 @@ pub(super) fn skinny_linear_parts(x: CubeTensor, w: CubeTensor) -> CubeTensor {
 /// second launch when there are several.
 pub(super) fn skinny_linear(x: CubeTensor, w: CubeTensor) -> CubeTensor {
     let (m, dtype) = (x.meta.shape()[0], x.dtype);
-    let parts = skinny_linear_parts(x, w);
+    sum_splits(skinny_linear_parts(x, w), m, dtype)
+}
+
+/// The product `[M, N]` in `dtype` from `parts`: the parts themselves when they are one split in
+/// `dtype`, else the sum of the f32 split parts `[splits·M, N]` in one launch.
+pub(super) fn sum_splits(parts: CubeTensor, m: usize, dtype: DType) -> CubeTensor {
     if parts.dtype == dtype && parts.meta.shape()[0] == m {
         return parts;
     }
