@@ -175,6 +175,144 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     }
 }
 
+/// Keys a plane scores per iteration in [`decode_attention_split_vec_kernel`].
+const VEC_GROUP: u32 = 8;
+
+/// [`decode_attention_split_kernel`] for head sizes of 32·`N` elements with unit-stride rows:
+/// lane `l` holds elements `l·N .. l·N + N` as one vector, so a key or value row is one load of
+/// the whole plane (256 bytes at `d` = 128 in bf16; the scalar kernel issues `d / 32` loads of 64
+/// bytes per row), and a plane has [`VEC_GROUP`] rows in flight. Same outputs, same layout.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn decode_attention_split_vec_kernel<F: Float, I: Numeric, N: Size>(
+    q: &Tensor<F>,
+    keys: &Tensor<Vector<F, N>>,
+    values: &Tensor<Vector<F, N>>,
+    rows: &Tensor<I>,
+    newest: &Tensor<I>,
+    partial: &mut Tensor<f32>,
+    stats: &mut Tensor<f32>,
+    scale: f32,
+    #[comptime] head_dim: u32,
+    #[define(F, I)] _dtypes: [ElemType; 2],
+) {
+    let h = CUBE_POS_X as usize;
+    let b = CUBE_POS_Y as usize;
+    let chunk = CUBE_POS_Z as usize;
+    let lane = UNIT_POS_X as usize;
+    let plane = UNIT_POS_Y as usize;
+    // The launch makes `N` = head_dim / 32.
+    let vec = comptime!(head_dim / PLANE) as usize;
+    let n_plane = PLANES as usize;
+    let d = head_dim as usize;
+    let row = u32::cast_from(rows[b * rows.stride(0)]) as usize;
+    let last_slot = keys.shape(2) - 1;
+    let len = clamp_max(u32::cast_from(newest[b * newest.stride(0)]) as usize, last_slot) + 1;
+    let start = chunk * CHUNK as usize;
+
+    let q_base = b * q.stride(0) + h * q.stride(1);
+    // Offsets in vectors (the launch checks that the strides are whole vectors).
+    let k_base = (row * keys.stride(0) + h * keys.stride(1)) / vec + lane;
+    let v_base = (row * values.stride(0) + h * values.stride(1)) / vec + lane;
+    let (k_slot, v_slot) = (keys.stride(2) / vec, values.stride(2) / vec);
+
+    let mut qv = Vector::<f32, N>::broadcast(f32::new(0.0));
+    #[unroll]
+    for i in 0..vec {
+        qv.insert(i, f32::cast_from(q[q_base + (lane * vec + i) * q.stride(3)]) * scale);
+    }
+    let mut acc = Vector::<f32, N>::broadcast(f32::new(0.0));
+    let mut run_max = f32::new(NEG_BIG);
+    let mut run_sum = f32::new(0.0);
+
+    // Chunks past the filled slots are never merged; their cubes do nothing.
+    if start < len {
+        let rounds = (CHUNK / (PLANES * VEC_GROUP)) as usize;
+        let mut scores = Array::<f32>::new(VEC_GROUP as usize);
+        let mut slots = Array::<usize>::new(VEC_GROUP as usize);
+        for round in 0..rounds {
+            let first = start + (round * n_plane + plane) * VEC_GROUP as usize;
+            let mut group_max = run_max;
+            #[unroll]
+            for g in 0..VEC_GROUP as usize {
+                // Dead slots (past the newest) still load from a valid slot, then drop out.
+                slots[g] = clamp_max(first + g, last_slot);
+            }
+            #[unroll]
+            for g in 0..VEC_GROUP as usize {
+                let prod = qv * Vector::<f32, N>::cast_from(keys[k_base + slots[g] * k_slot]);
+                let mut dot = f32::new(0.0);
+                #[unroll]
+                for i in 0..vec {
+                    dot += prod.extract(i);
+                }
+                let score = plane_sum(dot);
+                scores[g] = f32::new(NEG_BIG);
+                if first + g < len {
+                    scores[g] = score;
+                }
+                group_max = f32::max(group_max, scores[g]);
+            }
+            let rescale = f32::exp(run_max - group_max);
+            run_sum *= rescale;
+            acc *= Vector::broadcast(rescale);
+            #[unroll]
+            for g in 0..VEC_GROUP as usize {
+                let mut weight = f32::new(0.0);
+                if first + g < len {
+                    weight = f32::exp(scores[g] - group_max);
+                }
+                run_sum += weight;
+                acc += Vector::<f32, N>::cast_from(values[v_base + slots[g] * v_slot]) * Vector::broadcast(weight);
+            }
+            run_max = group_max;
+        }
+    }
+
+    // Merge the planes: (max, sum) per plane, then the accumulators.
+    let mut plane_stats = Shared::<[f32]>::new_slice(2 * n_plane);
+    let mut plane_acc = Shared::<[f32]>::new_slice(n_plane * d);
+    if lane == 0 {
+        plane_stats[plane] = run_max;
+        plane_stats[n_plane + plane] = run_sum;
+    }
+    #[unroll]
+    for i in 0..vec {
+        plane_acc[plane * d + lane * vec + i] = acc.extract(i);
+    }
+    sync_cube();
+    if plane == 0 && start < len {
+        let mut top = f32::new(NEG_BIG);
+        #[unroll]
+        for p in 0..n_plane {
+            top = f32::max(top, plane_stats[p]);
+        }
+        let mut total = f32::new(0.0);
+        #[unroll]
+        for p in 0..n_plane {
+            total += plane_stats[n_plane + p] * f32::exp(plane_stats[p] - top);
+        }
+        let p_base = b * partial.stride(0) + h * partial.stride(1) + chunk * partial.stride(2);
+        #[unroll]
+        for i in 0..vec {
+            let e = lane * vec + i;
+            let mut sum = f32::new(0.0);
+            #[unroll]
+            for p in 0..n_plane {
+                sum += plane_acc[p * d + e] * f32::exp(plane_stats[p] - top);
+            }
+            let at = p_base + e * partial.stride(3);
+            partial[at] = sum;
+        }
+        if lane == 0 {
+            let s_base = b * stats.stride(0) + h * stats.stride(1) + chunk * stats.stride(2);
+            stats[s_base] = top;
+            let at = s_base + stats.stride(3);
+            stats[at] = total;
+        }
+    }
+}
+
 /// One cube per (head, sequence), one unit per output element: combine the live chunks'
 /// partial outputs into `output[b, h, 0, :]`.
 #[cube(launch)]

@@ -7,7 +7,9 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::decode_attention_kernel::{CHUNK, PLANE, PLANES, decode_attention_merge_kernel, decode_attention_split_kernel};
+use super::decode_attention_kernel::{
+    CHUNK, PLANE, PLANES, decode_attention_merge_kernel, decode_attention_split_kernel, decode_attention_split_vec_kernel,
+};
 
 /// Attention of `q` `[B, H, 1, d]` over slots `0..=newest[b]` of row `rows[b]` of `keys`/`values`
 /// `[R, H, S, d]` (the caller keeps `newest` below `S`: it is on the device).
@@ -31,21 +33,43 @@ pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTens
     let partial = empty_device_dtype(client.clone(), device.clone(), Shape::new([b, h, chunks, d]), DType::F32);
     let stats = empty_device_dtype(client.clone(), device.clone(), Shape::new([b, h, chunks, 2]), DType::F32);
     let output = empty_device_dtype(client.clone(), device, Shape::new([b, h, 1, d]), float);
-    decode_attention_split_kernel::launch(
-        &client,
-        CubeCount::Static(h as u32, b as u32, chunks as u32),
-        CubeDim::new_2d(PLANE, PLANES),
-        q.into_tensor_arg(),
-        keys.into_tensor_arg(),
-        values.into_tensor_arg(),
-        rows.into_tensor_arg(),
-        newest.clone().into_tensor_arg(),
-        partial.clone().into_tensor_arg(),
-        stats.clone().into_tensor_arg(),
-        1.0 / (d as f32).sqrt(),
-        d as u32,
-        [dtype_to_storage_type(float), dtype_to_storage_type(int)],
-    );
+    let count = CubeCount::Static(h as u32, b as u32, chunks as u32);
+    let dim = CubeDim::new_2d(PLANE, PLANES);
+    let dtypes = [dtype_to_storage_type(float), dtype_to_storage_type(int)];
+    let scale = 1.0 / (d as f32).sqrt();
+    match row_vector(&keys, &values, d) {
+        Some(vec) => decode_attention_split_vec_kernel::launch(
+            &client,
+            count,
+            dim,
+            vec,
+            q.into_tensor_arg(),
+            keys.into_tensor_arg(),
+            values.into_tensor_arg(),
+            rows.into_tensor_arg(),
+            newest.clone().into_tensor_arg(),
+            partial.clone().into_tensor_arg(),
+            stats.clone().into_tensor_arg(),
+            scale,
+            d as u32,
+            dtypes,
+        ),
+        None => decode_attention_split_kernel::launch(
+            &client,
+            count,
+            dim,
+            q.into_tensor_arg(),
+            keys.into_tensor_arg(),
+            values.into_tensor_arg(),
+            rows.into_tensor_arg(),
+            newest.clone().into_tensor_arg(),
+            partial.clone().into_tensor_arg(),
+            stats.clone().into_tensor_arg(),
+            scale,
+            d as u32,
+            dtypes,
+        ),
+    }
     decode_attention_merge_kernel::launch(
         &client,
         CubeCount::Static(h as u32, b as u32, 1),
@@ -57,4 +81,17 @@ pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTens
         [dtype_to_storage_type(float), dtype_to_storage_type(int)],
     );
     output
+}
+
+/// The vector size of the vectorised split kernel when the pool's rows suit it: `d` = 32 · N
+/// elements (one vector per lane, N a load of at most 16 bytes), unit-stride head elements and the
+/// other strides whole vectors; `None` for the scalar kernel.
+fn row_vector(keys: &CubeTensor, values: &CubeTensor, d: usize) -> Option<usize> {
+    let vec = d / PLANE as usize;
+    let fits = |t: &CubeTensor| {
+        let strides = t.meta.strides();
+        !t.meta.is_tiled() && strides[3] == 1 && strides[..3].iter().all(|s| s % vec == 0)
+    };
+    let sizes_fit = d.is_multiple_of(PLANE as usize) && matches!(vec, 1 | 2 | 4 | 8) && vec * keys.dtype.size() <= 16;
+    (sizes_fit && fits(keys) && fits(values)).then_some(vec)
 }
