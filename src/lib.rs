@@ -37,23 +37,30 @@
 
 #[cfg(feature = "tooling")]
 pub mod bench;
+mod devices;
+mod dispatch;
+mod engine_thread;
 mod error;
 mod ocr;
 #[cfg(feature = "tooling")]
 pub mod parity;
+mod replica;
 mod service;
 mod source;
 #[cfg(feature = "tooling")]
 pub mod synthetic;
 
+pub use devices::{DeviceList, DeviceListError};
 pub use dsocr_engine::{
     Engine, EngineError, EngineOptions, EngineStats, Event, GenerationConfig, InOrder, OcrOptions, OcrResult, PreparedPage,
     RepetitionGuard, Request, Sampling, Task, Timings,
 };
 pub use dsocr_preprocess::Architecture;
+pub use engine_thread::{EngineThread, Loaded};
 pub use error::OcrError;
 pub use ocr::DeepseekOcr;
-pub use service::{EventSink, OcrService, ServiceLoad};
+pub use replica::{EventSink, Replica, ServiceLoad};
+pub use service::{EngineStatus, OcrService, ServiceOptions};
 pub use source::{DEFAULT_REPO, ModelFiles, ModelSource};
 
 pub use dsocr_core as common;

@@ -1,74 +1,68 @@
-//! The model and its engine on a thread of their own, fed from any number of threads: what a
-//! server (`dsocr serve`) or an application with many concurrent callers needs (docs/engine.md,
-//! "Service").
+//! The model and its engines on threads of their own, fed from any number of threads: what a
+//! server (`dsocr serve`), `dsocr ocr` on several GPUs, or an application with many concurrent
+//! callers needs (docs/engine.md, "Service"; docs/scale.md, "Several GPUs").
 //!
 //! Callers prepare their pages themselves (CPU work: [`OcrService::prepare`], on their own
-//! threads), then [`OcrService::submit`] each one with a sink that receives its [`Event`]s. All
-//! pages share the one engine, so concurrent callers share its batch. A sink that returns `false`
-//! (its receiver is gone: the client disconnected) cancels its page at once, and its KV row goes
-//! to the next page.
+//! threads), then [`OcrService::submit`] each one with a sink that receives its [`Event`]s. A
+//! service runs one engine per device ([`OcrService::start_on`]), each with its own weights, KV
+//! pool and decode graphs; pages wait in one queue and go to the least-loaded engine, and the
+//! pages of an engine that fails go to the others (`dispatch.rs`). With one device all callers
+//! share one engine's batch. A sink that returns `false` (its receiver is gone: the client
+//! disconnected) cancels its page at once.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use dsocr_engine::{Engine, EngineError, EngineOptions, EngineStats, Event, OcrOptions, OcrTokenizer, PreparedPage, Request, prepare_page};
-use dsocr_preprocess::RgbImage;
+use dsocr_engine::{EngineError, EngineOptions, EngineStats, Event, OcrOptions, OcrTokenizer, PreparedPage, prepare_page};
+use dsocr_preprocess::{Architecture, RgbImage};
 
+use crate::common::DeviceSpec;
+use crate::dispatch::{Dispatcher, Health, Msg, Pending};
+use crate::engine_thread::{EngineThread, panic_text};
+use crate::replica::{EventSink, Replica, ServiceLoad};
 use crate::{DeepseekOcr, OcrError};
 
-/// How often the engine thread refreshes the load and counters it shares while busy.
-const PUBLISH_EVERY: Duration = Duration::from_millis(50);
-
-/// Where a page's events go. Returns `false` when nobody listens any more: the page is cancelled.
-pub type EventSink = Box<dyn FnMut(Event) -> bool + Send>;
-
-/// A page to queue, with where its events go.
-struct Submission {
-    tag: u64,
-    page: Result<PreparedPage, EngineError>,
-    options: OcrOptions,
-    stream: bool,
-    sink: EventSink,
+/// How the service spreads pages over its engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceOptions {
+    /// Most pages handed to one engine at a time (waiting in it or in flight); the others wait
+    /// in the service's queue for whichever engine frees up first. Larger than an engine's rows
+    /// (at most 256) so that each keeps a full batch and pages ready to admit.
+    pub per_engine_pages: usize,
 }
 
-enum Command {
-    Submit(Box<Submission>),
-    Cancel(u64),
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions { per_engine_pages: 512 }
+    }
 }
 
-/// What the service is doing now.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct ServiceLoad {
-    /// Pages submitted and not yet finished (queued in the service, waiting in the engine, or
-    /// in flight).
+/// One engine of a service, as [`OcrService::engines`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStatus {
+    /// The model and device, in words (or the device, for one that never started).
+    pub description: String,
+    /// Why it is out of service, if it is.
+    pub failure: Option<String>,
+    /// Pages it finished (failed ones included).
     pub pages: usize,
-    /// Pages decoding in the engine's last step.
-    pub in_flight: usize,
-    /// Pages the engine holds that wait for a row.
-    pub waiting: usize,
 }
 
-/// Shared between the service's handle and its thread.
-struct Shared {
-    load: Mutex<ServiceLoad>,
-    stats: Mutex<EngineStats>,
-    submitted: AtomicUsize,
-    failed: Mutex<Option<String>>,
-}
-
-/// A loaded model and its engine on their own thread. Dropping it stops the thread after the
+/// A loaded model and its engines on their own threads. Dropping it stops the threads after the
 /// pages in flight finish.
 pub struct OcrService {
-    commands: Sender<Command>,
+    commands: Sender<Msg>,
+    replicas: Arc<[Arc<dyn Replica>]>,
+    health: Arc<Health>,
+    pages: Arc<AtomicUsize>,
+    /// Devices whose engine never started, and why.
+    not_started: Vec<EngineStatus>,
     tokenizer: Arc<dyn OcrTokenizer>,
     /// The loaded checkpoint's architecture: options are converted to it.
-    arch: dsocr_preprocess::Architecture,
+    arch: Architecture,
     next_tag: AtomicU64,
-    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     description: String,
 }
@@ -80,56 +74,95 @@ impl std::fmt::Debug for OcrService {
 }
 
 impl OcrService {
-    /// Start the thread, load the model on it with `load` (the device's work stays on that one
-    /// thread) and make its engine with `options`. Returns once the model is loaded, or with the
-    /// error that stopped it.
+    /// One engine: start its thread, load the model on it with `load` (the device's work stays
+    /// on that one thread) and make its engine with `options`. Returns once the model is loaded,
+    /// or with the error that stopped it.
     pub fn start<L>(load: L, options: EngineOptions) -> Result<Self, OcrError>
     where
         L: FnOnce() -> Result<DeepseekOcr, OcrError> + Send + 'static,
     {
-        let (commands, inbox) = mpsc::channel::<Command>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(Arc<dyn OcrTokenizer>, dsocr_preprocess::Architecture, String), OcrError>>();
-        let shared =
-            Arc::new(Shared { load: Mutex::default(), stats: Mutex::default(), submitted: AtomicUsize::new(0), failed: Mutex::new(None) });
-        let thread_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("dsocr-engine".into())
-            .spawn(move || {
-                let ocr = match load() {
-                    Ok(ocr) => ocr,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let engine = match ocr.engine(&options) {
-                    Ok(engine) => engine,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let model = ocr.files().map_or("weights in memory".to_string(), |f| f.config.display().to_string());
-                let description = format!("{} ({model}) on {:?} in {}", ocr.architecture(), ocr.device(), ocr.float());
-                if ready_tx.send(Ok((ocr.shared_tokenizer(), ocr.architecture(), description))).is_err() {
-                    return;
-                }
-                serve(engine, &inbox, &thread_shared);
+        let (thread, tokenizer, arch) = EngineThread::start(load, options)?;
+        OcrService::from_replicas(vec![Arc::new(thread)], tokenizer, arch, ServiceOptions::default())
+    }
+
+    /// One engine per device in `devices` (a device may repeat: several CPU engines), each
+    /// loaded by `load` on its own thread, all at once. An engine that cannot start is said in
+    /// the log and in [`OcrService::engines`], and the others serve; the error names every device
+    /// when none starts.
+    pub fn start_on<L>(devices: &[DeviceSpec], load: L, options: EngineOptions, service: ServiceOptions) -> Result<Self, OcrError>
+    where
+        L: Fn(DeviceSpec) -> Result<DeepseekOcr, OcrError> + Send + Sync + 'static,
+    {
+        if devices.is_empty() {
+            return Err(OcrError::Device("no device to start an engine on; name at least one (--devices cpu)".into()));
+        }
+        let load = Arc::new(load);
+        let starting: Vec<_> = devices
+            .iter()
+            .map(|&device| {
+                let (load, options) = (load.clone(), options.clone());
+                std::thread::spawn(move || EngineThread::start(move || load(device), options))
             })
-            .map_err(|e| OcrError::Device(format!("cannot start the engine thread: {e}")))?;
-        match ready_rx.recv() {
-            Ok(Ok((tokenizer, arch, description))) => {
-                Ok(OcrService { commands, tokenizer, arch, next_tag: AtomicU64::new(0), shared, thread: Some(thread), description })
-            }
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let panic = thread.join().err().map(|p| panic_text(&p)).unwrap_or_default();
-                Err(OcrError::Device(format!("the engine thread stopped while loading the model: {panic}")))
+            .collect();
+        let mut started = Vec::new();
+        let mut not_started = Vec::new();
+        for (device, thread) in devices.iter().zip(starting) {
+            match thread.join().map_err(|p| OcrError::Device(panic_text(&p))).and_then(|r| r) {
+                Ok(loaded) => started.push(loaded),
+                Err(e) => {
+                    tracing::warn!("{device}: the engine did not start: {e}");
+                    not_started.push(EngineStatus { description: device.to_string(), failure: Some(e.to_string()), pages: 0 });
+                }
             }
         }
+        let Some((_, tokenizer, arch)) = started.first() else {
+            let each: Vec<String> =
+                not_started.iter().map(|s| format!("{}: {}", s.description, s.failure.as_deref().unwrap_or_default())).collect();
+            return Err(OcrError::Device(format!("no engine started ({})", each.join("; "))));
+        };
+        let (tokenizer, arch) = (tokenizer.clone(), *arch);
+        let replicas: Vec<Arc<dyn Replica>> = started.into_iter().map(|(t, _, _)| Arc::new(t) as Arc<dyn Replica>).collect();
+        let mut service = OcrService::from_replicas(replicas, tokenizer, arch, service)?;
+        service.not_started = not_started;
+        Ok(service)
+    }
+
+    /// A service over engines made elsewhere (all running the same checkpoint: `tokenizer` and
+    /// `arch` prepare pages for every one of them).
+    pub fn from_replicas(
+        replicas: Vec<Arc<dyn Replica>>,
+        tokenizer: Arc<dyn OcrTokenizer>,
+        arch: Architecture,
+        options: ServiceOptions,
+    ) -> Result<Self, OcrError> {
+        if replicas.is_empty() {
+            return Err(OcrError::Device("a service needs at least one engine".into()));
+        }
+        let description = match replicas.as_slice() {
+            [one] => one.description().to_string(),
+            many => format!("{} engines: {}", many.len(), many.iter().map(|r| r.description()).collect::<Vec<_>>().join("; ")),
+        };
+        let replicas: Arc<[Arc<dyn Replica>]> = replicas.into();
+        let health = Arc::new(Health { dead: Mutex::new(vec![None; replicas.len()]) });
+        let pages = Arc::new(AtomicUsize::new(0));
+        let (commands, inbox) = mpsc::channel();
+        let dispatcher = Dispatcher::new(replicas.clone(), health.clone(), pages.clone(), options.per_engine_pages, commands.clone());
+        let thread = std::thread::Builder::new()
+            .name("dsocr-dispatch".into())
+            .spawn(move || dispatcher.run(&inbox))
+            .map_err(|e| OcrError::Device(format!("cannot start the dispatcher thread: {e}")))?;
+        Ok(OcrService {
+            commands,
+            replicas,
+            health,
+            pages,
+            not_started: Vec::new(),
+            tokenizer,
+            arch,
+            next_tag: AtomicU64::new(0),
+            thread: Some(thread),
+            description,
+        })
     }
 
     /// The tokenizer (to prepare pages).
@@ -152,43 +185,96 @@ impl OcrService {
         // The generation defaults of the loaded checkpoint; a mode it cannot run already failed in
         // `prepare`, so such a page is an error whatever the options say.
         let options = options.for_architecture(self.arch).unwrap_or(options);
-        if let Some(why) = self.failure() {
-            sink(Event::Finished { tag, result: Box::new(Err(EngineError::Device(why))) });
-            return tag;
-        }
-        self.shared.submitted.fetch_add(1, Ordering::Relaxed);
-        if let Err(mpsc::SendError(Command::Submit(mut s))) =
-            self.commands.send(Command::Submit(Box::new(Submission { tag, page, options, stream, sink })))
-        {
-            self.shared.submitted.fetch_sub(1, Ordering::Relaxed);
-            (s.sink)(Event::Finished { tag, result: Box::new(Err(EngineError::Device("the engine has stopped".into()))) });
+        let page = match (page, self.failure()) {
+            (Err(e), _) => {
+                sink(Event::Finished { tag, result: Box::new(Err(e)) });
+                return tag;
+            }
+            (Ok(_), Some(why)) => {
+                sink(Event::Finished { tag, result: Box::new(Err(EngineError::Device(why))) });
+                return tag;
+            }
+            (Ok(page), None) => page,
+        };
+        self.pages.fetch_add(1, Ordering::Relaxed);
+        let pending = Pending { tag, page, options, stream, sink, attempts: 0 };
+        if let Err(mpsc::SendError(Msg::Submit(mut p))) = self.commands.send(Msg::Submit(Box::new(pending))) {
+            self.pages.fetch_sub(1, Ordering::Relaxed);
+            (p.sink)(Event::Finished { tag, result: Box::new(Err(EngineError::Device("the service has stopped".into()))) });
         }
         tag
     }
 
-    /// Drop a page (waiting or running); its sink gets nothing more.
+    /// Drop a page (queued, waiting or running); its sink gets nothing more.
     pub fn cancel(&self, tag: u64) {
-        let _ = self.commands.send(Command::Cancel(tag));
+        let _ = self.commands.send(Msg::Cancel(tag));
     }
 
     /// Pages in the service now.
     pub fn load(&self) -> ServiceLoad {
-        let mut load = *self.shared.load.lock().expect("load lock");
-        load.pages = self.shared.submitted.load(Ordering::Relaxed);
+        let mut load = ServiceLoad { pages: self.pages.load(Ordering::Relaxed), ..ServiceLoad::default() };
+        for replica in self.replicas.iter() {
+            let l = replica.load();
+            load.in_flight += l.in_flight;
+            load.waiting += l.waiting;
+        }
         load
     }
 
-    /// The engine's counters.
+    /// The engines' counters, summed (rows: all engines' rows; seq_capacity: the largest).
     pub fn stats(&self) -> EngineStats {
-        *self.shared.stats.lock().expect("stats lock")
+        let mut all = EngineStats::default();
+        for s in self.replicas.iter().map(|r| r.stats()) {
+            all.rows += s.rows;
+            all.seq_capacity = all.seq_capacity.max(s.seq_capacity);
+            all.steps += s.steps;
+            all.tokens += s.tokens;
+            all.pages += s.pages;
+            all.cancelled += s.cancelled;
+            all.peak_in_flight += s.peak_in_flight;
+            all.batch_sum += s.batch_sum;
+            all.input_wait_s += s.input_wait_s;
+            all.vision_s += s.vision_s;
+            all.vision_batches += s.vision_batches;
+            all.prefill_s += s.prefill_s;
+            all.decode_s += s.decode_s;
+            all.step_s += s.step_s;
+            all.graph_captures += s.graph_captures;
+            all.capture_s += s.capture_s;
+            all.memory_bytes = match (all.memory_bytes, s.memory_bytes) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+        }
+        all
     }
 
-    /// Why the engine stopped, if it did (a device error): the service then refuses new pages.
+    /// Why the service stopped, if it did: every engine failed (it then refuses new pages).
+    /// One engine failing is not a failure of the service: see [`OcrService::engines`].
     pub fn failure(&self) -> Option<String> {
-        self.shared.failed.lock().expect("failure lock").clone()
+        let dead = self.health.dead.lock().expect("health lock");
+        let whys: Option<Vec<String>> = self.replicas.iter().enumerate().map(|(i, r)| dead[i].clone().or_else(|| r.failure())).collect();
+        whys.map(|w| if w.len() == 1 { w[0].clone() } else { format!("every engine has failed: {}", w.join("; ")) })
     }
 
-    /// The model and device, in words.
+    /// Every engine, those that never started included, and why each out of service is.
+    pub fn engines(&self) -> Vec<EngineStatus> {
+        let dead = self.health.dead.lock().expect("health lock").clone();
+        let mut all: Vec<EngineStatus> = self
+            .replicas
+            .iter()
+            .zip(dead)
+            .map(|(r, why)| EngineStatus {
+                description: r.description().to_string(),
+                failure: why.or_else(|| r.failure()),
+                pages: r.stats().pages,
+            })
+            .collect();
+        all.extend(self.not_started.iter().cloned());
+        all
+    }
+
+    /// The model and devices, in words.
     pub fn description(&self) -> &str {
         &self.description
     }
@@ -196,120 +282,11 @@ impl OcrService {
 
 impl Drop for OcrService {
     fn drop(&mut self) {
-        // Closing the channel ends the thread once its pages are done.
-        let (closed, _) = mpsc::channel();
-        drop(std::mem::replace(&mut self.commands, closed));
+        // The dispatcher hands out what is queued, waits for the pages held, then stops; the
+        // engines stop when their last handle (here) goes.
+        let _ = self.commands.send(Msg::Close);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
-}
-
-/// The engine thread: take commands, step, route events to their sinks.
-fn serve(mut engine: Engine<'_>, inbox: &Receiver<Command>, shared: &Shared) {
-    let mut sinks: HashMap<u64, EventSink> = HashMap::new();
-    let mut gone: Vec<u64> = Vec::new();
-    let mut open = true;
-    let mut last_publish = Instant::now();
-    loop {
-        // Wait for work only when there is none; otherwise take what has arrived and step.
-        loop {
-            let command = if engine.is_idle() && open {
-                match inbox.recv_timeout(Duration::from_millis(200)) {
-                    Ok(c) => Some(c),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        open = false;
-                        None
-                    }
-                }
-            } else if open {
-                match inbox.try_recv() {
-                    Ok(c) => Some(c),
-                    Err(TryRecvError::Empty) => None,
-                    Err(TryRecvError::Disconnected) => {
-                        open = false;
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            let Some(command) = command else { break };
-            match command {
-                Command::Submit(submission) => {
-                    let Submission { tag, page, options, stream, sink } = *submission;
-                    sinks.insert(tag, sink);
-                    let mut route = router(&mut sinks, &mut gone, shared);
-                    engine.submit(Request { tag, page, options, stream }, &mut route);
-                }
-                Command::Cancel(tag) => {
-                    if sinks.remove(&tag).is_some() {
-                        engine.cancel(tag);
-                        shared.submitted.fetch_sub(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
-        for tag in gone.drain(..) {
-            engine.cancel(tag);
-        }
-        if engine.is_idle() {
-            publish(&engine, shared);
-            if !open {
-                return;
-            }
-            continue;
-        }
-        let result = engine.step(&mut router(&mut sinks, &mut gone, shared));
-        if last_publish.elapsed() >= PUBLISH_EVERY {
-            publish(&engine, shared);
-            last_publish = Instant::now();
-        }
-        if let Err(e) = result {
-            // A device error: every page still here fails with it, and the service refuses more.
-            let why = format!("the engine stopped: {e}");
-            tracing::error!("{why}");
-            *shared.failed.lock().expect("failure lock") = Some(why.clone());
-            for (tag, mut sink) in sinks.drain() {
-                sink(Event::Finished { tag, result: Box::new(Err(EngineError::Device(why.clone()))) });
-            }
-            shared.submitted.store(0, Ordering::Relaxed);
-            return;
-        }
-    }
-}
-
-/// Routes events to their sinks; a sink that returns `false` is dropped and its tag noted in
-/// `gone` (cancelled after the step).
-fn router<'a>(sinks: &'a mut HashMap<u64, EventSink>, gone: &'a mut Vec<u64>, shared: &'a Shared) -> impl FnMut(Event) + 'a {
-    move |event: Event| {
-        let (tag, last) = match &event {
-            Event::Text { tag, .. } => (*tag, false),
-            Event::Finished { tag, .. } => (*tag, true),
-        };
-        let Some(sink) = sinks.get_mut(&tag) else { return };
-        let listening = sink(event);
-        if last || !listening {
-            sinks.remove(&tag);
-            shared.submitted.fetch_sub(1, Ordering::Relaxed);
-            if !last {
-                gone.push(tag);
-            }
-        }
-    }
-}
-
-fn publish(engine: &Engine<'_>, shared: &Shared) {
-    let (waiting, in_flight) = engine.load();
-    {
-        let mut load = shared.load.lock().expect("load lock");
-        load.waiting = waiting;
-        load.in_flight = in_flight;
-    }
-    *shared.stats.lock().expect("stats lock") = engine.stats();
-}
-
-fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
-    payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string())).unwrap_or_default()
 }

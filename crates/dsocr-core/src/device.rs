@@ -58,12 +58,7 @@ impl DeviceSpec {
     pub fn auto() -> DeviceSpec {
         #[cfg(feature = "cuda")]
         {
-            let usable = std::panic::catch_unwind(|| {
-                crate::gpu_cache::ensure_gpu_configured();
-                Device::cuda(0).sync().is_ok()
-            })
-            .unwrap_or(false);
-            if usable {
+            if DeviceSpec::probe_cuda(0) {
                 tracing::info!("device auto: cuda:0");
                 return DeviceSpec::Cuda(0);
             }
@@ -72,6 +67,24 @@ impl DeviceSpec {
         #[cfg(not(feature = "cuda"))]
         tracing::info!("device auto: this build has no CUDA support (`--features cuda`), running on the CPU");
         DeviceSpec::Cpu
+    }
+
+    /// Whether CUDA GPU `index` answers (always false on a build without CUDA). A missing GPU
+    /// or driver may panic inside CubeCL; that is caught and counts as no.
+    pub fn probe_cuda(index: usize) -> bool {
+        #[cfg(feature = "cuda")]
+        {
+            std::panic::catch_unwind(|| {
+                crate::gpu_cache::ensure_gpu_configured();
+                Device::cuda(index).sync().is_ok()
+            })
+            .unwrap_or(false)
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = index;
+            false
+        }
     }
 
     /// The Burn device, or an error saying which build feature is missing.
