@@ -48,6 +48,10 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
         (2, 4, 512, 64, &[1, 0], &[2, 0]),
         (3, 4, 100, 16, &[0, 2], &[76, 99]),
     ];
+    // The projection kernels (the tile kernel among them) also take f16.
+    if device.supports_dtype(DType::F16) {
+        out.extend(crate::check_projection::check_projections(device, DType::F16, 2e-2));
+    }
     for (dtype, tolerance) in dtypes {
         out.extend(crate::check_projection::check_projections(device, dtype, tolerance));
         out.extend(crate::check_fused::check_fused(device, dtype, tolerance));

@@ -42,6 +42,13 @@ pub(crate) fn check_fused(device: &Device, dtype: DType, relative: f32) -> Vec<K
     let (a, w) = (rnd([1, 1280], 1.0), rnd([1280, 1280], 1.0 / 1280f64.sqrt()));
     let exact = exact_matmul(&host(a.clone()), &host(w.clone()), 0, (1, 1280, 1280));
     out.push(check_norm(device, dtype, relative, linear_parts(a, &w), &exact, "delta as K=1280 split parts"));
+    // The same at 32 rows (a decode batch): the tile kernel's split parts in bf16/f16 (in f32 the
+    // product is Burn's matmul, not dsocr's kernel).
+    if dtype != DType::F32 {
+        let (a, w) = (rnd([32, 1280], 1.0), rnd([1280, 1280], 1.0 / 1280f64.sqrt()));
+        let exact = exact_matmul(&host(a.clone()), &host(w.clone()), 0, (32, 1280, 1280));
+        out.push(check_norm(device, dtype, relative, linear_parts(a, &w), &exact, "delta as 32 rows' K=1280 split parts"));
+    }
 
     // The experts' per-slot products with their routing weights (tokens, slots, experts, K, N).
     let (m, s, e, k, n) = (5, 6, 10, 256, 128);

@@ -30,6 +30,12 @@ pub(crate) fn check_layer_kernels(device: &Device, dtype: DType, relative: f32) 
     // The release-size step again, its QKV given as the projection's parts (split over K on a
     // GPU): the kernel sums them.
     out.push(check_rope(device, dtype, relative, (1, 10, 128, 1), (&[0], &[2]), Some(1280)));
+    // A decode step of 32 sequences, their QKV as the tile kernel's split parts (bf16/f16; in f32
+    // the projection is Burn's matmul, not dsocr's kernel).
+    if dtype != DType::F32 {
+        let (rows, starts): (Vec<i64>, Vec<i64>) = (0..32).map(|i| (31 - i, (i * 5) % 17)).unzip();
+        out.push(check_rope(device, dtype, relative, (1, 10, 128, 32), (&rows, &starts), Some(1280)));
+    }
     // (tokens, hidden, experts, top-k, shared, renormalise, scaling): the release router, the
     // parity model's, and an expert count that is not a multiple of 32.
     for (m, h, e, top_k, shared, renormalise, scaling) in

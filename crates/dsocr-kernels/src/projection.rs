@@ -2,8 +2,8 @@
 //! of a SwiGLU MLP, or of the experts a router chose.
 //!
 //! Weights are `[K, N]` (dsocr's `[d_in, d_out]`) or banks `[E, K, N]`. On a CubeCL device and
-//! for at most [`MAX_KERNEL_ROWS`] rows ([`MAX_EXPERT_PAIRS`] (token, expert) pairs) the skinny kernels run (one weight read per launch, f32
-//! sums); past them, up to [`crate::KernelSettings::tile_rows`] rows (from
+//! for at most [`MAX_KERNEL_ROWS`] rows ([`MAX_EXPERT_PAIRS`] (token, expert) pairs) the skinny
+//! kernels run (one weight read per launch, f32 sums); past them, up to [`crate::KernelSettings::tile_rows`] rows (from
 //! [`crate::KernelSettings::tile_experts_from`] tokens for the experts) the tensor-core tile
 //! kernel; otherwise the plain Burn definitions below, which are also what the kernels must match.
 
@@ -16,10 +16,11 @@ use crate::parts::PartialSums;
 use crate::parts::PartsLayout;
 
 /// Most activation rows the skinny kernels take ([`linear`], [`swiglu`]): one pass over the
-/// weight. More rows (a batch of pages, a prefill) use Burn's matmul, which reads each weight once
-/// on tensor cores: measured on an H100 at 32 pages, the kernels re-reading the weights once per 8
-/// rows (the 331 MB output head: 1.3 ms per step) or per row (the dense SwiGLU: 118 µs) made the
-/// step slower (aggregate 5,953 → 6,190 tok/s with the linears on the matmul; docs/perf.md).
+/// weight. More rows (a batch of pages, a prefill) go to the tensor-core tile kernel (bf16/f16, up
+/// to [`crate::KernelSettings::tile_rows`]) or Burn's matmul, which read each weight once per
+/// 64-row block on tensor cores: measured on an H100 at 32 pages, the skinny kernels re-reading the
+/// weights once per 8 rows (the 331 MB output head: 1.3 ms per step) or per row (the dense SwiGLU:
+/// 118 µs) made the step slower (docs/perf.md, sessions 6 and 15).
 pub const MAX_KERNEL_ROWS: usize = 8;
 
 /// Most (token, expert) pairs the expert kernels take: each pair is its own group of cubes, so

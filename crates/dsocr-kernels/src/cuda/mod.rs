@@ -400,7 +400,7 @@ pub(crate) fn tile_takes_linear(rows: usize, dtype: DType, k: usize, n: usize) -
 /// Whether the experts of `tokens` tokens run on the tile kernel
 /// ([`crate::KernelSettings::tile_experts_from`]); banks of `dtype`, `[E, k, n]`.
 pub(crate) fn tile_takes_experts(tokens: usize, dtype: DType, k: usize, n: usize) -> bool {
-    tokens >= crate::settings().tile_experts_from && tile_launch::tile_supported(dtype, k, n)
+    tokens > 0 && tokens >= crate::settings().tile_experts_from && tile_launch::tile_supported(dtype, k, n)
 }
 
 /// [`crate::linear`] through the tile kernel.

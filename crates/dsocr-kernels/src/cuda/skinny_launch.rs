@@ -16,10 +16,10 @@ use super::skinny_kernels::{combine_slots_kernel, expert_down_kernel, skinny_lin
 const UNITS: usize = 256;
 /// Activation rows one cube of the linear kernel serves (registers hold this many sums).
 const ROWS_PER_CUBE: usize = crate::MAX_KERNEL_ROWS;
-/// Cubes that keep every SM of a large GPU busy (≈ 2 per SM on an H100).
-const TARGET_CUBES: usize = 264;
+/// Cubes that keep every SM of a large GPU busy (≈ 2 per SM on an H100/H200).
+pub(super) const TARGET_CUBES: usize = 264;
 /// Most `K` splits of one linear launch.
-const MAX_SPLITS: usize = 8;
+pub(super) const MAX_SPLITS: usize = 8;
 
 /// Columns per 16-byte load for `dtype`.
 pub(super) fn vector_width(dtype: DType) -> usize {

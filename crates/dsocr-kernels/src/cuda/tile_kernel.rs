@@ -35,6 +35,10 @@ pub(super) const TILE_COLS: u32 = 64;
 pub(super) const TILE_K: u32 = 64;
 /// Elements per 16-byte load of a 16-bit float type (the only types the kernel takes).
 pub(super) const VEC: u32 = 8;
+// The staging loop and the planes' row tiles assume these relations between the shapes.
+const _: () = assert!(PLANES * 16 == TILE_ROWS && TILE_ROWS == TILE_K && TILE_COLS == 64 && PLANE * PLANES >= TILE_ROWS);
+const _: () = assert!((TILE_ROWS * TILE_COLS).is_multiple_of(VEC * PLANE * PLANES));
+
 /// Row stride of the staged tiles, in elements: whole 16-byte vectors for the tensor-core loads,
 /// off a multiple of 128 bytes against bank conflicts.
 const STRIDE: u32 = 72;

@@ -8,13 +8,8 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::grouped_launch::group_pairs;
-use super::skinny_launch::{as_bank, readable, sum_splits};
+use super::skinny_launch::{MAX_SPLITS, TARGET_CUBES, as_bank, readable, sum_splits};
 use super::tile_kernel::{PLANE, PLANES, TILE_COLS, TILE_K, TILE_ROWS, VEC, tile_matmul_kernel};
-
-/// Cubes that keep every SM of a large GPU busy (≈ 2 per SM on an H100/H200).
-const TARGET_CUBES: usize = 264;
-/// Most `K` splits of one dense launch.
-const MAX_SPLITS: usize = 8;
 
 /// How a dense `[m, k] · [k, n]` splits `K`: `(splits, rows of K per split)`. Enough splits to
 /// fill the GPU when the output has few blocks (`o_proj` at 32 rows: 20 blocks), each split at
@@ -23,7 +18,8 @@ const MAX_SPLITS: usize = 8;
 /// shapes alone, so the fusion layer knows the parts' shape before the launch.
 pub(super) fn tile_splits(m: usize, k: usize, n: usize) -> (usize, usize) {
     let (tile_rows, tile_cols, tile_k) = (TILE_ROWS as usize, TILE_COLS as usize, TILE_K as usize);
-    let blocks = n.div_ceil(tile_cols) * m.div_ceil(tile_rows);
+    // At least one row block (an empty product still gets a valid grid).
+    let blocks = n.div_ceil(tile_cols) * m.div_ceil(tile_rows).max(1);
     let by_fill = TARGET_CUBES / blocks.max(1);
     let by_bytes = k / (2 * m.max(1));
     let by_depth = k / (2 * tile_k);
@@ -38,8 +34,8 @@ pub(super) fn tile_supported(dtype: DType, k: usize, n: usize) -> bool {
     matches!(dtype, DType::BF16 | DType::F16) && k > 0 && n > 0 && k.is_multiple_of(VEC as usize) && n.is_multiple_of(VEC as usize)
 }
 
-fn cube_dim(client: &CubeTensor) -> CubeDim {
-    let plane_size = client.client.properties().hardware.plane_size_max;
+fn cube_dim(on: &CubeTensor) -> CubeDim {
+    let plane_size = on.client.properties().hardware.plane_size_max;
     assert_eq!(plane_size, PLANE, "tile kernel expects {PLANE}-lane planes, the device has {plane_size}");
     CubeDim::new_2d(PLANE, PLANES)
 }
@@ -53,6 +49,7 @@ fn unread_ints(like: &CubeTensor) -> CubeTensor {
 /// one split, else f32 partial products `[splits·M, N]` (split-major) for the consumer to sum.
 pub(super) fn tile_linear_parts(x: CubeTensor, w: CubeTensor) -> CubeTensor {
     let vec = VEC as usize;
+    assert_eq!(x.dtype, w.dtype, "tile kernel: activations and weight differ in float type");
     let (x, w) = (readable(x, vec), as_bank(readable(w, vec)));
     let (m, k, n) = (x.meta.shape()[0], x.meta.shape()[1], w.meta.shape()[2]);
     let (splits, chunk) = tile_splits(m, k, n);
@@ -90,6 +87,7 @@ pub(super) fn tile_linear(x: CubeTensor, w: CubeTensor) -> CubeTensor {
 /// `SiLU(x·G) ⊙ (x·U)`: `x` `[M, K]`, `gate`/`up` `[K, N]` → `[M, N]` (one launch, `K` whole).
 pub(super) fn tile_swiglu(x: CubeTensor, gate: CubeTensor, up: CubeTensor) -> CubeTensor {
     let vec = VEC as usize;
+    assert!(x.dtype == gate.dtype && x.dtype == up.dtype, "tile kernel: activations and weights differ in float type");
     let (x, gate, up) = (readable(x, vec), as_bank(readable(gate, vec)), as_bank(readable(up, vec)));
     let (m, k, n) = (x.meta.shape()[0], x.meta.shape()[1], gate.meta.shape()[2]);
     let (client, dtype) = (x.client.clone(), x.dtype);
@@ -121,6 +119,7 @@ pub(super) fn tile_swiglu(x: CubeTensor, gate: CubeTensor, up: CubeTensor) -> Cu
 /// by bank `w`. `ids` `[M, S]`; returns `[M·S, N]`, one row per pair.
 fn tile_experts(x: CubeTensor, w: CubeTensor, up: Option<CubeTensor>, ids: CubeTensor) -> CubeTensor {
     let vec = VEC as usize;
+    assert_eq!(x.dtype, w.dtype, "tile kernel: activations and weights differ in float type");
     let (x, w) = (readable(x, vec), readable(w, vec));
     let swiglu = up.is_some();
     let w2 = match up {
