@@ -165,6 +165,11 @@ impl OcrService {
         })
     }
 
+    /// The checkpoint's architecture (options are converted to it: [`OcrOptions::for_architecture`]).
+    pub fn architecture(&self) -> Architecture {
+        self.arch
+    }
+
     /// The tokenizer (to prepare pages).
     pub fn tokenizer(&self) -> Arc<dyn OcrTokenizer> {
         self.tokenizer.clone()

@@ -8,6 +8,7 @@
 
 mod bench;
 mod describe;
+mod devices;
 mod engine_args;
 mod formats;
 mod gpu_args;
@@ -15,7 +16,9 @@ mod inputs;
 mod ocr;
 mod pages;
 mod parity;
+mod resume;
 mod serve;
+mod shard;
 mod warmup;
 
 use clap::{Parser, Subcommand};

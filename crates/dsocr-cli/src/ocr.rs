@@ -5,15 +5,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use dsocr::common::{DeviceSpec, FloatType};
+use dsocr::common::FloatType;
 use dsocr::pdf::DEFAULT_DPI;
 use dsocr::preprocess::Mode;
-use dsocr::{DeepseekOcr, ModelSource, OcrOptions, Task};
+use dsocr::{DeepseekOcr, ModelSource, OcrOptions, OcrService, ServiceOptions, Task};
 
 use crate::engine_args::EngineArgs;
 
+use crate::devices::Devices;
 use crate::inputs::open_inputs;
-use crate::pages::{Outputs, run_pages};
+use crate::pages::{Outputs, PREPARED_AHEAD, Runner, run_pages};
+use crate::resume::Resume;
 
 #[derive(Args)]
 pub struct OcrArgs {
@@ -52,9 +54,16 @@ pub struct OcrArgs {
     /// path). The PyPI wheel `pypdfium2` ships one in site-packages/pypdfium2_raw/.
     #[arg(long, env = "DSOCR_PDFIUM_LIBRARY")]
     pdfium_library: Option<PathBuf>,
-    /// auto (a CUDA GPU when the build has CUDA and one is present, else the CPU), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    devices: crate::devices::DeviceArgs,
+    /// Only this task's share of the inputs, INDEX/COUNT (0-based): the inputs sorted by path,
+    /// every COUNT-th from INDEX, so COUNT tasks split a document set without coordination.
+    #[arg(long)]
+    shard: Option<crate::shard::Shard>,
+    /// With --out: redo every input, also those whose outputs are complete (by default they are
+    /// skipped, so a killed job resumes where it stopped; docs/scale.md).
+    #[arg(long)]
+    overwrite: bool,
     /// f32, bf16 or f16 (default: f32 on CPU, bf16 on CUDA).
     #[arg(long)]
     dtype: Option<String>,
@@ -142,6 +151,27 @@ fn options(args: &OcrArgs) -> anyhow::Result<OcrOptions> {
     Ok(OcrOptions { task, mode: spec, generation })
 }
 
+/// Everything that shapes an input's output files, in words: a completion marker counts only for
+/// the same (resume.rs).
+fn settings(args: &OcrArgs) -> String {
+    format!(
+        "model={} task={} prompt={:?} mode={} max_crops={} max_new_tokens={} dpi={} pages={:?} csv={} formats={:?} per_page={} searchable={} skip_repeat={}",
+        args.model,
+        args.task,
+        args.prompt,
+        args.mode,
+        args.max_crops,
+        args.max_new_tokens,
+        args.dpi,
+        args.pages,
+        args.csv,
+        args.format,
+        args.format_per_page,
+        args.searchable,
+        args.skip_repeat
+    )
+}
+
 pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     let opts = options(&args)?;
     anyhow::ensure!(
@@ -155,26 +185,53 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     );
     anyhow::ensure!(args.out.is_some() || !args.searchable, "--searchable writes a file: give --out DIR");
     args.gpu.apply();
-    let device: DeviceSpec = args.device.parse()?;
+    let devices = args.devices.resolve()?;
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
-    let files = expand(&args.inputs)?;
+    let mut files = expand(&args.inputs)?;
     anyhow::ensure!(!files.is_empty(), "no input files found");
+    if let Some(shard) = args.shard {
+        anyhow::ensure!(!files.iter().any(|f| f == "-"), "--shard splits files; it cannot take standard input (-)");
+        let all = files.len();
+        files = shard.select(&files);
+        eprintln!("shard {shard}: {} of {all} input(s)", files.len());
+        if files.is_empty() {
+            return Ok(0);
+        }
+    }
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     }
     // Every input is opened (and a PDF's password checked) before the model is loaded: a
     // mistyped path fails in a moment, not after a download.
     let renderer = dsocr::pdf::Renderer::parse(&args.pdf_renderer, args.pdfium_library.clone()).map_err(anyhow::Error::msg)?;
-    let (docs, mut failed) = open_inputs(&files, args.password.as_deref(), args.pages.as_deref(), &renderer);
+    let (mut docs, mut failed) = open_inputs(&files, args.password.as_deref(), args.pages.as_deref(), &renderer);
     for (input, e) in &failed {
         eprintln!("error: {input}: {e:#}");
     }
-    anyhow::ensure!(!docs.is_empty(), "none of the {} input(s) could be opened", files.len());
+    let resume = args.out.as_deref().map(|out| Resume::new(out, settings(&args)));
+    let mut skipped = 0;
+    if let Some(resume) = &resume {
+        if !args.overwrite {
+            let before = docs.len();
+            docs.retain(|d| d.input == "-" || !resume.is_complete(&d.name, &d.input));
+            skipped = before - docs.len();
+            if skipped > 0 {
+                eprintln!(
+                    "skipped {skipped} input(s) whose outputs in {} are complete (--overwrite redoes them)",
+                    args.out.as_deref().map(Path::display).expect("with --out")
+                );
+            }
+        }
+        for d in &docs {
+            resume.clear(&d.name)?;
+        }
+    }
+    if docs.is_empty() && failed.is_empty() {
+        return Ok(0);
+    }
+    anyhow::ensure!(!docs.is_empty(), "none of the {} input(s) could be opened", files.len() - skipped);
     let source = ModelSource::parse(&args.model)?;
-    let ocr = DeepseekOcr::load(&source, device, dtype).with_context(|| format!("loading the model from {}", args.model))?;
-    // The mode named on the command line, as this checkpoint runs it (DeepSeek-OCR 2's presets).
-    let opts = ocr.options_for_model(&opts).with_context(|| format!("--mode {} with {}", args.mode, ocr.architecture()))?;
-    let engine = args.engine.options(&opts.mode, opts.generation.max_new_tokens);
+    let load = move |device| DeepseekOcr::load(&source, device, dtype);
     let outputs = Outputs {
         out: args.out.clone(),
         csv: args.csv,
@@ -187,13 +244,45 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
         format_per_page: args.format_per_page,
         searchable: args.searchable,
         password: args.password.clone(),
+        resume,
     };
-    failed.extend(run_pages(&ocr, &outputs, &opts, &engine, docs)?);
-    if files.len() > 1 || !failed.is_empty() {
-        eprintln!("{} of {} input(s) done, {} failed", files.len() - failed.len(), files.len(), failed.len());
+    let model = &args.model;
+    let done = files.len() - skipped;
+    failed.extend(match devices {
+        Devices::One(device) => {
+            let ocr = load(device).with_context(|| format!("loading the model from {model}"))?;
+            // The mode named on the command line, as this checkpoint runs it (DeepSeek-OCR 2's presets).
+            let opts = ocr.options_for_model(&opts).with_context(|| format!("--mode {} with {}", args.mode, ocr.architecture()))?;
+            let engine = args.engine.options(&opts.mode, opts.generation.max_new_tokens);
+            run_pages(Runner::One(&ocr), &outputs, &opts, &engine, docs)?
+        }
+        Devices::Many(devices) => {
+            let opts = opts.clone();
+            let engine = args.engine.options(&opts.mode, opts.generation.max_new_tokens);
+            let service = ServiceOptions { per_engine_pages: engine.max_seqs.unwrap_or(256) + PREPARED_AHEAD };
+            let service =
+                OcrService::start_on(&devices, load, engine.clone(), service).with_context(|| format!("loading the model from {model}"))?;
+            let opts = opts.for_architecture(service.architecture()).with_context(|| format!("--mode {}", args.mode))?;
+            let failed = run_pages(Runner::Service(&service), &outputs, &opts, &engine, docs)?;
+            report_engines(&service);
+            failed
+        }
+    });
+    if done > 1 || !failed.is_empty() {
+        eprintln!("{} of {done} input(s) done, {} failed", done - failed.len(), failed.len());
         for (f, _) in &failed {
             eprintln!("  failed: {f}");
         }
     }
     Ok(if failed.is_empty() { 0 } else { 1 })
+}
+
+/// Say which engines failed during the run (their pages went to the others).
+fn report_engines(service: &OcrService) {
+    for engine in service.engines() {
+        match &engine.failure {
+            Some(why) => eprintln!("warning: engine {} failed: {why}; its pages were retried on the others", engine.description),
+            None => tracing::info!("engine {}: {} page(s)", engine.description, engine.pages),
+        }
+    }
 }

@@ -5,20 +5,22 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use dsocr::engine::{PageSource, prepare_ahead};
+use dsocr::engine::{OcrTokenizer, PageSource, Request, prepare_ahead};
 use dsocr::preprocess::RgbImage;
 use dsocr::render::{PAGE_SPLIT, PageText, write_document_outputs, write_image_outputs};
-use dsocr::{DeepseekOcr, EngineError, EngineOptions, Event, InOrder, OcrOptions, OcrResult};
+use dsocr::{DeepseekOcr, EngineError, EngineOptions, EngineStats, Event, InOrder, OcrOptions, OcrResult, OcrService};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::formats::{self, OutputFormat};
 use crate::inputs::{Document, Source};
+use crate::resume::Resume;
 
 /// Pages loaded and preprocessed ahead of the engine (in parallel, in chunks of this many).
-const PREPARED_AHEAD: usize = 16;
+pub const PREPARED_AHEAD: usize = 16;
 
 /// Where and how results are written.
 pub struct Outputs {
@@ -38,6 +40,85 @@ pub struct Outputs {
     pub searchable: bool,
     /// The PDF password given (the searchable copy of an encrypted PDF needs it).
     pub password: Option<String>,
+    /// With `out`: completion markers, written once an input's outputs are all written.
+    pub resume: Option<Resume>,
+}
+
+/// What runs the pages: one engine on this thread, or a service of one engine per device.
+pub enum Runner<'a> {
+    One(&'a DeepseekOcr),
+    Service(&'a OcrService),
+}
+
+impl Runner<'_> {
+    fn tokenizer(&self) -> Arc<dyn OcrTokenizer> {
+        match self {
+            Runner::One(ocr) => ocr.shared_tokenizer(),
+            Runner::Service(service) => service.tokenizer(),
+        }
+    }
+
+    /// Run `requests` to the end, handing every event to `on_event` on this thread.
+    fn run(&self, engine: &EngineOptions, requests: &Receiver<Request>, on_event: &mut dyn FnMut(Event)) -> anyhow::Result<EngineStats> {
+        match self {
+            Runner::One(ocr) => Ok(ocr.engine(engine)?.run(requests, on_event)?),
+            Runner::Service(service) => {
+                // The service's queue holds prepared pages: keep it to what its engines take, plus
+                // a chunk ready, so a large input set is not all prepared (and held) at once.
+                let limit = service.engines().len() * engine.max_seqs.unwrap_or(256) + PREPARED_AHEAD;
+                drive_service(service, requests, limit, on_event);
+                Ok(service.stats())
+            }
+        }
+    }
+}
+
+/// Submit `requests` to `service` as room allows and hand their events to `on_event`, under
+/// the requests' own tags.
+fn drive_service(service: &OcrService, requests: &Receiver<Request>, limit: usize, on_event: &mut dyn FnMut(Event)) {
+    let (tx, events) = mpsc::channel::<Event>();
+    let mut outstanding = 0usize;
+    let mut open = true;
+    while open || outstanding > 0 {
+        while open && outstanding < limit {
+            let next = if outstanding == 0 { requests.recv().map_err(|_| TryRecvError::Disconnected) } else { requests.try_recv() };
+            match next {
+                Ok(Request { tag, page, options, stream }) => {
+                    let tx = tx.clone();
+                    outstanding += 1;
+                    service.submit(
+                        page,
+                        options,
+                        stream,
+                        Box::new(move |event| {
+                            let event = match event {
+                                Event::Text { text, .. } => Event::Text { tag, text },
+                                Event::Finished { result, .. } => Event::Finished { tag, result },
+                            };
+                            tx.send(event).is_ok()
+                        }),
+                    );
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => open = false,
+            }
+        }
+        if outstanding == 0 {
+            continue;
+        }
+        let event = if open {
+            match events.recv_timeout(Duration::from_millis(10)) {
+                Ok(e) => e,
+                Err(_) => continue,
+            }
+        } else {
+            events.recv().expect("the service finishes every page it took")
+        };
+        if matches!(event, Event::Finished { .. }) {
+            outstanding -= 1;
+        }
+        on_event(event);
+    }
 }
 
 /// One input's pages as they complete.
@@ -47,7 +128,7 @@ struct Collected {
 
 /// OCR every page of `docs`; returns the inputs that failed (whole, or some of their pages).
 pub fn run_pages(
-    ocr: &DeepseekOcr,
+    runner: Runner<'_>,
     outputs: &Outputs,
     opts: &OcrOptions,
     engine: &EngineOptions,
@@ -77,7 +158,7 @@ pub fn run_pages(
             (source, opts.clone())
         })
         .collect();
-    let requests = prepare_ahead(sources, ocr.shared_tokenizer(), PREPARED_AHEAD, stream);
+    let requests = prepare_ahead(sources, runner.tokenizer(), PREPARED_AHEAD, stream);
 
     let bar = if total > 1 { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} pages {msg} [{elapsed}]").expect("valid template"));
@@ -87,8 +168,7 @@ pub fn run_pages(
     let mut tokens = 0usize;
     let t0 = Instant::now();
     let stdout = std::io::stdout();
-    let mut engine = ocr.engine(engine)?;
-    let stats = engine.run(&requests, &mut |event| match event {
+    let stats = runner.run(engine, &requests, &mut |event| match event {
         Event::Text { text, .. } => {
             let mut out = stdout.lock();
             let _ = out.write_all(text.as_bytes());
@@ -113,7 +193,13 @@ pub fn run_pages(
                     let pages: Vec<Option<RgbImage>> =
                         (first..=tag as usize).map(|t| images.lock().expect("image store").remove(&t)).collect();
                     let results = std::mem::take(&mut collected[d].results);
-                    if let Err(e) = bar.suspend(|| finish_document(&docs[d], results, pages, outputs, stream)) {
+                    let written = bar.suspend(|| finish_document(&docs[d], results, pages, outputs, stream));
+                    // Complete only once every output is written and no page failed (resume.rs).
+                    let marked = written.and_then(|()| match &outputs.resume {
+                        Some(resume) => resume.mark_complete(&docs[d].name, &docs[d].input),
+                        None => Ok(()),
+                    });
+                    if let Err(e) = marked {
                         bar.suspend(|| eprintln!("error: {}: {e:#}", docs[d].input));
                         failed.push((docs[d].input.clone(), e));
                     }

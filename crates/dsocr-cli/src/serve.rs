@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use dsocr::common::{DeviceSpec, FloatType};
+use dsocr::common::FloatType;
 use dsocr::preprocess::Mode;
-use dsocr::{DeepseekOcr, ModelSource, OcrService};
+use dsocr::{DeepseekOcr, ModelSource, OcrService, ServiceOptions};
 use dsocr_serve::{InputLimits, ServeOptions};
 
+use crate::devices::Devices;
 use crate::engine_args::EngineArgs;
 
 #[derive(Args)]
@@ -22,9 +23,8 @@ pub struct ServeArgs {
     /// Port.
     #[arg(long, default_value_t = 8000)]
     port: u16,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    devices: crate::devices::DeviceArgs,
     /// f32, bf16 or f16 (default: f32 on CPU, bf16 on CUDA).
     #[arg(long)]
     dtype: Option<String>,
@@ -66,7 +66,7 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     args.gpu.apply();
-    let device: DeviceSpec = args.device.parse()?;
+    let devices = args.devices.resolve()?;
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
     anyhow::ensure!(args.max_tokens > 0, "--max-tokens must be at least 1");
     let source = ModelSource::parse(&args.model)?;
@@ -85,8 +85,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let addr = format!("{}:{}", args.host, args.port);
     let model = args.model.clone();
     dsocr_serve::run_blocking(&addr, options, move || {
-        OcrService::start(move || DeepseekOcr::load(&source, device, dtype), engine)
-            .map_err(|e| dsocr::OcrError::Model(format!("loading the model from {model}: {e}")))
+        let service = match devices {
+            Devices::One(device) => OcrService::start(move || DeepseekOcr::load(&source, device, dtype), engine),
+            // One engine per device; a request's pages spread over them (docs/scale.md).
+            Devices::Many(devices) => {
+                OcrService::start_on(&devices, move |device| DeepseekOcr::load(&source, device, dtype), engine, ServiceOptions::default())
+            }
+        };
+        service.map_err(|e| dsocr::OcrError::Model(format!("loading the model from {model}: {e}")))
     })
     .context("the server stopped")?;
     Ok(0)
