@@ -66,8 +66,12 @@ pub struct BenchArgs {
     #[arg(long, default_value = "ocr", value_parser = parse_arch)]
     arch: Architecture,
     /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", conflicts_with = "devices")]
     device: String,
+    /// One engine per device (`all`, `0,1,3`, `cpu,cpu`): the mixed workload alone, through
+    /// the dispatcher `dsocr ocr --devices` uses (needs --mixed; docs/scale.md).
+    #[arg(long)]
+    devices: Option<dsocr::DeviceList>,
     /// f32, bf16 or f16 (default: f32 on CPU, bf16 on CUDA).
     #[arg(long)]
     dtype: Option<String>,
@@ -165,7 +169,14 @@ fn write_report(report: &BenchReport, path: Option<&std::path::Path>) -> anyhow:
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     let gpu_cache_dir = args.gpu.apply().map(|d| d.display().to_string());
-    let spec: DeviceSpec = args.device.parse()?;
+    let devices = args.devices.as_ref().map(dsocr::DeviceList::resolve);
+    if let Some(devices) = devices.as_ref().filter(|d| d.len() > 1) {
+        return bench_devices(&args, devices);
+    }
+    let spec: DeviceSpec = match devices {
+        Some(d) => d[0],
+        None => args.device.parse()?,
+    };
     let gpu_cache_dir = gpu_cache_dir.filter(|_| matches!(spec, DeviceSpec::Cuda(_)));
     dsocr::kernels::configure(args.engine.kernels());
     let float: FloatType = match &args.dtype {
@@ -274,6 +285,33 @@ pub struct KernelsCheckArgs {
     device: String,
     #[command(flatten)]
     gpu: crate::gpu_args::GpuArgs,
+}
+
+/// `dsocr bench --devices` over several devices (bench_devices.rs).
+fn bench_devices(args: &BenchArgs, devices: &[DeviceSpec]) -> anyhow::Result<i32> {
+    anyhow::ensure!(args.mixed > 0, "--devices runs the mixed workload only: give --mixed N (and --device for the other workloads)");
+    anyhow::ensure!(args.min_tokens >= 1 && args.min_tokens <= args.max_tokens, "--min-tokens must be between 1 and --max-tokens");
+    dsocr::kernels::configure(args.engine.kernels());
+    let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
+    let image = match &args.image {
+        Some(path) => load_page(path)?,
+        None => dsocr::bench::a4_page(),
+    };
+    let (from, model) = match &args.model {
+        Some(dir) => (crate::bench_devices::WeightsFrom::Dir(dir.clone()), dir.display().to_string()),
+        None => (crate::bench_devices::WeightsFrom::Random(args.arch), "random release-size weights".to_string()),
+    };
+    let mode = dsocr::preprocess::Mode::Gundam.spec();
+    let engine = args.engine.options(&mode, args.max_tokens);
+    let budgets = mixed_budgets(args.mixed, args.min_tokens, args.max_tokens, args.seed);
+    let report =
+        crate::bench_devices::run(devices, from, model, dtype, engine, &image, (args.min_tokens, args.max_tokens, args.seed, budgets))?;
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(p) = &args.json_out {
+        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    println!("{json}");
+    Ok(0)
 }
 
 /// Compare each kernel with its reference; exit 1 if any differs.

@@ -8,7 +8,7 @@ pub fn run() -> anyhow::Result<i32> {
         "name": "dsocr",
         "version": env!("CARGO_PKG_VERSION"),
         "summary": "DeepSeek-OCR: images and PDFs to markdown, with layout boxes",
-        "usage": "dsocr ocr INPUT... [--out DIR] [--task TASK] [--mode MODE] [--pages 1-3,7] [--device auto|cpu|cuda[:N]] [--max-seqs N] [--gpu-memory 0.9]",
+        "usage": "dsocr ocr INPUT... [--out DIR] [--task TASK] [--mode MODE] [--pages 1-3,7] [--device auto|cpu|cuda[:N] | --devices all|0,1,3|cpu,cpu] [--shard INDEX/COUNT] [--overwrite] [--max-seqs N] [--gpu-memory 0.9]",
         "inputs": {
             "images": ["png", "jpeg", "tiff", "webp", "bmp"],
             "documents": ["pdf"],
@@ -23,6 +23,14 @@ pub fn run() -> anyhow::Result<i32> {
         "tasks": Task::NAMES,
         "modes": Mode::ALL.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "devices": ["auto", "cpu", "cuda", "cuda:N"],
+        "multi_device": {
+            "option": "--devices all|0,1,3|cuda:0,cuda:1|cpu,cpu (excludes --device)",
+            "behaviour": "one engine per device in one process; pages go to the least-loaded engine; results in input order; a failing device's pages are retried on the others and it is reported",
+        },
+        "batch": {
+            "shard": "--shard INDEX/COUNT: the inputs sorted by path, every COUNT-th from INDEX (0-based)",
+            "resume": "with --out, inputs whose outputs are complete (OUT/NAME/.dsocr-done.json) are skipped; --overwrite redoes them",
+        },
         "dtypes": ["f32", "bf16", "f16"],
         "model": {
             "default": dsocr::DEFAULT_REPO,

@@ -7,6 +7,7 @@
 //! - `dsocr bench`, `dsocr synth-weights`: release-size performance without the release file.
 
 mod bench;
+mod bench_devices;
 mod describe;
 mod devices;
 mod engine_args;

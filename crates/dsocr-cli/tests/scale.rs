@@ -107,6 +107,39 @@ fn two_engines_shards_and_resume() {
     assert!(stderr(&o).contains("skipped 4 input(s)"), "{}", stderr(&o));
 }
 
+/// `dsocr bench --devices cpu,cpu --mixed N`: the mixed workload through two engines, every
+/// page done and both engines reported.
+#[test]
+fn bench_runs_the_mixed_workload_on_several_engines() {
+    let Some(p) = parity("bench_runs_the_mixed_workload_on_several_engines") else { return };
+    let model = p.model_dir();
+    let image = p.cases()[0].input_image();
+    let o = dsocr(&[
+        "bench",
+        "--devices",
+        "cpu,cpu",
+        "--model",
+        model.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--mixed",
+        "3",
+        "--min-tokens",
+        "2",
+        "--max-tokens",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["devices"], serde_json::json!(["cpu", "cpu"]));
+    assert_eq!(report["mixed"]["pages"], 3);
+    let engines = report["engines"].as_array().unwrap();
+    assert_eq!(engines.len(), 2);
+    assert!(engines.iter().all(|e| e["failure"].is_null()), "{engines:?}");
+    let o = dsocr(&["bench", "--devices", "cpu,cpu", "--model", model.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("give --mixed N"), "{}", stderr(&o));
+}
+
 #[test]
 fn bad_device_lists_and_shards_are_refused_clearly() {
     for (args, says) in [
@@ -137,7 +170,7 @@ fn the_scaling_recipes_use_flags_that_exist() {
         for line in text.replace("\\\n", " ").lines() {
             let words: Vec<&str> = line.split(|c: char| c.is_whitespace() || "\"'[],".contains(c)).filter(|w| !w.is_empty()).collect();
             for (i, pair) in words.windows(2).enumerate() {
-                if !(pair[0].ends_with("dsocr") && ["ocr", "serve", "warmup"].contains(&pair[1])) {
+                if !(pair[0].ends_with("dsocr") && ["ocr", "serve", "warmup", "bench"].contains(&pair[1])) {
                     continue;
                 }
                 let sub = pair[1];
