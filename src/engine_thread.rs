@@ -142,7 +142,15 @@ impl Replica for EngineThread {
     }
 
     fn failure(&self) -> Option<String> {
-        self.shared.failed.lock().expect("failure lock").clone()
+        let failed = self.shared.failed.lock().expect("failure lock").clone();
+        // A thread that ended while its handle lives has panicked (it ends normally only once
+        // the handle is dropped).
+        failed.or_else(|| {
+            self.thread
+                .as_ref()
+                .is_some_and(JoinHandle::is_finished)
+                .then(|| "the engine thread has stopped (it panicked: see the log)".to_string())
+        })
     }
 
     fn description(&self) -> &str {

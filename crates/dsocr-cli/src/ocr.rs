@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use dsocr::common::FloatType;
 use dsocr::pdf::DEFAULT_DPI;
-use dsocr::preprocess::Mode;
+use dsocr::preprocess::{Architecture, Mode};
 use dsocr::{DeepseekOcr, ModelSource, OcrOptions, OcrService, ServiceOptions, Task};
 
 use crate::engine_args::EngineArgs;
@@ -257,8 +257,15 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
             run_pages(Runner::One(&ocr), &outputs, &opts, &engine, docs)?
         }
         Devices::Many(devices) => {
-            let opts = opts.clone();
-            let engine = args.engine.options(&opts.mode, opts.generation.max_new_tokens);
+            // The checkpoint is known only once an engine has loaded it: rows fit the mode as
+            // either architecture runs it (DeepSeek-OCR 2's crops are larger).
+            let tokens = opts.generation.max_new_tokens;
+            let engine = [Architecture::DeepseekOcr, Architecture::DeepseekOcr2]
+                .into_iter()
+                .filter_map(|arch| opts.mode.for_architecture(arch).ok())
+                .map(|mode| args.engine.options(&mode, tokens))
+                .max_by_key(|e| e.seq_capacity)
+                .unwrap_or_else(|| args.engine.options(&opts.mode, tokens));
             let service = ServiceOptions { per_engine_pages: engine.max_seqs.unwrap_or(256) + PREPARED_AHEAD };
             let service =
                 OcrService::start_on(&devices, load, engine.clone(), service).with_context(|| format!("loading the model from {model}"))?;
