@@ -112,6 +112,8 @@ enum Fault {
     Dies,
     /// The engine is fine, every page it gets fails on its own (a page error, not the engine's).
     PageErrors,
+    /// The engine streams some text of its page, then fails as `Errors` does.
+    ErrorsAfterText,
 }
 
 struct Faulty {
@@ -136,6 +138,12 @@ impl Replica for Faulty {
                 sink(Event::Finished { tag, result: Box::new(Err(EngineError::Device(why))) });
             }
             Fault::Dies => drop(sink),
+            Fault::ErrorsAfterText => {
+                sink(Event::Text { tag, text: "half a page".into() });
+                let why = "cuda:7: device lost (injected)".to_string();
+                *self.failed.lock().unwrap() = Some(why.clone());
+                sink(Event::Finished { tag, result: Box::new(Err(EngineError::Device(why))) });
+            }
             Fault::PageErrors => {
                 sink(Event::Finished { tag, result: Box::new(Err(EngineError::Device("this page is too large (injected)".into()))) });
             }
@@ -188,6 +196,16 @@ fn a_failing_engine_has_its_pages_retried_on_the_others() {
         assert!(engines[1].failure.is_none());
         assert!(service.failure().is_none(), "one engine failing is not the service failing");
     }
+
+    // A page that streamed text before its engine failed is not started again elsewhere (its
+    // reader would see the text twice): it ends with the engine's error; the others are retried.
+    let faulty = Faulty::new(Fault::ErrorsAfterText);
+    let replicas: Vec<Arc<dyn Replica>> = vec![faulty.clone(), real.clone()];
+    let service = OcrService::from_replicas(replicas, tokenizer.clone(), arch, ServiceOptions { per_engine_pages: 1 }).unwrap();
+    let results = run_all(&service, &images, 1);
+    assert!(results[0].as_ref().unwrap_err().to_string().contains("device lost (injected)"));
+    assert_tokens(&results[1..], &expected[1..]);
+    assert!(service.engines()[0].failure.is_some());
 
     // A page's own error comes back as its result: the engine stays in service, nothing is retried.
     let faulty = Faulty::new(Fault::PageErrors);
