@@ -142,8 +142,8 @@ mod tests {
         let checks = super::check_kernels(&device);
         assert_eq!(
             checks.len(),
-            4 + 5 + 15 + 4 + 4 + 2 + 1,
-            "f32 only on the CPU: 4 attention, 5 norm, 15 projection, 4 RoPE, 4 router, 2 integer-update and 1 argmax cases"
+            4 + 5 + 17 + 4 + 4 + 2 + 1,
+            "f32 only on the CPU: 4 attention, 5 norm, 17 projection, 4 RoPE, 4 router, 2 integer-update and 1 argmax cases"
         );
         for c in checks {
             assert!(c.passed(), "{} {}: {} > {}", c.kernel, c.case, c.max_abs_err, c.tolerance);
