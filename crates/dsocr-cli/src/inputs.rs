@@ -2,7 +2,7 @@
 //! preparation threads), PDFs (opened, password checked, pages chosen) and standard input.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -84,11 +84,7 @@ pub fn open_inputs(
 }
 
 fn open(input: &str, password: Option<&str>, pages: Option<&str>, renderer: &Renderer) -> anyhow::Result<Document> {
-    let name = if input == "-" {
-        "stdin".to_string()
-    } else {
-        Path::new(input).file_stem().map_or("input".into(), |s| s.to_string_lossy().into_owned())
-    };
+    let name = crate::names::stem(input);
     let (head, bytes) = if input == "-" {
         let mut b = Vec::new();
         std::io::stdin().read_to_end(&mut b).context("reading standard input")?;

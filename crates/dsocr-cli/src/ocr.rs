@@ -189,6 +189,8 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
     let mut files = expand(&args.inputs)?;
     anyhow::ensure!(!files.is_empty(), "no input files found");
+    // Named over the whole set, before a shard is taken: every shard names an input alike.
+    let names = crate::names::output_names(&files);
     if let Some(shard) = args.shard {
         anyhow::ensure!(!files.iter().any(|f| f == "-"), "--shard splits files; it cannot take standard input (-)");
         let all = files.len();
@@ -205,6 +207,12 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     // mistyped path fails in a moment, not after a download.
     let renderer = dsocr::pdf::Renderer::parse(&args.pdf_renderer, args.pdfium_library.clone()).map_err(anyhow::Error::msg)?;
     let (mut docs, mut failed) = open_inputs(&files, args.password.as_deref(), args.pages.as_deref(), &renderer);
+    for d in &mut docs {
+        if let Some(name) = names.get(&d.input).filter(|n| **n != d.name) {
+            eprintln!("warning: {} shares its name with another input: its outputs are named {name}", d.input);
+            d.name = name.clone();
+        }
+    }
     for (input, e) in &failed {
         eprintln!("error: {input}: {e:#}");
     }
