@@ -174,6 +174,9 @@ pub struct WorkloadReport {
     pub prefill_s: f64,
     /// See `vision_s`.
     pub decode_s: f64,
+    /// Seconds the engine had nothing to run but waited for the vision thread (on a GPU vision
+    /// runs beside decoding, so `vision_s` overlaps the others).
+    pub vision_wait_s: f64,
     /// Largest device memory reserved by the allocator, sampled as pages finish (bytes).
     pub peak_reserved_bytes: Option<u64>,
 }
@@ -239,6 +242,7 @@ pub fn run_workload(ocr: &DeepseekOcr, image: &RgbImage, budgets: &[usize], engi
         vision_s: stats.vision_s,
         prefill_s: stats.prefill_s,
         decode_s: stats.decode_s,
+        vision_wait_s: stats.vision_wait_s,
         step_s: stats.step_s,
         graph_captures: stats.graph_captures,
         capture_s: stats.capture_s,

@@ -241,6 +241,7 @@ impl OcrService {
             all.input_wait_s += s.input_wait_s;
             all.vision_s += s.vision_s;
             all.vision_batches += s.vision_batches;
+            all.vision_wait_s += s.vision_wait_s;
             all.prefill_s += s.prefill_s;
             all.decode_s += s.decode_s;
             all.step_s += s.step_s;

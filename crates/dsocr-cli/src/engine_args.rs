@@ -21,6 +21,10 @@ pub struct EngineArgs {
     /// waiting ones, encoded ahead of their turn (1: each admitted page alone).
     #[arg(long, default_value_t = EngineOptions::default().vision_lookahead)]
     pub vision_lookahead: usize,
+    /// Encode pages on a thread (and GPU stream) of their own, beside decoding (slower on the H200
+    /// so far; docs/engine.md, "Vision beside decoding").
+    #[arg(long)]
+    pub vision_thread: bool,
     /// Prompt tokens admitted (encoded and prefilled) per engine step, over all pages admitted in it.
     #[arg(long, default_value_t = EngineOptions::default().max_prefill_tokens)]
     pub max_prefill_tokens: usize,
@@ -63,6 +67,7 @@ impl EngineArgs {
             vision_batch_bytes: (self.vision_batch_gb.max(0.0) * (1u64 << 30) as f64) as u64,
             max_prefill_tokens: self.max_prefill_tokens.max(1),
             vision_lookahead: self.vision_lookahead.max(1),
+            vision_thread: self.vision_thread,
             kernels: self.kernels(),
             ..EngineOptions::for_pages(mode, max_new_tokens)
         }

@@ -166,6 +166,8 @@ pub fn run_pages(
     let mut order = InOrder::new();
     let mut failed: Vec<(String, anyhow::Error)> = Vec::new();
     let mut tokens = 0usize;
+    // Seconds writing output files (on the engine's thread, between its steps).
+    let mut writing_s = 0.0;
     let t0 = Instant::now();
     let stdout = std::io::stdout();
     let stats = runner.run(engine, &requests, &mut |event| match event {
@@ -193,7 +195,9 @@ pub fn run_pages(
                     let pages: Vec<Option<RgbImage>> =
                         (first..=tag as usize).map(|t| images.lock().expect("image store").remove(&t)).collect();
                     let results = std::mem::take(&mut collected[d].results);
+                    let t_write = Instant::now();
                     let written = bar.suspend(|| finish_document(&docs[d], results, pages, outputs, stream));
+                    writing_s += t_write.elapsed().as_secs_f64();
                     // Complete only once every output is written and no page failed (resume.rs).
                     let marked = written.and_then(|()| match &outputs.resume {
                         Some(resume) => resume.mark_complete(&docs[d].name, &docs[d].input),
@@ -211,7 +215,8 @@ pub fn run_pages(
     let wall = t0.elapsed().as_secs_f64();
     tracing::info!(
         "{total} page(s), {} tokens in {wall:.1} s ({:.0} tok/s, {:.1} pages/min); {} decode steps, mean batch {:.1}, at most {} in flight of {} rows; \
-         the engine waited {:.2} s for pages from the CPU ({:.3} s per page)",
+         the engine waited {:.2} s for pages from the CPU ({:.3} s per page); vision {:.1} s ({} batches; waited for {:.1} s), prefill {:.1} s, \
+         decode {:.1} s ({} graph captures, {:.1} s); writing outputs {:.1} s",
         stats.tokens,
         stats.tokens as f64 / wall.max(1e-9),
         total as f64 * 60.0 / wall.max(1e-9),
@@ -221,6 +226,14 @@ pub fn run_pages(
         stats.rows,
         stats.input_wait_s,
         stats.input_wait_s / total.max(1) as f64,
+        stats.vision_s,
+        stats.vision_batches,
+        stats.vision_wait_s,
+        stats.prefill_s,
+        stats.decode_s,
+        stats.graph_captures,
+        stats.capture_s,
+        writing_s,
     );
     Ok(failed)
 }

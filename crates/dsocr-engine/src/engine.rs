@@ -1,12 +1,15 @@
 //! The engine: pages in, results out, many pages decoding together (docs/engine.md).
 //!
-//! Each step the [`Scheduler`] admits waiting pages into free pool rows; each admitted page is
-//! encoded (SAM, CLIP or the Qwen2 encoder, projector) and prefilled into its row, and its first token chosen; then
-//! one decode step runs every running page at its own position; each page's next token is
-//! chosen by its own sampler and repetition guard, and pages that reached EOS or their budget
-//! are retired, freeing their rows for the next step's admissions.
+//! Waiting pages are encoded (SAM, CLIP or the Qwen2 encoder, projector) ahead of their admission,
+//! in batches, between decode steps (or, as an option, by a vision thread beside decoding:
+//! [`EngineOptions::vision_thread`]). Each step the [`Scheduler`] admits encoded
+//! pages into free pool rows; each admitted page is prefilled into its row and its first token
+//! chosen; then one decode step runs every running page at its own position; each page's next
+//! token is chosen by its own sampler and repetition guard, and pages that reached EOS or their
+//! budget are retired, freeing their rows for the next step's admissions.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
@@ -21,7 +24,8 @@ use crate::runner::Runner;
 use crate::scheduler::{Scheduler, SeqId};
 use crate::sequence::Sequence;
 use crate::tokenizer::OcrTokenizer;
-use crate::vision_batch::encode_pages;
+use crate::vision_batch::encode_images;
+use crate::vision_thread::{JOBS_IN_FLIGHT, Job, VisionThread};
 use crate::{EngineError, EngineOptions};
 
 /// Pages in flight on the CPU when [`EngineOptions::max_seqs`] is not set.
@@ -50,10 +54,12 @@ pub struct EngineStats {
     pub batch_sum: usize,
     /// Seconds spent waiting for the next request with nothing to run (the GPU idle on the CPU).
     pub input_wait_s: f64,
-    /// Seconds in vision encoding.
+    /// Seconds in vision encoding (on a GPU the vision thread's busy time, mostly beside decoding).
     pub vision_s: f64,
-    /// Vision batches run (each encodes the pages admitted in a step and those encoded ahead).
+    /// Vision batches run (each encodes up to [`EngineOptions::vision_lookahead`] waiting pages).
     pub vision_batches: usize,
+    /// Seconds the engine had nothing to run but waited for the vision thread.
+    pub vision_wait_s: f64,
     /// Seconds in prefill (and first-token choice).
     pub prefill_s: f64,
     /// Seconds in decode steps (and token choice).
@@ -72,22 +78,31 @@ pub struct EngineStats {
 /// A waiting page.
 struct Pending {
     tag: u64,
-    page: PreparedPage,
+    page: Arc<PreparedPage>,
     options: OcrOptions,
     stream: bool,
     arrived: Instant,
-    /// Set once encoded (possibly ahead of its admission).
+    /// Handed to the vision thread, not back yet.
+    encoding: bool,
+    /// Set once encoded (ahead of its admission).
     encoded: Option<Encoded>,
 }
 
 /// A pending page's vision encoding.
 struct Encoded {
-    /// Its prompt embeddings, or why they could not be made.
-    embeds: Result<Tensor<2>, EngineError>,
+    /// Its image rows, or why they could not be made.
+    rows: Result<ImageRows, EngineError>,
     /// Seconds in the queue before its encoding started.
     queue_s: f64,
     /// Its share of the vision batch's seconds.
     vision_s: f64,
+}
+
+/// Image rows `[N, H]`: on the device when encoded on the engine's thread, on the host when they
+/// come from the vision thread (crate::vision_thread says why).
+enum ImageRows {
+    Device(Tensor<2>),
+    Host(TensorData),
 }
 
 /// The continuous-batching engine over a loaded model (borrowed for its lifetime `'m`).
@@ -104,6 +119,11 @@ pub struct Engine<'m> {
     next_id: SeqId,
     vision_batch_bytes: u64,
     vision_lookahead: usize,
+    /// Encodes beside decoding ([`EngineOptions::vision_thread`]); `None`: encoding runs on the
+    /// engine's thread.
+    vision: Option<VisionThread>,
+    /// Jobs given to `vision` and not collected yet.
+    vision_jobs: usize,
     stats: EngineStats,
 }
 
@@ -150,7 +170,12 @@ impl<'m> Engine<'m> {
             )));
         }
         let graphs = options.decode_graphs && dsocr_kernels::kernels_enabled(&device);
-        let runner = Runner::new(lm, rows, capacity, graphs, options.prefill_chunk);
+        let vision = match options.vision_thread {
+            true => Some(VisionThread::spawn(encoder.clone(), device.clone(), lm.dtype(), options.vision_batch_bytes)?),
+            false => None,
+        };
+        let fence = vision.as_ref().map(VisionThread::fence);
+        let runner = Runner::new(lm, rows, capacity, graphs, options.prefill_chunk, fence);
         let stats = EngineStats { rows, seq_capacity: capacity, ..Default::default() };
         Ok(Engine {
             encoder,
@@ -164,6 +189,8 @@ impl<'m> Engine<'m> {
             next_id: 0,
             vision_batch_bytes: options.vision_batch_bytes,
             vision_lookahead: options.vision_lookahead.max(1),
+            vision,
+            vision_jobs: 0,
             stats,
         })
     }
@@ -205,7 +232,8 @@ impl<'m> Engine<'m> {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.scheduler.add(id, page.prompt.len());
-                self.pending.insert(id, Pending { tag, page, options, stream, arrived: Instant::now(), encoded: None });
+                let page = Arc::new(page);
+                self.pending.insert(id, Pending { tag, page, options, stream, arrived: Instant::now(), encoding: false, encoded: None });
             }
             Err(e) => {
                 self.stats.pages += 1;
@@ -269,32 +297,15 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// One engine step: admit what the scheduler allows, encode the admitted pages' views together
-    /// and prefill each, then one decode step for every running page.
+    /// One engine step: collect what the vision thread finished and give it the next waiting
+    /// pages (or encode them here), admit the encoded pages the scheduler allows and prefill
+    /// each, then one decode step for every running page.
     pub fn step(&mut self, on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
-        let schedule = self.scheduler.schedule();
-        if !schedule.admit.is_empty() {
-            self.admit(&schedule.admit, on_event)?;
-        }
-        let batch: Vec<SeqId> = schedule.decode.iter().map(|&(id, _)| id).filter(|id| self.running.contains_key(id)).collect();
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.decode(batch, on_event)
-    }
-
-    /// Encode the admitted pages in vision batches (with waiting pages ahead of their admission,
-    /// up to `vision_lookahead` pages in all), then prefill each admitted page into its row and
-    /// take its first token. A page that fails finishes with its error; the others go on.
-    fn admit(&mut self, admit: &[(SeqId, usize)], on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
-        let unencoded = |pending: &HashMap<SeqId, Pending>, id: &SeqId| pending.get(id).is_some_and(|p| p.encoded.is_none());
-        let mut encode: Vec<SeqId> = admit.iter().map(|&(id, _)| id).filter(|id| unencoded(&self.pending, id)).collect();
-        if !encode.is_empty() {
-            let room = self.vision_lookahead.saturating_sub(encode.len());
-            encode.extend(self.scheduler.waiting_ids().filter(|id| unencoded(&self.pending, id)).take(room));
-            self.encode(&encode)?;
-        }
-        for &(id, row) in admit {
+        self.collect_vision(false)?;
+        self.feed_vision()?;
+        let pending = &self.pending;
+        let schedule = self.scheduler.schedule(|id| pending.get(&id).is_some_and(|p| p.encoded.is_some()));
+        for &(id, row) in &schedule.admit {
             let pending = self.pending.remove(&id).expect("admitted pages are pending");
             let tag = pending.tag;
             if let Err(e) = self.start(id, row, pending, on_event) {
@@ -303,23 +314,86 @@ impl<'m> Engine<'m> {
                 on_event(Event::Finished { tag, result: Box::new(Err(e)) });
             }
         }
+        let batch: Vec<SeqId> = schedule.decode.iter().map(|&(id, _)| id).filter(|id| self.running.contains_key(id)).collect();
+        if batch.is_empty() {
+            if schedule.admit.is_empty() && self.vision_jobs > 0 {
+                // Nothing to run until the vision thread hands back pages.
+                self.collect_vision(true)?;
+            }
+            return Ok(());
+        }
+        self.decode(batch, on_event)
+    }
+
+    /// Encode the waiting pages that will be admitted next and are not encoded yet: as many as
+    /// the free rows, plus `vision_lookahead` ahead, in jobs of `vision_lookahead` pages. The
+    /// vision thread gets up to [`JOBS_IN_FLIGHT`] jobs at a time; without it, one job runs here.
+    fn feed_vision(&mut self) -> Result<(), EngineError> {
+        let target = self.scheduler.free_rows() + self.vision_lookahead;
+        let fresh: Vec<SeqId> = self
+            .scheduler
+            .waiting_ids()
+            .take(target)
+            .filter(|id| self.pending.get(id).is_some_and(|p| !p.encoding && p.encoded.is_none()))
+            .collect();
+        for ids in fresh.chunks(self.vision_lookahead) {
+            match &self.vision {
+                None => return self.encode_here(ids),
+                Some(vision) if self.vision_jobs < JOBS_IN_FLIGHT => {
+                    let pages = ids.iter().map(|id| self.pending[id].page.clone()).collect();
+                    vision.send(Job { ids: ids.to_vec(), pages })?;
+                    self.vision_jobs += 1;
+                    for id in ids {
+                        self.pending.get_mut(id).expect("waiting pages are pending").encoding = true;
+                    }
+                }
+                Some(_) => break,
+            }
+        }
         Ok(())
     }
 
-    /// Encode the pending pages `ids` together and keep each one's embeddings (or error).
-    fn encode(&mut self, ids: &[SeqId]) -> Result<(), EngineError> {
+    /// Take the vision thread's finished jobs (waiting for one when `block`).
+    fn collect_vision(&mut self, mut block: bool) -> Result<(), EngineError> {
+        let Some(vision) = &self.vision else { return Ok(()) };
+        let t0 = Instant::now();
+        while let Some(done) = vision.recv(block)? {
+            if block {
+                self.stats.vision_wait_s += t0.elapsed().as_secs_f64();
+                block = false;
+            }
+            self.vision_jobs -= 1;
+            self.stats.vision_s += done.seconds;
+            self.stats.vision_batches += 1;
+            // Each page is charged its share of the job it was encoded in.
+            let each = done.seconds / done.ids.len() as f64;
+            for (id, rows) in done.ids.iter().zip(done.rows) {
+                // A page cancelled meanwhile is gone.
+                if let Some(p) = self.pending.get_mut(id) {
+                    let queue_s = done.started.saturating_duration_since(p.arrived).as_secs_f64();
+                    p.encoding = false;
+                    p.encoded = Some(Encoded { rows: rows.map(ImageRows::Host), queue_s, vision_s: each });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Encode the pending pages `ids` together on this thread and keep each one's image rows (or error).
+    fn encode_here(&mut self, ids: &[SeqId]) -> Result<(), EngineError> {
         let queued: Vec<f64> = ids.iter().map(|id| self.pending[id].arrived.elapsed().as_secs_f64()).collect();
         let t0 = Instant::now();
-        let pages: Vec<&PreparedPage> = ids.iter().map(|id| &self.pending[id].page).collect();
-        let embeds = encode_pages(self.encoder, self.lm, &pages, self.vision_batch_bytes);
+        let pages: Vec<&PreparedPage> = ids.iter().map(|id| &*self.pending[id].page).collect();
+        let rows = encode_images(self.encoder, &self.lm.device(), self.lm.dtype(), &pages, self.vision_batch_bytes);
         sync(&self.lm.device(), "the vision encoder")?;
         let vision = t0.elapsed().as_secs_f64();
         self.stats.vision_s += vision;
         self.stats.vision_batches += 1;
         // Each page is charged its share of the batch it was encoded in.
         let each = vision / ids.len() as f64;
-        for ((id, embeds), queue_s) in ids.iter().zip(embeds).zip(queued) {
-            self.pending.get_mut(id).expect("encoded pages are pending").encoded = Some(Encoded { embeds, queue_s, vision_s: each });
+        for ((id, rows), queue_s) in ids.iter().zip(rows).zip(queued) {
+            let rows = rows.map(ImageRows::Device);
+            self.pending.get_mut(id).expect("encoded pages are pending").encoded = Some(Encoded { rows, queue_s, vision_s: each });
         }
         Ok(())
     }
@@ -327,9 +401,13 @@ impl<'m> Engine<'m> {
     /// Prefill an admitted (and encoded) page into `row`, and take its first token.
     fn start(&mut self, id: SeqId, row: usize, pending: Pending, on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
         let Pending { tag, page, options, stream, encoded, .. } = pending;
-        let Encoded { embeds, queue_s, vision_s } = encoded.expect("admitted pages are encoded");
-        let embeds = embeds?;
+        let Encoded { rows, queue_s, vision_s } = encoded.expect("admitted pages are encoded");
         let t1 = Instant::now();
+        let rows = match rows? {
+            ImageRows::Device(rows) => rows,
+            ImageRows::Host(data) => Tensor::from_data(data, (&self.lm.device(), self.lm.dtype())),
+        };
+        let embeds = self.lm.embed_prompt(&page.prompt.input_ids, &page.prompt.images_seq_mask, Some(rows))?;
         let logits = self.runner.prefill(embeds, row)?;
         let budget = options.generation.max_new_tokens.min(self.runner.capacity() - page.prompt.len());
         let mut seq = Sequence::new(tag, row, &page, &options, budget, stream, self.lm.config().eos_token_id, self.tokenizer);

@@ -3,7 +3,8 @@
 //! The engine that runs DeepSeek-OCR over many pages at once, with continuous batching
 //! (docs/engine.md): pages go in as [`Request`]s (prepared on CPU threads ahead of the GPU by
 //! [`prepare_page`] / [`prepare_ahead`]); the [`Scheduler`] admits them into rows of the KV pool
-//! as rows free up; each admitted page is encoded and prefilled between decode steps; one decode
+//! as rows free up, once encoded (in batches, ahead of their admission); each admitted page
+//! is prefilled between decode steps; one decode
 //! step runs every page in flight at its own position; each page's tokens are chosen by its own
 //! sampler and repetition guard; finished pages come back as [`Event`]s with their [`OcrResult`],
 //! as they complete (use [`InOrder`] for input order).
@@ -17,7 +18,9 @@
 //! assert_eq!(options.seq_capacity, Some(1327 + 1024));
 //! let mut scheduler = Scheduler::new(2, options.max_prefill_tokens);
 //! scheduler.add(0, 913);
-//! assert_eq!(scheduler.schedule().admit, vec![(0, 0)]);
+//! // Page 0 is admitted once encoded.
+//! assert_eq!(scheduler.schedule(|_| false).admit, vec![]);
+//! assert_eq!(scheduler.schedule(|_| true).admit, vec![(0, 0)]);
 //! ```
 
 #![warn(missing_docs)]
@@ -38,6 +41,7 @@ mod stream;
 mod task;
 mod tokenizer;
 mod vision_batch;
+mod vision_thread;
 
 pub use engine::{Engine, EngineStats};
 pub use error::EngineError;
@@ -52,4 +56,4 @@ pub use scheduler::{Schedule, Scheduler, SeqId};
 pub use stream::TextStream;
 pub use task::Task;
 pub use tokenizer::OcrTokenizer;
-pub use vision_batch::{DEFAULT_VISION_BATCH_BYTES, encode_pages, view_activation_bytes};
+pub use vision_batch::{DEFAULT_VISION_BATCH_BYTES, encode_images, encode_pages, view_activation_bytes};

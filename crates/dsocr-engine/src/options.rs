@@ -32,6 +32,10 @@ pub struct EngineOptions {
     /// Gundam page), so that vision runs in large batches even when pages are admitted one at a
     /// time. Default 16; 1 encodes each admitted page alone.
     pub vision_lookahead: usize,
+    /// Encode pages on a thread of their own, beside decoding (on a GPU, on a CUDA stream of
+    /// their own: docs/engine.md, "Vision beside decoding"). Default off: on the H200 it made the
+    /// mixed workload 46 % slower (docs/perf.md, session 16); encoding runs between decode steps.
+    pub vision_thread: bool,
     /// Capture decode steps as CUDA graphs where dsocr's kernels run. Default on.
     pub decode_graphs: bool,
     /// Which GPU kernels run (process-wide: applied when the engine is made). Default: dsocr's.
@@ -49,6 +53,7 @@ impl Default for EngineOptions {
             prefill_chunk: 2048,
             vision_batch_bytes: crate::vision_batch::DEFAULT_VISION_BATCH_BYTES,
             vision_lookahead: 16,
+            vision_thread: false,
             decode_graphs: true,
             kernels: dsocr_kernels::KernelSettings::default(),
         }

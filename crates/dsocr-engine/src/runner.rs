@@ -15,10 +15,13 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use dsocr_core::burn::prelude::*;
 use dsocr_core::burn::tensor::Graph;
 use dsocr_lm::{DeepseekLm, KvPool, LmError, StepSlots};
+
+use crate::vision_thread::CaptureFence;
 
 /// What one step returns: the logits `[B, V]` (f32) and their argmax `[B]`, for the bucket's rows.
 pub(crate) type StepOutput = (Tensor<2>, Tensor<1, Int>);
@@ -71,6 +74,8 @@ pub(crate) struct Runner<'m> {
     /// Rows sequences may own (`0..rows`); with graphs one more, the padding rows' scratch.
     rows: usize,
     prefill_chunk: usize,
+    /// Orders captures against the vision thread, when there is one.
+    fence: Option<Arc<CaptureFence>>,
     /// Graphs captured so far and the seconds their captures took (warm-up runs included).
     pub(crate) captures: usize,
     pub(crate) capture_s: f64,
@@ -79,7 +84,15 @@ pub(crate) struct Runner<'m> {
 impl<'m> Runner<'m> {
     /// A runner with a pool of `rows` rows of `capacity` slots; `graphs`: capture decode steps
     /// (and pad batches to buckets); prompts are prefilled `prefill_chunk` tokens at a time.
-    pub(crate) fn new(lm: &'m DeepseekLm, rows: usize, capacity: usize, graphs: bool, prefill_chunk: usize) -> Self {
+    /// With a vision thread, captures go through its `fence` (crate::vision_thread).
+    pub(crate) fn new(
+        lm: &'m DeepseekLm,
+        rows: usize,
+        capacity: usize,
+        graphs: bool,
+        prefill_chunk: usize,
+        fence: Option<Arc<CaptureFence>>,
+    ) -> Self {
         let pool = lm.new_pool(rows + usize::from(graphs), capacity);
         Runner {
             lm,
@@ -90,6 +103,7 @@ impl<'m> Runner<'m> {
             graphs,
             rows,
             prefill_chunk: prefill_chunk.max(1),
+            fence,
             captures: 0,
             capture_s: 0.0,
         }
@@ -150,7 +164,18 @@ impl<'m> Runner<'m> {
     pub(crate) fn step(&mut self) -> StepOutput {
         let size = self.current.expect("a batch is set before a step");
         if self.graphs && self.buckets[&size].graph.is_none() {
-            self.capture(size);
+            match self.fence.clone() {
+                None => self.capture(size),
+                // The vision thread is between jobs; otherwise this step runs uncaptured and a
+                // later one captures (the thread waits for it before its next job).
+                Some(fence) => {
+                    if let Some(_held) = fence.try_capture() {
+                        self.capture(size);
+                    }
+                }
+            }
+        } else if let Some(fence) = &self.fence {
+            fence.not_wanted();
         }
         let bucket = self.buckets.get_mut(&size).expect("bucket exists");
         match bucket.graph.as_mut() {

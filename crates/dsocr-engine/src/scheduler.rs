@@ -63,12 +63,13 @@ impl Scheduler {
         self.waiting.is_empty() && self.running.is_empty()
     }
 
-    /// Admit what fits and list the decode batch.
-    pub fn schedule(&mut self) -> Schedule {
+    /// Admit what fits and list the decode batch. Only pages `ready` says are ready (encoded)
+    /// are admitted, in order: the first one not ready stops the admissions.
+    pub fn schedule(&mut self, ready: impl Fn(SeqId) -> bool) -> Schedule {
         let mut admit = Vec::new();
         let mut tokens = 0;
         while let (Some(&(id, len)), Some(&row)) = (self.waiting.front(), self.free_rows.last()) {
-            if !admit.is_empty() && tokens + len > self.max_prefill_tokens {
+            if !ready(id) || (!admit.is_empty() && tokens + len > self.max_prefill_tokens) {
                 break;
             }
             self.waiting.pop_front();
@@ -112,13 +113,13 @@ mod tests {
         for (id, len) in [(1, 600), (2, 300), (3, 200), (4, 100)] {
             s.add(id, len);
         }
-        let first = s.schedule();
+        let first = s.schedule(|_| true);
         assert_eq!(first.admit, vec![(1, 0), (2, 1)], "600 + 300 fit the budget, + 200 does not");
         assert_eq!(first.decode, vec![(1, 0), (2, 1)]);
-        let second = s.schedule();
+        let second = s.schedule(|_| true);
         assert_eq!(second.admit, vec![(3, 2)], "one row left");
         assert_eq!(second.decode.len(), 3);
-        assert_eq!(s.schedule().admit, vec![], "no free row: page 4 waits");
+        assert_eq!(s.schedule(|_| true).admit, vec![], "no free row: page 4 waits");
         assert_eq!((s.waiting(), s.running(), s.free_rows()), (1, 3, 0));
     }
 
@@ -128,10 +129,10 @@ mod tests {
         for id in 1..=3 {
             s.add(id, 900);
         }
-        assert_eq!(s.schedule().admit, vec![(1, 0), (2, 1)]);
+        assert_eq!(s.schedule(|_| true).admit, vec![(1, 0), (2, 1)]);
         s.finish(1);
         s.finish(99); // unknown: ignored
-        let next = s.schedule();
+        let next = s.schedule(|_| true);
         assert_eq!(next.admit, vec![(3, 0)], "page 3 takes row 0");
         assert_eq!(next.decode, vec![(2, 1), (3, 0)]);
         s.finish(2);
@@ -146,10 +147,10 @@ mod tests {
         for id in 1..=3 {
             s.add(id, 100);
         }
-        assert_eq!(s.schedule().admit, vec![(1, 0)]);
+        assert_eq!(s.schedule(|_| true).admit, vec![(1, 0)]);
         s.remove(2); // waiting
         s.remove(1); // running
-        let next = s.schedule();
+        let next = s.schedule(|_| true);
         assert_eq!(next.admit, vec![(3, 0)], "page 3 takes the freed row; page 2 is gone");
         assert_eq!(s.waiting(), 0);
     }
@@ -159,7 +160,18 @@ mod tests {
         let mut s = Scheduler::new(4, 500);
         s.add(1, 2000);
         s.add(2, 100);
-        assert_eq!(s.schedule().admit, vec![(1, 0)]);
-        assert_eq!(s.schedule().admit, vec![(2, 1)]);
+        assert_eq!(s.schedule(|_| true).admit, vec![(1, 0)]);
+        assert_eq!(s.schedule(|_| true).admit, vec![(2, 1)]);
+    }
+
+    #[test]
+    fn only_ready_pages_are_admitted_in_order() {
+        let mut s = Scheduler::new(4, 10_000);
+        for id in 1..=3 {
+            s.add(id, 100);
+        }
+        assert_eq!(s.schedule(|id| id != 1).admit, vec![], "page 1 is not encoded yet: pages 2 and 3 wait behind it");
+        assert_eq!(s.schedule(|id| id == 1).admit, vec![(1, 0)]);
+        assert_eq!(s.schedule(|_| true).admit, vec![(2, 1), (3, 2)]);
     }
 }

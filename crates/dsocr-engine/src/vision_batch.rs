@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use dsocr_core::burn::prelude::*;
+use dsocr_core::burn::tensor::DType;
 use dsocr_lm::DeepseekLm;
 use dsocr_preprocess::ViewBatch;
 use dsocr_vision::{DeepEncoder, RelPosAttention, Tiling};
@@ -62,13 +63,30 @@ struct Placement {
 /// at least one view a batch), each page's tokens then placed at its prompt's image positions. A
 /// page prepared for the other architecture (its views would not fit this encoder) is that page's
 /// error.
-pub fn encode_pages<'a>(
+pub fn encode_pages(
     encoder: &DeepEncoder,
     lm: &DeepseekLm,
+    pages: &[&PreparedPage],
+    max_bytes: u64,
+) -> Vec<Result<Tensor<2>, EngineError>> {
+    encode_images(encoder, &lm.device(), lm.dtype(), pages, max_bytes)
+        .into_iter()
+        .zip(pages)
+        .map(|(rows, page)| Ok(lm.embed_prompt(&page.prompt.input_ids, &page.prompt.images_seq_mask, Some(rows?))?))
+        .collect()
+}
+
+/// The image rows `[N, H]` of `pages` (the projected tokens of each page's views, arranged as its
+/// prompt's image positions take them), one result per page in order: [`encode_pages`] without
+/// the decoder's embedding of the prompt, so that it needs only the encoder (the engine's vision
+/// thread runs it).
+pub fn encode_images<'a>(
+    encoder: &DeepEncoder,
+    device: &Device,
+    dtype: DType,
     pages: &[&'a PreparedPage],
     max_bytes: u64,
 ) -> Vec<Result<Tensor<2>, EngineError>> {
-    let (device, dtype) = (lm.device(), lm.dtype());
     // Views grouped by side, in page order: per side, the view batches and their views so far.
     let mut groups: BTreeMap<usize, (usize, Vec<&ViewBatch>)> = BTreeMap::new();
     let mut place = |views: &'a ViewBatch| -> (usize, usize) {
@@ -97,29 +115,26 @@ pub fn encode_pages<'a>(
 
     let elem = dtype.size();
     let head_dim = encoder.config().sam.width / encoder.config().sam.heads;
-    let fused = dsocr_kernels::encoder_attention_fused(&device, dtype, head_dim);
+    let fused = dsocr_kernels::encoder_attention_fused(device, dtype, head_dim);
     let projected: BTreeMap<usize, Tensor<3>> = groups
         .into_iter()
         .map(|(side, (_, batches))| {
             let per_view = view_activation_bytes(encoder, side, elem, fused).max(1);
             let max_views = ((max_bytes / per_view) as usize).max(1);
-            let outputs: Vec<Tensor<3>> = view_chunks(&batches, max_views)
-                .map(|chunk| encoder.encode_views(pixel_tensor(&chunk, &device, dtype)).projected)
-                .collect();
+            let outputs: Vec<Tensor<3>> =
+                view_chunks(&batches, max_views).map(|chunk| encoder.encode_views(pixel_tensor(&chunk, device, dtype)).projected).collect();
             (side, Tensor::cat(outputs, 0))
         })
         .collect();
 
     placements
         .into_iter()
-        .zip(pages)
-        .map(|(p, page)| {
+        .map(|p| {
             let p = p?;
             let (side, first) = p.global;
             let global = projected[&side].clone().narrow(0, first, 1);
             let tiles = p.tiles.map(|(side, first, grid)| (projected[&side].clone().narrow(0, first, grid.cols * grid.rows), grid));
-            let rows = encoder.arrange(global, tiles);
-            Ok(lm.embed_prompt(&page.prompt.input_ids, &page.prompt.images_seq_mask, Some(rows))?)
+            Ok(encoder.arrange(global, tiles))
         })
         .collect()
 }

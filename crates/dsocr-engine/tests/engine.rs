@@ -47,7 +47,16 @@ fn page_for(arch: Architecture, case: &Case, generation: GenerationConfig) -> (R
 /// Run `pages` through one engine with at most `max_seqs` in flight; results by tag, and the
 /// order in which tags finished, and the text streamed per tag.
 fn run(model: &Model, pages: &[(RgbImage, OcrOptions)], max_seqs: usize) -> (Vec<Result<OcrResult, EngineError>>, Vec<u64>, Vec<String>) {
-    let options = EngineOptions { max_seqs: Some(max_seqs), seq_capacity: Some(1400), ..Default::default() };
+    run_with(model, pages, EngineOptions { max_seqs: Some(max_seqs), seq_capacity: Some(1400), ..Default::default() })
+}
+
+/// [`run`] with `options`.
+fn run_with(
+    model: &Model,
+    pages: &[(RgbImage, OcrOptions)],
+    options: EngineOptions,
+) -> (Vec<Result<OcrResult, EngineError>>, Vec<u64>, Vec<String>) {
+    let max_seqs = options.max_seqs.expect("a test sets max_seqs");
     let mut engine = Engine::new(&model.encoder, &model.lm, model.tokenizer.as_ref(), &options).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     for (tag, (image, opts)) in pages.iter().enumerate() {
@@ -100,6 +109,33 @@ fn batched_pages_equal_single_pages() {
         assert!(t.tokens.len() <= budgets[i]);
         assert_eq!(t.stopped_on_eos, a.stopped_on_eos);
         assert_eq!(streamed[i], t.raw, "page {i}: streamed text is the result's text");
+    }
+}
+
+/// Pages encoded on the vision thread, beside decoding (an option), get the tokens that
+/// pages encoded on the engine's thread get: seven pages, jobs of two, at most three in flight.
+#[test]
+fn the_vision_thread_gives_the_same_tokens() {
+    let Some(fixtures) = parity("the_vision_thread_gives_the_same_tokens") else { return };
+    let model = load(&fixtures);
+    let cases = fixtures.cases();
+    let budgets = [14, 3, 9, 6, 12, 5, 2];
+    let pages: Vec<(RgbImage, OcrOptions)> =
+        budgets.iter().enumerate().map(|(i, &b)| page_of(&cases[i % cases.len()], greedy(b))).collect();
+    let options = |thread| EngineOptions {
+        max_seqs: Some(3),
+        seq_capacity: Some(1400),
+        vision_lookahead: 2,
+        vision_thread: thread,
+        ..Default::default()
+    };
+    let (here, _, _) = run_with(&model, &pages, options(false));
+    let (beside, _, streamed) = run_with(&model, &pages, options(true));
+    for (i, (h, b)) in here.iter().zip(&beside).enumerate() {
+        let (h, b) = (h.as_ref().unwrap(), b.as_ref().unwrap());
+        assert_eq!(b.tokens, h.tokens, "page {i}");
+        assert_eq!(streamed[i], b.raw, "page {i}: streamed text is the result's text");
+        assert!(b.timings.vision_s > 0.0, "page {i}: its share of a vision job is recorded");
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use image::RgbImage;
 use lopdf::content::{Content, Operation};
 use lopdf::{Document, Object, Stream, dictionary};
+use rayon::prelude::*;
 
 use crate::RenderError;
 
@@ -18,14 +19,35 @@ pub fn jpeg_bytes(img: &RgbImage, quality: u8) -> Result<Vec<u8>, RenderError> {
     Ok(out)
 }
 
+/// A page image encoded for the layouts PDF (JPEG, quality 95 as the official script).
+#[derive(Debug, Clone)]
+pub struct JpegPage {
+    width: u32,
+    height: u32,
+    jpeg: Vec<u8>,
+}
+
+impl JpegPage {
+    /// Encode `image`.
+    pub fn encode(image: &RgbImage) -> Result<Self, RenderError> {
+        Ok(JpegPage { width: image.width(), height: image.height(), jpeg: jpeg_bytes(image, 95)? })
+    }
+}
+
 /// Write `pages` as a PDF, each page sized as the image at `dpi` (so a page rendered at 144 DPI
-/// keeps its original paper size).
+/// keeps its original paper size). The pages are encoded on every core.
 pub fn write_layouts_pdf(path: &Path, pages: &[RgbImage], dpi: f32) -> Result<(), RenderError> {
+    let pages: Vec<JpegPage> = pages.par_iter().map(JpegPage::encode).collect::<Result<_, _>>()?;
+    write_jpeg_pages_pdf(path, &pages.iter().collect::<Vec<_>>(), dpi)
+}
+
+/// [`write_layouts_pdf`] of pages already encoded.
+pub fn write_jpeg_pages_pdf(path: &Path, pages: &[&JpegPage], dpi: f32) -> Result<(), RenderError> {
     let mut doc = Document::with_version("1.5");
     let pages_id = doc.new_object_id();
     let mut kids = Vec::with_capacity(pages.len());
     for page in pages {
-        let (w, h) = page.dimensions();
+        let (w, h) = (page.width, page.height);
         let mut image = Stream::new(
             dictionary! {
                 "Type" => "XObject",
@@ -36,7 +58,7 @@ pub fn write_layouts_pdf(path: &Path, pages: &[RgbImage], dpi: f32) -> Result<()
                 "BitsPerComponent" => 8,
                 "Filter" => "DCTDecode",
             },
-            jpeg_bytes(page, 95)?,
+            page.jpeg.clone(),
         );
         image.allows_compression = false; // already JPEG
         let image_id = doc.add_object(image);

@@ -11,12 +11,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::RenderError;
 use crate::draw::{crop, draw_regions};
 use crate::grounding::{Region, find_grounding, regions, to_pixels};
-use crate::layouts_pdf::{jpeg_bytes, write_layouts_pdf};
+use crate::layouts_pdf::{JpegPage, jpeg_bytes, write_jpeg_pages_pdf};
 use crate::markdown::{ImageLinks, PAGE_SPLIT, strip_eos, to_markdown};
 use crate::tables::{html_tables, to_csv};
 
@@ -64,19 +65,26 @@ fn mkdir(path: &Path) -> Result<(), RenderError> {
 }
 
 /// Crop every box of every figure block of `raw`, naming crops by `links` and box counter.
-fn save_crops(out: &mut WrittenFiles, images_dir: &Path, page: &PageText, links: ImageLinks) -> Result<(), RenderError> {
-    let (w, h) = page.image.dimensions();
-    let mut k = 0;
-    for m in find_grounding(&page.raw).into_iter().filter(|m| m.is_image()) {
-        for b in m.boxes.into_iter().flatten() {
-            if let Some(c) = crop(&page.image, to_pixels(b, w, h)) {
-                mkdir(images_dir)?;
-                out.write(images_dir.join(links.file_name(k)), &jpeg_bytes(&c, 95)?)?;
-            }
-            k += 1;
-        }
+fn save_crops(out: &mut WrittenFiles, images_dir: &Path, image: &RgbImage, raw: &str, links: ImageLinks) -> Result<(), RenderError> {
+    for (k, jpeg) in crop_jpegs(image, raw)? {
+        mkdir(images_dir)?;
+        out.write(images_dir.join(links.file_name(k)), &jpeg)?;
     }
     Ok(())
+}
+
+/// The JPEG of every box of every figure block of `raw` in `image`, with its box counter (boxes
+/// outside the image have none but count).
+fn crop_jpegs(image: &RgbImage, raw: &str) -> Result<Vec<(usize, Vec<u8>)>, RenderError> {
+    let (w, h) = image.dimensions();
+    let boxes = find_grounding(raw).into_iter().filter(|m| m.is_image()).flat_map(|m| m.boxes.into_iter().flatten());
+    let mut crops = Vec::new();
+    for (k, b) in boxes.enumerate() {
+        if let Some(c) = crop(image, to_pixels(b, w, h)) {
+            crops.push((k, jpeg_bytes(&c, 95)?));
+        }
+    }
+    Ok(crops)
 }
 
 /// Write the outputs of one image into `dir`; `extra` (e.g. timings) is stored in the JSON.
@@ -90,7 +98,7 @@ pub fn write_image_outputs(dir: &Path, page: &PageText, csv: bool, extra: serde_
     out.write(dir.join("result_ori.mmd"), raw.as_bytes())?;
     out.write(dir.join("result.mmd"), markdown.as_bytes())?;
     out.write(dir.join("result_with_boxes.jpg"), &jpeg_bytes(&draw_regions(&page.image, &regs), 95)?)?;
-    save_crops(&mut out, &dir.join("images"), &PageText { raw: raw.to_string(), ..page.clone() }, ImageLinks::Image)?;
+    save_crops(&mut out, &dir.join("images"), &page.image, raw, ImageLinks::Image)?;
     if csv {
         for (k, table) in html_tables(raw).iter().enumerate() {
             out.write(dir.join(format!("result-t{}.csv", k + 1)), to_csv(table).as_bytes())?;
@@ -119,45 +127,71 @@ pub fn write_document_outputs(
     mkdir(dir)?;
     let mut out = WrittenFiles::default();
     let (mut det, mut mmd) = (String::new(), String::new());
-    let mut drawn = Vec::new();
+    let mut layouts = Vec::with_capacity(pages.len());
     let mut records = Vec::new();
-    let markdowns: Vec<String> = pages.iter().enumerate().map(|(i, p)| to_markdown(strip_eos(&p.raw), ImageLinks::Page(i))).collect();
-    for (i, page) in pages.iter().enumerate() {
-        if skip_repeat && !page.stopped_on_eos {
+    // The per-page work (markdown, boxes drawn and JPEG-encoded, figure crops) is most of the
+    // time of a long document: done on every core, then written in page order.
+    let done: Vec<Option<PageOutputs>> = pages
+        .par_iter()
+        .enumerate()
+        .map(|(i, page)| (!skip_repeat || page.stopped_on_eos).then(|| page_outputs(i, page)).transpose())
+        .collect::<Result<_, _>>()?;
+    for (i, (page, done)) in pages.iter().zip(&done).enumerate() {
+        let Some(done) = done else {
             tracing::warn!("page {} of {name} did not end on EOS (likely a repetition loop); skipped", i + 1);
             out.skipped_pages.push(i);
             continue;
-        }
+        };
         let raw = strip_eos(&page.raw);
         det.push_str(raw);
         det.push_str(PAGE_SPLIT);
-        mmd.push_str(&markdowns[i]);
+        mmd.push_str(&done.markdown);
         mmd.push_str(PAGE_SPLIT);
-        let (w, h) = page.image.dimensions();
-        let regs = regions(raw, w, h);
-        drawn.push(draw_regions(&page.image, &regs));
-        save_crops(&mut out, &dir.join("images"), &PageText { raw: raw.to_string(), ..page.clone() }, ImageLinks::Page(i))?;
+        layouts.push(&done.layout);
+        for (k, jpeg) in &done.crops {
+            mkdir(&dir.join("images"))?;
+            out.write(dir.join("images").join(ImageLinks::Page(i).file_name(*k)), jpeg)?;
+        }
         if csv {
             for (k, table) in html_tables(raw).iter().enumerate() {
                 out.write(dir.join(format!("{name}-p{}-t{}.csv", i + 1, k + 1)), to_csv(table).as_bytes())?;
             }
         }
+        let (width, height) = page.image.dimensions();
         records.push(PageRecord {
             page: i + 1,
-            width: w,
-            height: h,
+            width,
+            height,
             stopped_on_eos: page.stopped_on_eos,
-            regions: regs,
-            markdown: &markdowns[i],
+            regions: done.regions.clone(),
+            markdown: &done.markdown,
             raw,
         });
     }
     out.write(dir.join(format!("{name}_det.mmd")), det.as_bytes())?;
     out.write(dir.join(format!("{name}.mmd")), mmd.as_bytes())?;
-    let layouts = dir.join(format!("{name}_layouts.pdf"));
-    write_layouts_pdf(&layouts, &drawn, dpi)?;
-    out.files.push(layouts);
+    let layouts_path = dir.join(format!("{name}_layouts.pdf"));
+    write_jpeg_pages_pdf(&layouts_path, &layouts, dpi)?;
+    out.files.push(layouts_path);
     let record = serde_json::json!({ "source": name, "pages": records, "skipped_pages": out.skipped_pages.iter().map(|p| p + 1).collect::<Vec<_>>(), "info": extra });
     out.write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(&record).unwrap().as_bytes())?;
     Ok(out)
+}
+
+/// What one page of a document contributes to its files.
+struct PageOutputs {
+    markdown: String,
+    regions: Vec<Region>,
+    /// The page with its boxes drawn, for the layouts PDF.
+    layout: JpegPage,
+    /// Figure crops with their box counters.
+    crops: Vec<(usize, Vec<u8>)>,
+}
+
+fn page_outputs(i: usize, page: &PageText) -> Result<PageOutputs, RenderError> {
+    let raw = strip_eos(&page.raw);
+    let (w, h) = page.image.dimensions();
+    let regions = regions(raw, w, h);
+    let layout = JpegPage::encode(&draw_regions(&page.image, &regions))?;
+    Ok(PageOutputs { markdown: to_markdown(raw, ImageLinks::Page(i)), regions, layout, crops: crop_jpegs(&page.image, raw)? })
 }
