@@ -242,6 +242,8 @@ impl OcrService {
             all.vision_s += s.vision_s;
             all.vision_batches += s.vision_batches;
             all.vision_wait_s += s.vision_wait_s;
+            all.banned_choices += s.banned_choices;
+            all.host_choices += s.host_choices;
             all.prefill_s += s.prefill_s;
             all.decode_s += s.decode_s;
             all.step_s += s.step_s;

@@ -87,6 +87,16 @@ impl<'m> Sequence<'m> {
         !self.sampler.is_greedy() || !self.bans.is_empty()
     }
 
+    /// Whether the page chooses greedily (the device's argmax, less its bans).
+    pub(crate) fn is_greedy(&self) -> bool {
+        self.sampler.is_greedy()
+    }
+
+    /// The tokens banned for the next choice (after [`Sequence::needs_logits`]).
+    pub(crate) fn bans(&self) -> &[u32] {
+        &self.bans
+    }
+
     /// Choose from this page's row of logits (after [`Sequence::needs_logits`]).
     pub(crate) fn pick(&mut self, row: &mut [f32]) -> u32 {
         self.sampler.pick(row, &self.bans)

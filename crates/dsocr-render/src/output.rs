@@ -124,24 +124,37 @@ pub fn write_document_outputs(
     dpi: f32,
     extra: serde_json::Value,
 ) -> Result<WrittenFiles, RenderError> {
+    // The per-page work (markdown, boxes drawn and JPEG-encoded, figure crops) is most of the
+    // time of a long document: done on every core.
+    let done: Vec<PageOutputs> = pages.par_iter().enumerate().map(|(i, page)| PageOutputs::make(i, page)).collect::<Result<_, _>>()?;
+    write_document_files(dir, name, pages, &done, skip_repeat, csv, dpi, extra)
+}
+
+/// [`write_document_outputs`] with each page's [`PageOutputs`] made already (`done[i]` of
+/// `pages[i]`; e.g. as pages completed, while others were still being read).
+#[allow(clippy::too_many_arguments)]
+pub fn write_document_files(
+    dir: &Path,
+    name: &str,
+    pages: &[PageText],
+    done: &[PageOutputs],
+    skip_repeat: bool,
+    csv: bool,
+    dpi: f32,
+    extra: serde_json::Value,
+) -> Result<WrittenFiles, RenderError> {
+    assert_eq!(pages.len(), done.len(), "one PageOutputs per page");
     mkdir(dir)?;
     let mut out = WrittenFiles::default();
     let (mut det, mut mmd) = (String::new(), String::new());
     let mut layouts = Vec::with_capacity(pages.len());
     let mut records = Vec::new();
-    // The per-page work (markdown, boxes drawn and JPEG-encoded, figure crops) is most of the
-    // time of a long document: done on every core, then written in page order.
-    let done: Vec<Option<PageOutputs>> = pages
-        .par_iter()
-        .enumerate()
-        .map(|(i, page)| (!skip_repeat || page.stopped_on_eos).then(|| page_outputs(i, page)).transpose())
-        .collect::<Result<_, _>>()?;
-    for (i, (page, done)) in pages.iter().zip(&done).enumerate() {
-        let Some(done) = done else {
+    for (i, (page, done)) in pages.iter().zip(done).enumerate() {
+        if skip_repeat && !page.stopped_on_eos {
             tracing::warn!("page {} of {name} did not end on EOS (likely a repetition loop); skipped", i + 1);
             out.skipped_pages.push(i);
             continue;
-        };
+        }
         let raw = strip_eos(&page.raw);
         det.push_str(raw);
         det.push_str(PAGE_SPLIT);
@@ -178,8 +191,10 @@ pub fn write_document_outputs(
     Ok(out)
 }
 
-/// What one page of a document contributes to its files.
-struct PageOutputs {
+/// What one page of a document contributes to its files, made from the page alone (so pages can
+/// be made in parallel, and as they complete).
+#[derive(Debug, Clone)]
+pub struct PageOutputs {
     markdown: String,
     regions: Vec<Region>,
     /// The page with its boxes drawn, for the layouts PDF.
@@ -188,10 +203,14 @@ struct PageOutputs {
     crops: Vec<(usize, Vec<u8>)>,
 }
 
-fn page_outputs(i: usize, page: &PageText) -> Result<PageOutputs, RenderError> {
-    let raw = strip_eos(&page.raw);
-    let (w, h) = page.image.dimensions();
-    let regions = regions(raw, w, h);
-    let layout = JpegPage::encode(&draw_regions(&page.image, &regions))?;
-    Ok(PageOutputs { markdown: to_markdown(raw, ImageLinks::Page(i)), regions, layout, crops: crop_jpegs(&page.image, raw)? })
+impl PageOutputs {
+    /// The outputs of `page`, page `index` (0-based) of its document.
+    pub fn make(index: usize, page: &PageText) -> Result<Self, RenderError> {
+        let raw = strip_eos(&page.raw);
+        let (w, h) = page.image.dimensions();
+        let regions = regions(raw, w, h);
+        let layout = JpegPage::encode(&draw_regions(&page.image, &regions))?;
+        let crops = crop_jpegs(&page.image, raw)?;
+        Ok(PageOutputs { markdown: to_markdown(raw, ImageLinks::Page(index)), regions, layout, crops })
+    }
 }

@@ -1,6 +1,6 @@
 //! Output files from a grounding answer: boxes, crops, markdown, CSV, JSON and the layouts PDF.
 
-use dsocr_render::{PageText, write_document_outputs, write_image_outputs};
+use dsocr_render::{PageOutputs, PageText, write_document_files, write_document_outputs, write_image_outputs};
 use image::{Rgb, RgbImage};
 
 const ANSWER: &str = "<|ref|>title<|/ref|><|det|>[[100, 50, 900, 120]]<|/det|>\n# Report\n\n\
@@ -60,4 +60,27 @@ fn document_outputs_split_pages_and_skip_repeats() {
     let pdf = lopdf::Document::load(dir.join("paper_layouts.pdf")).unwrap();
     assert_eq!(pdf.get_pages().len(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Page outputs made one at a time (as `dsocr ocr` makes them while other pages are still being
+/// read) give the same files, byte for byte, as the whole document written at once.
+#[test]
+fn page_outputs_made_ahead_give_the_same_files() {
+    let pages: Vec<PageText> = ["", "loop loop", ANSWER]
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| PageText { image: page(), raw: raw.to_string(), stopped_on_eos: i != 1 })
+        .collect();
+    let (at_once, ahead) = (tmp("doc-at-once"), tmp("doc-ahead"));
+    let a = write_document_outputs(&at_once, "paper", &pages, true, true, 144.0, serde_json::Value::Null).unwrap();
+    let done: Vec<PageOutputs> = pages.iter().enumerate().map(|(i, p)| PageOutputs::make(i, p).unwrap()).collect();
+    let b = write_document_files(&ahead, "paper", &pages, &done, true, true, 144.0, serde_json::Value::Null).unwrap();
+    assert_eq!(a.skipped_pages, b.skipped_pages);
+    assert_eq!(a.files.len(), b.files.len());
+    for (fa, fb) in a.files.iter().zip(&b.files) {
+        assert_eq!(fa.strip_prefix(&at_once).unwrap(), fb.strip_prefix(&ahead).unwrap());
+        assert_eq!(std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap(), "{}", fa.display());
+    }
+    std::fs::remove_dir_all(&at_once).unwrap();
+    std::fs::remove_dir_all(&ahead).unwrap();
 }
