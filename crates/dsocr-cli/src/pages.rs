@@ -2,7 +2,7 @@
 //! input and page order as its pages complete (pages finish in any order; `InOrder` restores it).
 //! Pages are loaded (decoded or rendered) and preprocessed on CPU threads just ahead of the engine.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use dsocr::engine::{OcrTokenizer, PageSource, Request, prepare_ahead};
 use dsocr::preprocess::RgbImage;
-use dsocr::render::{PAGE_SPLIT, PageOutputs, PageText, RenderError, write_document_files, write_image_outputs};
+use dsocr::render::{PAGE_SPLIT, PageText, write_document_outputs, write_image_outputs};
 use dsocr::{DeepseekOcr, EngineError, EngineOptions, EngineStats, Event, InOrder, OcrOptions, OcrResult, OcrService};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -168,12 +168,6 @@ pub fn run_pages(
     let mut tokens = 0usize;
     // Seconds writing output files (on the engine's thread, between its steps).
     let mut writing_s = 0.0;
-    // A PDF page's share of its document's files (boxes drawn, JPEGs, markdown) is made on the
-    // CPU threads as soon as the page is done, while the GPU runs the others; the document then
-    // only assembles and writes them.
-    let (made_tx, made_rx) = mpsc::channel::<(usize, Result<PageOutputs, RenderError>)>();
-    let mut made: HashMap<usize, Result<PageOutputs, RenderError>> = HashMap::new();
-    let mut making: HashSet<usize> = HashSet::new();
     let t0 = Instant::now();
     let stdout = std::io::stdout();
     let stats = runner.run(engine, &requests, &mut |event| match event {
@@ -185,16 +179,6 @@ pub fn run_pages(
         Event::Finished { tag, result } => {
             if let Ok(r) = result.as_ref() {
                 tokens += r.tokens.len();
-                let (d, k) = jobs[tag as usize];
-                let image = if docs[d].is_pdf() { images.lock().expect("image store").get(&(tag as usize)).cloned() } else { None };
-                if let Some(image) = image {
-                    let page = PageText { image: image.into(), raw: r.raw.clone(), stopped_on_eos: r.stopped_on_eos };
-                    let tx = made_tx.clone();
-                    making.insert(tag as usize);
-                    rayon::spawn(move || {
-                        let _ = tx.send((tag as usize, PageOutputs::make(k, &page)));
-                    });
-                }
             }
             bar.inc(1);
             bar.set_message(format!("{:.0} tok/s", tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)));
@@ -211,13 +195,11 @@ pub fn run_pages(
                     let pages: Vec<Option<RgbImage>> =
                         (first..=tag as usize).map(|t| images.lock().expect("image store").remove(&t)).collect();
                     let results = std::mem::take(&mut collected[d].results);
+                    // Written once the document is complete, its pages' files made on every core
+                    // (making them on the CPU threads as pages completed instead took those
+                    // cores from the engine's threads: slower, docs/perf.md session 16).
                     let t_write = Instant::now();
-                    while (first..=tag as usize).any(|t| making.contains(&t) && !made.contains_key(&t)) {
-                        let Ok((t, outputs)) = made_rx.recv() else { break };
-                        made.insert(t, outputs);
-                    }
-                    let prepared: Vec<Option<Result<PageOutputs, RenderError>>> = (first..=tag as usize).map(|t| made.remove(&t)).collect();
-                    let written = bar.suspend(|| finish_document(&docs[d], results, pages, prepared, outputs, stream));
+                    let written = bar.suspend(|| finish_document(&docs[d], results, pages, outputs, stream));
                     writing_s += t_write.elapsed().as_secs_f64();
                     // Complete only once every output is written and no page failed (resume.rs).
                     let marked = written.and_then(|()| match &outputs.resume {
@@ -285,7 +267,6 @@ fn finish_document(
     doc: &Document,
     results: Vec<Result<OcrResult, EngineError>>,
     images: Vec<Option<RgbImage>>,
-    prepared: Vec<Option<Result<PageOutputs, RenderError>>>,
     outputs: &Outputs,
     streamed: bool,
 ) -> anyhow::Result<()> {
@@ -365,15 +346,7 @@ fn finish_document(
             "failed_pages": page_errors,
             "timings": ok.iter().map(|r| r.as_ref().map(|r| r.timings)).collect::<Vec<_>>(),
         });
-        // Pages whose outputs were not made as they completed (failed pages: a blank page) are made now.
-        let done: Vec<PageOutputs> = prepared
-            .into_iter()
-            .zip(&texts)
-            .enumerate()
-            .map(|(k, (made, text))| made.unwrap_or_else(|| PageOutputs::make(k, text)))
-            .collect::<Result<_, _>>()?;
-        let written =
-            write_document_files(&dir.join(&doc.name), &doc.name, &texts, &done, outputs.skip_repeat, outputs.csv, outputs.dpi, info)?;
+        let written = write_document_outputs(&dir.join(&doc.name), &doc.name, &texts, outputs.skip_repeat, outputs.csv, outputs.dpi, info)?;
         tracing::info!("{}: wrote {} files to {}", doc.input, written.files.len(), dir.join(&doc.name).display());
     }
     if outputs.json {
