@@ -4,10 +4,13 @@
 //! redone), `--overwrite` redoes them; the commands in docs/scale.md and deploy/ use flags that
 //! exist.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use dsocr_testdata::parity;
+
+mod common;
+use common::TempDir;
 
 fn dsocr(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dsocr")).args(args).env("NO_COLOR", "1").output().expect("run dsocr")
@@ -15,21 +18,6 @@ fn dsocr(args: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("dsocr-scale-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 const FAST: [&str; 4] = ["--max-new-tokens", "3", "--mode", "tiny"];
