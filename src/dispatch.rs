@@ -247,6 +247,14 @@ impl Tracked {
     fn deliver(&mut self, event: Event) -> bool {
         let Some(sink) = self.sink.as_mut() else { return false };
         match event {
+            // The page may still start over elsewhere if its engine fails before any text.
+            Event::Started { .. } => {
+                let listening = sink(event);
+                if !listening {
+                    self.finish();
+                }
+                listening
+            }
             Event::Text { .. } => {
                 // Text has reached the caller: the page can no longer start over elsewhere.
                 self.retry = None;

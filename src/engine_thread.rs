@@ -249,7 +249,7 @@ fn serve(mut engine: Engine<'_>, inbox: &Receiver<Command>, shared: &Shared) {
 fn router<'a>(sinks: &'a mut HashMap<u64, EventSink>, gone: &'a mut Vec<u64>, shared: &'a Shared) -> impl FnMut(Event) + 'a {
     move |event: Event| {
         let (tag, last) = match &event {
-            Event::Text { tag, .. } => (*tag, false),
+            Event::Started { tag } | Event::Text { tag, .. } => (*tag, false),
             Event::Finished { tag, .. } => (*tag, true),
         };
         let Some(sink) = sinks.get_mut(&tag) else { return };

@@ -151,6 +151,7 @@ impl DeepseekOcr {
         let mut engine = self.engine(&engine_options)?;
         let mut result = None;
         let mut on_event = |event: Event| match event {
+            Event::Started { .. } => {}
             Event::Text { text, .. } => on_text(&text),
             Event::Finished { result: r, .. } => result = Some(*r),
         };

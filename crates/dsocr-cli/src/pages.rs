@@ -92,6 +92,7 @@ fn drive_service(service: &OcrService, requests: &Receiver<Request>, limit: usiz
                         stream,
                         Box::new(move |event| {
                             let event = match event {
+                                Event::Started { .. } => Event::Started { tag },
                                 Event::Text { text, .. } => Event::Text { tag, text },
                                 Event::Finished { result, .. } => Event::Finished { tag, result },
                             };
@@ -170,7 +171,13 @@ pub fn run_pages(
     let mut writing_s = 0.0;
     let t0 = Instant::now();
     let stdout = std::io::stdout();
+    // Pages decoding now (started, not finished), for the progress bar.
+    let mut in_flight = std::collections::HashSet::new();
     let stats = runner.run(engine, &requests, &mut |event| match event {
+        Event::Started { tag } => {
+            in_flight.insert(tag);
+            bar.set_message(format!("{:.0} tok/s, {} in flight", tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9), in_flight.len()));
+        }
         Event::Text { text, .. } => {
             let mut out = stdout.lock();
             let _ = out.write_all(text.as_bytes());
@@ -180,8 +187,9 @@ pub fn run_pages(
             if let Ok(r) = result.as_ref() {
                 tokens += r.tokens.len();
             }
+            in_flight.remove(&tag);
             bar.inc(1);
-            bar.set_message(format!("{:.0} tok/s", tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)));
+            bar.set_message(format!("{:.0} tok/s, {} in flight", tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9), in_flight.len()));
             for (tag, result) in order.push(tag, *result) {
                 let (d, k) = jobs[tag as usize];
                 if outputs.timings

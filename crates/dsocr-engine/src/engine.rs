@@ -421,6 +421,7 @@ impl<'m> Engine<'m> {
         let token = seq.choose(logits)?;
         seq.timings.prefill_s = t1.elapsed().as_secs_f64();
         self.stats.prefill_s += seq.timings.prefill_s;
+        on_event(Event::Started { tag });
         let done = seq.accept(token, on_event);
         if done {
             self.retire(id, seq, on_event);

@@ -123,9 +123,16 @@ pub struct OcrResult {
     pub timings: Timings,
 }
 
-/// What the engine reports, in the order things happen.
+/// What the engine reports, in the order things happen: for a page, `Started`, its `Text` (when
+/// streamed), then `Finished`; a page that fails before it starts gets only `Finished`.
 #[derive(Debug)]
 pub enum Event {
+    /// A page was admitted: its prompt is prefilled and it decodes from now on (it is in flight
+    /// until its `Finished`).
+    Started {
+        /// The request's tag.
+        tag: u64,
+    },
     /// New text of a page whose request asked for streaming (complete UTF-8 characters).
     Text {
         /// The request's tag.

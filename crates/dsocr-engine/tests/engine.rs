@@ -67,15 +67,26 @@ fn run_with(
     let mut results: Vec<Option<Result<OcrResult, EngineError>>> = (0..pages.len()).map(|_| None).collect();
     let mut finished = Vec::new();
     let mut streamed = vec![String::new(); pages.len()];
+    // Each page: Started, then its text, then Finished; never more than max_seqs in flight.
+    let mut in_flight = std::collections::HashSet::new();
     let stats = engine
         .run(&rx, &mut |e| match e {
-            Event::Text { tag, text } => streamed[tag as usize].push_str(&text),
+            Event::Started { tag } => {
+                assert!(in_flight.insert(tag) && results[tag as usize].is_none(), "page {tag} started twice or after it finished");
+                assert!(in_flight.len() <= max_seqs);
+            }
+            Event::Text { tag, text } => {
+                assert!(in_flight.contains(&tag), "text of page {tag} before it started");
+                streamed[tag as usize].push_str(&text);
+            }
             Event::Finished { tag, result } => {
+                assert!(in_flight.remove(&tag) || result.is_err(), "page {tag} finished well without starting");
                 finished.push(tag);
                 results[tag as usize] = Some(*result);
             }
         })
         .unwrap();
+    assert!(in_flight.is_empty());
     assert!(stats.peak_in_flight <= max_seqs, "{stats:?}");
     assert_eq!(stats.pages, pages.len());
     if pages.len() <= options.vision_lookahead {
@@ -195,14 +206,17 @@ fn a_failing_page_among_good_ones() {
     drop(tx);
     let mut order = InOrder::new();
     let mut results = Vec::new();
+    let mut started = Vec::new();
     engine
-        .run(&rx, &mut |e| {
-            if let Event::Finished { tag, result } = e {
-                results.extend(order.push(tag, *result));
-            }
+        .run(&rx, &mut |e| match e {
+            Event::Started { tag } => started.push(tag),
+            Event::Finished { tag, result } => results.extend(order.push(tag, *result)),
+            Event::Text { .. } => {}
         })
         .unwrap();
     assert_eq!(results.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![0, 1, 2, 3], "in input order");
+    started.sort_unstable();
+    assert_eq!(started, vec![0, 3], "the failed pages never started");
     assert!(results[0].1.is_ok() && results[3].1.is_ok());
     assert!(results[1].1.as_ref().unwrap_err().to_string().contains("broken.png"));
     let too_long = results[2].1.as_ref().unwrap_err().to_string();

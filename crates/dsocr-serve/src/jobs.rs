@@ -67,8 +67,13 @@ impl PageJob {
             let tx = tx.clone();
             let finished = open.clone();
             let sink = Box::new(move |event: Event| {
-                if let Event::Finished { tag, .. } = &event {
-                    finished.lock().expect("open pages").remove(tag);
+                match &event {
+                    // The job reports text and results only.
+                    Event::Started { .. } => return true,
+                    Event::Finished { tag, .. } => {
+                        finished.lock().expect("open pages").remove(tag);
+                    }
+                    Event::Text { .. } => {}
                 }
                 tx.send((page, event)).is_ok()
             });
@@ -120,6 +125,7 @@ impl PageJob {
         self.first_output.get_or_insert_with(Instant::now);
         let page = self.next;
         match event {
+            Event::Started { .. } => unreachable!("the job's sink does not pass Started on"),
             Event::Text { text, .. } => JobEvent::Text { text },
             Event::Finished { result, .. } => {
                 self.held.remove(&page);
