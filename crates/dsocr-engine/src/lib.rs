@@ -25,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+mod choice;
 mod engine;
 mod error;
 mod options;
