@@ -30,7 +30,7 @@ fn bench_decode(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let report = run_workload(&ocr, &page, &budgets, &options).expect("workload");
+                    let report = run_workload(&ocr, std::slice::from_ref(&page), &budgets, &options).expect("workload");
                     assert_eq!(report.tokens, batch * (STEPS + 1));
                     total += Duration::from_secs_f64(report.decode_s);
                 }

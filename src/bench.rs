@@ -181,15 +181,20 @@ pub struct WorkloadReport {
     pub peak_reserved_bytes: Option<u64>,
 }
 
-/// Run `image` once per entry of `budgets` (that many new tokens each, EOS ignored) through
-/// the engine, the pages prepared on CPU threads ahead of it as in `dsocr ocr`.
-pub fn run_workload(ocr: &DeepseekOcr, image: &RgbImage, budgets: &[usize], engine: &EngineOptions) -> Result<WorkloadReport, OcrError> {
-    let page = image.clone();
+/// Run one page per entry of `budgets` (that many new tokens each, EOS ignored) through the
+/// engine, the pages prepared on CPU threads ahead of it as in `dsocr ocr`: page `i` is
+/// `images[i % images.len()]` (one image for every page, or a document's pages in order).
+///
+/// # Panics
+/// When `images` is empty.
+pub fn run_workload(ocr: &DeepseekOcr, images: &[RgbImage], budgets: &[usize], engine: &EngineOptions) -> Result<WorkloadReport, OcrError> {
+    assert!(!images.is_empty(), "a workload needs at least one page image");
     let jobs: Vec<_> = budgets
         .iter()
-        .map(|&max_new_tokens| {
+        .enumerate()
+        .map(|(i, &max_new_tokens)| {
             let generation = GenerationConfig { max_new_tokens, repetition: RepetitionGuard::None, ignore_eos: true, ..Default::default() };
-            let page = page.clone();
+            let page = images[i % images.len()].clone();
             let source: dsocr_engine::PageSource = Box::new(move || Ok(page));
             ocr.options_for_model(&OcrOptions { generation, ..Default::default() }).map(|options| (source, options))
         })
@@ -255,13 +260,13 @@ pub fn run_workload(ocr: &DeepseekOcr, image: &RgbImage, budgets: &[usize], engi
 /// shapes need and captures its graphs; the second is the measurement (with the first's wall time).
 pub fn run_workload_warm(
     ocr: &DeepseekOcr,
-    image: &RgbImage,
+    images: &[RgbImage],
     budgets: &[usize],
     engine: &EngineOptions,
 ) -> Result<WorkloadReport, OcrError> {
-    let cold = run_workload(ocr, image, budgets, engine)?;
+    let cold = run_workload(ocr, images, budgets, engine)?;
     tracing::info!("bench: cold run of {} pages: {:.2} s", budgets.len(), cold.wall_s);
-    let mut warm = run_workload(ocr, image, budgets, engine)?;
+    let mut warm = run_workload(ocr, images, budgets, engine)?;
     warm.cold_wall_s = Some(cold.wall_s);
     Ok(warm)
 }

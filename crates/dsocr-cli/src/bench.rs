@@ -105,6 +105,11 @@ pub struct BenchArgs {
     /// page at 144 DPI (1190×1684, 6 tiles in Gundam mode, a 913-token prompt).
     #[arg(long)]
     image: Option<PathBuf>,
+    /// With a PDF as --image: the batch and mixed workloads run its pages in order (again from the
+    /// first when there are more pages to run than it has), rendered as `dsocr ocr` renders them,
+    /// so that `dsocr ocr FILE.pdf` and the bench run the same pages.
+    #[arg(long, requires = "image")]
+    all_pages: bool,
     /// Skip the stage-by-stage timings of one page.
     #[arg(long)]
     no_stages: bool,
@@ -149,13 +154,23 @@ struct BenchReport {
 /// The first page of `path`: an image, or a PDF's first page rendered at the default DPI as `dsocr ocr`
 /// renders pages.
 fn load_page(path: &std::path::Path) -> anyhow::Result<dsocr::preprocess::RgbImage> {
+    Ok(load_pages(path, false)?.swap_remove(0))
+}
+
+/// The pages of `path` (`all`: every page of a PDF; else the first), rendered as [`load_page`].
+fn load_pages(path: &std::path::Path, all: bool) -> anyhow::Result<Vec<dsocr::preprocess::RgbImage>> {
     let input = path.display().to_string();
-    let (docs, mut failed) = crate::inputs::open_inputs(std::slice::from_ref(&input), None, Some("1"), &dsocr::pdf::Renderer::Hayro);
+    let range = if all { None } else { Some("1") };
+    let (docs, mut failed) = crate::inputs::open_inputs(std::slice::from_ref(&input), None, range, &dsocr::pdf::Renderer::Hayro);
     if let Some((_, e)) = failed.pop() {
         return Err(e.context("--image"));
     }
     let doc = docs.into_iter().next().with_context(|| format!("--image {input}: nothing to read"))?;
-    doc.page_source(0, dsocr::pdf::DEFAULT_DPI)().with_context(|| format!("--image {input}"))
+    let pages: Vec<_> = (0..doc.pages.len())
+        .map(|k| doc.page_source(k, dsocr::pdf::DEFAULT_DPI)().with_context(|| format!("--image {input}")))
+        .collect::<anyhow::Result<_>>()?;
+    anyhow::ensure!(!pages.is_empty(), "--image {input}: no pages");
+    Ok(pages)
 }
 
 /// Serialise the report and, when asked, write it to `path`.
@@ -186,10 +201,11 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     let device = spec.device()?;
     anyhow::ensure!(args.new_tokens >= 2 && args.batch >= 1, "--new-tokens must be ≥ 2 and --batch ≥ 1");
     anyhow::ensure!(args.min_tokens >= 1 && args.min_tokens <= args.max_tokens, "--min-tokens must be between 1 and --max-tokens");
-    let image = match &args.image {
-        Some(path) => load_page(path)?,
-        None => dsocr::bench::a4_page(),
+    let pages = match &args.image {
+        Some(path) => load_pages(path, args.all_pages)?,
+        None => vec![dsocr::bench::a4_page()],
     };
+    let image = pages[0].clone();
     let t0 = Instant::now();
     let (weights, config, tokenizer, label): (_, _, Arc<dyn OcrTokenizer>, _) = match &args.model {
         Some(dir) => {
@@ -221,12 +237,20 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         device: spec.to_string(),
         dtype: float.to_string(),
         model: label,
-        image: format!(
-            "{} ({}x{})",
-            args.image.as_ref().map_or("synthetic A4 page".to_string(), |p| p.display().to_string()),
-            image.width,
-            image.height
-        ),
+        image: match pages.len() {
+            1 => format!(
+                "{} ({}x{})",
+                args.image.as_ref().map_or("synthetic A4 page".to_string(), |p| p.display().to_string()),
+                image.width,
+                image.height
+            ),
+            n => format!(
+                "{} ({n} pages, in order; the first {}x{})",
+                args.image.as_ref().expect("pages from --image").display(),
+                image.width,
+                image.height
+            ),
+        },
         load_s,
         load_host_s,
         load_upload_s,
@@ -256,21 +280,21 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     }
     let engine = |max_tokens: usize, max_seqs: Option<usize>| EngineOptions { max_seqs, ..args.engine.options(&mode, max_tokens) };
     eprintln!("one page, {} tokens…", args.new_tokens);
-    report.single = Some(run_workload_warm(&ocr, &image, &[args.new_tokens], &engine(args.new_tokens, Some(1)))?);
+    report.single = Some(run_workload_warm(&ocr, std::slice::from_ref(&image), &[args.new_tokens], &engine(args.new_tokens, Some(1)))?);
     write_report(&report, args.json_out.as_deref())?;
     if args.batch > 1 {
         eprintln!("{} pages together, {} tokens each…", args.batch, args.new_tokens);
         let budgets = vec![args.new_tokens; args.batch];
-        report.batch = Some(run_workload_warm(&ocr, &image, &budgets, &engine(args.new_tokens, Some(args.batch)))?);
+        report.batch = Some(run_workload_warm(&ocr, &pages, &budgets, &engine(args.new_tokens, Some(args.batch)))?);
         write_report(&report, args.json_out.as_deref())?;
     }
     if args.mixed > 0 {
         let budgets = mixed_budgets(args.mixed, args.min_tokens, args.max_tokens, args.seed);
         eprintln!("{} pages of {}..={} tokens (seed {})…", args.mixed, args.min_tokens, args.max_tokens, args.seed);
         report.mixed = Some(if args.mixed_once {
-            run_workload(&ocr, &image, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
+            run_workload(&ocr, &pages, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
         } else {
-            run_workload_warm(&ocr, &image, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
+            run_workload_warm(&ocr, &pages, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
         });
     }
     let json = write_report(&report, args.json_out.as_deref())?;

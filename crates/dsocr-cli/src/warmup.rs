@@ -75,7 +75,7 @@ pub fn run(args: WarmupArgs) -> anyhow::Result<i32> {
         let engine = dsocr::EngineOptions { max_seqs: Some(budgets.len()), ..args.engine.options(&mode, max) };
         eprintln!("warmup: {what}: compiling and tuning what it needs (a few minutes the first time on a GPU, seconds once cached)…");
         let t = Instant::now();
-        let report = run_workload(&ocr, &page, &budgets, &engine)?;
+        let report = run_workload(&ocr, std::slice::from_ref(&page), &budgets, &engine)?;
         eprintln!(
             "warmup: {what}: {:.1} s ({} decode graphs captured in {:.1} s)",
             t.elapsed().as_secs_f64(),

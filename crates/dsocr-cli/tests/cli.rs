@@ -378,3 +378,42 @@ fn the_readme_quick_start_page_is_ocred() {
     assert!(o.status.success(), "{err}");
     assert!(!out.trim().is_empty(), "no text printed: {err}");
 }
+
+/// `dsocr bench --image FILE.pdf --all-pages`: the workloads run the PDF's pages in order (the
+/// pages `dsocr ocr FILE.pdf` runs), and the report says so.
+#[test]
+fn bench_runs_the_pages_of_a_pdf() {
+    let Some(p) = parity("bench_runs_the_pages_of_a_pdf") else { return };
+    let pdf = shared_root().join("pdfs/booktabs.pdf");
+    let o = dsocr(&[
+        "bench",
+        "--device",
+        "cpu",
+        "--model",
+        p.model_dir().to_str().unwrap(),
+        "--image",
+        pdf.to_str().unwrap(),
+        "--all-pages",
+        "--no-stages",
+        "--new-tokens",
+        "2",
+        "--batch",
+        "1",
+        "--mixed",
+        "3",
+        "--min-tokens",
+        "2",
+        "--max-tokens",
+        "2",
+        "--mixed-once",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let image = report["image"].as_str().unwrap();
+    assert!(image.contains("booktabs.pdf") && image.contains("pages, in order"), "{image}");
+    assert_eq!(report["mixed"]["pages"], 3);
+    assert_eq!(report["mixed"]["tokens"], 6);
+    let o = dsocr(&["bench", "--device", "cpu", "--all-pages"]);
+    assert!(!o.status.success() && text(&o).1.contains("--image"), "--all-pages needs --image");
+}
