@@ -35,6 +35,7 @@ mod gpu_cache;
 pub mod gpu_settings;
 mod host_matrix;
 pub mod layers;
+mod stream_copy;
 mod weights;
 
 pub use checkpoint::{Checkpoint, TensorEntry};
@@ -46,6 +47,7 @@ pub use gpu_cache::configure_gpu;
 pub use gpu_settings::configure_gpu;
 pub use gpu_settings::{Autotune, GpuSettings};
 pub use host_matrix::{HostElems, HostMatrix};
+pub use stream_copy::StreamCopy;
 pub use weights::{PreparedTensor, RandomInit, Weights, random_init};
 
 /// Re-export of the Burn version the model crates are built on.

@@ -141,6 +141,9 @@ impl<'m> Engine<'m> {
         tokenizer: &'m dyn OcrTokenizer,
         options: &EngineOptions,
     ) -> Result<Self, EngineError> {
+        if options.max_seqs == Some(0) {
+            return Err(EngineError::Settings("max_seqs is 0: at least one page must be allowed in flight".into()));
+        }
         dsocr_kernels::configure(options.kernels);
         let context = lm.config().max_position_embeddings;
         let capacity = options.seq_capacity.unwrap_or(context).min(context);
@@ -361,6 +364,11 @@ impl<'m> Engine<'m> {
     /// Take the vision thread's finished jobs (waiting for one when `block`).
     fn collect_vision(&mut self, mut block: bool) -> Result<(), EngineError> {
         let Some(vision) = &self.vision else { return Ok(()) };
+        if block {
+            // No decode step runs while this waits, so none will capture: a capture asked for
+            // earlier must not hold the vision thread back, or each thread waits for the other.
+            vision.fence().not_wanted();
+        }
         let t0 = Instant::now();
         while let Some(done) = vision.recv(block)? {
             if block {

@@ -27,6 +27,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use dsocr_core::StreamCopy;
 use dsocr_core::burn::prelude::*;
 use dsocr_core::burn::tensor::DType;
 use dsocr_vision::DeepEncoder;
@@ -103,8 +104,10 @@ pub(crate) struct VisionThread {
 }
 
 impl VisionThread {
-    /// A thread encoding with (a handle-sharing clone of) `encoder` on `device` in `dtype`, in
-    /// view batches of at most `max_bytes` ([`encode_images`]).
+    /// A thread encoding with a copy of `encoder` made on the thread (its weights on the thread's
+    /// own stream: [`StreamCopy`]) on `device` in `dtype`, in view batches of at most `max_bytes`
+    /// ([`encode_images`]). The copy takes as much device memory as the encoder's weights (≈0.8 GB
+    /// for DeepSeek-OCR in bf16).
     pub(crate) fn spawn(encoder: DeepEncoder, device: Device, dtype: DType, max_bytes: u64) -> Result<Self, EngineError> {
         let (jobs, job_rx) = channel::<Job>();
         let (done_tx, done) = channel::<Done>();
@@ -113,6 +116,12 @@ impl VisionThread {
         let handle = std::thread::Builder::new()
             .name("dsocr-vision".into())
             .spawn(move || {
+                // The thread's own copy of the weights, on its own stream (dsocr_core::StreamCopy
+                // says why); the one it was given is dropped, the engine keeps its own.
+                let encoder = {
+                    let _guard = thread_fence.enter();
+                    encoder.stream_copy()
+                };
                 for job in job_rx {
                     let guard = thread_fence.enter();
                     let started = Instant::now();
@@ -168,4 +177,26 @@ impl Drop for VisionThread {
 
 fn stopped() -> EngineError {
     EngineError::Device("the vision thread stopped (a panic while encoding; see the log above)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine's side of a wait for the vision thread: a capture wished for while a job ran
+    /// is withdrawn before the engine blocks, and the thread's next job starts.
+    #[test]
+    fn a_withdrawn_capture_lets_the_next_job_start() {
+        let fence = Arc::new(CaptureFence::default());
+        let job = fence.enter();
+        assert!(fence.try_capture().is_none(), "a job holds the fence");
+        drop(job);
+        fence.not_wanted();
+        let thread_fence = fence.clone();
+        let next = std::thread::spawn(move || {
+            let _job = thread_fence.enter();
+        });
+        next.join().expect("the next job started");
+        assert!(fence.try_capture().is_some(), "between jobs a capture takes the fence");
+    }
 }

@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
 use dsocr_core::layers::{LayerNorm, Linear};
-use dsocr_core::{CoreError, Weights};
+use dsocr_core::{CoreError, StreamCopy, Weights};
 use dsocr_kernels::{encoder_attention, layer_norm};
 
 use crate::config::ClipConfig;
@@ -110,5 +110,31 @@ impl ClipEncoder {
             x = layer.forward(x);
         }
         x
+    }
+}
+
+impl StreamCopy for ClipLayer {
+    fn stream_copy(&self) -> Self {
+        ClipLayer {
+            layer_norm1: self.layer_norm1.stream_copy(),
+            qkv_proj: self.qkv_proj.stream_copy(),
+            out_proj: self.out_proj.stream_copy(),
+            layer_norm2: self.layer_norm2.stream_copy(),
+            fc1: self.fc1.stream_copy(),
+            fc2: self.fc2.stream_copy(),
+            heads: self.heads,
+        }
+    }
+}
+
+impl StreamCopy for ClipEncoder {
+    fn stream_copy(&self) -> Self {
+        ClipEncoder {
+            class_embedding: self.class_embedding.stream_copy(),
+            position_embedding: self.position_embedding.stream_copy(),
+            pre_layrnorm: self.pre_layrnorm.stream_copy(),
+            layers: self.layers.stream_copy(),
+            position_grid: self.position_grid,
+        }
     }
 }

@@ -5,7 +5,7 @@
 use burn::prelude::*;
 
 use dsocr_core::layers::Linear;
-use dsocr_core::{CoreError, Weights};
+use dsocr_core::{CoreError, StreamCopy, Weights};
 use dsocr_preprocess::Architecture;
 
 use crate::clip::ClipEncoder;
@@ -159,5 +159,29 @@ impl DeepEncoder {
         let local = tiles.map(|(px, grid)| (self.encode_views(px).projected, grid));
         let global = self.encode_views(global).projected;
         self.arrange(global, local)
+    }
+}
+
+impl StreamCopy for Stage2 {
+    fn stream_copy(&self) -> Self {
+        match self {
+            Stage2::Clip(clip) => Stage2::Clip(clip.stream_copy()),
+            Stage2::Qwen2(qwen2) => Stage2::Qwen2(qwen2.stream_copy()),
+        }
+    }
+}
+
+/// A copy of the encoder's weights on the calling thread's stream, for a thread that encodes
+/// beside the decoder ([`StreamCopy`]'s docs say why).
+impl StreamCopy for DeepEncoder {
+    fn stream_copy(&self) -> Self {
+        DeepEncoder {
+            sam: self.sam.stream_copy(),
+            stage2: self.stage2.stream_copy(),
+            projector: self.projector.stream_copy(),
+            image_newline: self.image_newline.stream_copy(),
+            view_separator: self.view_separator.stream_copy(),
+            config: self.config.clone(),
+        }
     }
 }

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 
 use dsocr_core::layers::{Linear, RmsNorm, apply_rope, rope_tables};
-use dsocr_core::{CoreError, Weights};
+use dsocr_core::{CoreError, StreamCopy, Weights};
 use dsocr_kernels::encoder_attention;
 
 use crate::config::Qwen2EncoderConfig;
@@ -160,4 +160,37 @@ impl Qwen2Encoder {
 fn rms_norm(x: Tensor<3>, norm: &RmsNorm) -> Tensor<3> {
     let [b, t, d] = x.dims();
     dsocr_kernels::rms_norm(x.reshape([b * t, d]), &norm.weight, norm.eps).reshape([b, t, d])
+}
+
+impl StreamCopy for Qwen2Layer {
+    fn stream_copy(&self) -> Self {
+        Qwen2Layer {
+            input_layernorm: self.input_layernorm.stream_copy(),
+            qkv_proj: self.qkv_proj.stream_copy(),
+            o_proj: self.o_proj.stream_copy(),
+            post_attention_layernorm: self.post_attention_layernorm.stream_copy(),
+            gate_up_proj: self.gate_up_proj.stream_copy(),
+            down_proj: self.down_proj.stream_copy(),
+        }
+    }
+}
+
+impl StreamCopy for LayerContext {
+    fn stream_copy(&self) -> Self {
+        LayerContext { cos: self.cos.stream_copy(), sin: self.sin.stream_copy(), image_tokens: self.image_tokens }
+    }
+}
+
+impl StreamCopy for Qwen2Encoder {
+    fn stream_copy(&self) -> Self {
+        let [c768, c1024] = &*self.contexts;
+        Qwen2Encoder {
+            layers: self.layers.stream_copy(),
+            norm: self.norm.stream_copy(),
+            query_768: self.query_768.stream_copy(),
+            query_1024: self.query_1024.stream_copy(),
+            contexts: Box::new([c768.stream_copy(), c1024.stream_copy()]),
+            config: self.config.clone(),
+        }
+    }
 }

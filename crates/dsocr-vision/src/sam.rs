@@ -9,7 +9,7 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 
 use dsocr_core::layers::{LayerNorm, Linear};
-use dsocr_core::{CoreError, Weights};
+use dsocr_core::{CoreError, StreamCopy, Weights};
 use dsocr_kernels::{RelPosBias, encoder_attention, layer_norm};
 
 use crate::config::SamConfig;
@@ -273,5 +273,49 @@ impl SamEncoder {
         let down = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
         let x = conv2d(x, self.net_2.clone(), None, down.clone());
         conv2d(x, self.net_3.clone(), None, down)
+    }
+}
+
+impl StreamCopy for SamAttention {
+    fn stream_copy(&self) -> Self {
+        SamAttention {
+            qkv: self.qkv.stream_copy(),
+            proj: self.proj.stream_copy(),
+            rel_pos_h: self.rel_pos_h.stream_copy(),
+            rel_pos_w: self.rel_pos_w.stream_copy(),
+            heads: self.heads,
+        }
+    }
+}
+
+impl StreamCopy for SamBlock {
+    fn stream_copy(&self) -> Self {
+        SamBlock {
+            norm1: self.norm1.stream_copy(),
+            attn: self.attn.stream_copy(),
+            norm2: self.norm2.stream_copy(),
+            lin1: self.lin1.stream_copy(),
+            lin2: self.lin2.stream_copy(),
+            window: self.window,
+        }
+    }
+}
+
+impl StreamCopy for SamEncoder {
+    fn stream_copy(&self) -> Self {
+        SamEncoder {
+            patch_weight: self.patch_weight.stream_copy(),
+            patch_bias: self.patch_bias.stream_copy(),
+            pos_embed: self.pos_embed.stream_copy(),
+            blocks: self.blocks.stream_copy(),
+            neck_conv1: self.neck_conv1.stream_copy(),
+            neck_norm1: self.neck_norm1.stream_copy(),
+            neck_conv2: self.neck_conv2.stream_copy(),
+            neck_norm2: self.neck_norm2.stream_copy(),
+            net_2: self.net_2.stream_copy(),
+            net_3: self.net_3.stream_copy(),
+            patch_size: self.patch_size,
+            rel_pos_attention: self.rel_pos_attention,
+        }
     }
 }
