@@ -2,6 +2,8 @@
 //! work ([`prepare_page`], safe to run on other threads, see [`prepare_ahead`]) and its vision
 //! encoding into the decoder's prompt embeddings ([`encode_page`]).
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
@@ -73,7 +75,13 @@ where
             let requests: Vec<Request> = chunk
                 .into_par_iter()
                 .map(|(tag, (source, options))| {
-                    let page = source().and_then(|image| prepare_page(&image, &options, tokenizer.as_ref()));
+                    // A decoder or renderer that panics on one malformed file fails that page
+                    // only: unwinding out of this thread would end the input for every page after.
+                    let page =
+                        catch_unwind(AssertUnwindSafe(|| source().and_then(|image| prepare_page(&image, &options, tokenizer.as_ref()))))
+                            .unwrap_or_else(|panic| {
+                                Err(EngineError::Input(format!("the page could not be read: {}", panic_message(&*panic))))
+                            });
                     Request { tag: tag as u64, page, options, stream }
                 })
                 .collect();
@@ -85,4 +93,54 @@ where
         }
     });
     rx
+}
+
+/// What a caught panic said (its `&str` or `String` payload), for the page's error.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    let text = panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
+    match text {
+        Some(text) => format!("its decoder failed ({text}); the file may be damaged: check that other programs open it"),
+        None => "its decoder failed; the file may be damaged: check that other programs open it".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::OcrTokenizer;
+
+    /// A tokenizer that is never asked for anything: every page here fails before its prompt.
+    struct NoTokenizer;
+
+    impl dsocr_preprocess::TextTokenizer for NoTokenizer {
+        fn encode_text(&self, _text: &str) -> Result<Vec<u32>, dsocr_preprocess::PreprocessError> {
+            unreachable!("no page gets as far as its prompt")
+        }
+    }
+
+    impl OcrTokenizer for NoTokenizer {
+        fn decode(&self, _ids: &[u32]) -> String {
+            unreachable!("nothing is decoded")
+        }
+    }
+
+    #[test]
+    fn a_source_that_panics_fails_its_page_and_the_pages_after_it_still_come() {
+        let jobs: Vec<(PageSource, OcrOptions)> = (0..5)
+            .map(|i| {
+                let source: PageSource = Box::new(move || {
+                    if i == 1 {
+                        panic!("malformed tile in page {i}");
+                    }
+                    Err(EngineError::Input(format!("page {i}: not an image")))
+                });
+                (source, OcrOptions::default())
+            })
+            .collect();
+        let requests: Vec<Request> = prepare_ahead(jobs, Arc::new(NoTokenizer), 2, false).into_iter().collect();
+        assert_eq!(requests.iter().map(|r| r.tag).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+        let errors: Vec<String> = requests.iter().map(|r| r.page.as_ref().expect_err("every page fails here").to_string()).collect();
+        assert!(errors[1].contains("malformed tile in page 1") && errors[1].contains("damaged"), "{}", errors[1]);
+        assert_eq!(errors[4], "page 4: not an image");
+    }
 }

@@ -21,7 +21,8 @@ pub enum Task {
     Describe,
     /// Find a text: `<image>\nLocate <|ref|>TEXT<|/ref|> in the image.`
     Locate(String),
-    /// Your own prompt; it must contain `<image>` once.
+    /// Your own prompt; it must contain `<image>` once ([`Task::from_name`] puts it first when the
+    /// text has none).
     Custom(String),
 }
 
@@ -52,9 +53,21 @@ impl Task {
             "figure" => Task::Figure,
             "describe" => Task::Describe,
             "locate" => Task::Locate(need("the text to find (--prompt TEXT)")?),
-            "custom" => Task::Custom(need("a prompt (--prompt TEXT)")?),
+            "custom" => Task::Custom(custom_prompt(need("a prompt (--prompt TEXT)")?)?),
             other => return Err(EngineError::Input(format!("unknown task {other:?}; use one of {}", Task::NAMES.join(", ")))),
         })
+    }
+}
+
+/// A custom prompt as the model needs it: `<image>` exactly once, put first (on a line of its
+/// own, as in the official prompts) when the text does not have it.
+fn custom_prompt(text: String) -> Result<String, EngineError> {
+    match text.matches("<image>").count() {
+        0 => Ok(format!("<image>\n{text}")),
+        1 => Ok(text),
+        n => {
+            Err(EngineError::Input(format!("the prompt has <image> {n} times; a page is one image: keep one <image> where the page goes")))
+        }
     }
 }
 
@@ -77,5 +90,19 @@ impl FromStr for Task {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Task::from_name(s, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_custom_prompt_gets_its_image_first_unless_it_has_one() {
+        assert_eq!(Task::from_name("custom", Some("What is the title?")).unwrap().prompt(), "<image>\nWhat is the title?");
+        assert_eq!(Task::from_name("custom", Some("Read <image> aloud.")).unwrap().prompt(), "Read <image> aloud.");
+        let two = Task::from_name("custom", Some("<image> and <image>")).unwrap_err().to_string();
+        assert!(two.contains("<image> 2 times"), "{two}");
+        assert!(Task::from_name("custom", None).unwrap_err().to_string().contains("--prompt"));
     }
 }

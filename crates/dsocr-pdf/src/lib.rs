@@ -43,6 +43,10 @@ pub use renderer::Renderer;
 pub const DEFAULT_DPI: f32 = 144.0;
 /// Longest side of a rendered page in pixels (the renderer's limit).
 pub const MAX_SIDE: u32 = 65_535;
+/// Most pixels of a rendered page (as for image files: `dsocr_preprocess::DEFAULT_MAX_PIXELS`):
+/// 300 MB of RGB. The model sees a page at 1024 pixels a side, so more only costs memory; a
+/// poster-sized page (an A0 drawing at 144 DPI is 32 MP) stays well inside.
+pub const MAX_PIXELS: u64 = 100_000_000;
 
 /// Errors reading or rendering a PDF. Each names the file and says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -222,8 +226,12 @@ impl PdfDocument {
             return Err(PdfError::Render(format!("DPI must be positive, got {dpi}")));
         }
         let (w, h) = self.page_pixels(index, dpi)?;
-        if w > MAX_SIDE || h > MAX_SIDE {
-            return Err(PdfError::Render(format!("page {} at {dpi} DPI would be {w}×{h} pixels; use a lower --dpi", index + 1)));
+        if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
+            return Err(PdfError::Render(format!(
+                "page {} at {dpi} DPI would be {w}×{h} pixels (at most {MAX_SIDE} a side and {} million in all); use a lower --dpi",
+                index + 1,
+                MAX_PIXELS / 1_000_000
+            )));
         }
         #[cfg(feature = "pdfium")]
         if let Renderer::Pdfium { library } = &self.renderer {

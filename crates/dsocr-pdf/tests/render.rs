@@ -65,3 +65,31 @@ fn broken_input_is_an_error_not_a_panic() {
     assert!(e.to_string().contains("bad.pdf"));
     assert!(matches!(PdfDocument::open("/nonexistent.pdf"), Err(PdfError::Io { .. })));
 }
+
+/// A one-page PDF of `side` × `side` points, nothing drawn.
+fn blank_pdf(side: i64) -> Vec<u8> {
+    use lopdf::{Document, Object, Stream, dictionary};
+    let mut doc = Document::with_version("1.5");
+    let pages = doc.new_object_id();
+    let content = doc.add_object(Stream::new(dictionary! {}, Vec::new()));
+    let page = doc.add_object(dictionary! {
+        "Type" => "Page", "Parent" => pages, "Contents" => content,
+        "MediaBox" => vec![0.into(), 0.into(), side.into(), side.into()],
+    });
+    doc.objects.insert(pages, Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => vec![page.into()], "Count" => 1 }));
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages });
+    doc.trailer.set("Root", catalog);
+    let mut bytes = Vec::new();
+    doc.save_to(&mut bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn a_page_too_large_in_pixels_is_refused_before_rendering() {
+    // 6,000 pt (83 inches) a side: 12,000 × 12,000 = 144 million pixels at 144 DPI (432 MB of
+    // RGB), each side within the renderer's limit.
+    let doc = PdfDocument::from_bytes(blank_pdf(6000), "poster.pdf", None).unwrap();
+    let e = doc.render_page(0, DEFAULT_DPI).unwrap_err().to_string();
+    assert!(e.contains("12000×12000") && e.contains("100 million") && e.contains("--dpi"), "{e}");
+    assert_eq!(doc.render_page(0, 36.0).unwrap().dimensions(), (3000, 3000));
+}
