@@ -8,10 +8,10 @@ use dsocr::preprocess::ModeSpec;
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
     /// Most pages in flight at once (default: as GPU memory allows, up to 256; 4 on the CPU).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub max_seqs: Option<usize>,
     /// Share of GPU memory to use for weights, KV cache and activations.
-    #[arg(long, default_value_t = 0.90)]
+    #[arg(long, default_value_t = 0.90, value_parser = share)]
     pub gpu_memory: f32,
     /// Estimated peak GB of one batch of views through the vision encoder (pages admitted together
     /// are encoded together; docs/engine.md, "Vision batches").
@@ -71,5 +71,23 @@ impl EngineArgs {
             kernels: self.kernels(),
             ..EngineOptions::for_pages(mode, max_new_tokens)
         }
+    }
+}
+
+/// A count of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: give a whole number of at least 1")),
+    }
+}
+
+/// A share in (0, 1].
+fn share(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
+        Ok(_) => Err("must be a share above 0 and at most 1, e.g. 0.9".into()),
+        Err(e) => Err(format!("{e}: give a share such as 0.9")),
     }
 }

@@ -14,6 +14,7 @@ mod engine_args;
 mod formats;
 mod gpu_args;
 mod inputs;
+mod kept;
 mod names;
 mod ocr;
 mod pages;

@@ -92,6 +92,11 @@ pub struct OcrArgs {
     /// page at 300 DPI) with an invisible text layer, for search and copy.
     #[arg(long)]
     searchable: bool,
+    /// With --out: most megabytes of page images held in memory for the output files (boxes drawn,
+    /// figures cropped) while pages run; pages past it are loaded (rendered) again when their
+    /// input is written.
+    #[arg(long, default_value_t = crate::kept::KEPT_IMAGE_BYTES >> 20)]
+    keep_images_mb: usize,
     /// Print stage timings to stderr.
     #[arg(long)]
     timings: bool,
@@ -106,17 +111,41 @@ pub struct OcrArgs {
 
 pub(crate) const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp"];
 
-/// Expand directories (recursively, sorted) into image and PDF files.
-fn expand(inputs: &[String]) -> anyhow::Result<Vec<String>> {
+/// Expand directories (recursively, sorted) into image and PDF files. A directory that cannot be
+/// read is reported among the failed inputs and the others go on; a directory reached again
+/// through a symbolic link is read once.
+fn expand(inputs: &[String]) -> (Vec<String>, Vec<(String, anyhow::Error)>) {
     let mut out = Vec::new();
+    let mut failed = Vec::new();
     for i in inputs {
         let p = Path::new(i);
         if i != "-" && p.is_dir() {
             let mut stack = vec![p.to_path_buf()];
+            let mut seen = std::collections::HashSet::new();
             let mut found = Vec::new();
             while let Some(d) = stack.pop() {
-                for e in std::fs::read_dir(&d).with_context(|| format!("reading directory {}", d.display()))? {
-                    let path = e?.path();
+                if !seen.insert(std::fs::canonicalize(&d).unwrap_or_else(|_| d.clone())) {
+                    tracing::warn!("{} is a directory already read (a link back to it): skipped", d.display());
+                    continue;
+                }
+                let entries = match std::fs::read_dir(&d) {
+                    Ok(entries) => entries,
+                    Err(e) => {
+                        failed.push((
+                            d.display().to_string(),
+                            anyhow::Error::new(e).context("cannot read this directory; check its permissions"),
+                        ));
+                        continue;
+                    }
+                };
+                for entry in entries {
+                    let path = match entry {
+                        Ok(entry) => entry.path(),
+                        Err(e) => {
+                            failed.push((d.display().to_string(), anyhow::Error::new(e).context("cannot list this directory")));
+                            continue;
+                        }
+                    };
                     if path.is_dir() {
                         stack.push(path);
                     } else if path.extension().and_then(|x| x.to_str()).is_some_and(|x| {
@@ -136,7 +165,7 @@ fn expand(inputs: &[String]) -> anyhow::Result<Vec<String>> {
             out.push(i.clone());
         }
     }
-    Ok(out)
+    (out, failed)
 }
 
 fn options(args: &OcrArgs) -> anyhow::Result<OcrOptions> {
@@ -147,6 +176,11 @@ fn options(args: &OcrArgs) -> anyhow::Result<OcrOptions> {
     }
     let task = Task::from_name(&args.task, args.prompt.as_deref())?;
     anyhow::ensure!(args.max_new_tokens > 0, "--max-new-tokens must be at least 1");
+    anyhow::ensure!(
+        args.dpi.is_finite() && args.dpi > 0.0,
+        "--dpi must be a positive number of dots per inch (got {}); 144 is the default",
+        args.dpi
+    );
     let generation = dsocr::GenerationConfig { max_new_tokens: args.max_new_tokens, ..Default::default() };
     Ok(OcrOptions { task, mode: spec, generation })
 }
@@ -187,8 +221,14 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     args.gpu.apply();
     let devices = args.devices.resolve()?;
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
-    let mut files = expand(&args.inputs)?;
-    anyhow::ensure!(!files.is_empty(), "no input files found");
+    let (mut files, unread) = expand(&args.inputs);
+    if files.is_empty() {
+        for (dir, e) in &unread {
+            eprintln!("error: {dir}: {e:#}");
+        }
+        anyhow::bail!("no input files found");
+    }
+    let unread_dirs = unread.len();
     // Named over the whole set, before a shard is taken: every shard names an input alike.
     let names = crate::names::output_names(&files);
     if let Some(shard) = args.shard {
@@ -207,6 +247,8 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     // mistyped path fails in a moment, not after a download.
     let renderer = dsocr::pdf::Renderer::parse(&args.pdf_renderer, args.pdfium_library.clone()).map_err(anyhow::Error::msg)?;
     let (mut docs, mut failed) = open_inputs(&files, args.password.as_deref(), args.pages.as_deref(), &renderer);
+    // Directories that could not be read count among the failed inputs.
+    failed.extend(unread);
     for d in &mut docs {
         if let Some(name) = names.get(&d.input).filter(|n| **n != d.name) {
             eprintln!("warning: {} shares its name with another input: its outputs are named {name}", d.input);
@@ -253,9 +295,10 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
         searchable: args.searchable,
         password: args.password.clone(),
         resume,
+        kept_image_bytes: args.keep_images_mb.saturating_mul(1 << 20),
     };
     let model = &args.model;
-    let done = files.len() - skipped;
+    let done = files.len() + unread_dirs - skipped;
     failed.extend(match devices {
         Devices::One(device) => {
             let ocr = load(device).with_context(|| format!("loading the model from {model}"))?;

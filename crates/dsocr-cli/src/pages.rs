@@ -2,7 +2,6 @@
 //! input and page order as its pages complete (pages finish in any order; `InOrder` restores it).
 //! Pages are loaded (decoded or rendered) and preprocessed on CPU threads just ahead of the engine.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
@@ -14,9 +13,11 @@ use dsocr::preprocess::RgbImage;
 use dsocr::render::{PAGE_SPLIT, PageText, write_document_outputs, write_image_outputs};
 use dsocr::{DeepseekOcr, EngineError, EngineOptions, EngineStats, Event, InOrder, OcrOptions, OcrResult, OcrService};
 use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 
 use crate::formats::{self, OutputFormat};
 use crate::inputs::{Document, Source};
+use crate::kept::KeptImages;
 use crate::resume::Resume;
 
 /// Pages loaded and preprocessed ahead of the engine (in parallel, in chunks of this many).
@@ -42,6 +43,8 @@ pub struct Outputs {
     pub password: Option<String>,
     /// With `out`: completion markers, written once an input's outputs are all written.
     pub resume: Option<Resume>,
+    /// With `out`: most bytes of page images held until their input is written (kept.rs).
+    pub kept_image_bytes: usize,
 }
 
 /// What runs the pages: one engine on this thread, or a service of one engine per device.
@@ -124,7 +127,12 @@ fn drive_service(service: &OcrService, requests: &Receiver<Request>, limit: usiz
 
 /// One input's pages as they complete.
 struct Collected {
-    results: Vec<Result<OcrResult, EngineError>>,
+    /// By page of the input.
+    results: Vec<Option<Result<OcrResult, EngineError>>>,
+    /// Pages back so far.
+    received: usize,
+    /// Every page came back and the input was written (or failed in writing).
+    done: bool,
 }
 
 /// OCR every page of `docs`; returns the inputs that failed (whole, or some of their pages).
@@ -138,11 +146,16 @@ pub fn run_pages(
     // Global page number → (document, page of the document).
     let jobs: Vec<(usize, usize)> = docs.iter().enumerate().flat_map(|(d, doc)| (0..doc.pages.len()).map(move |k| (d, k))).collect();
     let total = jobs.len();
+    // The tag of each input's first page (an input's pages have consecutive tags).
+    let first_tag: Vec<usize> = docs.iter().scan(0, |next, doc| Some(std::mem::replace(next, *next + doc.pages.len()))).collect();
+    // What goes to stdout follows the inputs' order; files under --out need not.
+    let in_order = outputs.out.is_none() || outputs.json;
     // Streaming text to stdout makes sense for one image written nowhere else.
     let stream = !outputs.many && total == 1 && !docs[0].is_pdf() && outputs.out.is_none() && !outputs.json && outputs.formats.is_empty();
-    // Page images are kept for the output files (boxes drawn, figures cropped) until their input is written.
+    // Page images are kept for the output files (boxes drawn, figures cropped) until their input
+    // is written, within a budget (kept.rs).
     let keep = outputs.out.is_some();
-    let images: Arc<Mutex<HashMap<usize, RgbImage>>> = Arc::default();
+    let images = Arc::new(Mutex::new(KeptImages::with_budget(outputs.kept_image_bytes)));
     let sources: Vec<(PageSource, OcrOptions)> = jobs
         .iter()
         .enumerate()
@@ -152,7 +165,7 @@ pub fn run_pages(
             let source: PageSource = Box::new(move || {
                 let image = load()?;
                 if keep {
-                    images.lock().expect("image store").insert(tag, image.clone());
+                    images.lock().expect("image store").keep(tag, &image);
                 }
                 Ok(image)
             });
@@ -163,7 +176,8 @@ pub fn run_pages(
 
     let bar = if total > 1 { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} pages {msg} [{elapsed}]").expect("valid template"));
-    let mut collected: Vec<Collected> = docs.iter().map(|d| Collected { results: Vec::with_capacity(d.pages.len()) }).collect();
+    let mut collected: Vec<Collected> =
+        docs.iter().map(|d| Collected { results: (0..d.pages.len()).map(|_| None).collect(), received: 0, done: false }).collect();
     let mut order = InOrder::new();
     let mut failed: Vec<(String, anyhow::Error)> = Vec::new();
     let mut tokens = 0usize;
@@ -190,19 +204,26 @@ pub fn run_pages(
             in_flight.remove(&tag);
             bar.inc(1);
             bar.set_message(format!("{:.0} tok/s, {} in flight", tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9), in_flight.len()));
-            for (tag, result) in order.push(tag, *result) {
+            // Inputs are written as soon as their own pages are in; only what goes to stdout
+            // keeps the inputs' order (a slow page then holds back no other input's files).
+            let ready = if in_order { order.push(tag, *result) } else { vec![(tag, *result)] };
+            for (tag, result) in ready {
                 let (d, k) = jobs[tag as usize];
                 if outputs.timings
                     && let Ok(r) = &result
                 {
                     bar.suspend(|| report_timings(&page_name(&docs[d], k), r));
                 }
-                collected[d].results.push(result);
-                if collected[d].results.len() == docs[d].pages.len() {
-                    let first = tag as usize + 1 - docs[d].pages.len();
-                    let pages: Vec<Option<RgbImage>> =
-                        (first..=tag as usize).map(|t| images.lock().expect("image store").remove(&t)).collect();
-                    let results = std::mem::take(&mut collected[d].results);
+                collected[d].results[k] = Some(result);
+                collected[d].received += 1;
+                if collected[d].received == docs[d].pages.len() {
+                    let first = first_tag[d];
+                    let results: Vec<_> =
+                        std::mem::take(&mut collected[d].results).into_iter().map(|r| r.expect("every page received")).collect();
+                    let kept: Vec<Option<RgbImage>> =
+                        (first..first + docs[d].pages.len()).map(|t| images.lock().expect("image store").take(t)).collect();
+                    let pages = if keep { reload_missing(&docs[d], kept, &results, outputs.dpi) } else { kept };
+                    collected[d].done = true;
                     // Written once the document is complete, its pages' files made on every core
                     // (making them on the CPU threads as pages completed instead took those
                     // cores from the engine's threads: slower, docs/perf.md session 16).
@@ -223,6 +244,21 @@ pub fn run_pages(
         }
     })?;
     bar.finish_and_clear();
+    // Every page comes back as a result or an error; one that did not (a preparation thread
+    // that died, an engine that stopped early) fails its input rather than vanishing from the
+    // summary.
+    for (d, doc) in docs.iter().enumerate() {
+        let finished = collected[d].done;
+        if !finished {
+            let missing = doc.pages.len() - collected[d].received;
+            let e = anyhow::anyhow!(
+                "{missing} of {} page(s) never came back from the engine (an internal error: see the messages above); run this input again",
+                doc.pages.len()
+            );
+            eprintln!("error: {}: {e}", doc.input);
+            failed.push((doc.input.clone(), e));
+        }
+    }
     let wall = t0.elapsed().as_secs_f64();
     tracing::info!(
         "{total} page(s), {} tokens in {wall:.1} s ({:.0} tok/s, {:.1} pages/min); {} decode steps, mean batch {:.1}, at most {} in flight of {} rows; \
@@ -250,6 +286,30 @@ pub fn run_pages(
     Ok(failed)
 }
 
+/// The page images of `doc` that were not kept (past the budget: kept.rs), loaded again on every
+/// core, for the pages that have a result to draw.
+fn reload_missing(
+    doc: &Document,
+    kept: Vec<Option<RgbImage>>,
+    results: &[Result<OcrResult, EngineError>],
+    dpi: f32,
+) -> Vec<Option<RgbImage>> {
+    kept.into_par_iter()
+        .zip(results)
+        .enumerate()
+        .map(|(k, (image, result))| match (image, result) {
+            (None, Ok(_)) => match doc.page_source(k, dpi)() {
+                Ok(image) => Some(image),
+                Err(e) => {
+                    eprintln!("warning: {}: could not load it again for its output files: {e}", page_name(doc, k));
+                    None
+                }
+            },
+            (image, _) => image,
+        })
+        .collect()
+}
+
 fn page_name(doc: &Document, k: usize) -> String {
     if doc.is_pdf() { format!("{} page {}", doc.input, doc.pages[k] + 1) } else { doc.input.clone() }
 }
@@ -270,7 +330,10 @@ fn report_timings(name: &str, r: &OcrResult) {
 }
 
 /// Write (or print) one input whose pages are all done. A failed page is reported and left
-/// empty; the input then counts as failed, its other pages written.
+/// empty; the input then counts as failed, its other pages written. The main outputs (markdown,
+/// JSON, the official files) are written before the optional formats (searchable PDF, hOCR, ALTO,
+/// …), and an optional format that cannot be written fails the input without taking the others
+/// with it.
 fn finish_document(
     doc: &Document,
     results: Vec<Result<OcrResult, EngineError>>,
@@ -278,7 +341,6 @@ fn finish_document(
     outputs: &Outputs,
     streamed: bool,
 ) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
     let mut page_errors = Vec::new();
     let mut texts = Vec::with_capacity(results.len());
     let mut ok = Vec::with_capacity(results.len());
@@ -301,40 +363,59 @@ fn finish_document(
         }
     }
     let sizes: Vec<(u32, u32)> = texts.iter().map(|t| t.image.dimensions()).collect();
-    let stem = if doc.is_pdf() { doc.name.as_str() } else { "result" };
-    if let (Some(dir), true) = (&outputs.out, outputs.searchable) {
-        let results: Vec<Option<&OcrResult>> = ok.iter().map(Option::as_ref).collect();
-        let image = (!doc.is_pdf()).then(|| &texts[0].image);
-        formats::write_searchable(&dir.join(&doc.name), doc, &results, image, outputs.dpi, outputs.password.as_deref())?;
+    let results: Vec<Option<&OcrResult>> = ok.iter().map(Option::as_ref).collect();
+    if let (None, Some(&format)) = (&outputs.out, outputs.formats.first()) {
+        // The format replaces markdown on stdout.
+        print!("{}", formats::render(format, doc, &results, &sizes));
+        return pages_failed(doc, &page_errors);
     }
-    match (&outputs.out, outputs.formats.first()) {
-        (Some(dir), Some(_)) => {
-            let results: Vec<Option<&OcrResult>> = ok.iter().map(Option::as_ref).collect();
-            formats::write(&outputs.formats, &dir.join(&doc.name), stem, doc, &results, &sizes, outputs.format_per_page)?;
+    let main = write_main_outputs(doc, &ok, &texts, &page_errors, outputs, streamed);
+    let mut optional = Vec::new();
+    if let Some(dir) = &outputs.out {
+        let stem = if doc.is_pdf() { doc.name.as_str() } else { "result" };
+        if outputs.searchable {
+            let image = (!doc.is_pdf()).then(|| &texts[0].image);
+            let written = formats::write_searchable(&dir.join(&doc.name), doc, &results, image, outputs.dpi, outputs.password.as_deref());
+            optional.extend(written.err());
         }
-        (None, Some(&format)) => {
-            // The format replaces markdown on stdout.
-            let results: Vec<Option<&OcrResult>> = ok.iter().map(Option::as_ref).collect();
-            print!("{}", formats::render(format, doc, &results, &sizes));
-            anyhow::ensure!(
-                page_errors.is_empty(),
-                "{} of {} page(s) failed: {}",
-                page_errors.len(),
-                doc.pages.len(),
-                page_errors.join("; ")
-            );
-            return Ok(());
+        if !outputs.formats.is_empty() {
+            let written = formats::write(&outputs.formats, &dir.join(&doc.name), stem, doc, &results, &sizes, outputs.format_per_page);
+            optional.extend(written.err());
         }
-        _ => {}
     }
+    for e in &optional {
+        eprintln!("error: {}: {e:#}", doc.input);
+    }
+    main?;
+    if let Some(e) = optional.into_iter().next() {
+        return Err(e);
+    }
+    pages_failed(doc, &page_errors)
+}
+
+/// `Err` naming the pages of `doc` that failed, if any did.
+fn pages_failed(doc: &Document, page_errors: &[String]) -> anyhow::Result<()> {
+    anyhow::ensure!(page_errors.is_empty(), "{} of {} page(s) failed: {}", page_errors.len(), doc.pages.len(), page_errors.join("; "));
+    Ok(())
+}
+
+/// The main outputs of one input: the official files under `--out`, JSON or markdown on stdout.
+fn write_main_outputs(
+    doc: &Document,
+    ok: &[Option<OcrResult>],
+    texts: &[PageText],
+    page_errors: &[String],
+    outputs: &Outputs,
+    streamed: bool,
+) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
     if !doc.is_pdf() {
-        let Some(result) = ok.pop().flatten() else {
+        let Some(result) = ok.first().and_then(Option::as_ref) else {
             anyhow::bail!("{}", page_errors.join("; "));
         };
         if let Some(dir) = &outputs.out {
-            let page = texts.pop().expect("one page");
             let extra = serde_json::json!({ "source": doc.input, "timings": result.timings });
-            let written = write_image_outputs(&dir.join(&doc.name), &page, outputs.csv, extra)?;
+            let written = write_image_outputs(&dir.join(&doc.name), &texts[0], outputs.csv, extra)?;
             tracing::info!("{}: wrote {} files to {}", doc.input, written.files.len(), dir.join(&doc.name).display());
         }
         if outputs.json {
@@ -354,7 +435,7 @@ fn finish_document(
             "failed_pages": page_errors,
             "timings": ok.iter().map(|r| r.as_ref().map(|r| r.timings)).collect::<Vec<_>>(),
         });
-        let written = write_document_outputs(&dir.join(&doc.name), &doc.name, &texts, outputs.skip_repeat, outputs.csv, outputs.dpi, info)?;
+        let written = write_document_outputs(&dir.join(&doc.name), &doc.name, texts, outputs.skip_repeat, outputs.csv, outputs.dpi, info)?;
         tracing::info!("{}: wrote {} files to {}", doc.input, written.files.len(), dir.join(&doc.name).display());
     }
     if outputs.json {
@@ -364,7 +445,7 @@ fn finish_document(
         if outputs.many {
             writeln!(out, "<!-- dsocr: {} -->", doc.input)?;
         }
-        for (r, t) in ok.iter().zip(&texts) {
+        for (r, t) in ok.iter().zip(texts) {
             if outputs.skip_repeat && !t.stopped_on_eos {
                 continue;
             }
@@ -380,6 +461,5 @@ fn finish_document(
             );
         }
     }
-    anyhow::ensure!(page_errors.is_empty(), "{} of {} page(s) failed: {}", page_errors.len(), doc.pages.len(), page_errors.join("; "));
     Ok(())
 }

@@ -170,6 +170,96 @@ fn ocr_of_a_multi_page_pdf_writes_every_page() {
     }
 }
 
+/// Page images past `--keep-images-mb` are not held while pages run but rendered again when
+/// their input is written: the output files are the same as with every image held.
+#[test]
+fn pages_not_kept_in_memory_are_rendered_again_for_their_files() {
+    let Some(p) = parity("pages_not_kept_in_memory_are_rendered_again_for_their_files") else { return };
+    let pdf = shared_root().join("pdfs/booktabs.pdf");
+    let out = TempDir::new("kept");
+    let run = |dir: &str, keep_mb: &str| {
+        let o = dsocr(&[
+            "ocr",
+            pdf.to_str().unwrap(),
+            "--model",
+            p.model_dir().to_str().unwrap(),
+            "--out",
+            out.0.join(dir).to_str().unwrap(),
+            "--pages",
+            "1-3",
+            "--dpi",
+            "40",
+            "--mode",
+            "tiny",
+            "--max-new-tokens",
+            "3",
+            "--keep-images-mb",
+            keep_mb,
+        ]);
+        assert!(o.status.success(), "{}", text(&o).1);
+        let mut files: Vec<(String, Vec<u8>)> = walk(&out.0.join(dir).join("booktabs"))
+            .into_iter()
+            // The JSON records timings.
+            .filter(|(name, _)| !name.ends_with(".json"))
+            .collect();
+        files.sort();
+        files
+    };
+    let held = run("held", "2048");
+    let rendered_again = run("again", "0");
+    assert!(
+        held.iter().any(|(name, _)| name.ends_with("_layouts.pdf")),
+        "the layout PDF draws every page: {:?}",
+        held.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    assert_eq!(held.len(), rendered_again.len());
+    for ((name_a, a), (name_b, b)) in held.iter().zip(&rendered_again) {
+        assert_eq!(name_a, name_b);
+        assert!(a == b, "{name_a} differs when its pages are rendered again");
+    }
+}
+
+/// Every file under `dir` (recursively) with its bytes, named relative to `dir`.
+fn walk(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            let sub = path.file_name().unwrap().to_string_lossy().into_owned();
+            files.extend(walk(&path).into_iter().map(|(name, bytes)| (format!("{sub}/{name}"), bytes)));
+        } else {
+            files.push((path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files
+}
+
+/// A directory with a link back to itself is read once, not until the system refuses.
+#[cfg(unix)]
+#[test]
+fn a_directory_linked_into_itself_is_read_once() {
+    let Some(p) = parity("a_directory_linked_into_itself_is_read_once") else { return };
+    let tmp = TempDir::new("loop");
+    let scans = tmp.0.join("scans");
+    std::fs::create_dir_all(&scans).unwrap();
+    std::fs::copy(p.cases()[0].input_image(), scans.join("page.png")).unwrap();
+    std::os::unix::fs::symlink(&scans, scans.join("again")).unwrap();
+    let o = dsocr(&[
+        "ocr",
+        scans.to_str().unwrap(),
+        "--model",
+        p.model_dir().to_str().unwrap(),
+        "--mode",
+        "tiny",
+        "--max-new-tokens",
+        "2",
+        "--json",
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(stdout.matches("\"source\"").count(), 1, "one page, once: {stdout}");
+}
+
 /// `--searchable` writes NAME_searchable.pdf: for a PDF, every page of the input kept (its bytes
 /// too, the layer appended); for an image, one page of its size at 300 DPI.
 #[test]
@@ -325,6 +415,9 @@ fn bad_inputs_give_clear_errors_without_panics() {
     assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--mode", "huge"]), "huge");
     #[cfg(not(feature = "cuda"))]
     assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--device", "cuda"]), "--features cuda");
+    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--dpi", "0"]), "--dpi");
+    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--max-seqs", "0"]), "at least 1");
+    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--gpu-memory", "1.5"]), "at most 1");
     // A failing file among good ones: the others are still processed, the exit code says so.
     let o = dsocr(&["ocr", notes.to_str().unwrap(), image.to_str().unwrap(), "--model", m, "--max-new-tokens", "2", "--mode", "tiny"]);
     assert_clean_failure(&o, "1 failed");
