@@ -9,15 +9,15 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use dsocr::engine::{EngineError, OcrResult};
+use dsocr::engine::OcrResult;
 use dsocr::preprocess::RgbImage;
 use dsocr::render::PAGE_SPLIT;
 use futures_util::Stream;
 use serde_json::{Value, json};
 
-use crate::input::{decode_pages, fetch_remote, is_remote, parse_data_uri};
-use crate::jobs::{JobEvent, PageJob};
-use crate::request::{ChatJob, ChatRequest, InputFile};
+use crate::input::{Probed, blocking, check_request, decode, fetch_remote, is_remote, parse_data_uri, probe};
+use crate::jobs::{JobEvent, PageJob, every_page_failed, input_error};
+use crate::request::{ChatJob, ChatRequest, InputFile, check_mode};
 use crate::stop::StopFilter;
 use crate::{ApiError, AppState};
 
@@ -51,27 +51,29 @@ struct Started {
     include_usage: bool,
 }
 
-/// Parse, check, decode the files and submit their pages.
+/// Parse and check the request, measure its files against the limits, take its pages into the
+/// queue, then decode the files and submit their pages.
 async fn start(state: &Arc<AppState>, body: &[u8]) -> Result<Started, ApiError> {
     let request: ChatRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(None, format!("the request body is not a valid chat completion request: {e}")))?;
     let service = state.service()?;
     let chat = request.job(&state.options.model_name, state.options.max_tokens)?;
-    let images = decode_files(state, &chat.files).await?;
-    state.admit(&service, images.len())?;
-    let job = PageJob::start(service, images, chat.options.clone()).await;
+    check_mode(&chat.options, service.architecture(), "dsocr.mode")?;
+    let files = probe_files(state, &chat.files).await?;
+    let pages = check_request(&files, &state.options.limits)?;
+    let admission = state.admit(pages)?;
+    let images = decode_files(state, files).await?;
+    let job = PageJob::start(service, images, chat.options.clone(), admission).await;
     Ok(Started { job, chat, stream: request.stream, include_usage: request.stream_options.is_some_and(|o| o.include_usage) })
 }
 
-/// Every file's pages, decoded on blocking threads, in order.
-pub(crate) async fn decode_files(state: &Arc<AppState>, files: &[InputFile]) -> Result<Vec<RgbImage>, ApiError> {
-    let mut pages = Vec::new();
+/// Every file read and probed (pages counted and measured, nothing decoded), in order.
+async fn probe_files(state: &Arc<AppState>, files: &[InputFile]) -> Result<Vec<Probed>, ApiError> {
+    let mut probed = Vec::new();
     for file in files {
         let bytes = if is_remote(&file.data) && state.options.allow_remote_urls {
             let (url, param, max) = (file.data.clone(), file.param.clone(), state.options.max_body_bytes);
-            tokio::task::spawn_blocking(move || fetch_remote(&url, max, &param))
-                .await
-                .map_err(|e| ApiError::internal(format!("fetching {} failed: {e}", file.name)))??
+            blocking(&file.name, &file.param, move || fetch_remote(&url, max, &param)).await?
         } else if file.data.starts_with("data:") || file.data.contains("://") {
             parse_data_uri(&file.data, &file.param)?.1
         } else {
@@ -79,17 +81,17 @@ pub(crate) async fn decode_files(state: &Arc<AppState>, files: &[InputFile]) -> 
                 .map_err(|e| ApiError::invalid(Some(&file.param), format!("file_data is neither a data: URI nor base64: {e}")))?
         };
         let (name, param, limits) = (file.name.clone(), file.param.clone(), state.options.limits);
-        let decoded = tokio::task::spawn_blocking(move || decode_pages(bytes, &name, &param, &limits))
-            .await
-            .map_err(|e| ApiError::internal(format!("decoding {} failed: {e}", file.name)))??;
-        pages.extend(decoded);
-        if pages.len() > state.options.limits.max_pages {
-            return Err(ApiError::invalid(
-                Some(&file.param),
-                format!("the request has more than {} pages (--max-pages)", state.options.limits.max_pages),
-            )
-            .code("too_many_pages"));
-        }
+        probed.push(blocking(&file.name, &file.param, move || probe(bytes, &name, &param, &limits)).await?);
+    }
+    Ok(probed)
+}
+
+/// Every file's pages, decoded on blocking threads, in order.
+async fn decode_files(state: &Arc<AppState>, files: Vec<Probed>) -> Result<Vec<Arc<RgbImage>>, ApiError> {
+    let mut pages = Vec::new();
+    for file in files {
+        let (name, param, limits) = (file.name().to_string(), file.param().to_string(), state.options.limits);
+        pages.extend(blocking(&name, &param, move || decode(file, &limits)).await?.into_iter().map(Arc::new));
     }
     Ok(pages)
 }
@@ -144,8 +146,7 @@ impl Reply {
                     }
                     Err(e) => {
                         let note = format!("<!-- dsocr: page {} failed: {e} -->", page + 1);
-                        let input = matches!(e, EngineError::Input(_) | EngineError::Preprocess(_));
-                        self.failures.push((input, format!("page {}: {e}", page + 1)));
+                        self.failures.push((input_error(&e), format!("page {}: {e}", page + 1)));
                         out += &self.filter.push(&note);
                     }
                 }
@@ -215,10 +216,7 @@ async fn whole(state: &Arc<AppState>, mut job: PageJob, mut reply: Reply) -> Res
     }
     content += &reply.filter.finish();
     if reply.failures.len() == pages {
-        let all = reply.failures.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
-        let e =
-            if reply.failures.iter().all(|(input, _)| *input) { ApiError::invalid(Some("messages"), all) } else { ApiError::internal(all) };
-        return e.into_response();
+        return every_page_failed(&reply.failures, Some("messages")).into_response();
     }
     job.record(&state.metrics, reply.prompt_tokens, reply.completion_tokens);
     axum::Json(json!({

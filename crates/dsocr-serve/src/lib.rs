@@ -36,6 +36,7 @@ mod ocr_api;
 mod request;
 mod stop;
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -49,7 +50,8 @@ use dsocr::{OcrError, OcrService};
 use serde_json::json;
 
 pub use error::ApiError;
-pub use input::InputLimits;
+pub use input::{InputLimits, REQUEST_PIXELS_PER_PAGE_LIMIT};
+use jobs::Admission;
 pub use metrics::Metrics;
 pub use stop::StopFilter;
 
@@ -67,11 +69,13 @@ pub struct ServeOptions {
     pub allow_remote_urls: bool,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
-    /// Pixels, pages and PDF resolution.
+    /// Pixels (per page, and per request: [`InputLimits::max_request_pixels`]), pages and PDF
+    /// resolution.
     pub limits: InputLimits,
     /// Most new tokens per page (and the default when a request gives none).
     pub max_tokens: usize,
-    /// Pages queued or in flight past which requests get 429.
+    /// Pages of the requests being served past which requests get 429 (and a request with
+    /// more pages 413).
     pub max_queued_pages: usize,
     /// On shutdown, how long requests in flight may take to finish.
     pub drain_timeout: Duration,
@@ -100,12 +104,20 @@ pub struct AppState {
     pub metrics: Metrics,
     service: OnceLock<Arc<OcrService>>,
     load_error: Mutex<Option<String>>,
+    /// Pages of the requests being served (admitted and not yet finished).
+    queued: Arc<AtomicUsize>,
 }
 
 impl AppState {
     /// A server with no model yet (`/health` answers 503 until [`AppState::set_service`]).
     pub fn new(options: ServeOptions) -> Self {
-        AppState { options, metrics: Metrics::default(), service: OnceLock::new(), load_error: Mutex::new(None) }
+        AppState {
+            options,
+            metrics: Metrics::default(),
+            service: OnceLock::new(),
+            load_error: Mutex::new(None),
+            queued: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     /// The model is loaded (or failed to load: the server then answers 503 with the reason).
@@ -136,13 +148,22 @@ impl AppState {
         }
     }
 
-    /// Refuse `pages` more pages when the queue would pass its limit.
-    pub(crate) fn admit(&self, service: &OcrService, pages: usize) -> Result<(), ApiError> {
-        let queued = service.load().pages;
-        if queued + pages > self.options.max_queued_pages {
-            return Err(ApiError::queue_full(queued, self.options.max_queued_pages));
+    /// Take `pages` more pages into the queue, or refuse them: 429 while the queue is too full
+    /// for them, 413 when they could never fit. Checked and reserved at once, so concurrent
+    /// requests cannot pass the limit together; the pages are given back as they finish.
+    pub(crate) fn admit(&self, pages: usize) -> Result<Admission, ApiError> {
+        let limit = self.options.max_queued_pages;
+        if pages > limit {
+            return Err(ApiError::invalid(
+                None,
+                format!(
+                    "the request has {pages} pages and this server queues at most {limit} (--max-queued-pages), so it can never be taken: send at most {limit} pages per request, or raise `dsocr serve --max-queued-pages`"
+                ),
+            )
+            .status(StatusCode::PAYLOAD_TOO_LARGE)
+            .code("too_many_pages"));
         }
-        Ok(())
+        Admission::reserve(&self.queued, pages, limit).map_err(|queued| ApiError::queue_full(queued, limit))
     }
 }
 

@@ -12,8 +12,9 @@ use dsocr::preprocess::RgbImage;
 use dsocr::render::{draw_regions, jpeg_bytes};
 use serde_json::{Value, json};
 
-use crate::input::decode_pages;
-use crate::jobs::{JobEvent, PageJob};
+use crate::input::{blocking, check_request, decode, probe};
+use crate::jobs::{JobEvent, PageJob, every_page_failed, input_error};
+use crate::request::{check_mode, check_prompt, custom_task};
 use crate::{ApiError, AppState};
 
 const ENDPOINT: &str = "ocr";
@@ -67,12 +68,18 @@ async fn read_form(mut multipart: Multipart) -> Result<Form, ApiError> {
 
 fn options(state: &AppState, form: &Form) -> Result<OcrOptions, ApiError> {
     let task = match form.task.as_deref().filter(|t| !t.is_empty()) {
+        // As in the chat API: `<image>` is put first unless the prompt places it.
+        Some(name) if name.eq_ignore_ascii_case("custom") => match form.prompt.as_deref().filter(|p| !p.trim().is_empty()) {
+            Some(p) => custom_task(p),
+            None => return Err(ApiError::invalid(Some("prompt"), "task custom needs a prompt: send it as the form field `prompt`")),
+        },
         Some(name) => Task::from_name(name, form.prompt.as_deref()).map_err(|e| ApiError::invalid(Some("task"), e.to_string()))?,
         None => match form.prompt.as_deref().filter(|p| !p.trim().is_empty()) {
             Some(p) => crate::request::task_from_text(p),
             None => Task::Markdown,
         },
     };
+    check_prompt(&task, "prompt")?;
     let mode = crate::request::mode_spec(form.mode.as_deref().filter(|m| !m.is_empty()), None, "mode")?;
     let cap = state.options.max_tokens;
     let max_new_tokens = match form.max_tokens.as_deref().filter(|m| !m.is_empty()) {
@@ -89,18 +96,20 @@ async fn run(state: &Arc<AppState>, multipart: Multipart) -> Result<Value, ApiEr
     let service = state.service()?;
     let form = read_form(multipart).await?;
     let options = options(state, &form)?;
+    check_mode(&options, service.architecture(), "mode")?;
     let Some((name, bytes)) = form.file else {
         return Err(ApiError::invalid(Some("file"), "no file: send the image or PDF as the multipart field `file`"));
     };
     let limits = state.options.limits;
-    let decode_name = name.clone();
-    let images: Vec<RgbImage> = tokio::task::spawn_blocking(move || decode_pages(bytes, &decode_name, "file", &limits))
-        .await
-        .map_err(|e| ApiError::internal(format!("decoding {name} failed: {e}")))??;
-    state.admit(&service, images.len())?;
+    let probe_name = name.clone();
+    let file = blocking(&name, "file", move || probe(bytes, &probe_name, "file", &limits)).await?;
+    let pages = check_request(std::slice::from_ref(&file), &limits)?;
+    let admission = state.admit(pages)?;
+    let images: Vec<Arc<RgbImage>> = blocking(&name, "file", move || decode(file, &limits)).await?.into_iter().map(Arc::new).collect();
     let kept = form.boxes_image.then(|| images.clone());
-    let mut job = PageJob::start(service, images, options).await;
+    let mut job = PageJob::start(service, images, options, admission).await;
     let mut pages = Vec::new();
+    let mut failures = Vec::new();
     let (mut prompt_tokens, mut completion_tokens) = (0, 0);
     while let Some(event) = job.next().await {
         let JobEvent::Done { page, result } = event else { continue };
@@ -118,8 +127,14 @@ async fn run(state: &Arc<AppState>, multipart: Multipart) -> Result<Value, ApiEr
                     "stopped_on_eos": r.stopped_on_eos, "timings": r.timings, "boxes_image": boxes, "error": null,
                 })
             }
-            Err(e) => json!({ "page": page + 1, "error": e.to_string() }),
+            Err(e) => {
+                failures.push((input_error(&e), format!("page {}: {e}", page + 1)));
+                json!({ "page": page + 1, "error": e.to_string() })
+            }
         });
+    }
+    if failures.len() == pages.len() {
+        return Err(every_page_failed(&failures, None));
     }
     job.record(&state.metrics, prompt_tokens, completion_tokens);
     Ok(json!({

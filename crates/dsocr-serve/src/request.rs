@@ -4,7 +4,7 @@
 //! clients never send) chooses the mode, the tile count and the output form.
 
 use dsocr::engine::{GenerationConfig, OcrOptions, Sampling, Task};
-use dsocr::preprocess::{DEFAULT_MAX_TILES, Mode, ModeSpec};
+use dsocr::preprocess::{Architecture, DEFAULT_MAX_TILES, Mode, ModeSpec};
 use serde::Deserialize;
 
 use crate::ApiError;
@@ -220,6 +220,7 @@ impl ChatRequest {
             Some(name) => Task::from_name(name, None).map_err(|e| ApiError::invalid(Some("dsocr.task"), e.to_string()))?,
             None => task_from_text(&text),
         };
+        check_prompt(&task, "messages")?;
         let mode = mode_spec(settings.and_then(|s| s.mode.as_deref()), settings.and_then(|s| s.max_crops), "dsocr.mode")?;
         let markdown = match settings.and_then(|s| s.output.as_deref()) {
             None | Some("raw") => false,
@@ -279,7 +280,34 @@ pub fn task_from_text(text: &str) -> Task {
             return task;
         }
     }
+    custom_task(t)
+}
+
+/// A custom prompt: `<image>` put first (on a line of its own, as in the official prompts) unless
+/// the text has it.
+pub fn custom_task(text: &str) -> Task {
+    let t = text.trim();
     if t.contains("<image>") { Task::Custom(t.to_string()) } else { Task::Custom(format!("<image>\n{t}")) }
+}
+
+/// A prompt must have `<image>` exactly once (each page is one image): else 400 about `param`,
+/// before any page is decoded.
+pub fn check_prompt(task: &Task, param: &str) -> Result<(), ApiError> {
+    match task.prompt().matches("<image>").count() {
+        1 => Ok(()),
+        n => Err(ApiError::invalid(
+            Some(param),
+            format!(
+                "the prompt has <image> {n} times; a page is one image: keep one <image> where the page goes, or none (it is then put first)"
+            ),
+        )),
+    }
+}
+
+/// Options the loaded model cannot run (a mode of the other architecture, e.g. `large` on
+/// DeepSeek-OCR 2) are refused before any work: 400 about `param`.
+pub fn check_mode(options: &OcrOptions, arch: Architecture, param: &str) -> Result<(), ApiError> {
+    options.for_architecture(arch).map(drop).map_err(|e| ApiError::invalid(Some(param), e.to_string()))
 }
 
 /// The mode named `name` (default gundam) with at most `max_crops` tiles; `param` names the field

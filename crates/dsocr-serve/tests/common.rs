@@ -32,17 +32,36 @@ pub fn model(test: &str) -> Option<std::path::PathBuf> {
     dsocr_testdata::parity(test).map(|p| p.model_dir())
 }
 
+/// The DeepSeek-OCR 2 parity model, or `None` when its fixtures are absent.
+pub fn model_ocr2(test: &str) -> Option<std::path::PathBuf> {
+    dsocr_testdata::parity_ocr2(test).map(|p| p.model_dir())
+}
+
 pub fn load(dir: &std::path::Path) -> DeepseekOcr {
     DeepseekOcr::load(&ModelSource::Dir(dir.to_path_buf()), DeviceSpec::Cpu, None).expect("load the parity model")
 }
 
 /// Start a server; `loaded`: load the model before returning (else the test sets it).
 pub async fn start(dir: &std::path::Path, options: ServeOptions, engine: EngineOptions, loaded: bool) -> Server {
-    let state = Arc::new(AppState::new(options));
-    if loaded {
+    let service = if loaded {
         let dir = dir.to_path_buf();
-        let service = tokio::task::spawn_blocking(move || OcrService::start(move || Ok(load(&dir)), engine)).await.unwrap();
-        state.set_service(service);
+        Some(
+            tokio::task::spawn_blocking(move || OcrService::start(move || Ok(load(&dir)), engine))
+                .await
+                .unwrap()
+                .expect("the engine starts"),
+        )
+    } else {
+        None
+    };
+    serve_on(options, service).await
+}
+
+/// Start a server on `service` (or with none yet: the test sets it).
+pub async fn serve_on(options: ServeOptions, service: Option<OcrService>) -> Server {
+    let state = Arc::new(AppState::new(options));
+    if let Some(service) = service {
+        state.set_service(Ok(service));
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -96,4 +115,57 @@ pub fn sse_content(body: &str) -> (String, bool, Vec<serde_json::Value>) {
         chunks.push(v);
     }
     (content, done, chunks)
+}
+
+/// `bytes` as a `data:` URI of type `mime`.
+pub fn data_uri(mime: &str, bytes: &[u8]) -> String {
+    format!("data:{mime};base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// A PNG of `width`×`height` pixels of one colour (a few hundred bytes, however large).
+pub fn solid_png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255])).write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A PDF of `pages` blank pages of `width`×`height` points (a few hundred bytes, however large).
+pub fn blank_pdf(pages: usize, width: f32, height: f32) -> Vec<u8> {
+    let kids: Vec<String> = (0..pages).map(|k| format!("{} 0 R", k + 3)).collect();
+    let mut objects =
+        vec!["<< /Type /Catalog /Pages 2 0 R >>".to_string(), format!("<< /Type /Pages /Kids [{}] /Count {pages} >>", kids.join(" "))];
+    objects.extend((0..pages).map(|_| format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] /Resources << >> >>")));
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (k, object) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{object}\nendobj\n", k + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        out.extend(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    out
+}
+
+/// A chat request body (tiny mode) with `text` and each of `images` (data: URIs) as a part.
+pub fn chat_with_images(text: &str, images: &[String], max_tokens: usize, stream: bool) -> serde_json::Value {
+    let mut content = vec![serde_json::json!({ "type": "text", "text": text })];
+    content.extend(images.iter().map(|uri| serde_json::json!({ "type": "image_url", "image_url": { "url": uri } })));
+    serde_json::json!({
+        "model": "deepseek-ocr", "stream": stream, "max_tokens": max_tokens,
+        "messages": [{ "role": "user", "content": content }],
+        "dsocr": { "mode": "tiny" },
+    })
+}
+
+/// Wait (at most 60 s, then fail saying `what`) until `done`.
+pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "waited too long for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -1,5 +1,6 @@
 //! The server on loopback with the parity model on the CPU: every endpoint, streaming, bad
-//! input, the API key, cancellation, the queue limit, and many concurrent clients.
+//! input, the API key, cancellation, the queue limit, the pixel limit of a request, prompts and
+//! modes that cannot run, and many concurrent clients.
 
 mod common;
 
@@ -332,5 +333,127 @@ async fn remote_urls_are_fetched_only_when_allowed() {
         .unwrap();
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     assert!(error_of(&refused.json().await.unwrap()).0.contains("--allow-remote-urls"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pixels_of_all_a_requests_pages_together_are_limited_before_any_is_decoded() {
+    let Some(dir) = model("request_pixels") else { return };
+    let mut options = serve_options();
+    options.limits.max_pixels = 1_000_000;
+    assert_eq!(options.limits.max_request_pixels(), 10_000_000);
+    let server = start(&dir, options, engine_options(2), true).await;
+    let http = reqwest::Client::new();
+    let upload = |pdf: Vec<u8>| {
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(pdf).file_name("blank.pdf"))
+            .text("mode", "tiny")
+            .text("max_tokens", "2");
+        http.post(format!("{}/v1/ocr", server.url)).multipart(form).send()
+    };
+
+    // Eleven blank pages of 1000×1000 pixels at 144 DPI, each within the page limit: a few
+    // hundred bytes that would be 11 MP (33 MB) once rendered.
+    let r = upload(blank_pdf(11, 500.0, 500.0)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "request_too_large");
+    let message = error_of(&v).0;
+    assert!(
+        message.contains("11000000 pixels") && message.contains("--max-pixels"),
+        "the 413 says which limit and how to raise it: {message}"
+    );
+
+    // The same through the chat API: eleven PNGs of one colour.
+    let png = data_uri("image/png", &solid_png(1000, 1000));
+    let r = http
+        .post(format!("{}/v1/chat/completions", server.url))
+        .json(&chat_with_images("describe", &vec![png; 11], 2, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "request_too_large");
+
+    // Within the limit, such pages are read.
+    let r = upload(blank_pdf(2, 500.0, 500.0)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["pages"].as_array().unwrap().len(), 2);
+    assert_eq!(v["pages"][1]["width"], 1000);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_custom_prompt_gets_its_image_and_prompts_that_cannot_run_get_400() {
+    let Some(dir) = model("custom_prompts") else { return };
+    let server = start(&dir, serve_options(), engine_options(2), true).await;
+    let http = reqwest::Client::new();
+    let (uri, png) = banner();
+    let ocr = |prompt: String| {
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(png.clone()).file_name("banner.png"))
+            .text("task", "custom")
+            .text("prompt", prompt)
+            .text("mode", "tiny")
+            .text("max_tokens", "2");
+        http.post(format!("{}/v1/ocr", server.url)).multipart(form).send()
+    };
+
+    // No <image>: put first, as the chat API does with the user's text.
+    let r = ocr("What is the title?".into()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["pages"][0]["error"], Value::Null, "{v}");
+    assert_eq!(v["pages"][0]["tokens"], 2);
+
+    // Two <image>s for one page: 400 about the prompt, before any page is read.
+    let r = ocr("<image> and <image>: which is older?".into()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(error_of(&v).1, Some("prompt"));
+    assert!(error_of(&v).0.contains("<image> 2 times"), "{v}");
+    let r = http
+        .post(format!("{}/v1/chat/completions", server.url))
+        .json(&chat_body("deepseek-ocr", "<image> and <image>", &uri, 2, true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a stream is not started for a prompt that cannot run");
+    assert_eq!(error_of(&r.json().await.unwrap()).1, Some("messages"));
+
+    // A prompt longer than the engine's rows fails every page in the engine: 400, not 200.
+    let r = ocr("word ".repeat(3000)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert!(error_of(&v).0.contains("page 1:"), "{v}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mode_the_loaded_model_cannot_run_gets_400_before_any_work() {
+    let Some(dir) = model_ocr2("ocr2_modes") else { return };
+    let server = start(&dir, serve_options(), engine_options(2), true).await;
+    let http = reqwest::Client::new();
+    let (uri, png) = banner();
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(png).file_name("banner.png"))
+        .text("mode", "large")
+        .text("max_tokens", "2");
+    let r = http.post(format!("{}/v1/ocr", server.url)).multipart(form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(error_of(&v).1, Some("mode"));
+    assert!(error_of(&v).0.contains("gundam"), "the error says which modes run: {v}");
+
+    // Streamed: a 400, not a 200 stream of failed pages (chat_body asks for tiny mode).
+    let r = http
+        .post(format!("{}/v1/chat/completions", server.url))
+        .json(&chat_body("deepseek-ocr", "describe", &uri, 2, true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&r.json().await.unwrap()).1, Some("dsocr.mode"));
     server.stop().await;
 }
