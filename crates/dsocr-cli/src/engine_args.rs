@@ -31,7 +31,8 @@ pub struct EngineArgs {
     /// Issue decode steps launch by launch instead of replaying captured CUDA graphs.
     #[arg(long)]
     pub no_graphs: bool,
-    /// Burn's generic GPU kernels instead of dsocr's (to compare; slower).
+    /// Burn's generic kernels instead of dsocr's (on a GPU, and the vision encoders' attention on
+    /// the CPU; to compare: slower).
     #[arg(long)]
     pub no_kernels: bool,
     /// Tokens from which MoE experts run grouped by expert (to compare the two kernel families).

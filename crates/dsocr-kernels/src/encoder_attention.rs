@@ -3,10 +3,13 @@
 //! mask where they have them (docs/model.md §4.1, §4.5).
 //!
 //! On a CUDA device in bf16/f16 this is one fused kernel (flash style, tensor cores, nothing
-//! `n × n` in memory); elsewhere the reference below, which materialises the bias and mask as the
-//! official code does.
+//! `n × n` in memory); on the CPU in f32 the host kernel of [`crate::host_encoder_attention`]
+//! (blocks of queries, nothing `n × n` in memory either; off with [`crate::KernelSettings::enabled`]
+//! as dsocr's GPU kernels are); elsewhere the reference below, which
+//! materialises the bias and mask as the official code does.
 
 use burn::prelude::*;
+use burn::tensor::DType;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
@@ -37,7 +40,6 @@ impl RelPosBias {
 /// batches by it): a CUDA device in a `cuda` build with dsocr's kernels on (not `--no-kernels`),
 /// bf16 or f16, head size 64.
 pub fn encoder_attention_fused(device: &Device, dtype: burn::tensor::DType, head_dim: usize) -> bool {
-    use burn::tensor::DType;
     crate::kernels_enabled(device) && matches!(dtype, DType::BF16 | DType::F16) && head_dim == 64
 }
 
@@ -55,7 +57,24 @@ pub fn encoder_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<
         let n = q.dims()[2];
         return crate::cuda::encoder_attention(q, k, v, bias, causal_from.unwrap_or(n).min(n));
     }
+    if crate::settings().enabled && !crate::runs_cube_kernels(&q.device()) && q.dtype() == DType::F32 {
+        return encoder_attention_host(q, k, v, bias, causal_from);
+    }
     encoder_attention_reference(q, k, v, bias, causal_from)
+}
+
+/// [`encoder_attention`] on the CPU: [`crate::host_encoder_attention`] over the tensors' values.
+fn encoder_attention_host(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<RelPosBias>, causal_from: Option<usize>) -> Tensor<4> {
+    let [batch, heads, n, d] = q.dims();
+    let shape = crate::AttentionShape { batch, heads, kv_heads: k.dims()[1], n, d };
+    let device = q.device();
+    let host = |t: Tensor<4>| t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 values");
+    let (q, k, v) = (host(q), host(k), host(v));
+    let grid = bias.as_ref().map(|rel| (rel.rel_h.dims()[1], rel.rel_h.dims()[2]));
+    let tables = bias.map(|rel| (host(rel.rel_h), host(rel.rel_w)));
+    let rel = tables.as_ref().zip(grid).map(|((rel_h, rel_w), (gh, gw))| crate::HostRelPos { rel_h, rel_w, gh, gw });
+    let out = crate::host_encoder_attention(&q, &k, &v, shape, rel, causal_from);
+    Tensor::<4>::from_data(TensorData::new(out, [batch, n, heads, d]), (&device, DType::F32))
 }
 
 /// The plain Burn definition of [`encoder_attention`]: the bias and mask materialised, the key
@@ -106,9 +125,25 @@ mod tests {
         let (q, k, v) = (normal([b, heads, n, d]), normal([b, kv_heads, n, d]), normal([b, kv_heads, n, d]));
         let rel = RelPosBias { rel_h: normal([b * heads, gh, gw, gh]), rel_w: normal([b * heads, gh, gw, gw]) };
         let from = 9;
-        let got = host(encoder_attention(q.clone(), k.clone(), v.clone(), Some(rel.clone()), Some(from)));
+        // The CPU's host kernel and Burn's reference, each against the written-out attention.
+        for got in [
+            host(encoder_attention(q.clone(), k.clone(), v.clone(), Some(rel.clone()), Some(from))),
+            host(encoder_attention_reference(q.clone(), k.clone(), v.clone(), Some(rel.clone()), Some(from))),
+        ] {
+            check_written_out(&got, (&q, &k, &v, &rel), (b, heads, kv_heads, gh, gw, d), from);
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn check_written_out(
+        got: &[f32],
+        (q, k, v, rel): (&Tensor<4>, &Tensor<4>, &Tensor<4>, &RelPosBias),
+        (b, heads, kv_heads, gh, gw, d): (usize, usize, usize, usize, usize, usize),
+        from: usize,
+    ) {
+        let n = gh * gw;
         assert_eq!(got.len(), b * n * heads * d);
-        let (q, k, v, rh, rw) = (host(q), host(k), host(v), host(rel.rel_h), host(rel.rel_w));
+        let (q, k, v, rh, rw) = (host(q.clone()), host(k.clone()), host(v.clone()), host(rel.rel_h.clone()), host(rel.rel_w.clone()));
         let group = heads / kv_heads;
         for bi in 0..b {
             for h in 0..heads {
@@ -140,6 +175,25 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Several query blocks (and a last partial one), SAM's bias on a non-square grid, the mask
+    /// starting inside a block, grouped heads: the host kernel equals Burn's reference.
+    #[test]
+    fn host_kernel_matches_the_reference_over_several_blocks() {
+        let dev = device();
+        let (b, heads, kv_heads, gh, gw, d) = (2, 4, 2, 15, 20, 16);
+        let n = gh * gw;
+        assert!(n > crate::QUERY_BLOCK && !n.is_multiple_of(crate::QUERY_BLOCK));
+        let normal = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (&dev, DType::F32));
+        let (q, k, v) = (normal([b, heads, n, d]), normal([b, kv_heads, n, d]), normal([b, kv_heads, n, d]));
+        let rel = RelPosBias { rel_h: normal([b * heads, gh, gw, gh]), rel_w: normal([b * heads, gh, gw, gw]) };
+        for (bias, from) in [(Some(rel.clone()), Some(200)), (None, None)] {
+            let got = host(encoder_attention(q.clone(), k.clone(), v.clone(), bias.clone(), from));
+            let want = host(encoder_attention_reference(q.clone(), k.clone(), v.clone(), bias, from));
+            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "largest difference {worst}");
         }
     }
 }

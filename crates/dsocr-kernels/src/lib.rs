@@ -35,6 +35,7 @@ mod check_layer;
 mod check_projection;
 mod decode_attention;
 mod encoder_attention;
+mod host_attention;
 mod host_experts;
 mod host_linear;
 mod ints;
@@ -52,6 +53,7 @@ pub use check::{KernelCheck, check_kernels};
 
 pub use decode_attention::{decode_attention, decode_attention_reference};
 pub use encoder_attention::{RelPosBias, encoder_attention, encoder_attention_fused, encoder_attention_reference};
+pub use host_attention::{AttentionShape, HostRelPos, QUERY_BLOCK, host_encoder_attention};
 pub use host_experts::HostExperts;
 pub use host_linear::{SKINNY_ROWS, host_linear, host_matmul};
 pub use ints::{increment_ints, increment_ints_reference, overwrite_ints, overwrite_ints_reference};
@@ -91,7 +93,8 @@ pub fn device_memory_bytes(device: &burn::tensor::Device) -> Option<u64> {
 /// ones). Set with [`configure`] before running a model (the engine's options carry them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelSettings {
-    /// Run dsocr's kernels on CubeCL devices (default); off: Burn's generic kernels everywhere.
+    /// Run dsocr's kernels (default): the CubeCL kernels on a GPU, the host attention of the
+    /// vision encoders on the CPU; off: Burn's generic kernels everywhere (to compare).
     pub enabled: bool,
     /// Tokens from which the MoE experts run grouped by expert rather than per (token, expert)
     /// pair (default 32; docs/perf.md, session 6).
