@@ -344,3 +344,27 @@ fn report_engines(service: &OcrService) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory with a link back to itself is listed once; a missing input is left for
+    /// opening to report.
+    #[cfg(unix)]
+    #[test]
+    fn directories_are_listed_once_through_links_back_to_themselves() {
+        let root = std::env::temp_dir().join(format!("dsocr-expand-{}", std::process::id()));
+        let scans = root.join("scans");
+        std::fs::create_dir_all(scans.join("more")).unwrap();
+        std::fs::write(scans.join("a.png"), b"").unwrap();
+        std::fs::write(scans.join("more/b.pdf"), b"").unwrap();
+        std::fs::write(scans.join("notes.txt"), b"").unwrap();
+        std::os::unix::fs::symlink(&scans, scans.join("more/again")).unwrap();
+        let (files, failed) = expand(&[scans.display().to_string(), "/no/such/file.png".into()]);
+        std::fs::remove_dir_all(&root).unwrap();
+        let names: Vec<String> = files.iter().map(|f| f.strip_prefix(&scans.display().to_string()).unwrap_or(f).to_string()).collect();
+        assert_eq!(names, ["/a.png", "/more/b.pdf", "/no/such/file.png"]);
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+}

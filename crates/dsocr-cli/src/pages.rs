@@ -222,7 +222,7 @@ pub fn run_pages(
                         std::mem::take(&mut collected[d].results).into_iter().map(|r| r.expect("every page received")).collect();
                     let kept: Vec<Option<RgbImage>> =
                         (first..first + docs[d].pages.len()).map(|t| images.lock().expect("image store").take(t)).collect();
-                    let pages = if keep { reload_missing(&docs[d], kept, &results, outputs.dpi) } else { kept };
+                    let (pages, results) = if keep { reload_missing(&docs[d], kept, results, outputs.dpi) } else { (kept, results) };
                     collected[d].done = true;
                     // Written once the document is complete, its pages' files made on every core
                     // (making them on the CPU threads as pages completed instead took those
@@ -287,27 +287,30 @@ pub fn run_pages(
 }
 
 /// The page images of `doc` that were not kept (past the budget: kept.rs), loaded again on every
-/// core, for the pages that have a result to draw.
+/// core, for the pages that have a result to draw. A page that cannot be loaded again becomes a
+/// failed page (its files would be drawn on nothing), so its input is not marked complete.
 fn reload_missing(
     doc: &Document,
     kept: Vec<Option<RgbImage>>,
-    results: &[Result<OcrResult, EngineError>],
+    results: Vec<Result<OcrResult, EngineError>>,
     dpi: f32,
-) -> Vec<Option<RgbImage>> {
+) -> (Vec<Option<RgbImage>>, Vec<Result<OcrResult, EngineError>>) {
     kept.into_par_iter()
         .zip(results)
         .enumerate()
         .map(|(k, (image, result))| match (image, result) {
-            (None, Ok(_)) => match doc.page_source(k, dpi)() {
-                Ok(image) => Some(image),
+            (None, Ok(r)) => match doc.page_source(k, dpi)() {
+                Ok(image) => (Some(image), Ok(r)),
                 Err(e) => {
-                    eprintln!("warning: {}: could not load it again for its output files: {e}", page_name(doc, k));
-                    None
+                    let e = EngineError::Input(format!(
+                        "OCR'd, but could not be loaded again for its output files ({e}); run this input again"
+                    ));
+                    (None, Err(e))
                 }
             },
-            (image, _) => image,
+            other => other,
         })
-        .collect()
+        .unzip()
 }
 
 fn page_name(doc: &Document, k: usize) -> String {
@@ -383,12 +386,13 @@ fn finish_document(
             optional.extend(written.err());
         }
     }
-    for e in &optional {
-        eprintln!("error: {}: {e:#}", doc.input);
-    }
-    main?;
-    if let Some(e) = optional.into_iter().next() {
-        return Err(e);
+    // The caller reports the error returned (the main outputs' first); the others are said here.
+    let mut errors = main.err().into_iter().chain(optional);
+    if let Some(first) = errors.next() {
+        for e in errors {
+            eprintln!("error: {}: {e:#}", doc.input);
+        }
+        return Err(first);
     }
     pages_failed(doc, &page_errors)
 }

@@ -149,6 +149,11 @@ impl<'m> Engine<'m> {
         let capacity = options.seq_capacity.unwrap_or(context).min(context);
         let device = lm.device();
         let row_bytes = lm.pool_row_bytes(capacity);
+        // Started first: its copy of the encoder's weights is then in the memory in use below.
+        let vision = match options.vision_thread {
+            true => Some(VisionThread::spawn(encoder.clone(), device.clone(), lm.dtype(), options.vision_batch_bytes)?),
+            false => None,
+        };
         let rows = match dsocr_kernels::device_memory_bytes(&device) {
             Some(total) => {
                 // Return what earlier engines' pools (persistent allocations) left free, so that
@@ -178,10 +183,6 @@ impl<'m> Engine<'m> {
             )));
         }
         let graphs = options.decode_graphs && dsocr_kernels::kernels_enabled(&device);
-        let vision = match options.vision_thread {
-            true => Some(VisionThread::spawn(encoder.clone(), device.clone(), lm.dtype(), options.vision_batch_bytes)?),
-            false => None,
-        };
         let fence = vision.as_ref().map(VisionThread::fence);
         let runner = Runner::new(lm, rows, capacity, graphs, options.prefill_chunk, fence);
         let stats = EngineStats { rows, seq_capacity: capacity, ..Default::default() };

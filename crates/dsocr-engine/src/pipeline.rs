@@ -77,11 +77,20 @@ where
                 .map(|(tag, (source, options))| {
                     // A decoder or renderer that panics on one malformed file fails that page
                     // only: unwinding out of this thread would end the input for every page after.
-                    let page =
-                        catch_unwind(AssertUnwindSafe(|| source().and_then(|image| prepare_page(&image, &options, tokenizer.as_ref()))))
-                            .unwrap_or_else(|panic| {
-                                Err(EngineError::Input(format!("the page could not be read: {}", panic_message(&*panic))))
-                            });
+                    let image = catch_unwind(AssertUnwindSafe(source)).unwrap_or_else(|panic| {
+                        Err(EngineError::Input(format!(
+                            "the page could not be read: its decoder failed ({}); the file may be damaged: check that other programs open it",
+                            panic_message(&*panic)
+                        )))
+                    });
+                    let page = image.and_then(|image| {
+                        catch_unwind(AssertUnwindSafe(|| prepare_page(&image, &options, tokenizer.as_ref()))).unwrap_or_else(|panic| {
+                            Err(EngineError::Input(format!(
+                                "preparing the page failed inside dsocr ({}): please report it with the file",
+                                panic_message(&*panic)
+                            )))
+                        })
+                    });
                     Request { tag: tag as u64, page, options, stream }
                 })
                 .collect();
@@ -95,13 +104,9 @@ where
     rx
 }
 
-/// What a caught panic said (its `&str` or `String` payload), for the page's error.
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
-    let text = panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
-    match text {
-        Some(text) => format!("its decoder failed ({text}); the file may be damaged: check that other programs open it"),
-        None => "its decoder failed; the file may be damaged: check that other programs open it".into(),
-    }
+/// What a caught panic said (its `&str` or `String` payload).
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("no message")
 }
 
 #[cfg(test)]

@@ -107,10 +107,11 @@ impl VisionThread {
     /// A thread encoding with a copy of `encoder` made on the thread (its weights on the thread's
     /// own stream: [`StreamCopy`]) on `device` in `dtype`, in view batches of at most `max_bytes`
     /// ([`encode_images`]). The copy takes as much device memory as the encoder's weights (≈0.8 GB
-    /// for DeepSeek-OCR in bf16).
+    /// for DeepSeek-OCR in bf16); this returns once it is made.
     pub(crate) fn spawn(encoder: DeepEncoder, device: Device, dtype: DType, max_bytes: u64) -> Result<Self, EngineError> {
         let (jobs, job_rx) = channel::<Job>();
         let (done_tx, done) = channel::<Done>();
+        let (ready_tx, ready) = channel::<()>();
         let fence = Arc::new(CaptureFence::default());
         let thread_fence = fence.clone();
         let handle = std::thread::Builder::new()
@@ -122,6 +123,7 @@ impl VisionThread {
                     let _guard = thread_fence.enter();
                     encoder.stream_copy()
                 };
+                let _ = ready_tx.send(());
                 for job in job_rx {
                     let guard = thread_fence.enter();
                     let started = Instant::now();
@@ -140,6 +142,9 @@ impl VisionThread {
                 }
             })
             .map_err(|e| EngineError::Device(format!("cannot start the vision thread: {e}")))?;
+        // Back once the copy is made, so that the memory the engine sizes its KV pool from
+        // counts it.
+        ready.recv().map_err(|_| stopped())?;
         Ok(VisionThread { jobs: Some(jobs), done, handle: Some(handle), fence })
     }
 
@@ -168,6 +173,8 @@ impl VisionThread {
 
 impl Drop for VisionThread {
     fn drop(&mut self) {
+        // No capture will come (the engine is going): a queued job must not wait for one.
+        self.fence.not_wanted();
         self.jobs = None;
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();

@@ -127,7 +127,7 @@ mod tests {
         let from = 9;
         // The CPU's host kernel and Burn's reference, each against the written-out attention.
         for got in [
-            host(encoder_attention(q.clone(), k.clone(), v.clone(), Some(rel.clone()), Some(from))),
+            host(encoder_attention_host(q.clone(), k.clone(), v.clone(), Some(rel.clone()), Some(from))),
             host(encoder_attention_reference(q.clone(), k.clone(), v.clone(), Some(rel.clone()), Some(from))),
         ] {
             check_written_out(&got, (&q, &k, &v, &rel), (b, heads, kv_heads, gh, gw, d), from);
@@ -190,7 +190,7 @@ mod tests {
         let (q, k, v) = (normal([b, heads, n, d]), normal([b, kv_heads, n, d]), normal([b, kv_heads, n, d]));
         let rel = RelPosBias { rel_h: normal([b * heads, gh, gw, gh]), rel_w: normal([b * heads, gh, gw, gw]) };
         for (bias, from) in [(Some(rel.clone()), Some(200)), (None, None)] {
-            let got = host(encoder_attention(q.clone(), k.clone(), v.clone(), bias.clone(), from));
+            let got = host(encoder_attention_host(q.clone(), k.clone(), v.clone(), bias.clone(), from));
             let want = host(encoder_attention_reference(q.clone(), k.clone(), v.clone(), bias, from));
             let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(worst < 1e-5, "largest difference {worst}");

@@ -133,6 +133,13 @@ async fn run(state: &Arc<AppState>, multipart: Multipart) -> Result<Value, ApiEr
             }
         });
     }
+    if pages.len() < job.pages() {
+        return Err(ApiError::internal(format!(
+            "{} of {} page(s) never came back from the engine (it stopped: see the server's log); send the file again",
+            job.pages() - pages.len(),
+            job.pages()
+        )));
+    }
     if failures.len() == pages.len() {
         return Err(every_page_failed(&failures, None));
     }
