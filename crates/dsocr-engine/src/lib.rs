@@ -49,7 +49,7 @@ pub use error::EngineError;
 pub use options::{EngineOptions, longest_prompt};
 pub use ordered::InOrder;
 pub use page::{Event, OcrOptions, OcrResult, PreparedPage, Request, Timings};
-pub use pipeline::{PageSource, encode_page, pixel_tensor, prepare_ahead, prepare_page};
+pub use pipeline::{PageSource, encode_page, panic_message, pixel_tensor, prepare_ahead, prepare_page};
 pub use repetition::{RepetitionGuard, RepetitionState};
 pub use runner::bucket_size;
 pub use sampler::{GenerationConfig, Sampling};

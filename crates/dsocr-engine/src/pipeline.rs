@@ -104,8 +104,9 @@ where
     rx
 }
 
-/// What a caught panic said (its `&str` or `String` payload).
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
+/// What a caught panic said (its `&str` or `String` payload; "no message" for any other), for
+/// errors that name the input whose decoder or renderer panicked.
+pub fn panic_message(panic: &(dyn Any + Send)) -> &str {
     panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("no message")
 }
 

@@ -52,11 +52,19 @@ impl Task {
             "free" | "free-ocr" => Task::FreeOcr,
             "figure" => Task::Figure,
             "describe" => Task::Describe,
-            "locate" => Task::Locate(need("the text to find (--prompt TEXT)")?),
+            "locate" => Task::Locate(locate_text(need("the text to find (--prompt TEXT)")?)?),
             "custom" => Task::Custom(custom_prompt(need("a prompt (--prompt TEXT)")?)?),
             other => return Err(EngineError::Input(format!("unknown task {other:?}; use one of {}", Task::NAMES.join(", ")))),
         })
     }
+}
+
+/// The text to find: the page's own `<image>` comes before it, so the text may not have one.
+fn locate_text(text: String) -> Result<String, EngineError> {
+    if text.contains("<image>") {
+        return Err(EngineError::Input("the text to find has <image>; the page goes before it: give only the text".into()));
+    }
+    Ok(text)
 }
 
 /// A custom prompt as the model needs it: `<image>` exactly once, put first (on a line of its
@@ -104,5 +112,8 @@ mod tests {
         let two = Task::from_name("custom", Some("<image> and <image>")).unwrap_err().to_string();
         assert!(two.contains("<image> 2 times"), "{two}");
         assert!(Task::from_name("custom", None).unwrap_err().to_string().contains("--prompt"));
+        // The text to locate comes after the page's <image>: a second one is refused.
+        assert_eq!(Task::from_name("locate", Some("Total")).unwrap().prompt(), "<image>\nLocate <|ref|>Total<|/ref|> in the image.");
+        assert!(Task::from_name("locate", Some("<image> Total")).unwrap_err().to_string().contains("the text to find has <image>"));
     }
 }

@@ -194,11 +194,10 @@ where
         Ok(result) => result,
         Err(e) if e.is_panic() => {
             let panic = e.into_panic();
-            let what = panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
-            let what = what.map(|w| format!(" ({w})")).unwrap_or_default();
+            let what = dsocr::engine::panic_message(&*panic);
             Err(ApiError::invalid(
                 Some(param),
-                format!("{name} could not be read: its decoder failed{what}; the file may be damaged: check that other programs open it, or convert it to PNG or PDF"),
+                format!("{name} could not be read: its decoder failed ({what}); the file may be damaged: check that other programs open it, or convert it to PNG or PDF"),
             )
             .code("invalid_image"))
         }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::input::{blocking, check_request, decode, probe};
 use crate::jobs::{JobEvent, PageJob, every_page_failed, input_error};
-use crate::request::{check_mode, check_prompt, custom_task};
+use crate::request::{check_mode, custom_task};
 use crate::{ApiError, AppState};
 
 const ENDPOINT: &str = "ocr";
@@ -70,16 +70,15 @@ fn options(state: &AppState, form: &Form) -> Result<OcrOptions, ApiError> {
     let task = match form.task.as_deref().filter(|t| !t.is_empty()) {
         // As in the chat API: `<image>` is put first unless the prompt places it.
         Some(name) if name.eq_ignore_ascii_case("custom") => match form.prompt.as_deref().filter(|p| !p.trim().is_empty()) {
-            Some(p) => custom_task(p),
+            Some(p) => custom_task(p, "prompt")?,
             None => return Err(ApiError::invalid(Some("prompt"), "task custom needs a prompt: send it as the form field `prompt`")),
         },
         Some(name) => Task::from_name(name, form.prompt.as_deref()).map_err(|e| ApiError::invalid(Some("task"), e.to_string()))?,
         None => match form.prompt.as_deref().filter(|p| !p.trim().is_empty()) {
-            Some(p) => crate::request::task_from_text(p),
+            Some(p) => crate::request::task_from_text(p, "prompt")?,
             None => Task::Markdown,
         },
     };
-    check_prompt(&task, "prompt")?;
     let mode = crate::request::mode_spec(form.mode.as_deref().filter(|m| !m.is_empty()), None, "mode")?;
     let cap = state.options.max_tokens;
     let max_new_tokens = match form.max_tokens.as_deref().filter(|m| !m.is_empty()) {

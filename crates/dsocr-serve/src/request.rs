@@ -218,9 +218,8 @@ impl ChatRequest {
         let text = texts.join("\n");
         let task = match settings.and_then(|s| s.task.as_deref()) {
             Some(name) => Task::from_name(name, None).map_err(|e| ApiError::invalid(Some("dsocr.task"), e.to_string()))?,
-            None => task_from_text(&text),
+            None => task_from_text(&text, "messages")?,
         };
-        check_prompt(&task, "messages")?;
         let mode = mode_spec(settings.and_then(|s| s.mode.as_deref()), settings.and_then(|s| s.max_crops), "dsocr.mode")?;
         let markdown = match settings.and_then(|s| s.output.as_deref()) {
             None | Some("raw") => false,
@@ -265,43 +264,28 @@ impl ChatRequest {
 /// The task the user's text asks for: nothing (or a bare `<image>`) is the default document
 /// task; a task name or an official prompt selects that task; any other text is a custom prompt
 /// (with `<image>` put first unless it is there).
-pub fn task_from_text(text: &str) -> Task {
+pub fn task_from_text(text: &str, param: &str) -> Result<Task, ApiError> {
     let t = text.trim();
     let bare = t.replace("<image>", "");
     let bare = bare.trim();
     if bare.is_empty() {
-        return Task::Markdown;
+        return Ok(Task::Markdown);
     }
     if let Ok(task) = Task::from_name(bare, None) {
-        return task;
+        return Ok(task);
     }
     for task in [Task::Markdown, Task::Ocr, Task::FreeOcr, Task::Figure, Task::Describe] {
         if task.prompt().trim_start_matches("<image>\n") == bare {
-            return task;
+            return Ok(task);
         }
     }
-    custom_task(t)
+    custom_task(t, param)
 }
 
-/// A custom prompt: `<image>` put first (on a line of its own, as in the official prompts) unless
-/// the text has it.
-pub fn custom_task(text: &str) -> Task {
-    let t = text.trim();
-    if t.contains("<image>") { Task::Custom(t.to_string()) } else { Task::Custom(format!("<image>\n{t}")) }
-}
-
-/// A prompt must have `<image>` exactly once (each page is one image): else 400 about `param`,
-/// before any page is decoded.
-pub fn check_prompt(task: &Task, param: &str) -> Result<(), ApiError> {
-    match task.prompt().matches("<image>").count() {
-        1 => Ok(()),
-        n => Err(ApiError::invalid(
-            Some(param),
-            format!(
-                "the prompt has <image> {n} times; a page is one image: keep one <image> where the page goes, or none (it is then put first)"
-            ),
-        )),
-    }
+/// A custom prompt, by the engine's rule ([`Task::from_name`]: `<image>` put first unless the
+/// text has it once; more than once is refused): else 400 about `param`, before any page is read.
+pub fn custom_task(text: &str, param: &str) -> Result<Task, ApiError> {
+    Task::from_name("custom", Some(text.trim())).map_err(|e| ApiError::invalid(Some(param), e.to_string()))
 }
 
 /// Options the loaded model cannot run (a mode of the other architecture, e.g. `large` on
@@ -337,12 +321,17 @@ mod tests {
 
     #[test]
     fn the_text_selects_the_task() {
-        assert_eq!(task_from_text(""), Task::Markdown);
-        assert_eq!(task_from_text("<image>"), Task::Markdown);
-        assert_eq!(task_from_text("Free OCR."), Task::FreeOcr);
-        assert_eq!(task_from_text("<image>\n<|grounding|>OCR this image."), Task::Ocr);
-        assert_eq!(task_from_text("describe"), Task::Describe);
-        assert_eq!(task_from_text("What is the title?"), Task::Custom("<image>\nWhat is the title?".into()));
+        assert_eq!(task_from_text("", "messages").unwrap(), Task::Markdown);
+        assert_eq!(task_from_text("<image>", "messages").unwrap(), Task::Markdown);
+        assert_eq!(task_from_text("Free OCR.", "messages").unwrap(), Task::FreeOcr);
+        assert_eq!(task_from_text("<image>\n<|grounding|>OCR this image.", "messages").unwrap(), Task::Ocr);
+        assert_eq!(task_from_text("describe", "messages").unwrap(), Task::Describe);
+        assert_eq!(task_from_text("What is the title?", "messages").unwrap(), Task::Custom("<image>\nWhat is the title?".into()));
+        // The engine's rule for custom prompts (Task::from_name), refused as 400 about the field.
+        assert_eq!(task_from_text("  Compare <image> with the text.\n", "messages").unwrap(), Task::Custom("Compare <image> with the text.".into()));
+        let e = task_from_text("<image> and <image>", "messages").unwrap_err();
+        assert_eq!((e.status.as_u16(), e.param.as_deref()), (400, Some("messages")));
+        assert!(e.message.contains("<image> 2 times"), "{}", e.message);
     }
 
     #[test]
