@@ -278,23 +278,29 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         report.vision.push(r);
         write_report(&report, args.json_out.as_deref())?;
     }
-    let engine = |max_tokens: usize, max_seqs: Option<usize>| EngineOptions { max_seqs, ..args.engine.options(&mode, max_tokens) };
+    // The engine as `dsocr ocr` sets it up for a run of `pages` pages (the vision thread included).
+    let gpu = dsocr::kernels::runs_cube_kernels(ocr.device());
+    let engine = |max_tokens: usize, max_seqs: Option<usize>, pages: usize| EngineOptions {
+        max_seqs,
+        vision_thread: args.engine.vision_thread_for(pages, gpu),
+        ..args.engine.options(&mode, max_tokens)
+    };
     eprintln!("one page, {} tokens…", args.new_tokens);
-    report.single = Some(run_workload_warm(&ocr, std::slice::from_ref(&image), &[args.new_tokens], &engine(args.new_tokens, Some(1)))?);
+    report.single = Some(run_workload_warm(&ocr, std::slice::from_ref(&image), &[args.new_tokens], &engine(args.new_tokens, Some(1), 1))?);
     write_report(&report, args.json_out.as_deref())?;
     if args.batch > 1 {
         eprintln!("{} pages together, {} tokens each…", args.batch, args.new_tokens);
         let budgets = vec![args.new_tokens; args.batch];
-        report.batch = Some(run_workload_warm(&ocr, &pages, &budgets, &engine(args.new_tokens, Some(args.batch)))?);
+        report.batch = Some(run_workload_warm(&ocr, &pages, &budgets, &engine(args.new_tokens, Some(args.batch), args.batch))?);
         write_report(&report, args.json_out.as_deref())?;
     }
     if args.mixed > 0 {
         let budgets = mixed_budgets(args.mixed, args.min_tokens, args.max_tokens, args.seed);
         eprintln!("{} pages of {}..={} tokens (seed {})…", args.mixed, args.min_tokens, args.max_tokens, args.seed);
         report.mixed = Some(if args.mixed_once {
-            run_workload(&ocr, &pages, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
+            run_workload(&ocr, &pages, &budgets, &engine(args.max_tokens, args.engine.max_seqs, args.mixed))?
         } else {
-            run_workload_warm(&ocr, &pages, &budgets, &engine(args.max_tokens, args.engine.max_seqs))?
+            run_workload_warm(&ocr, &pages, &budgets, &engine(args.max_tokens, args.engine.max_seqs, args.mixed))?
         });
     }
     let json = write_report(&report, args.json_out.as_deref())?;
@@ -326,7 +332,10 @@ fn bench_devices(args: &BenchArgs, devices: &[DeviceSpec]) -> anyhow::Result<i32
         None => (crate::bench_devices::WeightsFrom::Random(args.arch), "random release-size weights".to_string()),
     };
     let mode = dsocr::preprocess::Mode::Gundam.spec();
-    let engine = args.engine.options(&mode, args.max_tokens);
+    let per_device = args.mixed.div_ceil(devices.len().max(1));
+    let gpu = devices.iter().any(|d| matches!(d, DeviceSpec::Cuda(_)));
+    let engine =
+        EngineOptions { vision_thread: args.engine.vision_thread_for(per_device, gpu), ..args.engine.options(&mode, args.max_tokens) };
     let budgets = mixed_budgets(args.mixed, args.min_tokens, args.max_tokens, args.seed);
     let report =
         crate::bench_devices::run(devices, from, model, dtype, engine, &image, (args.min_tokens, args.max_tokens, args.seed, budgets))?;

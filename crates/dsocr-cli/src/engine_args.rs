@@ -1,6 +1,6 @@
 //! The engine's command-line flags, shared by `dsocr ocr` and `dsocr bench`.
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use dsocr::EngineOptions;
 use dsocr::kernels::KernelSettings;
 use dsocr::preprocess::ModeSpec;
@@ -21,10 +21,11 @@ pub struct EngineArgs {
     /// waiting ones, encoded ahead of their turn (1: each admitted page alone).
     #[arg(long, default_value_t = EngineOptions::default().vision_lookahead)]
     pub vision_lookahead: usize,
-    /// Encode pages on a thread (and GPU stream) of their own, beside decoding (slower on the H200
-    /// so far; docs/engine.md, "Vision beside decoding").
-    #[arg(long)]
-    pub vision_thread: bool,
+    /// Encode pages on a thread (and GPU stream) of their own, beside decoding: `auto` does for
+    /// runs of at least 32 pages on a GPU (not for `dsocr serve`, whose pages come one request at
+    /// a time); `--vision-thread` alone is `on` (docs/engine.md, "Vision beside decoding").
+    #[arg(long, value_enum, default_value = "auto", num_args = 0..=1, default_missing_value = "on")]
+    pub vision_thread: VisionThread,
     /// Prompt tokens admitted (encoded and prefilled) per engine step, over all pages admitted in it.
     #[arg(long, default_value_t = EngineOptions::default().max_prefill_tokens)]
     pub max_prefill_tokens: usize,
@@ -48,7 +49,31 @@ pub struct EngineArgs {
     pub tile_experts_from: usize,
 }
 
+/// Whether pages are encoded on a vision thread of their own (`--vision-thread`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VisionThread {
+    /// For runs of at least [`VISION_THREAD_FROM_PAGES`] pages on a GPU.
+    Auto,
+    On,
+    Off,
+}
+
+/// Pages from which `auto` starts the vision thread. It costs a copy of the encoder's weights
+/// (≈0.9 GB) made at start, and slows each prefill that runs beside it; on long runs it gains
+/// 2-3 % (the H200: a 100-page PDF 512 → 524 pages/min, 256 mixed pages 7,741 → 8,000 tok/s;
+/// docs/perf.md, session 18).
+pub const VISION_THREAD_FROM_PAGES: usize = 32;
+
 impl EngineArgs {
+    /// Whether a run of `pages` pages uses the vision thread, on a GPU when `gpu`.
+    pub fn vision_thread_for(&self, pages: usize, gpu: bool) -> bool {
+        match self.vision_thread {
+            VisionThread::On => true,
+            VisionThread::Off => false,
+            VisionThread::Auto => gpu && pages >= VISION_THREAD_FROM_PAGES,
+        }
+    }
+
     /// The kernel choice these flags make.
     pub fn kernels(&self) -> KernelSettings {
         KernelSettings {
@@ -59,7 +84,9 @@ impl EngineArgs {
         }
     }
 
-    /// Engine options for pages in `mode` of up to `max_new_tokens` new tokens.
+    /// Engine options for pages in `mode` of up to `max_new_tokens` new tokens; the vision thread
+    /// only when asked for (`on`): a run that knows its pages decides `auto` with
+    /// [`EngineArgs::vision_thread_for`].
     pub fn options(&self, mode: &ModeSpec, max_new_tokens: usize) -> EngineOptions {
         EngineOptions {
             max_seqs: self.max_seqs,
@@ -68,7 +95,7 @@ impl EngineArgs {
             vision_batch_bytes: (self.vision_batch_gb.max(0.0) * (1u64 << 30) as f64) as u64,
             max_prefill_tokens: self.max_prefill_tokens.max(1),
             vision_lookahead: self.vision_lookahead.max(1),
-            vision_thread: self.vision_thread,
+            vision_thread: self.vision_thread == VisionThread::On,
             kernels: self.kernels(),
             ..EngineOptions::for_pages(mode, max_new_tokens)
         }
@@ -90,5 +117,37 @@ fn share(text: &str) -> Result<f32, String> {
         Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
         Ok(_) => Err("must be a share above 0 and at most 1, e.g. 0.9".into()),
         Err(e) => Err(format!("{e}: give a share such as 0.9")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        engine: EngineArgs,
+    }
+
+    fn engine(args: &[&str]) -> EngineArgs {
+        Flags::try_parse_from(std::iter::once("dsocr").chain(args.iter().copied())).unwrap().engine
+    }
+
+    #[test]
+    fn the_vision_thread_runs_for_long_gpu_runs_unless_told() {
+        let auto = engine(&[]);
+        assert_eq!(auto.vision_thread, VisionThread::Auto);
+        assert!(auto.vision_thread_for(VISION_THREAD_FROM_PAGES, true));
+        assert!(!auto.vision_thread_for(VISION_THREAD_FROM_PAGES - 1, true), "a short run keeps one stream");
+        assert!(!auto.vision_thread_for(1000, false), "the CPU's cores are shared anyway");
+        // `options` alone (serve, warmup: pages unknown) starts it only when asked.
+        assert!(!auto.options(&dsocr::preprocess::Mode::Gundam.spec(), 64).vision_thread);
+        let on = engine(&["--vision-thread"]);
+        assert!(on.vision_thread_for(1, false) && on.options(&dsocr::preprocess::Mode::Gundam.spec(), 64).vision_thread);
+        assert!(!engine(&["--vision-thread", "off"]).vision_thread_for(1000, true));
+        assert!(Flags::try_parse_from(["dsocr", "--vision-thread", "sometimes"]).is_err());
     }
 }

@@ -328,7 +328,10 @@ mod tests {
         assert_eq!(task_from_text("describe", "messages").unwrap(), Task::Describe);
         assert_eq!(task_from_text("What is the title?", "messages").unwrap(), Task::Custom("<image>\nWhat is the title?".into()));
         // The engine's rule for custom prompts (Task::from_name), refused as 400 about the field.
-        assert_eq!(task_from_text("  Compare <image> with the text.\n", "messages").unwrap(), Task::Custom("Compare <image> with the text.".into()));
+        assert_eq!(
+            task_from_text("  Compare <image> with the text.\n", "messages").unwrap(),
+            Task::Custom("Compare <image> with the text.".into())
+        );
         let e = task_from_text("<image> and <image>", "messages").unwrap_err();
         assert_eq!((e.status.as_u16(), e.param.as_deref()), (400, Some("messages")));
         assert!(e.message.contains("<image> 2 times"), "{}", e.message);
