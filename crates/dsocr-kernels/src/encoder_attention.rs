@@ -68,13 +68,23 @@ fn encoder_attention_host(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option
     let [batch, heads, n, d] = q.dims();
     let shape = crate::AttentionShape { batch, heads, kv_heads: k.dims()[1], n, d };
     let device = q.device();
-    let host = |t: Tensor<4>| t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 values");
+    let host = |t: Tensor<4>| contiguous_values(t).convert::<f32>().try_into_vec::<f32>().expect("f32 values");
     let (q, k, v) = (host(q), host(k), host(v));
     let grid = bias.as_ref().map(|rel| (rel.rel_h.dims()[1], rel.rel_h.dims()[2]));
     let tables = bias.map(|rel| (host(rel.rel_h), host(rel.rel_w)));
     let rel = tables.as_ref().zip(grid).map(|((rel_h, rel_w), (gh, gw))| crate::HostRelPos { rel_h, rel_w, gh, gw });
     let out = crate::host_encoder_attention(&q, &k, &v, shape, rel, causal_from);
     Tensor::<4>::from_data(TensorData::new(out, [batch, n, heads, d]), (&device, DType::F32))
+}
+
+/// A tensor's values in row-major order. q, k and v are views into one projection's output (and
+/// SAM's bias terms permuted views), which burn-ndarray's `into_data` walks element by element on
+/// one thread: ≈ 17 % of a page's CPU vision time (docs/perf.md, session 18). Assigned into a
+/// tensor of its own first, the copy goes lane by lane, and `into_data` then takes the buffer.
+fn contiguous_values(t: Tensor<4>) -> TensorData {
+    let dims = t.dims();
+    let whole = dims.map(|d| 0..d);
+    Tensor::<4>::empty(dims, (&t.device(), t.dtype())).slice_assign(whole, t).into_data()
 }
 
 /// The plain Burn definition of [`encoder_attention`]: the bias and mask materialised, the key
@@ -195,5 +205,26 @@ mod tests {
             let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(worst < 1e-5, "largest difference {worst}");
         }
+    }
+
+    /// q, k and v as the encoders make them (views into one fused projection, shared by all
+    /// three) and SAM's bias terms as permuted views: the host path reads them in their logical
+    /// order, as the reference does.
+    #[test]
+    fn host_kernel_reads_views_of_a_fused_projection() {
+        let dev = device();
+        let (b, heads, gh, gw, d) = (2, 3, 6, 7, 8);
+        let n = gh * gw;
+        let qkv = Tensor::<4>::random([b, n, 3 * heads, d], Distribution::Normal(0.0, 1.0), (&dev, DType::F32));
+        let split = |part: usize| qkv.clone().narrow(2, part * heads, heads).swap_dims(1, 2);
+        let normal = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (&dev, DType::F32));
+        let rel = RelPosBias {
+            rel_h: normal([gh, b * heads, gw, gh]).permute([1, 0, 2, 3]),
+            rel_w: normal([gw, b * heads, gh, gw]).permute([1, 2, 0, 3]),
+        };
+        let got = host(encoder_attention_host(split(0), split(1), split(2), Some(rel.clone()), None));
+        let want = host(encoder_attention_reference(split(0), split(1), split(2), Some(rel), None));
+        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "largest difference {worst}");
     }
 }
