@@ -49,6 +49,7 @@ mod service;
 mod source;
 #[cfg(feature = "tooling")]
 pub mod synthetic;
+pub mod testing;
 
 pub use devices::{DeviceList, DeviceListError};
 pub use dsocr_engine::{

@@ -2,7 +2,7 @@
 //! real PDF and an image writing every output file, stdin, and a clear error (never a panic) for
 //! each kind of bad input.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use dsocr_testdata::{parity, parity_all, parity_ocr2, shared_root};
@@ -12,6 +12,15 @@ use common::TempDir;
 
 fn dsocr(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dsocr")).args(args).env("NO_COLOR", "1").output().expect("run dsocr")
+}
+
+/// `dsocr ocr INPUT… --model MODEL EXTRA…`.
+fn ocr(inputs: &[&Path], model: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["ocr"];
+    args.extend(inputs.iter().map(|i| i.to_str().expect("a UTF-8 path")));
+    args.extend(["--model", model.to_str().expect("a UTF-8 path")]);
+    args.extend_from_slice(extra);
+    dsocr(&args)
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -47,13 +56,13 @@ fn ocr2_checkpoint_runs_with_the_default_options() {
     let case = p.cases().into_iter().find(|c| c.name == "doc_dynamic").expect("the doc_dynamic case");
     let image = case.input_image();
     let model = p.model_dir();
-    let o = dsocr(&["ocr", image.to_str().unwrap(), "--model", model.to_str().unwrap(), "--max-new-tokens", "4", "--json"]);
+    let o = ocr(&[&image], &model, &["--max-new-tokens", "4", "--json"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "ocr failed: {err}");
     let json: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or_default()).expect("one JSON line");
     assert_eq!(json["result"]["prompt_tokens"], case.json["prompt_tokens"], "{out}");
     // A mode DeepSeek-OCR 2 does not have is refused by name, without a panic.
-    let o = dsocr(&["ocr", image.to_str().unwrap(), "--model", model.to_str().unwrap(), "--mode", "tiny"]);
+    let o = ocr(&[&image], &model, &["--mode", "tiny"]);
     assert_clean_failure(&o, "DeepSeek-OCR 2 has no tiny mode");
 }
 
@@ -297,7 +306,7 @@ fn searchable_copies_of_a_pdf_and_an_image() {
     let page = dsocr::pdf::PdfDocument::open(out.0.join(format!("{name}/{name}_searchable.pdf"))).unwrap();
     let (w, h) = image::image_dimensions(&image).unwrap();
     assert_eq!(page.page_pixels(0, 300.0).unwrap(), (w, h), "the image at 300 DPI");
-    let o = dsocr(&["ocr", image.to_str().unwrap(), "--model", model.to_str().unwrap(), "--searchable"]);
+    let o = ocr(&[&image], &model, &["--searchable"]);
     assert_clean_failure(&o, "--out");
 }
 
@@ -393,7 +402,6 @@ fn ocr_of_an_image_writes_every_image_file_and_reads_stdin() {
 fn bad_inputs_give_clear_errors_without_panics() {
     let Some(p) = parity("bad_inputs_give_clear_errors_without_panics") else { return };
     let model = p.model_dir();
-    let m = model.to_str().unwrap();
     let tmp = TempDir::new("bad");
     let corrupt = tmp.0.join("broken.png");
     std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-truncated").unwrap();
@@ -401,25 +409,26 @@ fn bad_inputs_give_clear_errors_without_panics() {
     std::fs::write(&notes, "just text").unwrap();
     let image = p.cases()[0].input_image();
 
-    assert_clean_failure(&dsocr(&["ocr", "/no/such/page.png", "--model", m]), "/no/such/page.png");
-    assert_clean_failure(&dsocr(&["ocr", corrupt.to_str().unwrap(), "--model", m]), "broken.png");
-    assert_clean_failure(&dsocr(&["ocr", notes.to_str().unwrap(), "--model", m]), "not a supported image");
+    assert_clean_failure(&ocr(&[Path::new("/no/such/page.png")], &model, &[]), "/no/such/page.png");
+    assert_clean_failure(&ocr(&[&corrupt], &model, &[]), "broken.png");
+    assert_clean_failure(&ocr(&[&notes], &model, &[]), "not a supported image");
     let locked = shared_root().join("pdfs/enc-aes256-userpw.pdf");
-    assert_clean_failure(&dsocr(&["ocr", locked.to_str().unwrap(), "--model", m]), "--password");
+    assert_clean_failure(&ocr(&[&locked], &model, &[]), "--password");
     let pdf = shared_root().join("pdfs/ocrmypdf-c03-29.pdf");
-    assert_clean_failure(&dsocr(&["ocr", pdf.to_str().unwrap(), "--model", m, "--pages", "5"]), "out of range");
+    assert_clean_failure(&ocr(&[&pdf], &model, &["--pages", "5"]), "out of range");
     let empty = tmp.0.join("empty.pdf");
     std::fs::write(&empty, zero_page_pdf()).unwrap();
-    assert_clean_failure(&dsocr(&["ocr", empty.to_str().unwrap(), "--model", m]), "empty.pdf has no pages");
-    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", tmp.0.to_str().unwrap()]), "config.json");
-    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--mode", "huge"]), "huge");
+    assert_clean_failure(&ocr(&[&empty], &model, &[]), "empty.pdf has no pages");
+    assert_clean_failure(&ocr(&[&image], &tmp.0, &[]), "config.json");
+    assert_clean_failure(&ocr(&[&image], &model, &["--mode", "huge"]), "huge");
     #[cfg(not(feature = "cuda"))]
-    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--device", "cuda"]), "--features cuda");
-    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--dpi", "0"]), "--dpi");
-    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--max-seqs", "0"]), "at least 1");
-    assert_clean_failure(&dsocr(&["ocr", image.to_str().unwrap(), "--model", m, "--gpu-memory", "1.5"]), "at most 1");
+    assert_clean_failure(&ocr(&[&image], &model, &["--device", "cuda"]), "--features cuda");
+    assert_clean_failure(&ocr(&[&image], &model, &["--dpi", "0"]), "--dpi");
+    assert_clean_failure(&ocr(&[&image], &model, &["--max-seqs", "0"]), "at least 1");
+    assert_clean_failure(&ocr(&[&image], &model, &["--gpu-memory", "1.5"]), "at most 1");
+    assert_clean_failure(&ocr(&[&image], &model, &["--vision-thread", "sometimes"]), "sometimes");
     // A failing file among good ones: the others are still processed, the exit code says so.
-    let o = dsocr(&["ocr", notes.to_str().unwrap(), image.to_str().unwrap(), "--model", m, "--max-new-tokens", "2", "--mode", "tiny"]);
+    let o = ocr(&[&notes, &image], &model, &["--max-new-tokens", "2", "--mode", "tiny"]);
     assert_clean_failure(&o, "1 failed");
     assert!(text(&o).0.contains("<!-- dsocr:"), "the good file's markdown is printed");
 }

@@ -222,67 +222,21 @@ pub fn every_page_failed(failures: &[(bool, String)], param: Option<&str>) -> Ap
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::pin::Pin;
     use std::time::Duration;
 
-    use dsocr::engine::EngineStats;
-    use dsocr::preprocess::{Architecture, Mode, PreprocessError, TextTokenizer};
-    use dsocr::{EventSink, Replica, ServiceLoad, ServiceOptions};
+    use dsocr::ServiceOptions;
+    use dsocr::preprocess::{Architecture, Mode};
+    use dsocr::testing::{ByteTokenizer, HeldPages};
 
     use super::*;
 
-    /// An engine that keeps what it is given and runs nothing.
-    #[derive(Default)]
-    struct Keeper {
-        sinks: Mutex<HashMap<u64, EventSink>>,
-        cancelled: Mutex<Vec<u64>>,
-    }
-
-    impl Replica for Keeper {
-        fn submit(&self, tag: u64, _page: PreparedPage, _options: OcrOptions, _stream: bool, sink: EventSink) {
-            self.sinks.lock().unwrap().insert(tag, sink);
-        }
-        fn cancel(&self, tag: u64) {
-            // The sink is kept, to see what it answers afterwards.
-            self.cancelled.lock().unwrap().push(tag);
-        }
-        fn load(&self) -> ServiceLoad {
-            ServiceLoad::default()
-        }
-        fn stats(&self) -> EngineStats {
-            EngineStats::default()
-        }
-        fn failure(&self) -> Option<String> {
-            None
-        }
-        fn description(&self) -> &str {
-            "keeper"
-        }
-    }
-
-    struct Letters;
-
-    impl TextTokenizer for Letters {
-        fn encode_text(&self, text: &str) -> Result<Vec<u32>, PreprocessError> {
-            Ok(text.bytes().map(u32::from).collect())
-        }
-    }
-
-    impl OcrTokenizer for Letters {
-        fn decode(&self, ids: &[u32]) -> String {
-            ids.iter().map(|&i| char::from(i as u8)).collect()
-        }
-    }
-
-    /// Lets go of the pages the keeper holds (so that the service, dropped after it, can stop).
-    struct LetGo(Arc<Keeper>);
+    /// Lets go of the pages held (so that the service, dropped after it, can stop).
+    struct LetGo(Arc<HeldPages>);
 
     impl Drop for LetGo {
         fn drop(&mut self) {
-            if let Ok(mut sinks) = self.0.sinks.lock() {
-                sinks.clear();
-            }
+            self.0.release();
         }
     }
 
@@ -290,9 +244,9 @@ mod tests {
 
     #[test]
     fn a_job_dropped_while_it_submits_cancels_the_pages_it_submitted() {
-        let keeper = Arc::new(Keeper::default());
+        let keeper = Arc::new(HeldPages::default());
         let service =
-            OcrService::from_replicas(vec![keeper.clone()], Arc::new(Letters), Architecture::DeepseekOcr, ServiceOptions::default())
+            OcrService::from_replicas(vec![keeper.clone()], Arc::new(ByteTokenizer), Architecture::DeepseekOcr, ServiceOptions::default())
                 .map(Arc::new)
                 .unwrap();
         let _let_go = LetGo(keeper.clone());
@@ -307,12 +261,12 @@ mod tests {
         assert_eq!(queued.load(Ordering::Acquire), 0, "the request's place in the queue is given back");
 
         let t0 = Instant::now();
-        while keeper.cancelled.lock().unwrap().is_empty() {
+        while keeper.cancelled().is_empty() {
             assert!(t0.elapsed() < Duration::from_secs(30), "page 1 was submitted but never cancelled");
             std::thread::sleep(Duration::from_millis(10));
         }
-        let tag = keeper.cancelled.lock().unwrap()[0];
-        let mut sink = keeper.sinks.lock().unwrap().remove(&tag).expect("page 1 reached the engine");
+        let tag = keeper.cancelled()[0];
+        let mut sink = keeper.take_cancelled(tag).expect("page 1 reached the engine");
         assert!(!sink(Event::Started { tag }), "nobody listens to page 1: its sink says so from its first event");
     }
 }

@@ -5,43 +5,16 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
 use common::*;
-use dsocr::engine::{EngineError, EngineStats, Event, OcrOptions, OcrTokenizer, PreparedPage};
+use dsocr::engine::{EngineError, Event, OcrTokenizer};
 use dsocr::preprocess::{Architecture, PreprocessError, TextTokenizer};
-use dsocr::{EventSink, OcrService, Replica, ServiceLoad, ServiceOptions};
+use dsocr::testing::{ByteTokenizer, HeldPages};
+use dsocr::{OcrService, ServiceOptions};
 use dsocr_serve::ServeOptions;
 use reqwest::StatusCode;
 use serde_json::Value;
-
-/// An engine that keeps the pages it is given and runs nothing; the test finishes them.
-#[derive(Default)]
-struct Keeper {
-    sinks: Mutex<HashMap<u64, EventSink>>,
-}
-
-impl Replica for Keeper {
-    fn submit(&self, tag: u64, _page: PreparedPage, _options: OcrOptions, _stream: bool, sink: EventSink) {
-        self.sinks.lock().unwrap().insert(tag, sink);
-    }
-    fn cancel(&self, tag: u64) {
-        self.sinks.lock().unwrap().remove(&tag);
-    }
-    fn load(&self) -> ServiceLoad {
-        ServiceLoad { pages: self.sinks.lock().unwrap().len(), ..ServiceLoad::default() }
-    }
-    fn stats(&self) -> EngineStats {
-        EngineStats::default()
-    }
-    fn failure(&self) -> Option<String> {
-        None
-    }
-    fn description(&self) -> &str {
-        "keeper"
-    }
-}
 
 /// Holds every page's preparation (its prompt's tokenization) until opened.
 #[derive(Default)]
@@ -75,26 +48,24 @@ struct GatedTokenizer(Arc<Gate>);
 impl TextTokenizer for GatedTokenizer {
     fn encode_text(&self, text: &str) -> Result<Vec<u32>, PreprocessError> {
         self.0.pass();
-        Ok(text.bytes().map(u32::from).collect())
+        ByteTokenizer.encode_text(text)
     }
 }
 
 impl OcrTokenizer for GatedTokenizer {
     fn decode(&self, ids: &[u32]) -> String {
-        ids.iter().map(|&i| char::from(i as u8)).collect()
+        ByteTokenizer.decode(ids)
     }
 }
 
 /// On the way out (a failed assertion included): open the gate and drop the kept pages, so that
 /// the server and its service can stop.
-struct LetGo(Arc<Keeper>, Arc<Gate>);
+struct LetGo(Arc<HeldPages>, Arc<Gate>);
 
 impl Drop for LetGo {
     fn drop(&mut self) {
         self.1.open();
-        if let Ok(mut sinks) = self.0.sinks.lock() {
-            sinks.clear();
-        }
+        self.0.release();
     }
 }
 
@@ -115,7 +86,7 @@ fn error_of(v: &Value) -> (&str, Option<&str>, Option<&str>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pages_are_reserved_at_admission_before_decoding_and_a_request_that_can_never_fit_gets_413() {
-    let keeper = Arc::new(Keeper::default());
+    let keeper = Arc::new(HeldPages::default());
     let gate = Arc::new(Gate::default());
     let tokenizer = Arc::new(GatedTokenizer(gate.clone()));
     let service = OcrService::from_replicas(vec![keeper.clone()], tokenizer, Architecture::DeepseekOcr, ServiceOptions::default()).unwrap();
@@ -152,13 +123,13 @@ async fn pages_are_reserved_at_admission_before_decoding_and_a_request_that_can_
     // A's page in the engine. A file that cannot be decoded is refused for the full queue first:
     // the queue is checked from the page count, before any file is decoded.
     gate.open();
-    wait_until("A's page reaches the engine", || keeper.sinks.lock().unwrap().len() == 1).await;
+    wait_until("A's page reaches the engine", || keeper.count() == 1).await;
     let r = http.post(&url).json(&chat_with_images("describe", std::slice::from_ref(&broken), 4, false)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 
     // A's page finishes (with an input error: the keeper runs nothing): A's one page failed for
     // its input, so A gets 400; its place in the queue is given back.
-    let (tag, mut sink) = keeper.sinks.lock().unwrap().drain().next().unwrap();
+    let (tag, mut sink) = keeper.take_any().unwrap();
     sink(Event::Finished { tag, result: Box::new(Err(EngineError::Input("the keeper runs nothing".into()))) });
     let a = a.await.unwrap().unwrap();
     assert_eq!(a.status(), StatusCode::BAD_REQUEST);
@@ -169,6 +140,6 @@ async fn pages_are_reserved_at_admission_before_decoding_and_a_request_that_can_
     let v: Value = r.json().await.unwrap();
     let (message, param, code) = error_of(&v);
     assert_eq!((param, code), (Some("messages[0].content[1].image_url"), Some("invalid_image")), "{message}");
-    assert!(keeper.sinks.lock().unwrap().is_empty(), "no page of a refused request reached the engine");
+    assert_eq!(keeper.count(), 0, "no page of a refused request reached the engine");
     server.stop().await;
 }
