@@ -12,15 +12,23 @@ use dsocr_preprocess::{PreprocessError, TextTokenizer};
 use crate::replica::{EventSink, Replica, ServiceLoad};
 
 /// An engine that runs nothing: each page submitted is held (with its sink) until the test
-/// takes it and sends it events. A cancelled page is set aside with its sink, so that a test can
-/// see what the sink answers afterwards.
+/// takes it and sends it events. A cancelled page's sink is dropped, as [`Replica::cancel`]
+/// asks (the service then counts the page as gone), unless made with
+/// [`HeldPages::keeping_cancelled`]: its sink is then set aside, so that a test can see what it
+/// answers afterwards (and the service counts the page until [`HeldPages::release`]).
 #[derive(Default)]
 pub struct HeldPages {
     held: Mutex<HashMap<u64, EventSink>>,
-    cancelled: Mutex<Vec<(u64, EventSink)>>,
+    cancelled: Mutex<Vec<(u64, Option<EventSink>)>>,
+    keep_cancelled: bool,
 }
 
 impl HeldPages {
+    /// Cancelled pages keep their sinks ([`HeldPages::take_cancelled`]).
+    pub fn keeping_cancelled() -> Self {
+        HeldPages { keep_cancelled: true, ..HeldPages::default() }
+    }
+
     /// Pages held now (submitted, neither taken nor cancelled).
     pub fn count(&self) -> usize {
         self.held.lock().map_or(0, |held| held.len())
@@ -43,11 +51,11 @@ impl HeldPages {
         self.cancelled.lock().map_or_else(|_| Vec::new(), |c| c.iter().map(|(tag, _)| *tag).collect())
     }
 
-    /// The sink of a cancelled page.
+    /// The sink of a cancelled page, when cancelled pages keep theirs
+    /// ([`HeldPages::keeping_cancelled`]).
     pub fn take_cancelled(&self, tag: u64) -> Option<EventSink> {
         let mut cancelled = self.cancelled.lock().ok()?;
-        let at = cancelled.iter().position(|(t, _)| *t == tag)?;
-        Some(cancelled.remove(at).1)
+        cancelled.iter_mut().find(|(t, _)| *t == tag)?.1.take()
     }
 
     /// Drop every sink held or set aside. A service waits for its pages' sinks when it stops:
@@ -72,7 +80,7 @@ impl Replica for HeldPages {
         if let Some(sink) = self.take(tag)
             && let Ok(mut cancelled) = self.cancelled.lock()
         {
-            cancelled.push((tag, sink));
+            cancelled.push((tag, self.keep_cancelled.then_some(sink)));
         }
     }
     fn load(&self) -> ServiceLoad {
@@ -129,8 +137,18 @@ mod tests {
     }
 
     #[test]
-    fn pages_are_held_until_taken_and_cancelled_ones_are_set_aside() {
+    fn a_cancelled_page_loses_its_sink_unless_asked() {
         let pages = HeldPages::default();
+        let events = Arc::new(AtomicUsize::new(0));
+        pages.submit(1, page(), OcrOptions::default(), false, counting_sink(&events));
+        pages.cancel(1);
+        assert_eq!((pages.count(), pages.cancelled()), (0, vec![1]));
+        assert!(pages.take_cancelled(1).is_none(), "dropped, as Replica::cancel asks");
+    }
+
+    #[test]
+    fn pages_are_held_until_taken_and_cancelled_ones_are_set_aside() {
+        let pages = HeldPages::keeping_cancelled();
         let events = Arc::new(AtomicUsize::new(0));
         for tag in [3, 5, 8] {
             pages.submit(tag, page(), OcrOptions::default(), false, counting_sink(&events));

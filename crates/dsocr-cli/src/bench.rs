@@ -333,7 +333,7 @@ fn bench_devices(args: &BenchArgs, devices: &[DeviceSpec]) -> anyhow::Result<i32
     };
     let mode = dsocr::preprocess::Mode::Gundam.spec();
     let per_device = args.mixed.div_ceil(devices.len().max(1));
-    let gpu = devices.iter().any(|d| matches!(d, DeviceSpec::Cuda(_)));
+    let gpu = devices.iter().all(|d| matches!(d, DeviceSpec::Cuda(_)));
     let engine =
         EngineOptions { vision_thread: args.engine.vision_thread_for(per_device, gpu), ..args.engine.options(&mode, args.max_tokens) };
     let budgets = mixed_budgets(args.mixed, args.min_tokens, args.max_tokens, args.seed);

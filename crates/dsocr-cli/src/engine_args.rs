@@ -23,8 +23,9 @@ pub struct EngineArgs {
     pub vision_lookahead: usize,
     /// Encode pages on a thread (and GPU stream) of their own, beside decoding: `auto` does for
     /// runs of at least 32 pages on a GPU (not for `dsocr serve`, whose pages come one request at
-    /// a time); `--vision-thread` alone is `on` (docs/engine.md, "Vision beside decoding").
-    #[arg(long, value_enum, default_value = "auto", num_args = 0..=1, default_missing_value = "on")]
+    /// a time); `--vision-thread` alone is `on`, a value goes after `=` (`--vision-thread=off`;
+    /// docs/engine.md, "Vision beside decoding").
+    #[arg(long, value_enum, default_value = "auto", num_args = 0..=1, require_equals = true, default_missing_value = "on")]
     pub vision_thread: VisionThread,
     /// Prompt tokens admitted (encoded and prefilled) per engine step, over all pages admitted in it.
     #[arg(long, default_value_t = EngineOptions::default().max_prefill_tokens)]
@@ -130,10 +131,16 @@ mod tests {
     struct Flags {
         #[command(flatten)]
         engine: EngineArgs,
+        /// As `dsocr ocr`'s inputs.
+        inputs: Vec<String>,
+    }
+
+    fn flags(args: &[&str]) -> Flags {
+        Flags::try_parse_from(std::iter::once("dsocr").chain(args.iter().copied())).unwrap()
     }
 
     fn engine(args: &[&str]) -> EngineArgs {
-        Flags::try_parse_from(std::iter::once("dsocr").chain(args.iter().copied())).unwrap().engine
+        flags(args).engine
     }
 
     #[test]
@@ -147,7 +154,10 @@ mod tests {
         assert!(!auto.options(&dsocr::preprocess::Mode::Gundam.spec(), 64).vision_thread);
         let on = engine(&["--vision-thread"]);
         assert!(on.vision_thread_for(1, false) && on.options(&dsocr::preprocess::Mode::Gundam.spec(), 64).vision_thread);
-        assert!(!engine(&["--vision-thread", "off"]).vision_thread_for(1000, true));
-        assert!(Flags::try_parse_from(["dsocr", "--vision-thread", "sometimes"]).is_err());
+        assert!(!engine(&["--vision-thread=off"]).vision_thread_for(1000, true));
+        assert!(Flags::try_parse_from(["dsocr", "--vision-thread=sometimes"]).is_err());
+        // A bare flag takes no value from the next word: that is an input.
+        let bare = flags(&["--vision-thread", "doc.pdf"]);
+        assert_eq!((bare.engine.vision_thread, bare.inputs), (VisionThread::On, vec!["doc.pdf".to_string()]));
     }
 }

@@ -325,7 +325,7 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
             // Each engine gets a share of the pages.
             let share = pages.div_ceil(devices.len().max(1));
             let engine = EngineOptions {
-                vision_thread: args.engine.vision_thread_for(share, devices.iter().any(|d| matches!(d, DeviceSpec::Cuda(_)))),
+                vision_thread: args.engine.vision_thread_for(share, devices.iter().all(|d| matches!(d, DeviceSpec::Cuda(_)))),
                 ..engine
             };
             let service = ServiceOptions { per_engine_pages: engine.max_seqs.unwrap_or(256) + PREPARED_AHEAD };

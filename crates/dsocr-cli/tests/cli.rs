@@ -426,7 +426,7 @@ fn bad_inputs_give_clear_errors_without_panics() {
     assert_clean_failure(&ocr(&[&image], &model, &["--dpi", "0"]), "--dpi");
     assert_clean_failure(&ocr(&[&image], &model, &["--max-seqs", "0"]), "at least 1");
     assert_clean_failure(&ocr(&[&image], &model, &["--gpu-memory", "1.5"]), "at most 1");
-    assert_clean_failure(&ocr(&[&image], &model, &["--vision-thread", "sometimes"]), "sometimes");
+    assert_clean_failure(&ocr(&[&image], &model, &["--vision-thread=sometimes"]), "sometimes");
     // A failing file among good ones: the others are still processed, the exit code says so.
     let o = ocr(&[&notes, &image], &model, &["--max-new-tokens", "2", "--mode", "tiny"]);
     assert_clean_failure(&o, "1 failed");

@@ -73,9 +73,9 @@ fn custom_prompt(text: String) -> Result<String, EngineError> {
     match text.matches("<image>").count() {
         0 => Ok(format!("<image>\n{text}")),
         1 => Ok(text),
-        n => {
-            Err(EngineError::Input(format!("the prompt has <image> {n} times; a page is one image: keep one <image> where the page goes")))
-        }
+        n => Err(EngineError::Input(format!(
+            "the prompt has <image> {n} times; a page is one image: keep one <image> where the page goes, or none (it is then put first)"
+        ))),
     }
 }
 

@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_job_dropped_while_it_submits_cancels_the_pages_it_submitted() {
-        let keeper = Arc::new(HeldPages::default());
+        let keeper = Arc::new(HeldPages::keeping_cancelled());
         let service =
             OcrService::from_replicas(vec![keeper.clone()], Arc::new(ByteTokenizer), Architecture::DeepseekOcr, ServiceOptions::default())
                 .map(Arc::new)

@@ -73,7 +73,11 @@ fn options(state: &AppState, form: &Form) -> Result<OcrOptions, ApiError> {
             Some(p) => custom_task(p, "prompt")?,
             None => return Err(ApiError::invalid(Some("prompt"), "task custom needs a prompt: send it as the form field `prompt`")),
         },
-        Some(name) => Task::from_name(name, form.prompt.as_deref()).map_err(|e| ApiError::invalid(Some("task"), e.to_string()))?,
+        Some(name) => Task::from_name(name, form.prompt.as_deref()).map_err(|e| {
+            // A locate text the model cannot take is the prompt's fault, not the task's.
+            let param = if name.eq_ignore_ascii_case("locate") && form.prompt.is_some() { "prompt" } else { "task" };
+            ApiError::invalid(Some(param), e.to_string())
+        })?,
         None => match form.prompt.as_deref().filter(|p| !p.trim().is_empty()) {
             Some(p) => crate::request::task_from_text(p, "prompt")?,
             None => Task::Markdown,

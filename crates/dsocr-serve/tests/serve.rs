@@ -390,15 +390,16 @@ async fn a_custom_prompt_gets_its_image_and_prompts_that_cannot_run_get_400() {
     let server = start(&dir, serve_options(), engine_options(2), true).await;
     let http = reqwest::Client::new();
     let (uri, png) = banner();
-    let ocr = |prompt: String| {
+    let task_ocr = |task: &'static str, prompt: String| {
         let form = reqwest::multipart::Form::new()
             .part("file", reqwest::multipart::Part::bytes(png.clone()).file_name("banner.png"))
-            .text("task", "custom")
+            .text("task", task)
             .text("prompt", prompt)
             .text("mode", "tiny")
             .text("max_tokens", "2");
         http.post(format!("{}/v1/ocr", server.url)).multipart(form).send()
     };
+    let ocr = |prompt: String| task_ocr("custom", prompt);
 
     // No <image>: put first, as the chat API does with the user's text.
     let r = ocr("What is the title?".into()).await.unwrap();
@@ -413,6 +414,11 @@ async fn a_custom_prompt_gets_its_image_and_prompts_that_cannot_run_get_400() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(error_of(&v).1, Some("prompt"));
     assert!(error_of(&v).0.contains("<image> 2 times"), "{v}");
+    // The text to locate comes after the page's own <image>: one in it is the prompt's fault.
+    let r = task_ocr("locate", "<image> Total".into()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(error_of(&v).1, Some("prompt"), "{v}");
     let r = http
         .post(format!("{}/v1/chat/completions", server.url))
         .json(&chat_body("deepseek-ocr", "<image> and <image>", &uri, 2, true))
