@@ -35,6 +35,7 @@ mod check_layer;
 mod check_projection;
 mod decode_attention;
 mod encoder_attention;
+mod gelu;
 mod host_attention;
 mod host_experts;
 mod host_linear;
@@ -53,6 +54,7 @@ pub use check::{KernelCheck, check_kernels};
 
 pub use decode_attention::{decode_attention, decode_attention_reference};
 pub use encoder_attention::{RelPosBias, encoder_attention, encoder_attention_fused, encoder_attention_reference};
+pub use gelu::gelu;
 pub use host_attention::{AttentionShape, HostRelPos, QUERY_BLOCK, host_encoder_attention};
 pub use host_experts::HostExperts;
 pub use host_linear::{SKINNY_ROWS, host_linear, host_matmul};

@@ -3,14 +3,13 @@
 //! neck and the two stride-2 convolutions that compress a 1024² view to 16×16 tokens.
 
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 use burn::tensor::module::{attention, conv2d};
 use burn::tensor::ops::PadMode;
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 
 use dsocr_core::layers::{LayerNorm, Linear};
 use dsocr_core::{CoreError, StreamCopy, Weights};
-use dsocr_kernels::{RelPosBias, encoder_attention, layer_norm};
+use dsocr_kernels::{RelPosBias, encoder_attention, gelu, layer_norm};
 
 use crate::config::SamConfig;
 use crate::interp::{resize_grid_bicubic_aa, resize_rows_linear};
