@@ -332,10 +332,8 @@ fn bench_devices(args: &BenchArgs, devices: &[DeviceSpec]) -> anyhow::Result<i32
         None => (crate::bench_devices::WeightsFrom::Random(args.arch), "random release-size weights".to_string()),
     };
     let mode = dsocr::preprocess::Mode::Gundam.spec();
-    let per_device = args.mixed.div_ceil(devices.len().max(1));
-    let gpu = devices.iter().all(|d| matches!(d, DeviceSpec::Cuda(_)));
     let engine =
-        EngineOptions { vision_thread: args.engine.vision_thread_for(per_device, gpu), ..args.engine.options(&mode, args.max_tokens) };
+        EngineOptions { vision_thread: args.engine.vision_thread_on(args.mixed, devices), ..args.engine.options(&mode, args.max_tokens) };
     let budgets = mixed_budgets(args.mixed, args.min_tokens, args.max_tokens, args.seed);
     let report =
         crate::bench_devices::run(devices, from, model, dtype, engine, &image, (args.min_tokens, args.max_tokens, args.seed, budgets))?;

@@ -2,6 +2,7 @@
 
 use clap::{Args, ValueEnum};
 use dsocr::EngineOptions;
+use dsocr::common::DeviceSpec;
 use dsocr::kernels::KernelSettings;
 use dsocr::preprocess::ModeSpec;
 
@@ -66,6 +67,13 @@ pub enum VisionThread {
 pub const VISION_THREAD_FROM_PAGES: usize = 32;
 
 impl EngineArgs {
+    /// Whether a run of `pages` pages spread over the engines of `devices` uses the vision thread
+    /// (each engine gets its share; `auto` only when every engine is on a GPU).
+    pub fn vision_thread_on(&self, pages: usize, devices: &[DeviceSpec]) -> bool {
+        let gpu = !devices.is_empty() && devices.iter().all(|d| matches!(d, DeviceSpec::Cuda(_)));
+        self.vision_thread_for(pages.div_ceil(devices.len().max(1)), gpu)
+    }
+
     /// Whether a run of `pages` pages uses the vision thread, on a GPU when `gpu`.
     pub fn vision_thread_for(&self, pages: usize, gpu: bool) -> bool {
         match self.vision_thread {
@@ -150,6 +158,10 @@ mod tests {
         assert!(auto.vision_thread_for(VISION_THREAD_FROM_PAGES, true));
         assert!(!auto.vision_thread_for(VISION_THREAD_FROM_PAGES - 1, true), "a short run keeps one stream");
         assert!(!auto.vision_thread_for(1000, false), "the CPU's cores are shared anyway");
+        // Spread over engines: each engine's share counts, and every engine must be on a GPU.
+        assert!(auto.vision_thread_on(64, &[DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]));
+        assert!(!auto.vision_thread_on(62, &[DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]));
+        assert!(!auto.vision_thread_on(1000, &[DeviceSpec::Cuda(0), DeviceSpec::Cpu]));
         // `options` alone (serve, warmup: pages unknown) starts it only when asked.
         assert!(!auto.options(&dsocr::preprocess::Mode::Gundam.spec(), 64).vision_thread);
         let on = engine(&["--vision-thread"]);

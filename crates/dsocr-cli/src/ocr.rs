@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use dsocr::common::DeviceSpec;
 use dsocr::common::FloatType;
 use dsocr::pdf::DEFAULT_DPI;
 use dsocr::preprocess::{Architecture, Mode};
@@ -307,7 +306,7 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
             // The mode named on the command line, as this checkpoint runs it (DeepSeek-OCR 2's presets).
             let opts = ocr.options_for_model(&opts).with_context(|| format!("--mode {} with {}", args.mode, ocr.architecture()))?;
             let engine = EngineOptions {
-                vision_thread: args.engine.vision_thread_for(pages, matches!(device, DeviceSpec::Cuda(_))),
+                vision_thread: args.engine.vision_thread_on(pages, &[device]),
                 ..args.engine.options(&opts.mode, opts.generation.max_new_tokens)
             };
             run_pages(Runner::One(&ocr), &outputs, &opts, &engine, docs)?
@@ -322,12 +321,7 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
                 .map(|mode| args.engine.options(&mode, tokens))
                 .max_by_key(|e| e.seq_capacity)
                 .unwrap_or_else(|| args.engine.options(&opts.mode, tokens));
-            // Each engine gets a share of the pages.
-            let share = pages.div_ceil(devices.len().max(1));
-            let engine = EngineOptions {
-                vision_thread: args.engine.vision_thread_for(share, devices.iter().all(|d| matches!(d, DeviceSpec::Cuda(_)))),
-                ..engine
-            };
+            let engine = EngineOptions { vision_thread: args.engine.vision_thread_on(pages, &devices), ..engine };
             let service = ServiceOptions { per_engine_pages: engine.max_seqs.unwrap_or(256) + PREPARED_AHEAD };
             let service =
                 OcrService::start_on(&devices, load, engine.clone(), service).with_context(|| format!("loading the model from {model}"))?;

@@ -57,7 +57,7 @@ pub fn encoder_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<
         let n = q.dims()[2];
         return crate::cuda::encoder_attention(q, k, v, bias, causal_from.unwrap_or(n).min(n));
     }
-    if crate::settings().enabled && !crate::runs_cube_kernels(&q.device()) && q.dtype() == DType::F32 {
+    if crate::host_kernels_enabled(&q.device(), q.dtype()) {
         return encoder_attention_host(q, k, v, bias, causal_from);
     }
     encoder_attention_reference(q, k, v, bias, causal_from)

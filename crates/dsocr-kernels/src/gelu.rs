@@ -17,7 +17,7 @@ const CHUNK: usize = 1 << 14;
 /// `x · (1 + erf(x / √2)) / 2` (Burn's `gelu`); on the CPU in f32 with dsocr's kernels on, in
 /// parallel chunks (the module docs say why); otherwise Burn's.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if crate::settings().enabled && !crate::runs_cube_kernels(&x.device()) && x.dtype() == DType::F32 {
+    if crate::host_kernels_enabled(&x.device(), x.dtype()) {
         return host_gelu(x);
     }
     burn::tensor::activation::gelu(x)

@@ -137,3 +137,9 @@ pub fn settings() -> KernelSettings {
 pub fn kernels_enabled(device: &burn::tensor::Device) -> bool {
     settings().enabled && runs_cube_kernels(device)
 }
+
+/// Whether dsocr's host kernels (the CPU's encoder attention and GELU) run for a tensor on
+/// `device` in `dtype`: the CPU in f32, unless [`KernelSettings::enabled`] is off.
+pub(crate) fn host_kernels_enabled(device: &burn::tensor::Device, dtype: burn::tensor::DType) -> bool {
+    settings().enabled && !runs_cube_kernels(device) && dtype == burn::tensor::DType::F32
+}
