@@ -56,6 +56,7 @@ impl DeepseekOcr {
             serde_json::from_slice(&bytes).map_err(|e| OcrError::Model(format!("{cfg_name} is not valid JSON: {e}")))?;
         let tokenizer = tokenizers::Tokenizer::from_file(&files.tokenizer)
             .map_err(|e| OcrError::Model(format!("cannot load tokenizer {}: {e}", files.tokenizer.display())))?;
+        check_weights_fit(&files.weights, float, dsocr_core::device_memory_bytes(&device), device_spec)?;
         let t0 = Instant::now();
         let weights = Weights::new(Checkpoint::open_files(&files.weights)?, &device, float)?;
         let mut ocr = Self::from_weights(&weights, &json, &cfg_name, Arc::new(tokenizer))?;
@@ -201,5 +202,43 @@ impl DeepseekOcr {
         let requests = dsocr_engine::prepare_ahead(jobs, self.tokenizer.clone(), PREPARED_AHEAD, false);
         let mut engine = self.engine(engine)?;
         Ok(engine.run(&requests, &mut on_event)?)
+    }
+}
+
+/// Refuse to load weights larger than the device's memory (`memory`; `None`: not reported):
+/// uploading them would fail with an out-of-memory panic part way. The checkpoint is bf16, so
+/// `float` scales its file size.
+fn check_weights_fit(paths: &[std::path::PathBuf], float: FloatType, memory: Option<u64>, device: DeviceSpec) -> Result<(), OcrError> {
+    let Some(memory) = memory else { return Ok(()) };
+    let file_bytes: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let needed = file_bytes / 2 * float.dtype().size() as u64;
+    if needed < memory {
+        return Ok(());
+    }
+    Err(OcrError::Device(format!(
+        "the weights take {:.1} GB in {float} and {device} has {:.1} GB of memory: run on the CPU (--device cpu){}",
+        needed as f64 / 1e9,
+        memory as f64 / 1e9,
+        if float.dtype().size() > 2 { ", or in bf16 (--dtype bf16)" } else { "" }
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_larger_than_the_device_are_refused_before_loading() {
+        let path = std::env::temp_dir().join(format!("dsocr-weights-fit-{}.safetensors", std::process::id()));
+        std::fs::write(&path, vec![0u8; 1000]).unwrap();
+        let paths = [path.clone()];
+        assert!(check_weights_fit(&paths, FloatType::Bf16, None, DeviceSpec::Cuda(0)).is_ok(), "memory not reported");
+        assert!(check_weights_fit(&paths, FloatType::Bf16, Some(1500), DeviceSpec::Cuda(0)).is_ok());
+        // In f32 the same file takes twice its size.
+        let message = check_weights_fit(&paths, FloatType::F32, Some(1500), DeviceSpec::Cuda(1)).unwrap_err().to_string();
+        assert!(message.contains("cuda:1") && message.contains("--device cpu") && message.contains("--dtype bf16"), "{message}");
+        let message = check_weights_fit(&paths, FloatType::Bf16, Some(900), DeviceSpec::Cuda(0)).unwrap_err().to_string();
+        assert!(!message.contains("--dtype"), "{message}");
+        std::fs::remove_file(&path).unwrap();
     }
 }

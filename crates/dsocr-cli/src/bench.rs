@@ -272,7 +272,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     let mode = dsocr::preprocess::Mode::Gundam.spec_for(ocr.architecture())?;
     for &pages in &args.vision_pages {
         eprintln!("vision alone, {pages} pages together…");
-        let bytes = args.engine.options(&mode, args.new_tokens).vision_batch_bytes;
+        let bytes = args.engine.options(&mode, args.new_tokens).vision_batch_bytes.unwrap_or(dsocr::engine::DEFAULT_VISION_BATCH_BYTES);
         let r = vision_throughput(&ocr, &image, pages.max(1), bytes)?;
         eprintln!("vision: {} pages ({} views) in {:.3} s: {:.1} pages/s", r.pages, r.views, r.seconds, r.pages_per_s);
         report.vision.push(r);

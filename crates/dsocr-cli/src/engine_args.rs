@@ -15,9 +15,10 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = 0.90, value_parser = share)]
     pub gpu_memory: f32,
     /// Estimated peak GB of one batch of views through the vision encoder (pages admitted together
-    /// are encoded together; docs/engine.md, "Vision batches").
-    #[arg(long, default_value_t = dsocr::engine::DEFAULT_VISION_BATCH_BYTES as f64 / (1u64 << 30) as f64)]
-    pub vision_batch_gb: f64,
+    /// are encoded together; docs/engine.md, "Vision batches"). Default: 3/8 of the memory kept
+    /// for activations on a GPU (6 on an H200, less on smaller cards), 6 on the CPU.
+    #[arg(long, value_parser = positive_gb)]
+    pub vision_batch_gb: Option<f64>,
     /// Most pages encoded together when pages are admitted: the admitted ones and the next
     /// waiting ones, encoded ahead of their turn (1: each admitted page alone).
     #[arg(long, default_value_t = EngineOptions::default().vision_lookahead)]
@@ -101,7 +102,7 @@ impl EngineArgs {
             max_seqs: self.max_seqs,
             gpu_memory: self.gpu_memory,
             decode_graphs: !self.no_graphs,
-            vision_batch_bytes: (self.vision_batch_gb.max(0.0) * (1u64 << 30) as f64) as u64,
+            vision_batch_bytes: self.vision_batch_gb.map(|gb| (gb * (1u64 << 30) as f64) as u64),
             max_prefill_tokens: self.max_prefill_tokens.max(1),
             vision_lookahead: self.vision_lookahead.max(1),
             vision_thread: self.vision_thread == VisionThread::On,
@@ -117,6 +118,15 @@ fn at_least_one(text: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(format!("{e}: give a whole number of at least 1")),
+    }
+}
+
+/// A positive number of gigabytes.
+fn positive_gb(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        Ok(_) => Err("must be a positive number of GB, e.g. 2.5".into()),
+        Err(e) => Err(format!("{e}: give a number of GB such as 2.5")),
     }
 }
 
@@ -171,5 +181,15 @@ mod tests {
         // A bare flag takes no value from the next word: that is an input.
         let bare = flags(&["--vision-thread", "doc.pdf"]);
         assert_eq!((bare.engine.vision_thread, bare.inputs), (VisionThread::On, vec!["doc.pdf".to_string()]));
+    }
+
+    #[test]
+    fn the_vision_batch_follows_the_gpu_unless_given() {
+        let gundam = dsocr::preprocess::Mode::Gundam.spec();
+        assert_eq!(engine(&[]).options(&gundam, 64).vision_batch_bytes, None, "the engine's memory plan decides");
+        assert_eq!(engine(&["--vision-batch-gb", "1.5"]).options(&gundam, 64).vision_batch_bytes, Some(3 << 29));
+        for bad in ["0", "-1", "lots"] {
+            assert!(Flags::try_parse_from(["dsocr", "--vision-batch-gb", bad]).is_err(), "{bad}");
+        }
     }
 }

@@ -59,8 +59,17 @@ impl DeviceSpec {
         #[cfg(feature = "cuda")]
         {
             if DeviceSpec::probe_cuda(0) {
-                tracing::info!("device auto: cuda:0");
-                return DeviceSpec::Cuda(0);
+                let memory = DeviceSpec::Cuda(0).device().ok().and_then(|device| device_memory_bytes(&device));
+                if auto_takes_gpu(memory) {
+                    tracing::info!("device auto: cuda:0");
+                    return DeviceSpec::Cuda(0);
+                }
+                tracing::warn!(
+                    "device auto: cuda:0 has {:.1} GB, less than the {:.0} GB the release model needs (6.7 GB of weights, then activations and pages): running on the CPU; --device cuda uses the GPU anyway",
+                    memory.unwrap_or(0) as f64 / 1e9,
+                    AUTO_MIN_GPU_BYTES as f64 / 1e9
+                );
+                return DeviceSpec::Cpu;
             }
             tracing::info!("device auto: no usable CUDA GPU (driver or GPU missing), running on the CPU");
         }
@@ -174,8 +183,37 @@ impl fmt::Display for FloatType {
     }
 }
 
+/// Least device memory `auto` takes a GPU with: at the default `--gpu-memory` 0.90, the release
+/// weights (6.7-6.8 GB in bf16), the smallest activation reserve (2 GiB: docs/engine.md, "KV pool")
+/// and a few pages in flight. An 8 GB card would run out of memory at its first page; 10 GB cards
+/// (RTX 3080) take about five pages at once.
+pub const AUTO_MIN_GPU_BYTES: u64 = 10_000_000_000;
+
+/// Whether `auto` runs on a GPU that reports `memory` bytes (`None`: not reported, taken).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))] // only `auto` of a CUDA build asks
+fn auto_takes_gpu(memory: Option<u64>) -> bool {
+    memory.is_none_or(|bytes| bytes >= AUTO_MIN_GPU_BYTES)
+}
+
+/// The device's total memory in bytes, where the backend reports it (a CUDA GPU); `None` on the CPU.
+pub fn device_memory_bytes(device: &Device) -> Option<u64> {
+    #[cfg(feature = "cuda")]
+    if let burn::backend::DispatchDevice::Cube(cube) = device.as_dispatch() {
+        return cube.client().properties().memory.max_memory();
+    }
+    let _ = device;
+    None
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn auto_leaves_cards_too_small_for_the_model_to_the_cpu() {
+        // An RTX 4060 (8 GB) and a 6 GB laptop GPU: the CPU; an RTX 3080 (10,240 MiB) and up: the GPU.
+        assert!(!auto_takes_gpu(Some(8_585_000_000)) && !auto_takes_gpu(Some(6_442_000_000)));
+        assert!(auto_takes_gpu(Some(10_737_000_000)) && auto_takes_gpu(Some(150_754_000_000)));
+        assert!(auto_takes_gpu(None), "a GPU that does not say keeps the GPU");
+    }
     use super::*;
 
     #[test]

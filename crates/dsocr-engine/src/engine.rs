@@ -27,12 +27,17 @@ use crate::sequence::Sequence;
 use crate::tokenizer::OcrTokenizer;
 use crate::vision_batch::encode_images;
 use crate::vision_thread::{JOBS_IN_FLIGHT, Job, VisionThread};
-use crate::{EngineError, EngineOptions};
+use crate::{EngineError, EngineOptions, MemoryPlan};
 
 /// Pages in flight on the CPU when [`EngineOptions::max_seqs`] is not set.
 const CPU_DEFAULT_SEQS: usize = 4;
 /// Most pages in flight on a GPU when [`EngineOptions::max_seqs`] is not set.
 const GPU_MAX_SEQS: usize = 256;
+
+/// Bytes the device's memory pool holds now (the weights, and anything not yet freed).
+fn memory_in_use(device: &Device) -> u64 {
+    device.memory_pool_usage().map_or(0, |u| u.bytes_reserved)
+}
 
 /// Counters over an engine's life.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -149,39 +154,52 @@ impl<'m> Engine<'m> {
         let capacity = options.seq_capacity.unwrap_or(context).min(context);
         let device = lm.device();
         let row_bytes = lm.pool_row_bytes(capacity);
-        // Started first: its copy of the encoder's weights is then in the memory in use below.
+        // The budget and what the weights left of it, before the vision thread copies the
+        // encoder (its batch size is part of the plan).
+        let gpu = dsocr_core::device_memory_bytes(&device).map(|total| {
+            // Return what earlier engines' pools (persistent allocations) left free, so that
+            // this pool is sized from what is really in use.
+            device.memory_cleanup();
+            let budget = (total as f64 * f64::from(options.gpu_memory)) as u64;
+            let plan = MemoryPlan::for_gpu(budget.saturating_sub(memory_in_use(&device)), options);
+            (total, budget, plan)
+        });
+        let plan = gpu.map_or_else(|| MemoryPlan::for_cpu(options), |(_, _, plan)| plan);
+        // Started before the pool is sized: its copy of the encoder's weights is then in use.
         let vision = match options.vision_thread {
-            true => Some(VisionThread::spawn(encoder.clone(), device.clone(), lm.dtype(), options.vision_batch_bytes)?),
+            true => Some(VisionThread::spawn(encoder.clone(), device.clone(), lm.dtype(), plan.vision_batch_bytes)?),
             false => None,
         };
-        let rows = match dsocr_kernels::device_memory_bytes(&device) {
-            Some(total) => {
-                // Return what earlier engines' pools (persistent allocations) left free, so that
-                // this pool is sized from what is really in use.
-                device.memory_cleanup();
-                let used = device.memory_pool_usage().map_or(0, |u| u.bytes_reserved);
-                let budget = (total as f64 * f64::from(options.gpu_memory)) as u64;
-                let free = budget.saturating_sub(used).saturating_sub(options.activation_reserve);
+        let rows = match gpu {
+            Some((total, budget, plan)) => {
+                let used = memory_in_use(&device);
+                let free = budget.saturating_sub(used).saturating_sub(plan.activation_reserve);
                 let fit = (free / row_bytes) as usize;
                 tracing::info!(
-                    "KV pool: {:.1} GB of {:.1} GB budget after {:.1} GB in use and {:.1} GB for activations: {fit} rows of {capacity} slots ({:.0} MB each)",
+                    "KV pool: {:.1} GB of {:.1} GB budget after {:.1} GB in use and {:.1} GB for activations ({:.1} GB vision batches): {fit} rows of {capacity} slots ({:.0} MB each)",
                     free as f64 / 1e9,
                     budget as f64 / 1e9,
                     used as f64 / 1e9,
-                    options.activation_reserve as f64 / 1e9,
+                    plan.activation_reserve as f64 / 1e9,
+                    plan.vision_batch_bytes as f64 / 1e9,
                     row_bytes as f64 / 1e6
                 );
+                if fit == 0 {
+                    return Err(EngineError::Settings(format!(
+                        "no room on the GPU for one page: {:.1} GB × --gpu-memory {} = {:.1} GB, of which {:.1} GB is in use (the weights) and {:.1} GB is kept for activations, leaving {:.2} GB where a page of {capacity} slots needs {:.2} GB: lower --max-new-tokens, raise --gpu-memory, or run on the CPU (--device cpu)",
+                        total as f64 / 1e9,
+                        options.gpu_memory,
+                        budget as f64 / 1e9,
+                        used as f64 / 1e9,
+                        plan.activation_reserve as f64 / 1e9,
+                        free as f64 / 1e9,
+                        row_bytes as f64 / 1e9,
+                    )));
+                }
                 fit.min(options.max_seqs.unwrap_or(GPU_MAX_SEQS))
             }
             None => options.max_seqs.unwrap_or(CPU_DEFAULT_SEQS),
         };
-        if rows == 0 {
-            return Err(EngineError::Settings(format!(
-                "no room for one sequence of {capacity} slots ({:.0} MB) within --gpu-memory {}: lower --max-new-tokens, or raise --gpu-memory",
-                row_bytes as f64 / 1e6,
-                options.gpu_memory
-            )));
-        }
         let graphs = options.decode_graphs && dsocr_kernels::kernels_enabled(&device);
         let fence = vision.as_ref().map(VisionThread::fence);
         let runner = Runner::new(lm, rows, capacity, graphs, options.prefill_chunk, fence);
@@ -196,7 +214,7 @@ impl<'m> Engine<'m> {
             running: HashMap::new(),
             batch: Vec::new(),
             next_id: 0,
-            vision_batch_bytes: options.vision_batch_bytes,
+            vision_batch_bytes: plan.vision_batch_bytes,
             vision_lookahead: options.vision_lookahead.max(1),
             vision,
             vision_jobs: 0,

@@ -28,6 +28,7 @@
 mod choice;
 mod engine;
 mod error;
+mod memory;
 mod options;
 mod ordered;
 mod page;
@@ -46,6 +47,7 @@ mod vision_thread;
 
 pub use engine::{Engine, EngineStats};
 pub use error::EngineError;
+pub use memory::{MAX_ACTIVATION_RESERVE, MIN_ACTIVATION_RESERVE, MemoryPlan};
 pub use options::{EngineOptions, longest_prompt};
 pub use ordered::InOrder;
 pub use page::{Event, OcrOptions, OcrResult, PreparedPage, Request, Timings};

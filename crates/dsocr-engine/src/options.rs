@@ -12,9 +12,11 @@ pub struct EngineOptions {
     /// Share of the GPU's memory the process may use (weights, KV pool, activations), as vLLM's
     /// `gpu_memory_utilization`. Default 0.90.
     pub gpu_memory: f32,
-    /// Bytes kept free of the KV pool for activations: vision encoding and prefill of one chunk,
-    /// decode steps and their captured graphs (one per batch-size bucket). Default 16 GiB.
-    pub activation_reserve: u64,
+    /// Bytes of a GPU's budget kept free of the KV pool for activations: vision encoding and
+    /// prefill of one chunk, decode steps and their captured graphs (one per batch-size bucket).
+    /// `None` (default): half of what the weights leave, between 2 and 16 GiB
+    /// ([`crate::MemoryPlan`]).
+    pub activation_reserve: Option<u64>,
     /// Slots per pool row: the longest prompt plus its output. Default: the model's context (8,192);
     /// [`EngineOptions::for_pages`] sizes it for a mode and a token budget.
     pub seq_capacity: Option<usize>,
@@ -25,8 +27,9 @@ pub struct EngineOptions {
     pub prefill_chunk: usize,
     /// Estimated peak bytes of one batch of views through the vision encoder: the pages admitted
     /// in a step are encoded together in batches of this size (docs/engine.md, "Vision
-    /// batches"). Default 6 GiB; at least one view runs at a time whatever the value.
-    pub vision_batch_bytes: u64,
+    /// batches"). `None` (default): 3/8 of the activation reserve on a GPU (6 GiB on an H200),
+    /// 6 GiB on the CPU; at least one view runs at a time whatever the value.
+    pub vision_batch_bytes: Option<u64>,
     /// Most pages encoded together when pages are admitted: the admitted pages and, up to this
     /// many in all, the next waiting ones (their embeddings kept until their turn, ≈2.5 MB a
     /// Gundam page), so that vision runs in large batches even when pages are admitted one at a
@@ -47,11 +50,11 @@ impl Default for EngineOptions {
         EngineOptions {
             max_seqs: None,
             gpu_memory: 0.90,
-            activation_reserve: 16 << 30,
+            activation_reserve: None,
             seq_capacity: None,
             max_prefill_tokens: 4096,
             prefill_chunk: 2048,
-            vision_batch_bytes: crate::vision_batch::DEFAULT_VISION_BATCH_BYTES,
+            vision_batch_bytes: None,
             vision_lookahead: 16,
             vision_thread: false,
             decode_graphs: true,

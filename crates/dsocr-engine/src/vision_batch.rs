@@ -23,8 +23,8 @@ use crate::EngineError;
 use crate::page::PreparedPage;
 use crate::pipeline::pixel_tensor;
 
-/// The default of [`crate::EngineOptions::vision_batch_bytes`]: 6 GiB, well within the engine's
-/// default activation reserve (16 GiB). For the release encoder in bf16: three 1024-pixel global
+/// The vision batch on the CPU and on a GPU with the largest activation reserve (16 GiB, of which
+/// it is 3/8: [`crate::MemoryPlan`]). For the release encoder in bf16: three 1024-pixel global
 /// views or fifteen 640-pixel tiles with the bias materialised, 32 or 81 with it folded or added
 /// inside dsocr's fused attention kernel (a CUDA device).
 pub const DEFAULT_VISION_BATCH_BYTES: u64 = 6 << 30;

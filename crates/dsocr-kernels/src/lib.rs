@@ -81,16 +81,6 @@ pub fn runs_cube_kernels(device: &burn::tensor::Device) -> bool {
     }
 }
 
-/// The device's total memory in bytes, where the backend reports it (a CUDA GPU); `None` on the CPU.
-pub fn device_memory_bytes(device: &burn::tensor::Device) -> Option<u64> {
-    #[cfg(feature = "cuda")]
-    if let burn::backend::DispatchDevice::Cube(cube) = device.as_dispatch() {
-        return cube.client().properties().memory.max_memory();
-    }
-    let _ = device;
-    None
-}
-
 /// Process-wide choices of which kernels run, for comparing them (the defaults are the fast
 /// ones). Set with [`configure`] before running a model (the engine's options carry them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
