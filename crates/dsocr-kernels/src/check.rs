@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
-use crate::decode_attention::decode_attention;
+use crate::decode_attention::{KV_BLOCK, decode_attention};
 
 /// The outcome of one kernel case.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ impl KernelCheck {
 
 /// One decode-attention case: pool rows, heads, slots, head size, each sequence's row and newest
 /// slot.
-type AttentionCase = (usize, usize, usize, usize, &'static [i64], &'static [i64]);
+type AttentionCase = (usize, usize, usize, usize, &'static [i64]);
 
 /// Compare each kernel with its reference on `device` in f32 and bf16 (where supported).
 /// On a device without dsocr's kernels both sides are the reference and agree trivially; callers
@@ -39,14 +39,14 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
     let mut out = Vec::new();
     let dtypes: Vec<(DType, f32)> =
         [(DType::F32, 1e-4), (DType::BF16, 2e-2)].into_iter().filter(|(d, _)| device.supports_dtype(*d)).collect();
-    // (pool rows, heads, slots, head size, rows, newest): a release-size decode step, three
-    // sequences of different lengths in rows out of order (one row unused), a short one with most
+    // (pool blocks, heads, head size, table width, newest): a release-size decode step, three
+    // sequences of different lengths over blocks out of order (some unused), short ones with most
     // slots stale, and a head size below 32 (the parity model's) that leaves lanes without elements.
     let cases: [AttentionCase; 4] = [
-        (1, 10, 1200, 128, &[0], &[913]),
-        (4, 10, 1024, 128, &[2, 0, 3], &[699, 63, 64]),
-        (2, 4, 512, 64, &[1, 0], &[2, 0]),
-        (3, 4, 100, 16, &[0, 2], &[76, 99]),
+        (16, 10, 128, 15, &[913]),
+        (40, 10, 128, 16, &[699, 63, 64]),
+        (9, 4, 64, 3, &[2, 0]),
+        (6, 4, 16, 2, &[76, 99]),
     ];
     // The projection kernels (the tile kernel among them) also take f16.
     if device.supports_dtype(DType::F16) {
@@ -62,18 +62,19 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
             out.extend(crate::check_encoder::check_encoder_attention(device, dtype, 3e-2));
             out.extend(crate::check_encoder::check_layer_norm(device, dtype, 3e-2));
         }
-        for (r, h, s, d, rows, newest) in cases {
-            let b = rows.len();
+        for (blocks, h, d, m, newest) in cases {
+            let (b, l) = (newest.len(), KV_BLOCK);
+            let tables = scattered_tables(blocks, m, newest, l);
             let rnd = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (device, dtype));
-            let (q, k, v) = (rnd([b, h, 1, d]), rnd([r, h, s, d]), rnd([r, h, s, d]));
-            let ints = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [b]), device);
-            let got = decode_attention(q.clone(), k.clone(), v.clone(), ints(rows), ints(newest));
+            let (q, k, v) = (rnd([b, h, 1, d]), rnd([blocks, h, l, d]), rnd([blocks, h, l, d]));
+            let ints = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
+            let got = decode_attention(q.clone(), k.clone(), v.clone(), ints(&tables).reshape([b, m]), ints(newest));
             let (got, qv, kv, vv) = (host(got), host(q), host(k), host(v));
-            let expected = exact_decode_attention(&qv, &kv, &vv, rows, newest, (h, s, d));
+            let expected = exact_decode_attention(&qv, &kv, &vv, &tables, newest, (h, l, d));
             let err = max_abs_diff(&got, &expected);
             out.push(KernelCheck {
                 kernel: "decode_attention",
-                case: format!("{dtype:?} pool R={r} H={h} S={s} d={d} rows={rows:?} newest={newest:?}"),
+                case: format!("{dtype:?} pool {blocks} blocks × H={h} L={l} d={d} tables={tables:?} newest={newest:?}"),
                 max_abs_err: err,
                 tolerance,
             });
@@ -96,22 +97,42 @@ pub(crate) fn max_abs_diff(got: &[f32], expected: &[f32]) -> f32 {
     got.iter().zip(expected).map(|(g, e)| (g - e).abs()).fold(0.0f32, f32::max)
 }
 
+/// Block tables `[B, m]` (flat) for sequences whose last live slots are `newest`: each takes the
+/// blocks it needs from the top of a pool of `blocks` downwards (so tables run against block
+/// order), and its unused entries name block 0 (a stand-in, as the engine's scratch block).
+pub(crate) fn scattered_tables(blocks: usize, m: usize, newest: &[i64], l: usize) -> Vec<i64> {
+    let mut next = blocks;
+    let mut tables = Vec::with_capacity(newest.len() * m);
+    for &last in newest {
+        let used = (last as usize + 1).div_ceil(l);
+        assert!(used <= m && used < next, "case needs more blocks than the pool or table has");
+        tables.extend((0..m).map(|i| if i < used { (next - 1 - i) as i64 } else { 0 }));
+        next -= used;
+    }
+    tables
+}
+
 /// Decode attention written out in f64 on host vectors: `q` `[B, H, 1, d]`, the pool `k`/`v`
-/// `[R, H, S, d]`, sequence `b` reading slots `0..=newest[b]` of row `rows[b]`.
+/// `[blocks, H, L, d]`, sequence `b` reading slots `0..=newest[b]` of its blocks `tables[b·M..]`
+/// (`tables` `[B, M]` flat; slot `j` is slot `j % L` of block `tables[b·M + j / L]`).
 pub(crate) fn exact_decode_attention(
     q: &[f32],
     k: &[f32],
     v: &[f32],
-    rows: &[i64],
+    tables: &[i64],
     newest: &[i64],
-    (h, s, d): (usize, usize, usize),
+    (h, l, d): (usize, usize, usize),
 ) -> Vec<f32> {
-    let b = rows.len();
+    let b = newest.len();
+    let m = tables.len() / b;
     let mut out = vec![0.0f32; b * h * d];
     for bi in 0..b {
-        let (row, filled) = (rows[bi] as usize, newest[bi] as usize + 1);
+        let filled = newest[bi] as usize + 1;
         for hi in 0..h {
-            let slot = |t: &[f32], j: usize| t[((row * h + hi) * s + j) * d..][..d].iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+            let slot = |t: &[f32], j: usize| {
+                let block = tables[bi * m + j / l] as usize;
+                t[((block * h + hi) * l + j % l) * d..][..d].iter().map(|&x| f64::from(x)).collect::<Vec<f64>>()
+            };
             let qr: Vec<f64> = q[(bi * h + hi) * d..][..d].iter().map(|&x| f64::from(x)).collect();
             let scores: Vec<f64> =
                 (0..filled).map(|j| slot(k, j).iter().zip(&qr).map(|(a, b)| a * b).sum::<f64>() / (d as f64).sqrt()).collect();
@@ -142,8 +163,8 @@ mod tests {
         let checks = super::check_kernels(&device);
         assert_eq!(
             checks.len(),
-            4 + 5 + 17 + 4 + 4 + 2 + 1,
-            "f32 only on the CPU: 4 attention, 5 norm, 17 projection, 4 RoPE, 4 router, 2 integer-update and 1 argmax cases"
+            4 + 5 + 17 + 5 + 4 + 2 + 1,
+            "f32 only on the CPU: 4 attention, 5 norm, 17 projection, 5 RoPE, 4 router, 2 integer-update and 1 argmax cases"
         );
         for c in checks {
             assert!(c.passed(), "{} {}: {} > {}", c.kernel, c.case, c.max_abs_err, c.tolerance);

@@ -14,7 +14,7 @@ use crate::router::{RouterConfig, route};
 
 /// One RoPE case: positions per sequence, heads, head size, pool rows, each sequence's row and
 /// first slot.
-type RopeCase = (usize, usize, usize, usize, &'static [i64], &'static [i64]);
+type RopeCase = (usize, usize, usize, usize, &'static [i64]);
 
 /// Every RoPE and router case on `device` in `dtype`, accepting `relative` error (of the largest
 /// result magnitude, at least 1).
@@ -23,18 +23,21 @@ pub(crate) fn check_layer_kernels(device: &Device, dtype: DType, relative: f32) 
     // (positions, heads, head size, pool rows, rows, starts): a release-size decode step, a
     // prefill of the parity model's size into the second of two rows, and a decode step of three
     // sequences at different lengths in rows out of order.
-    let rope_cases: [RopeCase; 3] = [(1, 10, 128, 1, &[0], &[2]), (5, 4, 16, 2, &[1], &[0]), (1, 10, 128, 4, &[3, 0, 2], &[6, 0, 3])];
-    for (t, heads, d, pool, rows, starts) in rope_cases {
-        out.push(check_rope(device, dtype, relative, (t, heads, d, pool), (rows, starts), None));
+    // (tokens, heads, head size, block length, starts): a release-size decode step, a prefill
+    // chunk across a block edge, three sequences in short blocks, a chunk after 60 earlier slots.
+    let rope_cases: [RopeCase; 4] =
+        [(1, 10, 128, 64, &[2]), (5, 4, 16, 4, &[1]), (1, 10, 128, 4, &[6, 0, 3]), (70, 4, 16, 64, &[60])];
+    for (t, heads, d, block_len, starts) in rope_cases {
+        out.push(check_rope(device, dtype, relative, (t, heads, d, block_len), starts, None));
     }
     // The release-size step again, its QKV given as the projection's parts (split over K on a
     // GPU): the kernel sums them.
-    out.push(check_rope(device, dtype, relative, (1, 10, 128, 1), (&[0], &[2]), Some(1280)));
+    out.push(check_rope(device, dtype, relative, (1, 10, 128, 64), &[2], Some(1280)));
     // A decode step of 32 sequences, their QKV as the tile kernel's split parts (bf16/f16; in f32
     // the projection is Burn's matmul, not dsocr's kernel).
     if dtype != DType::F32 {
-        let (rows, starts): (Vec<i64>, Vec<i64>) = (0..32).map(|i| (31 - i, (i * 5) % 17)).unzip();
-        out.push(check_rope(device, dtype, relative, (1, 10, 128, 32), (&rows, &starts), Some(1280)));
+        let starts: Vec<i64> = (0..32).map(|i| (i * 37) % 150).collect();
+        out.push(check_rope(device, dtype, relative, (1, 10, 128, 64), &starts, Some(1280)));
     }
     // (tokens, hidden, experts, top-k, shared, renormalise, scaling): the release router, the
     // parity model's, and an expert count that is not a multiple of 32.
@@ -69,21 +72,25 @@ fn check_ints(device: &Device) -> Vec<KernelCheck> {
 }
 
 /// RoPE with the cache write: q, and the whole pool (the written slots and the untouched ones
-/// around them and in other rows, which an in-place write must leave alone). With
+/// around them and in other blocks, which an in-place write must leave alone); each sequence's
+/// blocks are taken from the top of the pool down (see [`crate::check::scattered_tables`]). With
 /// `projected_from = Some(K)` the QKV input is [`linear_parts`] of a `[B·T, K]` activation
 /// (compared with the exact product).
 fn check_rope(
     device: &Device,
     dtype: DType,
     relative: f32,
-    (t, heads, d, pool): (usize, usize, usize, usize),
-    (rows, starts): (&[i64], &[i64]),
+    (t, heads, d, block_len): (usize, usize, usize, usize),
+    starts: &[i64],
     projected_from: Option<usize>,
 ) -> KernelCheck {
-    let b = rows.len();
+    let b = starts.len();
     let hidden = heads * d;
-    let slots = starts.iter().max().copied().unwrap_or(0) as usize + t + 3;
-    let positions = slots + 4;
+    let ends: Vec<i64> = starts.iter().map(|&s| s + t as i64 - 1).collect();
+    let width = ends.iter().map(|&e| (e as usize + 1).div_ceil(block_len)).max().unwrap_or(1) + 1;
+    let pool: usize = ends.iter().map(|&e| (e as usize + 1).div_ceil(block_len)).sum::<usize>() + 2;
+    let tables = crate::check::scattered_tables(pool, width, &ends, block_len);
+    let positions = width * block_len + 4;
     let (qkv, x): (crate::PartialSums, Vec<f32>) = match projected_from {
         None => {
             let qkv = Tensor::<2>::random([b * t, 3 * hidden], Distribution::Normal(0.0, 1.0), (device, dtype));
@@ -98,11 +105,12 @@ fn check_rope(
     };
     let angles = Tensor::<2>::random([positions, d], Distribution::Uniform(-3.0, 3.0), (device, DType::F32));
     let (cos, sin) = (angles.clone().cos().cast(dtype), angles.sin().cast(dtype));
-    let cache = || Tensor::<4>::random([pool, heads, slots, d], Distribution::Normal(0.0, 1.0), (device, dtype));
+    let cache = || Tensor::<4>::random([pool, heads, block_len, d], Distribution::Normal(0.0, 1.0), (device, dtype));
     let (keys, values) = (cache(), cache());
     let (keys_before, values_before) = (host(keys.clone()), host(values.clone()));
     let ints = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
-    let (q, keys, values) = rope_qkv_cached(qkv.clone(), &cos, &sin, &ints(rows), &ints(starts), heads, keys, values);
+    let table = ints(&tables).reshape([b, width]);
+    let (q, keys, values) = rope_qkv_cached(qkv.clone(), &cos, &sin, &table, &ints(starts), heads, keys, values);
     let (c, s) = (host(cos), host(sin));
     let half = d / 2;
     // Part 0/1/2 (q/k/v) of row (bi, ti), head `head`, element e, rotated for q and k.
@@ -116,7 +124,7 @@ fn check_rope(
         let rotated = if e < half { -f64::from(x[row + e + half]) } else { f64::from(x[row + e - half]) };
         xe * f64::from(c[tab + e]) + rotated * f64::from(s[tab + e])
     };
-    let mut expected = Vec::with_capacity(b * heads * t * d + 2 * pool * heads * slots * d);
+    let mut expected = Vec::with_capacity(b * heads * t * d + 2 * pool * heads * block_len * d);
     for bi in 0..b {
         for head in 0..heads {
             for ti in 0..t {
@@ -124,15 +132,22 @@ fn check_rope(
             }
         }
     }
+    // Which (sequence, token) wrote slot `slot` of block `block`, if any.
+    let writer = |block: usize, slot: usize| {
+        (0..b).find_map(|bi| {
+            let used = (ends[bi] as usize + 1).div_ceil(block_len);
+            let i = (0..used).find(|&i| tables[bi * width + i] as usize == block)?;
+            let position = i * block_len + slot;
+            (starts[bi] as usize..=ends[bi] as usize).contains(&position).then(|| (bi, position - starts[bi] as usize))
+        })
+    };
     for (part, before) in [(1, &keys_before), (2, &values_before)] {
-        for pool_row in 0..pool {
-            let writer = rows.iter().position(|&r| r as usize == pool_row);
+        for block in 0..pool {
             for head in 0..heads {
-                for slot in 0..slots {
-                    let at = ((pool_row * heads + head) * slots + slot) * d;
-                    let written = writer.filter(|&bi| (starts[bi] as usize..starts[bi] as usize + t).contains(&slot));
-                    expected.extend((0..d).map(|e| match written {
-                        Some(bi) => value(part, bi, slot - starts[bi] as usize, head, e),
+                for slot in 0..block_len {
+                    let at = ((block * heads + head) * block_len + slot) * d;
+                    expected.extend((0..d).map(|e| match writer(block, slot) {
+                        Some((bi, ti)) => value(part, bi, ti, head, e),
                         None => f64::from(before[at + e]),
                     }));
                 }
@@ -141,7 +156,7 @@ fn check_rope(
     }
     let got = [host(q), host(keys), host(values)].concat();
     let source = projected_from.map_or(String::new(), |k| format!(" from a K={k} projection's parts"));
-    let case = format!("{dtype:?} T={t} heads={heads} d={d} pool rows {pool}, rows {rows:?} from slots {starts:?}{source}");
+    let case = format!("{dtype:?} T={t} heads={heads} d={d} pool {pool} blocks of {block_len}, tables {tables:?} from slots {starts:?}{source}");
     compare("rope_qkv_cached", case, got, &expected, relative)
 }
 

@@ -40,3 +40,10 @@ pub fn increment_ints_reference(dst: Tensor<1, Int>, by: i32) -> Tensor<1, Int> 
 pub(crate) fn host_ints(t: &Tensor<1, Int>) -> Vec<i64> {
     t.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("an integer tensor converts to i64")
 }
+
+/// The rows of an integer table `[B, M]` read to the host.
+pub(crate) fn host_table(t: &Tensor<2, Int>) -> Vec<Vec<i64>> {
+    let [_, m] = t.dims();
+    let flat = t.clone().into_data().convert::<i64>().try_to_vec::<i64>().expect("an integer tensor converts to i64");
+    flat.chunks(m.max(1)).map(<[i64]>::to_vec).collect()
+}

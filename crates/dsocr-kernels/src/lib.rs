@@ -52,7 +52,7 @@ mod cuda;
 pub use argmax::{argmax_into, argmax_into_reference};
 pub use check::{KernelCheck, check_kernels};
 
-pub use decode_attention::{decode_attention, decode_attention_reference};
+pub use decode_attention::{KV_BLOCK, decode_attention, decode_attention_reference, gather_blocks};
 pub use encoder_attention::{RelPosBias, encoder_attention, encoder_attention_fused, encoder_attention_reference};
 pub use gelu::gelu;
 pub use host_attention::{AttentionShape, HostRelPos, QUERY_BLOCK, host_encoder_attention};

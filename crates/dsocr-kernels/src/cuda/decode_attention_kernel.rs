@@ -10,9 +10,11 @@
 //! output with the chunk's maximum and sum. Merge kernel: one cube per (head, sequence), one unit
 //! per output element, rescales the chunks to a common maximum and divides by the total.
 //!
-//! All arithmetic is in f32 whatever the storage type. Each sequence reads its own row of the KV
-//! pool (`rows[b]`) and its live slots end at its newest key's slot (`newest[b]`); both are read
-//! from device tensors (not launch arguments), and the grid depends only on the pool's capacity,
+//! All arithmetic is in f32 whatever the storage type. Each sequence reads its own blocks of the
+//! KV pool (`tables[b, ..]`: slot `s` is slot `s % L` of block `tables[b, s / L]`, `L` a multiple
+//! of [`CHUNK`], so a chunk lies in one block) and its live slots end at its newest key's slot
+//! (`newest[b]`); both are read from device tensors (not launch arguments), and the grid depends
+//! only on the tables' width,
 //! so every step is the same launch: one compiled kernel, and a step that can be captured as a
 //! CUDA graph and replayed.
 //! This file holds only CubeCL code (no Burn), so it compiles for any CubeCL runtime.
@@ -37,7 +39,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     q: &Tensor<F>,
     keys: &Tensor<F>,
     values: &Tensor<F>,
-    rows: &Tensor<I>,
+    tables: &Tensor<I>,
     newest: &Tensor<I>,
     partial: &mut Tensor<f32>,
     stats: &mut Tensor<f32>,
@@ -53,10 +55,14 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     let n_lane = comptime!(head_dim.div_ceil(PLANE)) as usize;
     let n_plane = PLANES as usize;
     let d = head_dim as usize;
-    let row = u32::cast_from(rows[b * rows.stride(0)]) as usize;
-    let last_slot = keys.shape(2) - 1;
+    let block_len = keys.shape(2);
+    let last_slot = tables.shape(1) * block_len - 1;
     let len = clamp_max(u32::cast_from(newest[b * newest.stride(0)]) as usize, last_slot) + 1;
     let start = chunk * CHUNK as usize;
+    // The chunk's block, and the sequence slot of the block's first slot.
+    let block_index = clamp_max(start / block_len, tables.shape(1) - 1);
+    let row = u32::cast_from(tables[b * tables.stride(0) + block_index * tables.stride(1)]) as usize;
+    let first_slot = block_index * block_len;
 
     let q_base = b * q.stride(0) + h * q.stride(1);
     let k_base = row * keys.stride(0) + h * keys.stride(1);
@@ -91,7 +97,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
             for g in 0..GROUP as usize {
                 let j = first + g;
                 // Dead slots (past the newest) still load from a valid slot, then drop out.
-                let slot = clamp_max(j, last_slot);
+                let slot = clamp_max(j, last_slot) - first_slot;
                 slots[g] = slot;
                 let mut dot = f32::new(0.0);
                 #[unroll]
@@ -188,7 +194,7 @@ pub(super) fn decode_attention_split_vec_kernel<F: Float, I: Numeric, N: Size>(
     q: &Tensor<F>,
     keys: &Tensor<Vector<F, N>>,
     values: &Tensor<Vector<F, N>>,
-    rows: &Tensor<I>,
+    tables: &Tensor<I>,
     newest: &Tensor<I>,
     partial: &mut Tensor<f32>,
     stats: &mut Tensor<f32>,
@@ -205,10 +211,14 @@ pub(super) fn decode_attention_split_vec_kernel<F: Float, I: Numeric, N: Size>(
     let vec = comptime!(head_dim / PLANE) as usize;
     let n_plane = PLANES as usize;
     let d = head_dim as usize;
-    let row = u32::cast_from(rows[b * rows.stride(0)]) as usize;
-    let last_slot = keys.shape(2) - 1;
+    let block_len = keys.shape(2);
+    let last_slot = tables.shape(1) * block_len - 1;
     let len = clamp_max(u32::cast_from(newest[b * newest.stride(0)]) as usize, last_slot) + 1;
     let start = chunk * CHUNK as usize;
+    // The chunk's block, and the sequence slot of the block's first slot.
+    let block_index = clamp_max(start / block_len, tables.shape(1) - 1);
+    let row = u32::cast_from(tables[b * tables.stride(0) + block_index * tables.stride(1)]) as usize;
+    let first_slot = block_index * block_len;
 
     let q_base = b * q.stride(0) + h * q.stride(1);
     // Offsets in vectors (the launch checks that the strides are whole vectors).
@@ -236,7 +246,7 @@ pub(super) fn decode_attention_split_vec_kernel<F: Float, I: Numeric, N: Size>(
             #[unroll]
             for g in 0..VEC_GROUP as usize {
                 // Dead slots (past the newest) still load from a valid slot, then drop out.
-                slots[g] = clamp_max(first + g, last_slot);
+                slots[g] = clamp_max(first + g, last_slot) - first_slot;
             }
             #[unroll]
             for g in 0..VEC_GROUP as usize {

@@ -11,25 +11,32 @@ use super::decode_attention_kernel::{
     CHUNK, PLANE, PLANES, decode_attention_merge_kernel, decode_attention_split_kernel, decode_attention_split_vec_kernel,
 };
 
-/// Attention of `q` `[B, H, 1, d]` over slots `0..=newest[b]` of row `rows[b]` of `keys`/`values`
-/// `[R, H, S, d]` (the caller keeps `newest` below `S`: it is on the device).
-pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTensor, rows: CubeTensor, newest: CubeTensor) -> CubeTensor {
+// A chunk of keys must lie in one block of the pool.
+const _: () = assert!(crate::KV_BLOCK.is_multiple_of(CHUNK as usize));
+
+/// Attention of `q` `[B, H, 1, d]` over slots `0..=newest[b]` of the blocks `tables[b, ..]` of `keys`/`values`
+/// `[blocks, H, L, d]` (the caller keeps `newest` below the tables' `blocks × L` slots: it is on the device).
+pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTensor, tables: CubeTensor, newest: CubeTensor) -> CubeTensor {
     let shape = q.meta.shape().clone();
     let (b, h, d) = (shape[0], shape[1], shape[3]);
-    let slots = keys.meta.shape()[2];
+    let block_len = keys.meta.shape()[2];
     assert!(d <= 256, "decode attention kernel: head size {d} is over 256");
-    assert_eq!(values.meta.shape()[2], slots, "decode attention kernel: keys and values differ in slots");
-    assert_eq!(rows.dtype, newest.dtype, "decode attention kernel: rows and newest differ in integer type");
+    assert_eq!(values.meta.shape()[2], block_len, "decode attention kernel: keys and values differ in block length");
     assert!(
-        rows.meta.shape()[0] == b && newest.meta.shape()[0] == b,
-        "decode attention kernel: rows and newest need one entry per sequence"
+        block_len.is_multiple_of(CHUNK as usize),
+        "decode attention kernel: blocks of {block_len} slots are not whole chunks of {CHUNK}"
+    );
+    assert_eq!(tables.dtype, newest.dtype, "decode attention kernel: block tables and newest differ in integer type");
+    assert!(
+        tables.meta.shape().num_dims() == 2 && tables.meta.shape()[0] == b && newest.meta.shape()[0] == b,
+        "decode attention kernel: block tables [B, blocks] and newest [B] need one entry per sequence"
     );
     let plane_size = q.client.properties().hardware.plane_size_max;
     assert_eq!(plane_size, PLANE, "decode attention kernel expects {PLANE}-lane planes, the device has {plane_size}");
-    let (float, int) = (q.dtype, rows.dtype);
+    let (float, int) = (q.dtype, tables.dtype);
     let (client, device) = (q.client.clone(), q.device.clone());
     // The grid covers the whole cache (not just the filled slots) so it is the same every step.
-    let chunks = slots.div_ceil(CHUNK as usize);
+    let chunks = tables.meta.shape()[1] * block_len / CHUNK as usize;
     let partial = empty_device_dtype(client.clone(), device.clone(), Shape::new([b, h, chunks, d]), DType::F32);
     let stats = empty_device_dtype(client.clone(), device.clone(), Shape::new([b, h, chunks, 2]), DType::F32);
     let output = empty_device_dtype(client.clone(), device, Shape::new([b, h, 1, d]), float);
@@ -46,7 +53,7 @@ pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTens
             q.into_tensor_arg(),
             keys.into_tensor_arg(),
             values.into_tensor_arg(),
-            rows.into_tensor_arg(),
+            tables.into_tensor_arg(),
             newest.clone().into_tensor_arg(),
             partial.clone().into_tensor_arg(),
             stats.clone().into_tensor_arg(),
@@ -61,7 +68,7 @@ pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTens
             q.into_tensor_arg(),
             keys.into_tensor_arg(),
             values.into_tensor_arg(),
-            rows.into_tensor_arg(),
+            tables.into_tensor_arg(),
             newest.clone().into_tensor_arg(),
             partial.clone().into_tensor_arg(),
             stats.clone().into_tensor_arg(),

@@ -41,7 +41,7 @@ pub trait DsocrKernels: Backend {
         q: FloatTensor<Self>,
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
-        rows: IntTensor<Self>,
+        tables: IntTensor<Self>,
         newest: IntTensor<Self>,
     ) -> FloatTensor<Self>;
 
@@ -127,8 +127,8 @@ pub trait DsocrKernels: Backend {
 
     /// See [`crate::rope_qkv_cached`].
     /// `qkv` as `splits` f32 parts when `splits > 1`.
-    #[fusion(meta = |qkv, splits, cos, _sin, rows, _starts, heads, keys, values| {
-        let (b, d) = (rows.shape[0], cos.shape[1]);
+    #[fusion(meta = |qkv, splits, cos, _sin, tables, _starts, heads, keys, values| {
+        let (b, d) = (tables.shape[0], cos.shape[1]);
         let q = TensorSpec::new(Shape::new([b, *heads, qkv.shape[0] / *splits / b, d]), cos.dtype);
         (q, keys.clone(), values.clone())
     })]
@@ -138,7 +138,7 @@ pub trait DsocrKernels: Backend {
         splits: usize,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
-        rows: IntTensor<Self>,
+        tables: IntTensor<Self>,
         starts: IntTensor<Self>,
         heads: usize,
         keys: FloatTensor<Self>,
@@ -173,10 +173,10 @@ impl DsocrKernels for CubeBackend {
         q: FloatTensor<Self>,
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
-        rows: IntTensor<Self>,
+        tables: IntTensor<Self>,
         newest: IntTensor<Self>,
     ) -> FloatTensor<Self> {
-        decode_attention_launch::decode_attention(q, keys, values, rows, newest)
+        decode_attention_launch::decode_attention(q, keys, values, tables, newest)
     }
 
     fn encoder_attention(
@@ -265,13 +265,13 @@ impl DsocrKernels for CubeBackend {
         splits: usize,
         cos: FloatTensor<Self>,
         sin: FloatTensor<Self>,
-        rows: IntTensor<Self>,
+        tables: IntTensor<Self>,
         starts: IntTensor<Self>,
         heads: usize,
         keys: FloatTensor<Self>,
         values: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        rope_launch::rope_qkv_cached(qkv, splits, cos, sin, rows, starts, heads, keys, values)
+        rope_launch::rope_qkv_cached(qkv, splits, cos, sin, tables, starts, heads, keys, values)
     }
 
     fn overwrite_ints(dst: IntTensor<Self>, src: IntTensor<Self>) -> IntTensor<Self> {
@@ -294,9 +294,10 @@ impl DsocrKernels for CubeBackend {
     }
 }
 
-/// Whether the kernel handles `q`'s head size (up to 256).
-pub(crate) fn decode_attention_supported(q: &Tensor<4>) -> bool {
-    q.dims()[3] <= 256
+/// Whether the kernel handles `q`'s head size (up to 256) and the pool's blocks (whole chunks
+/// of [`crate::KV_BLOCK`] slots).
+pub(crate) fn decode_attention_supported(q: &Tensor<4>, keys: &Tensor<4>) -> bool {
+    q.dims()[3] <= 256 && keys.dims()[2].is_multiple_of(crate::KV_BLOCK)
 }
 
 /// [`crate::decode_attention`] through the kernel.
@@ -304,14 +305,14 @@ pub(crate) fn decode_attention(
     q: Tensor<4>,
     keys: Tensor<4>,
     values: Tensor<4>,
-    rows: Tensor<1, Int>,
+    tables: Tensor<2, Int>,
     newest: Tensor<1, Int>,
 ) -> Tensor<4> {
     Tensor::from_dispatch(Dispatch::decode_attention(
         q.into_dispatch(),
         keys.into_dispatch(),
         values.into_dispatch(),
-        rows.into_dispatch(),
+        tables.into_dispatch(),
         newest.into_dispatch(),
     ))
 }
@@ -493,7 +494,7 @@ pub(crate) fn rope_qkv_cached(
     splits: usize,
     cos: Tensor<2>,
     sin: Tensor<2>,
-    rows: Tensor<1, Int>,
+    tables: Tensor<2, Int>,
     starts: Tensor<1, Int>,
     heads: usize,
     keys: Tensor<4>,
@@ -504,7 +505,7 @@ pub(crate) fn rope_qkv_cached(
         splits,
         cos.into_dispatch(),
         sin.into_dispatch(),
-        rows.into_dispatch(),
+        tables.into_dispatch(),
         starts.into_dispatch(),
         heads,
         keys.into_dispatch(),

@@ -5,7 +5,7 @@
 //!
 //! One unit per (row, head, pair `i < d/2`) handles elements `i` and `i + d/2` of q, k and v.
 //! The products and the sum are computed in the storage type, op by op, as the reference does.
-//! Each sequence's cache row and first slot are read from device tensors, not launch arguments,
+//! Each sequence's block table and first slot are read from device tensors, not launch arguments,
 //! so a decode step's launch is the same at every position (what a captured CUDA graph needs).
 //! The projection may arrive as the f32 partial products of a linear layer split over `K`
 //! ([`crate::PartialSums`]); the kernel sums them (saving the separate summing launch).
@@ -21,17 +21,17 @@ fn projected<F: Float, P: Float>(qkv: &Tensor<P>, row: usize, col: usize, rows: 
     F::cast_from(part_sum::<P, P>(qkv, qkv, row, col, rows, splits, false))
 }
 
-/// `q` `[B, heads, T, d]` and, for each sequence `b`, slots `starts[b]..starts[b] + T` of cache
-/// row `pool_rows[b]` of `k`, `v` `[R, heads, S, d]`, from `qkv` `[B·T, 3·heads·d]` (as `splits` parts
-/// `[splits·B·T, 3·heads·d]`) and the RoPE tables `cos`, `sin` `[P, d]`; the token in slot `s`
-/// has position `s`. Slots past the cache are clamped to its last slot (memory safety only: the
-/// caller keeps them within it).
+/// `q` `[B, heads, T, d]` and, for each sequence `b`, slots `starts[b]..starts[b] + T` of its
+/// blocks `tables[b, ..]` of `k`, `v` `[blocks, heads, L, d]` (slot `s` is slot `s % L` of block
+/// `tables[b, s / L]`), from `qkv` `[B·T, 3·heads·d]` (as `splits` parts `[splits·B·T, 3·heads·d]`)
+/// and the RoPE tables `cos`, `sin` `[P, d]`; the token in slot `s` has position `s`. Slots past
+/// the table are clamped to its last slot (memory safety only: the caller keeps them within it).
 #[cube(launch)]
 pub(super) fn rope_qkv_kernel<F: Float, P: Float, I: Numeric>(
     qkv: &Tensor<P>,
     cos: &Tensor<F>,
     sin: &Tensor<F>,
-    pool_rows: &Tensor<I>,
+    tables: &Tensor<I>,
     starts: &Tensor<I>,
     q: &mut Tensor<F>,
     k: &mut Tensor<F>,
@@ -51,10 +51,12 @@ pub(super) fn rope_qkv_kernel<F: Float, P: Float, I: Numeric>(
         let hidden = heads * d;
         let lo = head * d + i;
         let hi = lo + half;
-        let cache_row = u32::cast_from(pool_rows[b * pool_rows.stride(0)]) as usize;
-        let slot = clamp_max(u32::cast_from(starts[b * starts.stride(0)]) as usize + t, k.shape(2) - 1);
-        // Never past the tables (the caller keeps slots within them; this only guards memory).
-        let position = clamp_max(slot, cos.shape(0) - 1);
+        let block_len = k.shape(2);
+        let position = clamp_max(u32::cast_from(starts[b * starts.stride(0)]) as usize + t, tables.shape(1) * block_len - 1);
+        let block = u32::cast_from(tables[b * tables.stride(0) + (position / block_len) * tables.stride(1)]) as usize;
+        let slot = position % block_len;
+        // Never past the RoPE tables (the caller keeps positions within them; this only guards memory).
+        let position = clamp_max(position, cos.shape(0) - 1);
         let table = position * cos.stride(0);
         let (c_lo, c_hi) = (cos[table + i * cos.stride(1)], cos[table + (i + half) * cos.stride(1)]);
         let table = position * sin.stride(0);
@@ -69,11 +71,11 @@ pub(super) fn rope_qkv_kernel<F: Float, P: Float, I: Numeric>(
         q[at_hi] = x2 * c_hi + x1 * s_hi;
         let x1 = projected::<F, P>(qkv, row, hidden + lo, rows, splits);
         let x2 = projected::<F, P>(qkv, row, hidden + hi, rows, splits);
-        let out = cache_row * k.stride(0) + head * k.stride(1) + slot * k.stride(2);
+        let out = block * k.stride(0) + head * k.stride(1) + slot * k.stride(2);
         let (at_lo, at_hi) = (out + i * k.stride(3), out + (i + half) * k.stride(3));
         k[at_lo] = x1 * c_lo - x2 * s_lo;
         k[at_hi] = x2 * c_hi + x1 * s_hi;
-        let out = cache_row * v.stride(0) + head * v.stride(1) + slot * v.stride(2);
+        let out = block * v.stride(0) + head * v.stride(1) + slot * v.stride(2);
         let (at_lo, at_hi) = (out + i * v.stride(3), out + (i + half) * v.stride(3));
         v[at_lo] = projected::<F, P>(qkv, row, 2 * hidden + lo, rows, splits);
         v[at_hi] = projected::<F, P>(qkv, row, 2 * hidden + hi, rows, splits);

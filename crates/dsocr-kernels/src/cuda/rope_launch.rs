@@ -24,31 +24,32 @@ pub(super) fn rope_qkv_cached(
     splits: usize,
     cos: CubeTensor,
     sin: CubeTensor,
-    pool_rows: CubeTensor,
+    tables: CubeTensor,
     starts: CubeTensor,
     heads: usize,
     keys: CubeTensor,
     values: CubeTensor,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let d = cos.meta.shape()[1];
-    let b = pool_rows.meta.shape()[0];
+    let b = tables.meta.shape()[0];
     assert_eq!(starts.meta.shape()[0], b, "RoPE kernel: {} starts for {b} rows", starts.meta.shape()[0]);
     assert!(splits >= 1 && qkv.meta.shape()[0].is_multiple_of(splits), "RoPE kernel: QKV rows not in {splits} parts");
     let rows = qkv.meta.shape()[0] / splits;
     assert!(b > 0 && rows.is_multiple_of(b), "RoPE kernel: {rows} QKV rows for a batch of {b}");
     let t = rows / b;
     assert_eq!(qkv.meta.shape()[1], 3 * heads * d, "RoPE kernel: QKV width is not 3 × {heads} heads × {d}");
-    assert_eq!(pool_rows.dtype, starts.dtype, "RoPE kernel: rows and starts differ in integer type");
+    assert_eq!(tables.dtype, starts.dtype, "RoPE kernel: block tables and starts differ in integer type");
+    assert_eq!(tables.meta.shape().num_dims(), 2, "RoPE kernel: block tables are [B, blocks per sequence]");
     for cache in [&keys, &values] {
         let shape = cache.meta.shape();
         assert!(
-            shape[1] == heads && shape[3] == d && t <= shape[2],
-            "RoPE kernel: cache {shape:?} cannot take {t} slots for {heads} heads × {d}"
+            shape[1] == heads && shape[3] == d && t <= shape[2] * tables.meta.shape()[1],
+            "RoPE kernel: cache blocks {shape:?} cannot take {t} slots for {heads} heads × {d}"
         );
     }
     let writable = |c: CubeTensor| if c.can_mut() && c.is_nonoverlapping() { c } else { c.copy() };
     let (keys, values) = (writable(keys), writable(values));
-    let (client, device, dtype, int) = (qkv.client.clone(), qkv.device.clone(), cos.dtype, pool_rows.dtype);
+    let (client, device, dtype, int) = (qkv.client.clone(), qkv.device.clone(), cos.dtype, tables.dtype);
     let part_type = qkv.dtype;
     let q = empty_device_dtype(client.clone(), device, Shape::new([b, heads, t, d]), dtype);
     let units = rows * heads * (d / 2);
@@ -59,7 +60,7 @@ pub(super) fn rope_qkv_cached(
         qkv.into_tensor_arg(),
         cos.into_tensor_arg(),
         sin.into_tensor_arg(),
-        pool_rows.into_tensor_arg(),
+        tables.into_tensor_arg(),
         starts.into_tensor_arg(),
         q.clone().into_tensor_arg(),
         keys.clone().into_tensor_arg(),
