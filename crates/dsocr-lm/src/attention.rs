@@ -27,13 +27,13 @@ pub struct AttentionContext<'a> {
     pub cos: &'a Tensor<2>,
     /// RoPE table `[P, d]` (sines).
     pub sin: &'a Tensor<2>,
-    /// Each sequence's pool row and first slot.
+    /// Each sequence's block table and first slot.
     pub slots: &'a StepSlots,
-    /// `Some((row, start))` for a prefill (one sequence, `T` tokens from slot `start` of pool row
-    /// `row`, known on the host); `None` for a decode step (one token per sequence).
-    pub prefill: Option<(usize, usize)>,
-    /// A decode step over a host pool: `slots`' rows and starts read once for all layers.
-    pub host_slots: Option<(Vec<usize>, Vec<usize>)>,
+    /// `Some((blocks, start))` for a prefill (one sequence, `T` tokens from slot `start` of its
+    /// blocks `blocks`, known on the host); `None` for a decode step (one token per sequence).
+    pub prefill: Option<(&'a [usize], usize)>,
+    /// A decode step over a host pool: `slots`' tables and starts read once for all layers.
+    pub host_slots: Option<(Vec<Vec<usize>>, Vec<usize>)>,
 }
 
 impl Attention {
@@ -57,8 +57,8 @@ impl Attention {
         if let Some(host) = pool.host_mut() {
             let tables = (ctx.cos, ctx.sin);
             let out = match (ctx.prefill, &ctx.host_slots) {
-                (Some((row, start)), _) => host.prefill(layer, qkv.sum(), tables, row, start),
-                (None, Some((rows, starts))) => host.decode(layer, qkv.sum(), tables, rows, starts),
+                (Some((blocks, start)), _) => host.prefill(layer, qkv.sum(), tables, blocks, start),
+                (None, Some((block_tables, starts))) => host.decode(layer, qkv.sum(), tables, block_tables, starts),
                 (None, None) => unreachable!("a decode step over a host pool has its slots on the host"),
             };
             return self.project_out(out, [b, t, hidden]);
@@ -66,12 +66,13 @@ impl Attention {
         // Columns [q | k | v] → heads, q and k rotated; k and v go into the pool.
         let (q, keys, values) = pool.write(layer, qkv, (ctx.cos, ctx.sin), heads, ctx.slots);
         let out = match ctx.prefill {
-            // The step's keys are in slot `starts[b]` of each row.
-            None => dsocr_kernels::decode_attention(q, keys, values, ctx.slots.rows.clone(), ctx.slots.starts.clone()),
-            Some((row, start)) => {
-                let [_, h, _, d] = keys.dims();
-                let live = |c: Tensor<4>| c.slice([row..row + 1, 0..h, 0..start + t, 0..d]);
-                prefill_attention(q, live(keys), live(values), start)
+            // The step's keys are in slot `starts[b]` of each sequence.
+            None => dsocr_kernels::decode_attention(q, keys, values, ctx.slots.tables(), ctx.slots.starts.clone()),
+            Some((blocks, start)) => {
+                // The sequence's live slots gathered from its blocks (a copy of `start + T` slots).
+                let blocks: Vec<i64> = blocks.iter().map(|&b| b as i64).collect();
+                let live = |c: &Tensor<4>| dsocr_kernels::gather_blocks(c, &blocks, start + t);
+                prefill_attention(q, live(&keys), live(&values), start)
             }
         };
         self.project_out(out, [b, t, hidden])
@@ -85,7 +86,7 @@ impl Attention {
 }
 
 /// Attention of a prefill chunk: queries `q` `[1, heads, T, d]` at slots `start..start + T` over
-/// `keys`/`values` `[1, heads, start + T, d]` (the row's live slots). A first chunk is plainly
+/// `keys`/`values` `[1, heads, start + T, d]` (the sequence's live slots). A first chunk is plainly
 /// causal; a later one also sees every earlier slot.
 pub(crate) fn prefill_attention(q: Tensor<4>, keys: Tensor<4>, values: Tensor<4>, start: usize) -> Tensor<4> {
     let [_, heads, t, _] = q.dims();

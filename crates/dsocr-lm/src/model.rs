@@ -9,7 +9,7 @@ use dsocr_kernels::PartialSums;
 
 use crate::attention::{Attention, AttentionContext};
 use crate::config::LmConfig;
-use crate::kv_pool::{KvPool, StepSlots, ints};
+use crate::kv_pool::{KvPool, StepSlots};
 use crate::mlp::{FeedForward, Mlp, Moe};
 use crate::projection::Projection;
 use crate::rope::Rope;
@@ -157,32 +157,36 @@ impl DeepseekLm {
         Ok(Tensor::cat(vec![text, rows.cast(self.dtype())], 0).select(0, idx))
     }
 
-    /// A pool of `rows` rows of `capacity` slots (see [`KvPool`]).
-    pub fn new_pool(&self, rows: usize, capacity: usize) -> KvPool {
+    /// A pool of `blocks` blocks of [`dsocr_kernels::KV_BLOCK`] slots (see [`KvPool`]).
+    pub fn new_pool(&self, blocks: usize) -> KvPool {
         let c = &self.config;
         let device = self.device();
         if dsocr_kernels::runs_cube_kernels(&device) {
-            KvPool::new(c.num_hidden_layers, rows, c.num_attention_heads, c.head_dim(), capacity, &device, self.dtype())
+            KvPool::new(c.num_hidden_layers, blocks, c.num_attention_heads, c.head_dim(), &device, self.dtype())
         } else {
-            KvPool::new_host(c.num_hidden_layers, rows, c.num_attention_heads, c.head_dim(), capacity)
+            KvPool::new_host(c.num_hidden_layers, blocks, c.num_attention_heads, c.head_dim())
         }
     }
 
-    /// Bytes one pool row of `capacity` slots takes.
-    pub fn pool_row_bytes(&self, capacity: usize) -> u64 {
+    /// Bytes one pool block takes.
+    pub fn pool_block_bytes(&self) -> u64 {
         let c = &self.config;
-        KvPool::row_bytes(c.num_hidden_layers, c.num_attention_heads, c.head_dim(), capacity, self.dtype())
+        KvPool::block_bytes(c.num_hidden_layers, c.num_attention_heads, c.head_dim(), self.dtype())
     }
 
     /// Run the decoder on `x` `[B, T, H]`, sequence `b`'s tokens taking slots
-    /// `starts[b]..starts[b] + T` of pool row `rows[b]`; returns the final hidden states `[B, T, H]`
-    /// (after the last norm). `prefill` is `Some((row, start))` for one sequence of `T` tokens.
-    fn forward(&self, x: Tensor<3>, pool: &mut KvPool, slots: &StepSlots, prefill: Option<(usize, usize)>) -> Tensor<3> {
+    /// `starts[b]..starts[b] + T` of its blocks; returns the final hidden states `[B, T, H]` (after
+    /// the last norm). `prefill` is `Some((blocks, start))` for one sequence of `T` tokens.
+    fn forward(&self, x: Tensor<3>, pool: &mut KvPool, slots: &StepSlots, prefill: Option<(&[usize], usize)>) -> Tensor<3> {
         let [b, t, _] = x.dims();
-        assert_eq!(b, slots.len(), "one pool row per sequence");
+        assert_eq!(b, slots.len(), "one block table per sequence");
         let (cos, sin) = self.rope.tables();
-        // A host pool's decode step reads its rows and slots once here, not in every layer.
-        let host_slots = (prefill.is_none() && pool.host_mut().is_some()).then(|| (host_usizes(&slots.rows), host_usizes(&slots.starts)));
+        // A host pool's decode step reads its tables and slots once here, not in every layer.
+        let host_slots = (prefill.is_none() && pool.host_mut().is_some()).then(|| {
+            let width = slots.width();
+            let flat = host_usizes(&slots.tables().reshape([b * width]));
+            (flat.chunks(width).map(<[usize]>::to_vec).collect(), host_usizes(&slots.starts))
+        });
         let ctx = AttentionContext { cos, sin, slots, prefill, host_slots };
         let first_norm = self.layers.first().map_or(&self.norm, |first| &first.input_layernorm);
         let rows = x.clone().reshape([b * t, self.config.hidden_size]);
@@ -201,20 +205,21 @@ impl DeepseekLm {
     }
 
     /// Prefill one sequence: run `embeds` `[T, H]` as the tokens at slots `start..start + T` of
-    /// pool row `row` (slots before `start` already hold this sequence's earlier tokens: a long
-    /// prompt may come in chunks) and return the logits of the last position `[1, V]`.
-    pub fn prefill(&self, embeds: Tensor<2>, row: usize, start: usize, pool: &mut KvPool) -> Result<Tensor<2>, LmError> {
+    /// the sequence whose blocks are `blocks` (slots before `start` already hold its earlier
+    /// tokens: a long prompt may come in chunks) and return the logits of the last position `[1, V]`.
+    pub fn prefill(&self, embeds: Tensor<2>, blocks: &[usize], start: usize, pool: &mut KvPool) -> Result<Tensor<2>, LmError> {
         let [t, h] = embeds.dims();
-        if t == 0 || start + t > pool.capacity() || start + t > self.config.max_position_embeddings || row >= pool.rows() {
+        let room = blocks.len() * dsocr_kernels::KV_BLOCK;
+        if t == 0 || start + t > room || start + t > self.config.max_position_embeddings || blocks.iter().any(|&b| b >= pool.blocks()) {
             return Err(LmError::Input(format!(
-                "prefill of {t} tokens from slot {start} of row {row} does not fit a pool of {} rows × {} slots (context {})",
-                pool.rows(),
-                pool.capacity(),
+                "prefill of {t} tokens from slot {start} does not fit {} blocks ({room} slots) of a pool of {} blocks (context {})",
+                blocks.len(),
+                pool.blocks(),
                 self.config.max_position_embeddings
             )));
         }
-        let slots = StepSlots { rows: ints(&[row], &self.device()), starts: ints(&[start], &self.device()) };
-        let hidden = self.forward(embeds.reshape([1, t, h]), pool, &slots, Some((row, start)));
+        let slots = StepSlots::new(&[blocks.to_vec()], &[start], &self.device());
+        let hidden = self.forward(embeds.reshape([1, t, h]), pool, &slots, Some((blocks, start)));
         Ok(self.logits(hidden.narrow(1, t - 1, 1).reshape([1, h])))
     }
 
@@ -243,11 +248,12 @@ impl DeepseekLm {
     ) -> (Tensor<2>, Tensor<1, Int>) {
         let logits = self.decode_step(tokens.clone(), slots, pool);
         // Moved out so the kernel holds the buffer's only handle and writes it in place; the
-        // stand-in (a handle to the rows, which the kernel does not touch) is replaced at once.
-        let input = std::mem::replace(tokens, slots.rows.clone());
+        // stand-in (a handle to the tables, which the kernel does not touch) is replaced at once.
+        let input = std::mem::replace(tokens, slots.stand_in());
         let (input, next) = dsocr_kernels::argmax_into(logits.clone(), input);
         *tokens = input;
-        let starts = std::mem::replace(&mut slots.starts, slots.rows.clone());
+        let stand_in = slots.stand_in();
+        let starts = std::mem::replace(&mut slots.starts, stand_in);
         slots.starts = dsocr_kernels::increment_ints(starts, 1);
         (logits, next)
     }
