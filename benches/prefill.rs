@@ -19,8 +19,8 @@ fn bench_prefill(c: &mut Criterion) {
     group.throughput(Throughput::Elements(PROMPT as u64));
     group.bench_function("a4_gundam_913_tokens", |b| {
         b.iter(|| {
-            let mut pool = lm.new_pool(1, PROMPT + 1);
-            let logits = lm.prefill(embeds.clone(), 0, 0, &mut pool).expect("prefill");
+            let (mut pool, blocks) = lm.new_single_pool(PROMPT + 1);
+            let logits = lm.prefill(embeds.clone(), &blocks, 0, &mut pool).expect("prefill");
             common::sync(&m.device);
             logits
         })

@@ -120,8 +120,8 @@ pub fn stage_timings(ocr: &DeepseekOcr, image: &RgbImage) -> Result<StageTimings
     sync()?;
     t.projector_s = t3.elapsed().as_secs_f64();
     let t4 = Instant::now();
-    let mut pool = ocr.lm().new_pool(1, page.prompt.len() + 1);
-    let logits = ocr.lm().prefill(embeds, 0, 0, &mut pool)?;
+    let (mut pool, blocks) = ocr.lm().new_single_pool(page.prompt.len() + 1);
+    let logits = ocr.lm().prefill(embeds, &blocks, 0, &mut pool)?;
     let _first = logits.argmax(1).into_data();
     t.prefill_s = t4.elapsed().as_secs_f64();
     t.ttft_s = t.preprocess_s + t.sam_s + t.stage2_s + t.projector_s + t.prefill_s;
@@ -133,8 +133,10 @@ pub fn stage_timings(ocr: &DeepseekOcr, image: &RgbImage) -> Result<StageTimings
 pub struct WorkloadReport {
     /// Pages run.
     pub pages: usize,
-    /// Most pages in flight allowed (pool rows).
-    pub rows: usize,
+    /// Most pages in flight allowed (`max_seqs`).
+    pub max_seqs: usize,
+    /// Blocks of the KV pool (64 slots each).
+    pub kv_blocks: usize,
     /// Tokens generated over all pages.
     pub tokens: usize,
     /// Wall time of the whole run, preparation on CPU threads included (seconds).
@@ -231,7 +233,8 @@ pub fn run_workload(ocr: &DeepseekOcr, images: &[RgbImage], budgets: &[usize], e
     let decode_tokens = stats.batch_sum;
     Ok(WorkloadReport {
         pages: budgets.len(),
-        rows: stats.rows,
+        max_seqs: stats.max_seqs,
+        kv_blocks: stats.kv_blocks,
         tokens: stats.tokens,
         wall_s,
         tokens_per_s: stats.tokens as f64 / wall_s.max(1e-9),

@@ -165,8 +165,8 @@ pub fn run_case(ocr: &DeepseekOcr, case_dir: &Path) -> Result<ParityReport, OcrE
     let mask: Vec<bool> = rec.u8("images_seq_mask").ok_or_else(|| bad("images_seq_mask"))?.1.iter().map(|&m| m != 0).collect();
     let embeds = ocr.lm().embed_prompt(&ref_ids, &mask, Some(ref_rows))?;
     stage("inputs_embeds", host(embeds.clone()), false);
-    let mut pool = ocr.lm().new_pool(1, ref_ids.len() + 1);
-    let logits = ocr.lm().prefill(embeds.clone(), 0, 0, &mut pool)?;
+    let (mut pool, blocks) = ocr.lm().new_single_pool(ref_ids.len() + 1);
+    let logits = ocr.lm().prefill(embeds.clone(), &blocks, 0, &mut pool)?;
     stage("prefill_logits_last", host(logits), true);
     drop(pool);
     // Greedy tokens through the engine, from the recorded pixels' prompt (the same page as above).

@@ -226,11 +226,12 @@ impl OcrService {
         load
     }
 
-    /// The engines' counters, summed (rows: all engines' rows; seq_capacity: the largest).
+    /// The engines' counters, summed (max_seqs and kv_blocks: all engines'; seq_capacity: the largest).
     pub fn stats(&self) -> EngineStats {
         let mut all = EngineStats::default();
         for s in self.replicas.iter().map(|r| r.stats()) {
-            all.rows += s.rows;
+            all.max_seqs += s.max_seqs;
+            all.kv_blocks += s.kv_blocks;
             all.seq_capacity = all.seq_capacity.max(s.seq_capacity);
             all.steps += s.steps;
             all.tokens += s.tokens;

@@ -54,7 +54,8 @@ pub fn mixed_on_service(service: &OcrService, image: &RgbImage, budgets: &[usize
     let cold = once(service, image, budgets)?;
     let mut warm = once(service, image, budgets)?;
     warm.cold_wall_s = Some(cold.wall_s);
-    warm.rows = service.stats().rows;
+    let stats = service.stats();
+    (warm.max_seqs, warm.kv_blocks) = (stats.max_seqs, stats.kv_blocks);
     Ok(warm)
 }
 

@@ -261,7 +261,7 @@ pub fn run_pages(
     }
     let wall = t0.elapsed().as_secs_f64();
     tracing::info!(
-        "{total} page(s), {} tokens in {wall:.1} s ({:.0} tok/s, {:.1} pages/min); {} decode steps, mean batch {:.1}, at most {} in flight of {} rows; \
+        "{total} page(s), {} tokens in {wall:.1} s ({:.0} tok/s, {:.1} pages/min); {} decode steps, mean batch {:.1}, at most {} in flight (allowed {}, KV blocks {}); \
          the engine waited {:.2} s for pages from the CPU ({:.3} s per page); vision {:.1} s ({} batches; waited for {:.1} s), prefill {:.1} s, \
          decode {:.1} s ({} graph captures, {:.1} s; {} choices under a repetition ban); writing outputs {:.1} s",
         stats.tokens,
@@ -270,7 +270,8 @@ pub fn run_pages(
         stats.steps,
         stats.batch_sum as f64 / stats.steps.max(1) as f64,
         stats.peak_in_flight,
-        stats.rows,
+        stats.max_seqs,
+        stats.kv_blocks,
         stats.input_wait_s,
         stats.input_wait_s / total.max(1) as f64,
         stats.vision_s,

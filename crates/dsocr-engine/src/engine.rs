@@ -3,10 +3,11 @@
 //! Waiting pages are encoded (SAM, CLIP or the Qwen2 encoder, projector) ahead of their admission,
 //! in batches, between decode steps (or, as an option, by a vision thread beside decoding:
 //! [`EngineOptions::vision_thread`]). Each step the [`Scheduler`] admits encoded
-//! pages into free pool rows; each admitted page is prefilled into its row and its first token
-//! chosen; then one decode step runs every running page at its own position; each page's next
-//! token is chosen by its own sampler and repetition guard, and pages that reached EOS or their
-//! budget are retired, freeing their rows for the next step's admissions.
+//! pages while the KV pool has the blocks each one's length needs; each admitted page is
+//! prefilled into its blocks and its first token chosen; then one decode step runs every running
+//! page at its own position; each page's next token is chosen by its own sampler and repetition
+//! guard, and pages that reached EOS or their budget are retired, freeing their blocks for the
+//! next step's admissions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +15,8 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
 use dsocr_core::burn::prelude::*;
-use dsocr_lm::DeepseekLm;
+use dsocr_kernels::KV_BLOCK;
+use dsocr_lm::{DeepseekLm, KvPool};
 use dsocr_vision::DeepEncoder;
 use serde::Serialize;
 
@@ -42,9 +44,12 @@ fn memory_in_use(device: &Device) -> u64 {
 /// Counters over an engine's life.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct EngineStats {
-    /// Pool rows: the most pages that can be in flight.
-    pub rows: usize,
-    /// Slots per row.
+    /// Most pages in flight at once (`max_seqs`, or its default); fewer when the KV blocks run out.
+    pub max_seqs: usize,
+    /// Blocks of the KV pool ([`KV_BLOCK`] slots each; a page holds those its prompt and token
+    /// budget need).
+    pub kv_blocks: usize,
+    /// Slots of the longest page (the mode's longest prompt and the token budget).
     pub seq_capacity: usize,
     /// Decode steps run.
     pub steps: usize,
@@ -153,7 +158,10 @@ impl<'m> Engine<'m> {
         let context = lm.config().max_position_embeddings;
         let capacity = options.seq_capacity.unwrap_or(context).min(context);
         let device = lm.device();
-        let row_bytes = lm.pool_row_bytes(capacity);
+        let block_bytes = lm.pool_block_bytes();
+        // Blocks of the longest sequence (the mode's longest prompt and the whole budget).
+        let width = KvPool::blocks_for(capacity);
+        let max_seqs = options.max_seqs.unwrap_or(if dsocr_kernels::runs_cube_kernels(&device) { GPU_MAX_SEQS } else { CPU_DEFAULT_SEQS });
         // The budget and what the weights left of it, before the vision thread copies the
         // encoder (its batch size is part of the plan).
         let gpu = dsocr_core::device_memory_bytes(&device).map(|total| {
@@ -170,21 +178,24 @@ impl<'m> Engine<'m> {
             true => Some(VisionThread::spawn(encoder.clone(), device.clone(), lm.dtype(), plan.vision_batch_bytes)?),
             false => None,
         };
-        let rows = match gpu {
+        // More blocks than `max_seqs` sequences of the longest length can use would sit idle.
+        let blocks = match gpu {
             Some((total, budget, plan)) => {
                 let used = memory_in_use(&device);
                 let free = budget.saturating_sub(used).saturating_sub(plan.activation_reserve);
-                let fit = (free / row_bytes) as usize;
+                // One block is the scratch block (see the runner).
+                let fit = ((free / block_bytes) as usize).saturating_sub(1).min(max_seqs * width);
                 tracing::info!(
-                    "KV pool: {:.1} GB of {:.1} GB budget after {:.1} GB in use and {:.1} GB for activations ({:.1} GB vision batches): {fit} rows of {capacity} slots ({:.0} MB each)",
+                    "KV pool: {:.1} GB of {:.1} GB budget after {:.1} GB in use and {:.1} GB for activations ({:.1} GB vision batches): {fit} blocks of {KV_BLOCK} slots ({:.1} MB each), {} pages of the longest length ({capacity} slots) or more shorter ones, at most {max_seqs} at once",
                     free as f64 / 1e9,
                     budget as f64 / 1e9,
                     used as f64 / 1e9,
                     plan.activation_reserve as f64 / 1e9,
                     plan.vision_batch_bytes as f64 / 1e9,
-                    row_bytes as f64 / 1e6
+                    block_bytes as f64 / 1e6,
+                    fit / width,
                 );
-                if fit == 0 {
+                if fit < width {
                     return Err(EngineError::Settings(format!(
                         "no room on the GPU for one page: {:.1} GB × --gpu-memory {} = {:.1} GB, of which {:.1} GB is in use (the weights) and {:.1} GB is kept for activations, leaving {:.2} GB where a page of {capacity} slots needs {:.2} GB: lower --max-new-tokens, raise --gpu-memory, or run on the CPU (--device cpu)",
                         total as f64 / 1e9,
@@ -193,23 +204,32 @@ impl<'m> Engine<'m> {
                         used as f64 / 1e9,
                         plan.activation_reserve as f64 / 1e9,
                         free as f64 / 1e9,
-                        row_bytes as f64 / 1e9,
+                        (width as u64 * block_bytes) as f64 / 1e9,
                     )));
                 }
-                fit.min(options.max_seqs.unwrap_or(GPU_MAX_SEQS))
+                fit
             }
-            None => options.max_seqs.unwrap_or(CPU_DEFAULT_SEQS),
+            None => max_seqs * width,
+        };
+        let blocks = match options.kv_blocks {
+            Some(set) if set < width => {
+                return Err(EngineError::Settings(format!(
+                    "kv_blocks {set} cannot hold one page of {capacity} slots ({width} blocks of {KV_BLOCK}): set at least {width}"
+                )));
+            }
+            Some(set) => set.min(blocks),
+            None => blocks,
         };
         let graphs = options.decode_graphs && dsocr_kernels::kernels_enabled(&device);
         let fence = vision.as_ref().map(VisionThread::fence);
-        let runner = Runner::new(lm, rows, capacity, graphs, options.prefill_chunk, fence);
-        let stats = EngineStats { rows, seq_capacity: capacity, ..Default::default() };
+        let runner = Runner::new(lm, blocks, capacity, graphs, options.prefill_chunk, fence);
+        let stats = EngineStats { max_seqs, kv_blocks: blocks, seq_capacity: capacity, ..Default::default() };
         Ok(Engine {
             encoder,
             lm,
             tokenizer,
             runner,
-            scheduler: Scheduler::new(rows, options.max_prefill_tokens),
+            scheduler: Scheduler::new(max_seqs, blocks, KV_BLOCK, options.max_prefill_tokens),
             pending: HashMap::new(),
             running: HashMap::new(),
             batch: Vec::new(),
@@ -258,7 +278,8 @@ impl<'m> Engine<'m> {
             Ok(page) => {
                 let id = self.next_id;
                 self.next_id += 1;
-                self.scheduler.add(id, page.prompt.len());
+                let len = page.prompt.len();
+                self.scheduler.add(id, len, len + budget(len, &options, self.runner.capacity()));
                 let page = Arc::new(page);
                 self.pending.insert(id, Pending { tag, page, options, stream, arrived: Instant::now(), encoding: false, encoded: None });
             }
@@ -296,7 +317,7 @@ impl<'m> Engine<'m> {
         loop {
             // Take what can be admitted soon, without waiting while pages are decoding
             // (and enough waiting pages for a vision batch ahead of admission).
-            while open && self.scheduler.waiting() < self.scheduler.free_rows() + self.vision_lookahead {
+            while open && self.scheduler.waiting() < self.scheduler.room() + self.vision_lookahead {
                 let next = if self.is_idle() {
                     let t = Instant::now();
                     let r = requests.recv().ok();
@@ -332,18 +353,19 @@ impl<'m> Engine<'m> {
         self.feed_vision()?;
         let pending = &self.pending;
         let schedule = self.scheduler.schedule(|id| pending.get(&id).is_some_and(|p| p.encoded.is_some()));
-        for &(id, row) in &schedule.admit {
+        let admitted = schedule.admit.len();
+        for (id, blocks) in schedule.admit {
             let pending = self.pending.remove(&id).expect("admitted pages are pending");
             let tag = pending.tag;
-            if let Err(e) = self.start(id, row, pending, on_event) {
+            if let Err(e) = self.start(id, blocks, pending, on_event) {
                 self.scheduler.finish(id);
                 self.stats.pages += 1;
                 on_event(Event::Finished { tag, result: Box::new(Err(e)) });
             }
         }
-        let batch: Vec<SeqId> = schedule.decode.iter().map(|&(id, _)| id).filter(|id| self.running.contains_key(id)).collect();
+        let batch: Vec<SeqId> = schedule.decode.into_iter().filter(|id| self.running.contains_key(id)).collect();
         if batch.is_empty() {
-            if schedule.admit.is_empty() && self.vision_jobs > 0 {
+            if admitted == 0 && self.vision_jobs > 0 {
                 // Nothing to run until the vision thread hands back pages.
                 self.collect_vision(true)?;
             }
@@ -356,7 +378,7 @@ impl<'m> Engine<'m> {
     /// the free rows, plus `vision_lookahead` ahead, in jobs of `vision_lookahead` pages. The
     /// vision thread gets up to [`JOBS_IN_FLIGHT`] jobs at a time; without it, one job runs here.
     fn feed_vision(&mut self) -> Result<(), EngineError> {
-        let target = self.scheduler.free_rows() + self.vision_lookahead;
+        let target = self.scheduler.room() + self.vision_lookahead;
         let fresh: Vec<SeqId> = self
             .scheduler
             .waiting_ids()
@@ -430,8 +452,8 @@ impl<'m> Engine<'m> {
         Ok(())
     }
 
-    /// Prefill an admitted (and encoded) page into `row`, and take its first token.
-    fn start(&mut self, id: SeqId, row: usize, pending: Pending, on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
+    /// Prefill an admitted (and encoded) page into its `blocks`, and take its first token.
+    fn start(&mut self, id: SeqId, blocks: Vec<usize>, pending: Pending, on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
         let Pending { tag, page, options, stream, encoded, .. } = pending;
         let Encoded { rows, queue_s, vision_s } = encoded.expect("admitted pages are encoded");
         let t1 = Instant::now();
@@ -440,9 +462,9 @@ impl<'m> Engine<'m> {
             ImageRows::Host(data) => Tensor::from_data(data, (&self.lm.device(), self.lm.dtype())),
         };
         let embeds = self.lm.embed_prompt(&page.prompt.input_ids, &page.prompt.images_seq_mask, Some(rows))?;
-        let logits = self.runner.prefill(embeds, row)?;
-        let budget = options.generation.max_new_tokens.min(self.runner.capacity() - page.prompt.len());
-        let mut seq = Sequence::new(tag, row, &page, &options, budget, stream, self.lm.config().eos_token_id, self.tokenizer);
+        let logits = self.runner.prefill(embeds, &blocks)?;
+        let budget = budget(page.prompt.len(), &options, self.runner.capacity());
+        let mut seq = Sequence::new(tag, blocks, &page, &options, budget, stream, self.lm.config().eos_token_id, self.tokenizer);
         seq.timings.queue_s = queue_s;
         seq.timings.vision_s = vision_s;
         let token = seq.choose(logits)?;
@@ -463,10 +485,10 @@ impl<'m> Engine<'m> {
         let t0 = Instant::now();
         if batch != self.batch {
             let seqs: Vec<&Sequence<'_>> = batch.iter().map(|id| &self.running[id]).collect();
-            let rows: Vec<usize> = seqs.iter().map(|s| s.row).collect();
+            let tables: Vec<&[usize]> = seqs.iter().map(|s| s.blocks.as_slice()).collect();
             let starts: Vec<usize> = seqs.iter().map(|s| s.next_slot()).collect();
             let tokens: Vec<u32> = seqs.iter().map(|s| s.last_token()).collect();
-            self.runner.set_batch(&rows, &starts, &tokens);
+            self.runner.set_batch(&tables, &starts, &tokens);
             self.batch = batch;
         }
         let t_step = Instant::now();
@@ -531,6 +553,12 @@ impl<'m> Engine<'m> {
         let result = finish_page(seq, self.tokenizer);
         on_event(Event::Finished { tag, result: Box::new(Ok(result)) });
     }
+}
+
+/// New tokens a page with a prompt of `prompt_len` tokens may write: its budget, within the
+/// engine's `capacity` slots per sequence.
+fn budget(prompt_len: usize, options: &OcrOptions, capacity: usize) -> usize {
+    options.generation.max_new_tokens.min(capacity.saturating_sub(prompt_len))
 }
 
 fn sync(device: &Device, during: &str) -> Result<(), EngineError> {

@@ -2,9 +2,9 @@
 //!
 //! The engine that runs DeepSeek-OCR over many pages at once, with continuous batching
 //! (docs/engine.md): pages go in as [`Request`]s (prepared on CPU threads ahead of the GPU by
-//! [`prepare_page`] / [`prepare_ahead`]); the [`Scheduler`] admits them into rows of the KV pool
-//! as rows free up, once encoded (in batches, ahead of their admission); each admitted page
-//! is prefilled between decode steps; one decode
+//! [`prepare_page`] / [`prepare_ahead`]); the [`Scheduler`] admits them once encoded (in batches,
+//! ahead of their admission) while the KV pool has the blocks each one's length needs; each
+//! admitted page is prefilled between decode steps; one decode
 //! step runs every page in flight at its own position; each page's tokens are chosen by its own
 //! sampler and repetition guard; finished pages come back as [`Event`]s with their [`OcrResult`],
 //! as they complete (use [`InOrder`] for input order).
@@ -16,11 +16,13 @@
 //! use dsocr_engine::{EngineOptions, Scheduler};
 //! let options = EngineOptions::for_pages(&dsocr_preprocess::Mode::Gundam.spec(), 1024);
 //! assert_eq!(options.seq_capacity, Some(1327 + 1024));
-//! let mut scheduler = Scheduler::new(2, options.max_prefill_tokens);
-//! scheduler.add(0, 913);
-//! // Page 0 is admitted once encoded.
+//! // Two pages at most, a pool of 40 blocks of 64 slots.
+//! let mut scheduler = Scheduler::new(2, 40, 64, options.max_prefill_tokens);
+//! scheduler.add(0, 913, 913 + 1024);
+//! // Page 0 is admitted once encoded, with the 31 blocks its 1,937 slots need.
 //! assert_eq!(scheduler.schedule(|_| false).admit, vec![]);
-//! assert_eq!(scheduler.schedule(|_| true).admit, vec![(0, 0)]);
+//! let admitted = scheduler.schedule(|_| true).admit;
+//! assert_eq!((admitted[0].0, admitted[0].1.len(), scheduler.free_blocks()), (0, 31, 9));
 //! ```
 
 #![warn(missing_docs)]

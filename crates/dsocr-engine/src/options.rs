@@ -17,7 +17,12 @@ pub struct EngineOptions {
     /// `None` (default): half of what the weights leave, between 2 and 16 GiB
     /// ([`crate::MemoryPlan`]).
     pub activation_reserve: Option<u64>,
-    /// Slots per pool row: the longest prompt plus its output. Default: the model's context (8,192);
+    /// Blocks of the KV pool (64 slots each; a page holds those its prompt and token budget need,
+    /// from admission to retirement). `None` (default): as GPU memory allows (at most `max_seqs`
+    /// pages of the longest length), `max_seqs` pages of the longest length on the CPU. A set
+    /// value is capped the same way and must hold one page of the longest length.
+    pub kv_blocks: Option<usize>,
+    /// Slots of the longest page: the longest prompt plus its output. Default: the model's context (8,192);
     /// [`EngineOptions::for_pages`] sizes it for a mode and a token budget.
     pub seq_capacity: Option<usize>,
     /// Prompt tokens prefilled per step, over all pages admitted in it (at least one page is).
@@ -51,6 +56,7 @@ impl Default for EngineOptions {
             max_seqs: None,
             gpu_memory: 0.90,
             activation_reserve: None,
+            kv_blocks: None,
             seq_capacity: None,
             max_prefill_tokens: 4096,
             prefill_chunk: 2048,

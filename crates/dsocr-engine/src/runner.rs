@@ -3,10 +3,11 @@
 //! ≈ 130 kernel launches, each costing host time in Burn's fusion layer); docs/engine.md.
 //!
 //! A decode step reads its inputs from fixed device buffers per bucket: the input tokens, each
-//! sequence's pool row and slot. When the batch changes (a page admitted or retired) the host
-//! rewrites them in place; between changes the step itself writes the next tokens (its argmax)
-//! and advances the slots. A batch of `n` sequences runs in the smallest bucket of at least `n`
-//! rows, the spare rows pointing at a scratch pool row that no sequence owns.
+//! sequence's block table (padded to one width) and slot. When the batch changes (a page admitted
+//! or retired) the host rewrites them in place; between changes the step itself writes the next
+//! tokens (its argmax) and advances the slots. A batch of `n` sequences runs in the smallest
+//! bucket of at least `n` rows, the spare rows' tables (and every table's entries past its own
+//! blocks) naming a scratch block that no sequence owns.
 //!
 //! A capture runs the step four times (three warm-ups so every buffer and fused kernel exists,
 //! then the recorded run). Those runs advance the slots and overwrite the input tokens; afterwards
@@ -56,7 +57,7 @@ struct Bucket<'m> {
 /// The batch the host last wrote, padded to its bucket (to restore after a capture).
 #[derive(Default)]
 struct HostBatch {
-    rows: Vec<usize>,
+    tables: Vec<Vec<usize>>,
     starts: Vec<usize>,
     tokens: Vec<u32>,
 }
@@ -71,8 +72,12 @@ pub(crate) struct Runner<'m> {
     current: Option<usize>,
     host: HostBatch,
     graphs: bool,
-    /// Rows sequences may own (`0..rows`); with graphs one more, the padding rows' scratch.
-    rows: usize,
+    /// Blocks sequences may own (`0..blocks`); block `blocks` is the scratch block.
+    blocks: usize,
+    /// Entries of a block table: the blocks of the longest sequence.
+    width: usize,
+    /// Slots of the longest sequence (prompt and output).
+    capacity: usize,
     prefill_chunk: usize,
     /// Orders captures against the vision thread, when there is one.
     fence: Option<Arc<CaptureFence>>,
@@ -82,18 +87,19 @@ pub(crate) struct Runner<'m> {
 }
 
 impl<'m> Runner<'m> {
-    /// A runner with a pool of `rows` rows of `capacity` slots; `graphs`: capture decode steps
-    /// (and pad batches to buckets); prompts are prefilled `prefill_chunk` tokens at a time.
-    /// With a vision thread, captures go through its `fence` (crate::vision_thread).
+    /// A runner with a pool of `blocks` blocks (and a scratch block) for sequences of up to
+    /// `capacity` slots; `graphs`: capture decode steps (and pad batches to buckets); prompts are
+    /// prefilled `prefill_chunk` tokens at a time. With a vision thread, captures go through its
+    /// `fence` (crate::vision_thread).
     pub(crate) fn new(
         lm: &'m DeepseekLm,
-        rows: usize,
+        blocks: usize,
         capacity: usize,
         graphs: bool,
         prefill_chunk: usize,
         fence: Option<Arc<CaptureFence>>,
     ) -> Self {
-        let pool = lm.new_pool(rows + usize::from(graphs), capacity);
+        let pool = lm.new_pool(blocks + 1);
         Runner {
             lm,
             pool: Rc::new(RefCell::new(pool)),
@@ -101,7 +107,9 @@ impl<'m> Runner<'m> {
             current: None,
             host: HostBatch::default(),
             graphs,
-            rows,
+            blocks,
+            width: KvPool::blocks_for(capacity),
+            capacity,
             prefill_chunk: prefill_chunk.max(1),
             fence,
             captures: 0,
@@ -109,20 +117,21 @@ impl<'m> Runner<'m> {
         }
     }
 
-    /// Slots per row.
+    /// Slots of the longest sequence.
     pub(crate) fn capacity(&self) -> usize {
-        self.pool.borrow().capacity()
+        self.capacity
     }
 
-    /// Prefill `embeds` `[T, H]` into `row` from slot 0, in chunks; the last position's logits `[1, V]`.
-    pub(crate) fn prefill(&mut self, embeds: Tensor<2>, row: usize) -> Result<Tensor<2>, LmError> {
-        assert!(row < self.rows, "row {row} outside the pool's {} rows", self.rows);
+    /// Prefill `embeds` `[T, H]` into the blocks `blocks` from slot 0, in chunks; the last
+    /// position's logits `[1, V]`.
+    pub(crate) fn prefill(&mut self, embeds: Tensor<2>, blocks: &[usize]) -> Result<Tensor<2>, LmError> {
+        assert!(blocks.iter().all(|&b| b < self.blocks), "blocks {blocks:?} outside the pool's {}", self.blocks);
         let t = embeds.dims()[0];
         let mut pool = self.pool.borrow_mut();
         let mut start = 0;
         loop {
             let len = self.prefill_chunk.min(t - start);
-            let logits = self.lm.prefill(embeds.clone().narrow(0, start, len), row, start, &mut pool)?;
+            let logits = self.lm.prefill(embeds.clone().narrow(0, start, len), blocks, start, &mut pool)?;
             start += len;
             if start >= t {
                 return Ok(logits);
@@ -130,21 +139,26 @@ impl<'m> Runner<'m> {
         }
     }
 
-    /// Make the next steps run `rows[i]` from slot `starts[i]` with input `tokens[i]`.
-    pub(crate) fn set_batch(&mut self, rows: &[usize], starts: &[usize], tokens: &[u32]) {
-        let n = rows.len();
+    /// Make the next steps run the sequences with blocks `tables[i]` from slot `starts[i]` with
+    /// input `tokens[i]`.
+    pub(crate) fn set_batch(&mut self, tables: &[&[usize]], starts: &[usize], tokens: &[u32]) {
+        let n = tables.len();
         let size = if self.graphs { bucket_size(n) } else { n };
         let pad = size - n;
-        // Spare rows decode a token-0 stand-in in the scratch row, from its first slot.
+        // Each table padded with the scratch block (a captured step's extra runs write past a
+        // sequence's last slot: into the scratch block, or its own last block's unused slots);
+        // spare rows decode a token-0 stand-in in the scratch block, from its first slot.
+        let (scratch, width) = (self.blocks, self.width);
+        let padded = |t: &[usize]| t.iter().copied().chain(std::iter::repeat(scratch)).take(width).collect::<Vec<usize>>();
         self.host = HostBatch {
-            rows: rows.iter().copied().chain(std::iter::repeat_n(self.rows, pad)).collect(),
+            tables: tables.iter().map(|t| padded(t)).chain(std::iter::repeat_n(vec![scratch; width], pad)).collect(),
             starts: starts.iter().copied().chain(std::iter::repeat_n(0, pad)).collect(),
             tokens: tokens.iter().copied().chain(std::iter::repeat_n(0, pad)).collect(),
         };
         let device = self.lm.device();
         let bucket = self.buckets.entry(size).or_insert_with(|| {
             let tokens = Tensor::<1, Int>::zeros([size], &device);
-            let slots = StepSlots::new(&vec![0; size], &vec![0; size], &device);
+            let slots = StepSlots::new(&vec![vec![scratch; width]; size], &vec![0; size], &device);
             Bucket { state: Rc::new(RefCell::new(StepState { tokens, slots })), graph: None }
         });
         write_state(&mut bucket.state.borrow_mut(), &self.host, &device);
@@ -216,15 +230,15 @@ impl<'m> Runner<'m> {
 
 /// Write a whole batch into a bucket's buffers, in place.
 fn write_state(state: &mut StepState, host: &HostBatch, device: &Device) {
-    state.slots.overwrite(&host.rows, &host.starts);
+    state.slots.overwrite(&host.tables, &host.starts);
     overwrite_tokens(state, &host.tokens, device);
 }
 
 fn overwrite_tokens(state: &mut StepState, tokens: &[u32], device: &Device) {
     let src =
         Tensor::<1, Int>::from_data(TensorData::new(tokens.iter().map(|&t| i64::from(t)).collect::<Vec<i64>>(), [tokens.len()]), device);
-    // The stand-in handle (the rows) is replaced at once; the write lands in the tokens' own buffer.
-    let dst = std::mem::replace(&mut state.tokens, state.slots.rows.clone());
+    // The stand-in handle (the tables) is replaced at once; the write lands in the tokens' own buffer.
+    let dst = std::mem::replace(&mut state.tokens, state.slots.stand_in());
     state.tokens = dsocr_kernels::overwrite_ints(dst, src);
 }
 

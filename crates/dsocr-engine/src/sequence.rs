@@ -18,8 +18,8 @@ type Decode<'m> = Box<dyn Fn(&[u32]) -> String + 'm>;
 pub(crate) struct Sequence<'m> {
     /// The request's tag.
     pub tag: u64,
-    /// Its pool row.
-    pub row: usize,
+    /// Its KV pool blocks, in slot order.
+    pub blocks: Vec<usize>,
     pub prompt_len: usize,
     budget: usize,
     /// Generated tokens (no EOS).
@@ -41,7 +41,7 @@ impl<'m> Sequence<'m> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         tag: u64,
-        row: usize,
+        blocks: Vec<usize>,
         page: &PreparedPage,
         options: &OcrOptions,
         budget: usize,
@@ -53,7 +53,7 @@ impl<'m> Sequence<'m> {
         let decode: Decode<'m> = Box::new(move |ids: &[u32]| tokenizer.decode(ids));
         Sequence {
             tag,
-            row,
+            blocks,
             prompt_len: page.prompt.len(),
             budget,
             tokens: Vec::new(),

@@ -123,6 +123,36 @@ fn batched_pages_equal_single_pages() {
     }
 }
 
+/// A KV pool of 36 blocks (2,304 slots) for pages of up to 1,400: two short pages (81-odd-token
+/// prompts: 2 blocks each) run beside a long one (930-odd: 15 blocks) but two long ones do not,
+/// so pages wait for blocks although `max_seqs` would admit them; every page still gets its
+/// tokens run alone, and the pages in flight never hold more blocks than the pool has.
+#[test]
+fn pages_wait_for_kv_blocks_and_match_single_pages() {
+    let Some(fixtures) = parity("pages_wait_for_kv_blocks_and_match_single_pages") else { return };
+    let model = load(&fixtures);
+    let cases = fixtures.cases();
+    let budgets = [14, 3, 9, 6, 12, 5, 8];
+    let pages: Vec<(RgbImage, OcrOptions)> =
+        budgets.iter().enumerate().map(|(i, &b)| page_of(&cases[i % cases.len()], greedy(b))).collect();
+    let prompts: Vec<usize> =
+        pages.iter().map(|(image, o)| prepare_page(image, o, model.tokenizer.as_ref()).unwrap().prompt.len()).collect();
+    let blocks = |i: usize| (prompts[i] + budgets[i]).div_ceil(64);
+    let options = EngineOptions { max_seqs: Some(7), kv_blocks: Some(36), seq_capacity: Some(1400), ..Default::default() };
+    let (together, _, _) = run_with(&model, &pages, options);
+    let all: usize = (0..pages.len()).map(blocks).sum();
+    assert!(all > 36, "the pages' {all} blocks must not all fit at once ({prompts:?})");
+    for (i, page) in pages.iter().enumerate() {
+        let (alone, _, _) = run(&model, std::slice::from_ref(page), 1);
+        let (t, a) = (together[i].as_ref().unwrap(), alone[0].as_ref().unwrap());
+        assert_eq!(t.tokens, a.tokens, "page {i} (budget {}, prompt {} tokens)", budgets[i], t.prompt_tokens);
+    }
+    // A pool that cannot hold one page of the longest length is refused.
+    let small = EngineOptions { max_seqs: Some(2), kv_blocks: Some(21), seq_capacity: Some(1400), ..Default::default() };
+    let error = Engine::new(&model.encoder, &model.lm, model.tokenizer.as_ref(), &small).err().expect("21 blocks < 22");
+    assert!(error.to_string().contains("at least 22"), "{error}");
+}
+
 /// Pages encoded on the vision thread, beside decoding (an option), get the tokens that
 /// pages encoded on the engine's thread get: seven pages, jobs of two, at most three in flight.
 #[test]
@@ -333,7 +363,7 @@ fn greedy_tokens_from_the_recorded_rows_match_the_official_code() {
         let expected: Vec<u32> = case.i64("generated_ids").data.iter().map(|&v| v as u32).collect();
         let k = safe.min(expected.len());
         let mut guard = dsocr_engine::RepetitionState::new(&RepetitionGuard::NoRepeatNgram { n }, &ids);
-        let mut pool = lm.new_pool(1, ids.len() + k + 1);
+        let (mut pool, blocks) = lm.new_single_pool(ids.len() + k + 1);
         let choose = |logits: Tensor<2>, guard: &dsocr_engine::RepetitionState| {
             let mut row = logits.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
             for t in guard.banned() {
@@ -341,11 +371,11 @@ fn greedy_tokens_from_the_recorded_rows_match_the_official_code() {
             }
             (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best }) as u32
         };
-        let mut ours = vec![choose(lm.prefill(embeds, 0, 0, &mut pool).unwrap(), &guard)];
+        let mut ours = vec![choose(lm.prefill(embeds, &blocks, 0, &mut pool).unwrap(), &guard)];
         while ours.len() < k && *ours.last().unwrap() != eos {
             let last = *ours.last().unwrap();
             guard.push(last);
-            let slots = dsocr_lm::StepSlots::new(&[0], &[ids.len() + ours.len() - 1], &lm.device());
+            let slots = dsocr_lm::StepSlots::new(std::slice::from_ref(&blocks), &[ids.len() + ours.len() - 1], &lm.device());
             let token = Tensor::<1, Int>::from_data(TensorData::new(vec![i64::from(last)], [1]), &lm.device());
             ours.push(choose(lm.decode_step(token, &slots, &mut pool), &guard));
         }

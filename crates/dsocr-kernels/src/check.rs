@@ -42,12 +42,8 @@ pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
     // (pool blocks, heads, head size, table width, newest): a release-size decode step, three
     // sequences of different lengths over blocks out of order (some unused), short ones with most
     // slots stale, and a head size below 32 (the parity model's) that leaves lanes without elements.
-    let cases: [AttentionCase; 4] = [
-        (16, 10, 128, 15, &[913]),
-        (40, 10, 128, 16, &[699, 63, 64]),
-        (9, 4, 64, 3, &[2, 0]),
-        (6, 4, 16, 2, &[76, 99]),
-    ];
+    let cases: [AttentionCase; 4] =
+        [(16, 10, 128, 15, &[913]), (40, 10, 128, 16, &[699, 63, 64]), (9, 4, 64, 3, &[2, 0]), (6, 4, 16, 2, &[76, 99])];
     // The projection kernels (the tile kernel among them) also take f16.
     if device.supports_dtype(DType::F16) {
         out.extend(crate::check_projection::check_projections(device, DType::F16, 2e-2));

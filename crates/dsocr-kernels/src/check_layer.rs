@@ -25,8 +25,7 @@ pub(crate) fn check_layer_kernels(device: &Device, dtype: DType, relative: f32) 
     // sequences at different lengths in rows out of order.
     // (tokens, heads, head size, block length, starts): a release-size decode step, a prefill
     // chunk across a block edge, three sequences in short blocks, a chunk after 60 earlier slots.
-    let rope_cases: [RopeCase; 4] =
-        [(1, 10, 128, 64, &[2]), (5, 4, 16, 4, &[1]), (1, 10, 128, 4, &[6, 0, 3]), (70, 4, 16, 64, &[60])];
+    let rope_cases: [RopeCase; 4] = [(1, 10, 128, 64, &[2]), (5, 4, 16, 4, &[1]), (1, 10, 128, 4, &[6, 0, 3]), (70, 4, 16, 64, &[60])];
     for (t, heads, d, block_len, starts) in rope_cases {
         out.push(check_rope(device, dtype, relative, (t, heads, d, block_len), starts, None));
     }
@@ -156,7 +155,8 @@ fn check_rope(
     }
     let got = [host(q), host(keys), host(values)].concat();
     let source = projected_from.map_or(String::new(), |k| format!(" from a K={k} projection's parts"));
-    let case = format!("{dtype:?} T={t} heads={heads} d={d} pool {pool} blocks of {block_len}, tables {tables:?} from slots {starts:?}{source}");
+    let case =
+        format!("{dtype:?} T={t} heads={heads} d={d} pool {pool} blocks of {block_len}, tables {tables:?} from slots {starts:?}{source}");
     compare("rope_qkv_cached", case, got, &expected, relative)
 }
 

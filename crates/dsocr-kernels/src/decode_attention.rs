@@ -24,10 +24,7 @@ pub const KV_BLOCK: usize = 64;
 /// `M·L`). Returns `[B, H, 1, d]` in `q`'s float type.
 pub fn decode_attention(q: Tensor<4>, keys: Tensor<4>, values: Tensor<4>, tables: Tensor<2, Int>, newest: Tensor<1, Int>) -> Tensor<4> {
     #[cfg(feature = "cuda")]
-    if crate::runs_cube_kernels(&q.device())
-        && crate::cuda::decode_attention_supported(&q, &keys)
-        && tables.dtype() == newest.dtype()
-    {
+    if crate::runs_cube_kernels(&q.device()) && crate::cuda::decode_attention_supported(&q, &keys) && tables.dtype() == newest.dtype() {
         return crate::cuda::decode_attention(q, keys, values, tables, newest);
     }
     decode_attention_reference(q, keys, values, tables, newest)
@@ -62,7 +59,14 @@ pub fn decode_attention_reference(
         .enumerate()
         .map(|(b, (blocks, &last))| {
             let filled = last as usize + 1;
-            attention(q.clone().narrow(0, b, 1), gather_blocks(&keys, blocks, filled), gather_blocks(&values, blocks, filled), None, None, options)
+            attention(
+                q.clone().narrow(0, b, 1),
+                gather_blocks(&keys, blocks, filled),
+                gather_blocks(&values, blocks, filled),
+                None,
+                None,
+                options,
+            )
         })
         .collect();
     Tensor::cat(outputs, 0)

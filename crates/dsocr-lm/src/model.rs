@@ -168,6 +168,13 @@ impl DeepseekLm {
         }
     }
 
+    /// A pool for one sequence of up to `slots` slots, and that sequence's blocks (stage-by-stage
+    /// runs: the bench, the parity runner).
+    pub fn new_single_pool(&self, slots: usize) -> (KvPool, Vec<usize>) {
+        let blocks = KvPool::blocks_for(slots);
+        (self.new_pool(blocks), (0..blocks).collect())
+    }
+
     /// Bytes one pool block takes.
     pub fn pool_block_bytes(&self) -> u64 {
         let c = &self.config;
