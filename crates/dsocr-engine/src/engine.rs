@@ -291,7 +291,7 @@ impl<'m> Engine<'m> {
     }
 
     /// Drop the page tagged `tag`, waiting or running (its client went away): no event follows
-    /// for it, and its pool row is free for the next admission. Returns whether it was found.
+    /// for it, and its KV blocks are free for the next admission. Returns whether it was found.
     pub fn cancel(&mut self, tag: u64) -> bool {
         let pending = self.pending.iter().find(|(_, p)| p.tag == tag).map(|(&id, _)| id);
         let running = self.running.iter().find(|(_, s)| s.tag == tag).map(|(&id, _)| id);

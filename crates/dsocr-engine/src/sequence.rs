@@ -1,4 +1,4 @@
-//! One page being generated: its pool row, tokens so far, sampler, repetition guard and text
+//! One page being generated: its KV blocks, tokens so far, sampler, repetition guard and text
 //! stream.
 
 use std::time::Instant;

@@ -28,8 +28,8 @@ impl KernelCheck {
     }
 }
 
-/// One decode-attention case: pool rows, heads, slots, head size, each sequence's row and newest
-/// slot.
+/// One decode-attention case: pool blocks, heads, head size, block-table width, each sequence's
+/// newest slot.
 type AttentionCase = (usize, usize, usize, usize, &'static [i64]);
 
 /// Compare each kernel with its reference on `device` in f32 and bf16 (where supported).

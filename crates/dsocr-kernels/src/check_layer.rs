@@ -12,17 +12,14 @@ use crate::projection::linear_parts;
 use crate::rope::rope_qkv_cached;
 use crate::router::{RouterConfig, route};
 
-/// One RoPE case: positions per sequence, heads, head size, pool rows, each sequence's row and
-/// first slot.
+/// One RoPE case: positions per sequence, heads, head size, block length, each sequence's first
+/// slot.
 type RopeCase = (usize, usize, usize, usize, &'static [i64]);
 
 /// Every RoPE and router case on `device` in `dtype`, accepting `relative` error (of the largest
 /// result magnitude, at least 1).
 pub(crate) fn check_layer_kernels(device: &Device, dtype: DType, relative: f32) -> Vec<KernelCheck> {
     let mut out = Vec::new();
-    // (positions, heads, head size, pool rows, rows, starts): a release-size decode step, a
-    // prefill of the parity model's size into the second of two rows, and a decode step of three
-    // sequences at different lengths in rows out of order.
     // (tokens, heads, head size, block length, starts): a release-size decode step, a prefill
     // chunk across a block edge, three sequences in short blocks, a chunk after 60 earlier slots.
     let rope_cases: [RopeCase; 4] = [(1, 10, 128, 64, &[2]), (5, 4, 16, 4, &[1]), (1, 10, 128, 4, &[6, 0, 3]), (70, 4, 16, 64, &[60])];
