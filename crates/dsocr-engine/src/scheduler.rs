@@ -1,11 +1,17 @@
 //! Which sequences run in each step (continuous batching, docs/engine.md): each step the engine
-//! retires the sequences that finished ([`Scheduler::finish`]) and asks [`Scheduler::schedule`]
-//! which waiting pages to admit, then decodes every running sequence together. Pages are admitted
-//! first come, first served, while fewer than `max_seqs` run, the KV pool has the blocks the
-//! page's prompt and token budget need (its whole length, reserved at admission, so a running
-//! page never waits for memory), and the step's prefill budget lasts (at least one page per step,
-//! so a page longer than the budget still runs); the decode batch keeps the order in which
-//! sequences were admitted.
+//! retires the sequences that finished ([`Scheduler::finish`]), gives the running ones the blocks
+//! their next tokens need ([`Scheduler::grow`]), asks [`Scheduler::schedule`] which waiting pages
+//! to admit, then decodes every running sequence together.
+//!
+//! Pages are admitted first come, first served, while fewer than `max_seqs` run, the KV pool has
+//! the blocks of the page's prompt (and its first new token) with one block to spare for each
+//! running sequence, and the step's prefill budget lasts (at least one page per step, so a page
+//! longer than the budget still runs). A running sequence gets a block each time it fills one
+//! (64 tokens), so pages hold memory for what they have written, not for their whole budget, and
+//! pages that stop early never held the rest. When a block is needed and none is free, the
+//! sequence admitted last is **preempted** (as vLLM does): its blocks are freed and it goes back
+//! to the front of the queue, to be prefilled again with its prompt and the tokens it has written
+//! (recomputed, not swapped). The decode batch keeps the order in which sequences were admitted.
 //!
 //! Pure bookkeeping over ids, lengths and block numbers: no tensors, no model.
 
@@ -13,6 +19,16 @@ use std::collections::VecDeque;
 
 /// An engine-wide sequence number.
 pub type SeqId = u64;
+
+/// What [`Scheduler::grow`] changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Growth {
+    /// Running sequences given blocks, with their whole tables now.
+    pub grown: Vec<(SeqId, Vec<usize>)>,
+    /// Sequences preempted (their blocks freed; back at the front of the queue, to be prefilled
+    /// again with the slots they had filled).
+    pub preempted: Vec<SeqId>,
+}
 
 /// What one step runs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -28,8 +44,9 @@ pub struct Schedule {
 #[derive(Debug, Clone, Copy)]
 struct Waiting {
     id: SeqId,
+    /// Tokens to prefill: the prompt, or for a preempted sequence the slots it had filled.
     prompt_len: usize,
-    /// Blocks its whole length needs.
+    /// Blocks it needs to be admitted: its prefill and the next token's slot.
     blocks: usize,
 }
 
@@ -43,6 +60,8 @@ pub struct Scheduler {
     waiting: VecDeque<Waiting>,
     /// Running sequences in admission order, with their blocks.
     running: Vec<(SeqId, Vec<usize>)>,
+    /// Most blocks each sequence (waiting or running) can need: its prompt and whole budget.
+    max_blocks: std::collections::HashMap<SeqId, usize>,
     max_prefill_tokens: usize,
     /// Blocks of the page added last (the estimate of what the next pages need).
     typical_blocks: usize,
@@ -59,6 +78,7 @@ impl Scheduler {
             max_seqs,
             waiting: VecDeque::new(),
             running: Vec::new(),
+            max_blocks: Default::default(),
             max_prefill_tokens,
             typical_blocks: 1,
         }
@@ -68,9 +88,16 @@ impl Scheduler {
     /// most `max_len` slots. The caller keeps `max_len` within the pool (a sequence that needs
     /// more blocks than the pool has would wait forever).
     pub fn add(&mut self, id: SeqId, prompt_len: usize, max_len: usize) {
-        let blocks = max_len.max(prompt_len).div_ceil(self.block_len).max(1);
+        let max_blocks = self.blocks_for(max_len.max(prompt_len));
+        let blocks = self.blocks_for(prompt_len + 1).min(max_blocks);
         self.typical_blocks = blocks;
+        self.max_blocks.insert(id, max_blocks);
         self.waiting.push_back(Waiting { id, prompt_len, blocks });
+    }
+
+    /// Blocks of `slots` slots (at least one).
+    fn blocks_for(&self, slots: usize) -> usize {
+        slots.div_ceil(self.block_len).max(1)
     }
 
     /// Sequences waiting for admission.
@@ -93,7 +120,42 @@ impl Scheduler {
     /// this many pages ahead of their admission).
     pub fn room(&self) -> usize {
         let places = self.max_seqs.saturating_sub(self.running.len());
-        places.min(self.free_blocks.len() / self.typical_blocks.max(1))
+        places.min(self.free_blocks.len().saturating_sub(self.running.len()) / self.typical_blocks.max(1))
+    }
+
+    /// Give each running sequence the blocks that cover `filled(id)` slots (its tokens so far and
+    /// the one the next step writes), in admission order. Where no block is free, the sequence
+    /// admitted last is preempted (it may be the one that needed the block) and its blocks reused;
+    /// `filled(id)` of a preempted sequence, less one, is what it will prefill when admitted again.
+    pub fn grow(&mut self, filled: impl Fn(SeqId) -> usize) -> Growth {
+        let mut growth = Growth::default();
+        let mut i = 0;
+        'sequences: while i < self.running.len() {
+            let id = self.running[i].0;
+            let want = self.blocks_for(filled(id)).min(self.max_blocks.get(&id).copied().unwrap_or(usize::MAX));
+            let had = self.running[i].1.len();
+            while self.running[i].1.len() < want {
+                if let Some(block) = self.free_blocks.pop() {
+                    self.running[i].1.push(block);
+                    continue;
+                }
+                let (victim, blocks) = self.running.pop().expect("a running sequence");
+                self.free_blocks.extend(blocks);
+                let prompt_len = filled(victim).saturating_sub(1);
+                let blocks = self.blocks_for(prompt_len + 1);
+                self.waiting.push_front(Waiting { id: victim, prompt_len, blocks });
+                growth.grown.retain(|(g, _)| *g != victim);
+                growth.preempted.push(victim);
+                if victim == id {
+                    break 'sequences;
+                }
+            }
+            if self.running[i].1.len() > had {
+                growth.grown.push((id, self.running[i].1.clone()));
+            }
+            i += 1;
+        }
+        growth
     }
 
     /// Whether nothing is waiting or running.
@@ -103,12 +165,14 @@ impl Scheduler {
 
     /// Admit what fits and list the decode batch. Only pages `ready` says are ready (encoded)
     /// are admitted, in order: the first one not ready, or one whose blocks are not free, stops
-    /// the admissions.
+    /// the admissions. An admitted page's table covers its prefill and first new token; it grows
+    /// by [`Scheduler::grow`].
     pub fn schedule(&mut self, ready: impl Fn(SeqId) -> bool) -> Schedule {
         let mut admit = Vec::new();
         let mut tokens = 0;
         while let Some(&Waiting { id, prompt_len, blocks }) = self.waiting.front() {
-            let fits = self.running.len() < self.max_seqs && blocks <= self.free_blocks.len();
+            // One block to spare for each running sequence: each takes one every 64 tokens.
+            let fits = self.running.len() < self.max_seqs && blocks + self.running.len() <= self.free_blocks.len();
             if !fits || !ready(id) || (!admit.is_empty() && tokens + prompt_len > self.max_prefill_tokens) {
                 break;
             }
@@ -127,6 +191,7 @@ impl Scheduler {
         if let Some(i) = self.running.iter().position(|(s, _)| *s == id) {
             let (_, blocks) = self.running.remove(i);
             self.free_blocks.extend(blocks);
+            self.max_blocks.remove(&id);
         }
     }
 
@@ -140,6 +205,7 @@ impl Scheduler {
     pub fn remove(&mut self, id: SeqId) {
         self.waiting.retain(|w| w.id != id);
         self.finish(id);
+        self.max_blocks.remove(&id);
     }
 }
 
@@ -168,43 +234,65 @@ mod tests {
     }
 
     #[test]
-    fn each_page_holds_the_blocks_of_its_own_length() {
+    fn pages_start_with_their_prompts_blocks_and_grow_as_they_write() {
         let mut s = Scheduler::new(8, 10, 4, 10_000);
-        // 9 slots: 3 blocks of 4; 4 slots: 1 block; 17 slots: 5 blocks; 5 slots: 2 blocks, of
-        // which only one is left.
-        for (id, prompt, max_len) in [(1, 5, 9), (2, 2, 4), (3, 10, 17), (4, 1, 5)] {
-            s.add(id, prompt, max_len);
+        // Prompts of 5, 2 and 10 tokens (and the first new token): 2, 1 and 3 blocks of 4.
+        for (id, prompt) in [(1, 5), (2, 2), (3, 10)] {
+            s.add(id, prompt, 40);
         }
         let first = s.schedule(|_| true);
         let sizes: Vec<usize> = first.admit.iter().map(|(_, b)| b.len()).collect();
-        assert_eq!(sizes, vec![3, 1, 5], "each page's own length, not the longest");
-        let mut all: Vec<usize> = first.admit.iter().flat_map(|(_, b)| b.clone()).collect();
+        assert_eq!(sizes, vec![2, 1, 3], "the prompt's blocks, not the budget's");
+        assert_eq!(s.free_blocks(), 4);
+        // Page 1 has filled 9 slots (3 blocks), page 2 4 (1 block), page 3 12 (3 blocks).
+        let growth = s.grow(|id| [0, 9, 4, 12][id as usize]);
+        assert_eq!(growth.grown.len(), 1);
+        assert_eq!((growth.grown[0].0, growth.grown[0].1.len()), (1, 3));
+        assert_eq!(&growth.grown[0].1[..2], first.admit[0].1.as_slice(), "a table only grows at its end");
+        assert!(growth.preempted.is_empty());
+        let mut all: Vec<usize> = s.running.iter().flat_map(|(_, b)| b.clone()).collect();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 9, "no block given twice");
-        assert_eq!((s.free_blocks(), s.waiting()), (1, 1));
-        assert!(ids(&s.schedule(|_| true)).is_empty(), "page 4 needs two blocks");
-        s.finish(2);
-        let next = s.schedule(|_| true);
-        assert_eq!(ids(&next), vec![4]);
-        assert!(next.admit[0].1.iter().all(|b| !first.admit[0].1.contains(b) && !first.admit[2].1.contains(b)), "only free blocks");
+        assert_eq!((all.len(), s.free_blocks()), (7, 3), "no block given twice");
+        // A page never holds more than its prompt and budget: 6 slots are 2 blocks.
+        s.add(4, 1, 6);
+        assert_eq!(ids(&s.schedule(|_| true)), vec![4]);
+        s.grow(|id| [0, 9, 4, 12, 40][id as usize]);
+        assert_eq!(s.running.iter().find(|(id, _)| *id == 4).unwrap().1.len(), 2);
     }
 
     #[test]
-    fn a_page_waits_for_blocks_and_takes_the_freed_ones() {
-        let mut s = Scheduler::new(8, 6, 64, 10_000);
-        s.add(1, 100, 300); // 5 blocks
-        s.add(2, 100, 200); // 4 blocks
-        assert_eq!(ids(&s.schedule(|_| true)), vec![1]);
-        assert_eq!(s.room(), 0, "one free block holds no page like page 2");
-        assert_eq!(ids(&s.schedule(|_| true)), Vec::<SeqId>::new(), "page 2 waits for blocks");
+    fn the_page_admitted_last_is_preempted_when_blocks_run_out() {
+        let mut s = Scheduler::new(8, 8, 4, 10_000);
+        s.add(1, 3, 32);
+        s.add(2, 3, 32);
+        assert_eq!(ids(&s.schedule(|_| true)), vec![1, 2]);
+        let filled = std::cell::Cell::new([0usize, 13, 13]);
+        // 4 blocks each: all 8 in use.
+        let growth = s.grow(|id| filled.get()[id as usize]);
+        assert_eq!((growth.grown.len(), s.free_blocks()), (2, 0));
+        // Page 1 needs a fifth block: page 2 (admitted last) gives its four back and waits at the
+        // front of the queue, to prefill the 16 slots it had filled less the one being written.
+        filled.set([0, 17, 17]);
+        let growth = s.grow(|id| filled.get()[id as usize]);
+        assert_eq!(growth.preempted, vec![2]);
+        assert_eq!(growth.grown.iter().map(|(id, t)| (*id, t.len())).collect::<Vec<_>>(), vec![(1, 5)]);
+        assert_eq!((s.running(), s.waiting(), s.free_blocks()), (1, 1, 3));
+        s.add(3, 3, 32);
+        assert_eq!(s.waiting_ids().collect::<Vec<_>>(), vec![2, 3], "the preempted page goes first");
+        assert!(ids(&s.schedule(|_| true)).is_empty(), "its 5 blocks (and a spare) are not free");
         s.finish(1);
         let next = s.schedule(|_| true);
-        assert_eq!(ids(&next), vec![2]);
-        assert_eq!(next.decode, vec![2]);
-        s.finish(2);
-        assert!(s.is_idle());
-        assert_eq!(s.free_blocks(), 6);
+        assert_eq!(next.admit.iter().map(|(id, t)| (*id, t.len())).collect::<Vec<_>>(), vec![(2, 5), (3, 1)]);
+        // A page alone that needs a block no one can give preempts itself.
+        let mut s = Scheduler::new(8, 2, 4, 10_000);
+        s.add(1, 3, 8);
+        s.add(2, 1, 2);
+        assert_eq!(ids(&s.schedule(|_| true)), vec![1, 2]);
+        let growth = s.grow(|id| [0, 6, 2][id as usize]);
+        assert_eq!(growth.preempted, vec![2], "page 2 gives its block to page 1");
+        let growth = s.grow(|id| [0, 8, 2][id as usize]);
+        assert!(growth.preempted.is_empty() && growth.grown.is_empty(), "page 1 is at its 8-slot cap");
     }
 
     #[test]
