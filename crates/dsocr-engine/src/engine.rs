@@ -525,10 +525,9 @@ impl<'m> Engine<'m> {
             let seq = self.running.get_mut(&self.batch[i]).expect("batch pages are running");
             chosen[i] = seq.pick(&mut host_logits[k]);
         }
-        if chosen != device_choice {
-            // The device fed its argmax back as the next input; these pages chose otherwise.
-            self.runner.set_tokens(&chosen);
-        }
+        // The device fed its argmax back as the next input; where pages chose otherwise it is
+        // rewritten.
+        self.runner.advance(&chosen, chosen != device_choice);
         let mut finished = Vec::new();
         for (i, &token) in chosen.iter().enumerate() {
             let id = self.batch[i];

@@ -11,8 +11,9 @@
 //!
 //! A capture runs the step four times (three warm-ups so every buffer and fused kernel exists,
 //! then the recorded run). Those runs advance the slots and overwrite the input tokens; afterwards
-//! all three buffers are restored, and the slots the runs wrote (past each sequence's filled
-//! ones) are rewritten by the real steps before any step attends to them.
+//! all three buffers are restored from the host's copy of the batch (kept current step by step:
+//! [`Runner::advance`]), and the slots the runs wrote (past each sequence's filled ones) are
+//! rewritten by the real steps before any step attends to them.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -165,13 +166,22 @@ impl<'m> Runner<'m> {
         self.current = Some(size);
     }
 
-    /// Make the next step embed `tokens` (one per sequence of the batch) instead of the previous
-    /// step's argmax.
-    pub(crate) fn set_tokens(&mut self, tokens: &[u32]) {
-        self.host.tokens[..tokens.len()].copy_from_slice(tokens);
-        let bucket = &self.buckets[&self.current.expect("a batch is set")];
-        let mut state = bucket.state.borrow_mut();
-        overwrite_tokens(&mut state, &self.host.tokens, &self.lm.device());
+    /// After a step: its sequences chose `chosen` (one per sequence of the batch). The host's
+    /// copy of the batch follows the device (every slot one further, the chosen tokens as the
+    /// next inputs), and where a choice differs from the device's argmax (`differs`) the tokens
+    /// are written to the device. The copy must be current at every step: a capture restores the
+    /// buffers from it, and a capture the vision thread deferred comes after uncaptured steps
+    /// (restoring the copy of the batch's first step would rewind every page's position).
+    pub(crate) fn advance(&mut self, chosen: &[u32], differs: bool) {
+        for start in &mut self.host.starts {
+            *start += 1;
+        }
+        self.host.tokens[..chosen.len()].copy_from_slice(chosen);
+        if differs {
+            let bucket = &self.buckets[&self.current.expect("a batch is set")];
+            let mut state = bucket.state.borrow_mut();
+            overwrite_tokens(&mut state, &self.host.tokens, &self.lm.device());
+        }
     }
 
     /// Run one decode step of the current batch (padded to its bucket).
