@@ -19,7 +19,7 @@ pub struct ServiceLoad {
     pub pages: usize,
     /// Pages decoding in the engines' last steps.
     pub in_flight: usize,
-    /// Pages the engines hold that wait for a row.
+    /// Pages the engines hold that wait for admission.
     pub waiting: usize,
 }
 

@@ -59,6 +59,9 @@ pub struct EngineStats {
     pub pages: usize,
     /// Pages cancelled before they finished.
     pub cancelled: usize,
+    /// Times a running page gave its KV blocks up for another's next tokens (prefilled again
+    /// later with what it had written).
+    pub preemptions: usize,
     /// Most pages decoding in one step.
     pub peak_in_flight: usize,
     /// Sum over steps of the pages decoding in them (mean batch = this / steps).
@@ -129,8 +132,13 @@ pub struct Engine<'m> {
     scheduler: Scheduler,
     pending: HashMap<SeqId, Pending>,
     running: HashMap<SeqId, Sequence<'m>>,
+    /// Sequences preempted for their KV blocks, waiting (also in `pending`, to be encoded again)
+    /// to be prefilled with their prompt and tokens and to decode on.
+    preempted: HashMap<SeqId, Sequence<'m>>,
     /// The decode batch the runner holds (ids in order); rewritten when it changes.
     batch: Vec<SeqId>,
+    /// A running sequence's block table grew: the batch's tables must be rewritten.
+    tables_changed: bool,
     next_id: SeqId,
     vision_batch_bytes: u64,
     vision_lookahead: usize,
@@ -232,7 +240,9 @@ impl<'m> Engine<'m> {
             scheduler: Scheduler::new(max_seqs, blocks, KV_BLOCK, options.max_prefill_tokens),
             pending: HashMap::new(),
             running: HashMap::new(),
+            preempted: HashMap::new(),
             batch: Vec::new(),
+            tables_changed: false,
             next_id: 0,
             vision_batch_bytes: plan.vision_batch_bytes,
             vision_lookahead: options.vision_lookahead.max(1),
@@ -300,18 +310,19 @@ impl<'m> Engine<'m> {
         };
         self.pending.remove(&id);
         self.running.remove(&id);
+        self.preempted.remove(&id);
         self.scheduler.remove(id);
         self.stats.cancelled += 1;
         true
     }
 
-    /// Pages waiting for a row and pages in flight.
+    /// Pages waiting for admission and pages in flight.
     pub fn load(&self) -> (usize, usize) {
         (self.scheduler.waiting(), self.scheduler.running())
     }
 
     /// Run until `requests` is closed and every page has finished. Pages are taken from the
-    /// channel as rows free up (a bounded channel keeps its producer just ahead of the engine).
+    /// channel as room frees up (a bounded channel keeps its producer just ahead of the engine).
     pub fn run(&mut self, requests: &Receiver<Request>, on_event: &mut dyn FnMut(Event)) -> Result<EngineStats, EngineError> {
         let mut open = true;
         loop {
@@ -350,6 +361,7 @@ impl<'m> Engine<'m> {
     /// each, then one decode step for every running page.
     pub fn step(&mut self, on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
         self.collect_vision(false)?;
+        self.grow_tables();
         self.feed_vision()?;
         let pending = &self.pending;
         let schedule = self.scheduler.schedule(|id| pending.get(&id).is_some_and(|p| p.encoded.is_some()));
@@ -359,6 +371,7 @@ impl<'m> Engine<'m> {
             let tag = pending.tag;
             if let Err(e) = self.start(id, blocks, pending, on_event) {
                 self.scheduler.finish(id);
+                self.preempted.remove(&id);
                 self.stats.pages += 1;
                 on_event(Event::Finished { tag, result: Box::new(Err(e)) });
             }
@@ -374,8 +387,29 @@ impl<'m> Engine<'m> {
         self.decode(batch, on_event)
     }
 
+    /// Give each running page the KV blocks its next token needs; pages preempted for them leave
+    /// the batch and wait, first in the queue, to be encoded and prefilled again.
+    fn grow_tables(&mut self) {
+        let running = &self.running;
+        let growth = self.scheduler.grow(|id| running.get(&id).map_or(0, |s| s.next_slot() + 1));
+        for (id, table) in growth.grown {
+            self.running.get_mut(&id).expect("grown pages are running").blocks = table;
+            self.tables_changed = true;
+        }
+        for id in growth.preempted {
+            let seq = self.running.remove(&id).expect("preempted pages are running");
+            let (page, options) = seq.source();
+            self.pending.insert(
+                id,
+                Pending { tag: seq.tag, page, options, stream: false, arrived: Instant::now(), encoding: false, encoded: None },
+            );
+            self.preempted.insert(id, seq);
+            self.stats.preemptions += 1;
+        }
+    }
+
     /// Encode the waiting pages that will be admitted next and are not encoded yet: as many as
-    /// the free rows, plus `vision_lookahead` ahead, in jobs of `vision_lookahead` pages. The
+    /// the room (an estimate: [`Scheduler::room`]), plus `vision_lookahead` ahead, in jobs of `vision_lookahead` pages. The
     /// vision thread gets up to [`JOBS_IN_FLIGHT`] jobs at a time; without it, one job runs here.
     fn feed_vision(&mut self) -> Result<(), EngineError> {
         let target = self.scheduler.room() + self.vision_lookahead;
@@ -461,10 +495,23 @@ impl<'m> Engine<'m> {
             ImageRows::Device(rows) => rows,
             ImageRows::Host(data) => Tensor::from_data(data, (&self.lm.device(), self.lm.dtype())),
         };
+        if let Some(mut seq) = self.preempted.remove(&id) {
+            // Preempted: its prompt and the tokens it had fed are prefilled again (recomputed);
+            // it decodes on from its last token, with its sampler, guard and stream as they were.
+            let fed = &seq.tokens[..seq.tokens.len() - 1];
+            let ids: Vec<u32> = page.prompt.input_ids.iter().copied().chain(fed.iter().copied()).collect();
+            let mask: Vec<bool> = page.prompt.images_seq_mask.iter().copied().chain(fed.iter().map(|_| false)).collect();
+            let embeds = self.lm.embed_prompt(&ids, &mask, Some(rows))?;
+            self.runner.prefill(embeds, &blocks)?;
+            seq.blocks = blocks;
+            self.stats.prefill_s += t1.elapsed().as_secs_f64();
+            self.running.insert(id, seq);
+            return Ok(());
+        }
         let embeds = self.lm.embed_prompt(&page.prompt.input_ids, &page.prompt.images_seq_mask, Some(rows))?;
         let logits = self.runner.prefill(embeds, &blocks)?;
         let budget = budget(page.prompt.len(), &options, self.runner.capacity());
-        let mut seq = Sequence::new(tag, blocks, &page, &options, budget, stream, self.lm.config().eos_token_id, self.tokenizer);
+        let mut seq = Sequence::new(tag, blocks, page.clone(), options, budget, stream, self.lm.config().eos_token_id, self.tokenizer);
         seq.timings.queue_s = queue_s;
         seq.timings.vision_s = vision_s;
         let token = seq.choose(logits)?;
@@ -483,7 +530,8 @@ impl<'m> Engine<'m> {
     /// One decode step of `batch`, then each page's next token.
     fn decode(&mut self, batch: Vec<SeqId>, on_event: &mut dyn FnMut(Event)) -> Result<(), EngineError> {
         let t0 = Instant::now();
-        if batch != self.batch {
+        if batch != self.batch || self.tables_changed {
+            self.tables_changed = false;
             let seqs: Vec<&Sequence<'_>> = batch.iter().map(|id| &self.running[id]).collect();
             let tables: Vec<&[usize]> = seqs.iter().map(|s| s.blocks.as_slice()).collect();
             let starts: Vec<usize> = seqs.iter().map(|s| s.next_slot()).collect();

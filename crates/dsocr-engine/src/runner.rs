@@ -150,7 +150,10 @@ impl<'m> Runner<'m> {
         // sequence's last slot: into the scratch block, or its own last block's unused slots);
         // spare rows decode a token-0 stand-in in the scratch block, from its first slot.
         let (scratch, width) = (self.blocks, self.width);
-        let padded = |t: &[usize]| t.iter().copied().chain(std::iter::repeat(scratch)).take(width).collect::<Vec<usize>>();
+        let padded = |t: &[usize]| {
+            assert!(t.len() <= width, "a block table of {} blocks, past the longest page's {width}", t.len());
+            t.iter().copied().chain(std::iter::repeat(scratch)).take(width).collect::<Vec<usize>>()
+        };
         self.host = HostBatch {
             tables: tables.iter().map(|t| padded(t)).chain(std::iter::repeat_n(vec![scratch; width], pad)).collect(),
             starts: starts.iter().copied().chain(std::iter::repeat_n(0, pad)).collect(),

@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn pages_start_with_their_prompts_blocks_and_grow_as_they_write() {
-        let mut s = Scheduler::new(8, 10, 4, 10_000);
+        let mut s = Scheduler::new(8, 12, 4, 10_000);
         // Prompts of 5, 2 and 10 tokens (and the first new token): 2, 1 and 3 blocks of 4.
         for (id, prompt) in [(1, 5), (2, 2), (3, 10)] {
             s.add(id, prompt, 40);
@@ -243,7 +243,7 @@ mod tests {
         let first = s.schedule(|_| true);
         let sizes: Vec<usize> = first.admit.iter().map(|(_, b)| b.len()).collect();
         assert_eq!(sizes, vec![2, 1, 3], "the prompt's blocks, not the budget's");
-        assert_eq!(s.free_blocks(), 4);
+        assert_eq!(s.free_blocks(), 6);
         // Page 1 has filled 9 slots (3 blocks), page 2 4 (1 block), page 3 12 (3 blocks).
         let growth = s.grow(|id| [0, 9, 4, 12][id as usize]);
         assert_eq!(growth.grown.len(), 1);
@@ -253,8 +253,9 @@ mod tests {
         let mut all: Vec<usize> = s.running.iter().flat_map(|(_, b)| b.clone()).collect();
         all.sort_unstable();
         all.dedup();
-        assert_eq!((all.len(), s.free_blocks()), (7, 3), "no block given twice");
-        // A page never holds more than its prompt and budget: 6 slots are 2 blocks.
+        assert_eq!((all.len(), s.free_blocks()), (7, 5), "no block given twice");
+        // A page is admitted with a block to spare for each running one (1 + 3 ≤ 5), and never
+        // holds more than its prompt and budget: 6 slots are 2 blocks.
         s.add(4, 1, 6);
         assert_eq!(ids(&s.schedule(|_| true)), vec![4]);
         s.grow(|id| [0, 9, 4, 12, 40][id as usize]);
@@ -284,15 +285,22 @@ mod tests {
         s.finish(1);
         let next = s.schedule(|_| true);
         assert_eq!(next.admit.iter().map(|(id, t)| (*id, t.len())).collect::<Vec<_>>(), vec![(2, 5), (3, 1)]);
-        // A page alone that needs a block no one can give preempts itself.
-        let mut s = Scheduler::new(8, 2, 4, 10_000);
-        s.add(1, 3, 8);
+        // Page 2 gives its one block to page 1; page 1 stops growing at its 12-slot cap.
+        let mut s = Scheduler::new(8, 3, 4, 10_000);
+        s.add(1, 3, 12);
         s.add(2, 1, 2);
         assert_eq!(ids(&s.schedule(|_| true)), vec![1, 2]);
-        let growth = s.grow(|id| [0, 6, 2][id as usize]);
-        assert_eq!(growth.preempted, vec![2], "page 2 gives its block to page 1");
-        let growth = s.grow(|id| [0, 8, 2][id as usize]);
-        assert!(growth.preempted.is_empty() && growth.grown.is_empty(), "page 1 is at its 8-slot cap");
+        assert_eq!(s.grow(|id| [0, 6, 2][id as usize]).grown.len(), 1);
+        let growth = s.grow(|id| [0, 9, 2][id as usize]);
+        assert_eq!(growth.preempted, vec![2]);
+        let growth = s.grow(|id| [0, 40, 2][id as usize]);
+        assert!(growth.preempted.is_empty() && growth.grown.is_empty(), "page 1 is at its cap");
+        // A page alone that needs a block no one can give preempts itself.
+        let mut s = Scheduler::new(8, 2, 4, 10_000);
+        s.add(1, 3, 100);
+        assert_eq!(ids(&s.schedule(|_| true)), vec![1]);
+        assert_eq!(s.grow(|_| 9).preempted, vec![1]);
+        assert_eq!((s.running(), s.waiting(), s.free_blocks()), (0, 1, 2));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One page being generated: its KV blocks, tokens so far, sampler, repetition guard and text
 //! stream.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use dsocr_core::burn::prelude::*;
@@ -35,6 +36,9 @@ pub(crate) struct Sequence<'m> {
     pub image_size: (u32, u32),
     pub timings: Timings,
     first_token: Option<Instant>,
+    /// The page and its options, to prefill it again if it is preempted.
+    page: Arc<PreparedPage>,
+    options: OcrOptions,
 }
 
 impl<'m> Sequence<'m> {
@@ -42,8 +46,8 @@ impl<'m> Sequence<'m> {
     pub(crate) fn new(
         tag: u64,
         blocks: Vec<usize>,
-        page: &PreparedPage,
-        options: &OcrOptions,
+        page: Arc<PreparedPage>,
+        options: OcrOptions,
         budget: usize,
         stream: bool,
         eos: u32,
@@ -67,7 +71,14 @@ impl<'m> Sequence<'m> {
             image_size: page.image_size,
             timings: Timings { preprocess_s: page.preprocess.as_secs_f64(), ..Default::default() },
             first_token: None,
+            page,
+            options,
         }
+    }
+
+    /// The page and its options (to encode and prefill it again after a preemption).
+    pub(crate) fn source(&self) -> (Arc<PreparedPage>, OcrOptions) {
+        (self.page.clone(), self.options.clone())
     }
 
     /// The slot (= position) of the token the next decode step feeds: the last one chosen.

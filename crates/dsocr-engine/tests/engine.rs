@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
 use dsocr_engine::{
-    Engine, EngineError, EngineOptions, Event, GenerationConfig, InOrder, OcrOptions, OcrResult, OcrTokenizer, RepetitionGuard, Request,
-    Sampling, Task, encode_page, encode_pages, prepare_page,
+    Engine, EngineError, EngineOptions, EngineStats, Event, GenerationConfig, InOrder, OcrOptions, OcrResult, OcrTokenizer,
+    RepetitionGuard, Request, Sampling, Task, encode_page, encode_pages, prepare_page,
 };
 use dsocr_lm::{DeepseekLm, LmConfig};
 use dsocr_preprocess::{Architecture, LoadOptions, ModeSpec, RgbImage, load_image};
@@ -46,16 +46,17 @@ fn page_for(arch: Architecture, case: &Case, generation: GenerationConfig) -> (R
 
 /// Run `pages` through one engine with at most `max_seqs` in flight; results by tag, and the
 /// order in which tags finished, and the text streamed per tag.
-fn run(model: &Model, pages: &[(RgbImage, OcrOptions)], max_seqs: usize) -> (Vec<Result<OcrResult, EngineError>>, Vec<u64>, Vec<String>) {
-    run_with(model, pages, EngineOptions { max_seqs: Some(max_seqs), seq_capacity: Some(1400), ..Default::default() })
+fn run(model: &Model, pages: &[(RgbImage, OcrOptions)], max_seqs: usize) -> (Results, Vec<u64>, Vec<String>) {
+    let (results, finished, streamed, _) =
+        run_with(model, pages, EngineOptions { max_seqs: Some(max_seqs), seq_capacity: Some(1400), ..Default::default() });
+    (results, finished, streamed)
 }
 
-/// [`run`] with `options`.
-fn run_with(
-    model: &Model,
-    pages: &[(RgbImage, OcrOptions)],
-    options: EngineOptions,
-) -> (Vec<Result<OcrResult, EngineError>>, Vec<u64>, Vec<String>) {
+/// Each page's result, by tag.
+type Results = Vec<Result<OcrResult, EngineError>>;
+
+/// [`run`] with `options`, and the engine's counters.
+fn run_with(model: &Model, pages: &[(RgbImage, OcrOptions)], options: EngineOptions) -> (Results, Vec<u64>, Vec<String>, EngineStats) {
     let max_seqs = options.max_seqs.expect("a test sets max_seqs");
     let mut engine = Engine::new(&model.encoder, &model.lm, model.tokenizer.as_ref(), &options).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -89,11 +90,12 @@ fn run_with(
     assert!(in_flight.is_empty());
     assert!(stats.peak_in_flight <= max_seqs, "{stats:?}");
     assert_eq!(stats.pages, pages.len());
-    if pages.len() <= options.vision_lookahead {
-        // Every page was queued before the run: the first admission encodes them all ahead.
+    if pages.len() <= options.vision_lookahead && stats.preemptions == 0 {
+        // Every page was queued before the run: the first admission encodes them all ahead (a
+        // preempted page is encoded again).
         assert_eq!(stats.vision_batches, 1, "{stats:?}");
     }
-    (results.into_iter().map(|r| r.expect("every page finishes")).collect(), finished, streamed)
+    (results.into_iter().map(|r| r.expect("every page finishes")).collect(), finished, streamed, stats)
 }
 
 fn greedy(max_new_tokens: usize) -> GenerationConfig {
@@ -123,29 +125,35 @@ fn batched_pages_equal_single_pages() {
     }
 }
 
-/// A KV pool of 36 blocks (2,304 slots) for pages of up to 1,400: two short pages (81-odd-token
-/// prompts: 2 blocks each) run beside a long one (930-odd: 15 blocks) but two long ones do not,
-/// so pages wait for blocks although `max_seqs` would admit them; every page still gets its
-/// tokens run alone, and the pages in flight never hold more blocks than the pool has.
+/// A KV pool of 22 blocks (1,408 slots) for pages of up to 1,400: six short pages start with their
+/// prompts' two blocks each and take one more every 64 tokens; when none is free, the page
+/// admitted last is preempted and later prefilled again with its prompt and the tokens it had
+/// written. With budgets of 150-300 tokens they outgrow the pool and preempt each other; every
+/// page still gets its tokens run alone, and its streamed text is its result's.
 #[test]
-fn pages_wait_for_kv_blocks_and_match_single_pages() {
-    let Some(fixtures) = parity("pages_wait_for_kv_blocks_and_match_single_pages") else { return };
+fn pages_preempted_for_kv_blocks_match_single_pages() {
+    let Some(fixtures) = parity("pages_preempted_for_kv_blocks_match_single_pages") else { return };
     let model = load(&fixtures);
     let cases = fixtures.cases();
-    let budgets = [14, 3, 9, 6, 12, 5, 8];
-    let pages: Vec<(RgbImage, OcrOptions)> =
-        budgets.iter().enumerate().map(|(i, &b)| page_of(&cases[i % cases.len()], greedy(b))).collect();
-    let prompts: Vec<usize> =
-        pages.iter().map(|(image, o)| prepare_page(image, o, model.tokenizer.as_ref()).unwrap().prompt.len()).collect();
-    let blocks = |i: usize| (prompts[i] + budgets[i]).div_ceil(64);
-    let options = EngineOptions { max_seqs: Some(7), kv_blocks: Some(36), seq_capacity: Some(1400), ..Default::default() };
-    let (together, _, _) = run_with(&model, &pages, options);
-    let all: usize = (0..pages.len()).map(blocks).sum();
-    assert!(all > 36, "the pages' {all} blocks must not all fit at once ({prompts:?})");
+    let budgets = [300, 200, 250, 150, 280, 220];
+    let generation = |b| GenerationConfig { ignore_eos: true, ..greedy(b) };
+    // The case with the shortest prompt (81-odd tokens: 2 blocks), so that six pages start
+    // together and then outgrow the pool.
+    let prompt_len = |case: &Case| {
+        let (image, options) = page_of(case, greedy(1));
+        prepare_page(&image, &options, model.tokenizer.as_ref()).unwrap().prompt.len()
+    };
+    let short = cases.iter().min_by_key(|c| prompt_len(c)).unwrap();
+    let pages: Vec<(RgbImage, OcrOptions)> = budgets.iter().map(|&b| page_of(short, generation(b))).collect();
+    let options = EngineOptions { max_seqs: Some(6), kv_blocks: Some(22), seq_capacity: Some(1400), ..Default::default() };
+    let (together, _, streamed, stats) = run_with(&model, &pages, options);
+    assert!(stats.preemptions >= 1 && stats.peak_in_flight == 6, "all six start, then the pool runs out of blocks: {stats:?}");
     for (i, page) in pages.iter().enumerate() {
         let (alone, _, _) = run(&model, std::slice::from_ref(page), 1);
         let (t, a) = (together[i].as_ref().unwrap(), alone[0].as_ref().unwrap());
+        assert_eq!(t.tokens.len(), budgets[i], "page {i} ran to its budget");
         assert_eq!(t.tokens, a.tokens, "page {i} (budget {}, prompt {} tokens)", budgets[i], t.prompt_tokens);
+        assert_eq!(streamed[i], t.raw, "page {i}: streamed text is the result's text");
     }
     // A pool that cannot hold one page of the longest length is refused.
     let small = EngineOptions { max_seqs: Some(2), kv_blocks: Some(21), seq_capacity: Some(1400), ..Default::default() };
@@ -170,8 +178,8 @@ fn the_vision_thread_gives_the_same_tokens() {
         vision_thread: thread,
         ..Default::default()
     };
-    let (here, _, _) = run_with(&model, &pages, options(false));
-    let (beside, _, streamed) = run_with(&model, &pages, options(true));
+    let (here, _, _, _) = run_with(&model, &pages, options(false));
+    let (beside, _, streamed, _) = run_with(&model, &pages, options(true));
     for (i, (h, b)) in here.iter().zip(&beside).enumerate() {
         let (h, b) = (h.as_ref().unwrap(), b.as_ref().unwrap());
         assert_eq!(b.tokens, h.tokens, "page {i}");

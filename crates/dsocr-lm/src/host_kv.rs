@@ -1,4 +1,4 @@
-//! The KV pool in host memory, for the CPU backend (docs/model.md §6.3).
+//! The KV pool in host memory, for the CPU backend (docs/model.md §6.4).
 //!
 //! On burn-ndarray every decode step cut each sequence's live keys and values out of the pool
 //! tensor and copied them into a contiguous tensor for the attention (≈ 120 MB a step at a
