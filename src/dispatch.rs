@@ -279,8 +279,11 @@ impl Tracked {
                     let _ = self.tx.send(Msg::Returned(Box::new(returned)));
                     return true;
                 }
-                sink(Event::Finished { tag, result });
+                // Counted as finished before the caller hears of it: a caller that reads the
+                // service's load as soon as it has its result sees its page gone.
+                let mut sink = self.sink.take().expect("sink");
                 self.finish();
+                sink(Event::Finished { tag, result });
                 true
             }
         }
