@@ -11,6 +11,11 @@ pub struct EngineArgs {
     /// Most pages in flight at once (default: as GPU memory allows, up to 256; 4 on the CPU).
     #[arg(long, value_parser = at_least_one)]
     pub max_seqs: Option<usize>,
+    /// Blocks of the KV pool (64 tokens each; pages take them as they write; default: as GPU
+    /// memory allows, at most `--max-seqs` pages of the longest length). Fewer blocks: less
+    /// memory, more pages waiting or preempted (docs/engine.md, "KV pool").
+    #[arg(long, value_parser = at_least_one)]
+    pub kv_blocks: Option<usize>,
     /// Share of GPU memory to use for weights, KV cache and activations.
     #[arg(long, default_value_t = 0.90, value_parser = share)]
     pub gpu_memory: f32,
@@ -100,6 +105,7 @@ impl EngineArgs {
     pub fn options(&self, mode: &ModeSpec, max_new_tokens: usize) -> EngineOptions {
         EngineOptions {
             max_seqs: self.max_seqs,
+            kv_blocks: self.kv_blocks,
             gpu_memory: self.gpu_memory,
             decode_graphs: !self.no_graphs,
             vision_batch_bytes: self.vision_batch_gb.map(|gb| (gb * (1u64 << 30) as f64) as u64),
@@ -187,6 +193,8 @@ mod tests {
     fn the_vision_batch_follows_the_gpu_unless_given() {
         let gundam = dsocr::preprocess::Mode::Gundam.spec();
         assert_eq!(engine(&[]).options(&gundam, 64).vision_batch_bytes, None, "the engine's memory plan decides");
+        assert_eq!(engine(&["--kv-blocks", "900"]).options(&gundam, 64).kv_blocks, Some(900));
+        assert!(Flags::try_parse_from(["dsocr", "--kv-blocks", "0"]).is_err());
         assert_eq!(engine(&["--vision-batch-gb", "1.5"]).options(&gundam, 64).vision_batch_bytes, Some(3 << 29));
         for bad in ["0", "-1", "lots"] {
             assert!(Flags::try_parse_from(["dsocr", "--vision-batch-gb", bad]).is_err(), "{bad}");
