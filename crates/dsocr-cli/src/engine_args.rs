@@ -30,7 +30,7 @@ pub struct EngineArgs {
     pub vision_lookahead: usize,
     /// Encode pages on a thread (and GPU stream) of their own, beside decoding: `auto` does for
     /// runs of at least 32 pages on a GPU (not for `dsocr serve`, whose pages come one request at
-    /// a time); `--vision-thread` alone is `on`, a value goes after `=` (`--vision-thread=off`;
+    /// a time; never on a card with less than 16 GiB left after the weights); `--vision-thread` alone is `on`, a value goes after `=` (`--vision-thread=off`;
     /// docs/engine.md, "Vision beside decoding").
     #[arg(long, value_enum, default_value = "auto", num_args = 0..=1, require_equals = true, default_missing_value = "on")]
     pub vision_thread: VisionThread,
@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(engine(&["--kv-blocks", "900"]).options(&gundam, 64).kv_blocks, Some(900));
         assert!(Flags::try_parse_from(["dsocr", "--kv-blocks", "0"]).is_err());
         assert_eq!(engine(&["--vision-batch-gb", "1.5"]).options(&gundam, 64).vision_batch_bytes, Some(3 << 29));
-        for bad in ["0", "-1", "lots"] {
+        for bad in ["0", "inf", "lots"] {
             assert!(Flags::try_parse_from(["dsocr", "--vision-batch-gb", bad]).is_err(), "{bad}");
         }
     }

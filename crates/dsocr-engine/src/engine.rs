@@ -36,6 +36,11 @@ const CPU_DEFAULT_SEQS: usize = 4;
 /// Most pages in flight on a GPU when [`EngineOptions::max_seqs`] is not set.
 const GPU_MAX_SEQS: usize = 256;
 
+/// Budget left after the weights below which the engine does not start the vision thread (its copy
+/// of the encoder would take KV cache from a small card; a 32 GB card has ≈ 24 GB left, a 24 GB one
+/// ≈ 15 GB).
+const VISION_THREAD_MIN_LEFT: u64 = 16 << 30;
+
 /// Bytes the device's memory pool holds now (the weights, and anything not yet freed).
 fn memory_in_use(device: &Device) -> u64 {
     device.memory_pool_usage().map_or(0, |u| u.bytes_reserved)
@@ -170,25 +175,34 @@ impl<'m> Engine<'m> {
         // Blocks of the longest sequence (the mode's longest prompt and the whole budget).
         let width = KvPool::blocks_for(capacity);
         let max_seqs = options.max_seqs.unwrap_or(if dsocr_kernels::runs_cube_kernels(&device) { GPU_MAX_SEQS } else { CPU_DEFAULT_SEQS });
-        // The budget and what the weights left of it, before the vision thread copies the
-        // encoder (its batch size is part of the plan).
+        // The budget and what the weights leave of it.
         let gpu = dsocr_core::device_memory_bytes(&device).map(|total| {
             // Return what earlier engines' pools (persistent allocations) left free, so that
             // this pool is sized from what is really in use.
             device.memory_cleanup();
             let budget = (total as f64 * f64::from(options.gpu_memory)) as u64;
-            let plan = MemoryPlan::for_gpu(budget.saturating_sub(memory_in_use(&device)), options);
-            (total, budget, plan)
+            (total, budget, budget.saturating_sub(memory_in_use(&device)))
         });
-        let plan = gpu.map_or_else(|| MemoryPlan::for_cpu(options), |(_, _, plan)| plan);
+        // The vision thread's copy of the encoder (≈ 0.9 GB) is worth more as KV cache on a card
+        // with little room after the weights (docs/engine.md, "Vision beside decoding").
+        let thread = options.vision_thread && gpu.is_none_or(|(_, _, left)| left >= VISION_THREAD_MIN_LEFT);
+        if options.vision_thread && !thread {
+            tracing::info!(
+                "vision thread off: {:.1} GB of the budget left after the weights, below the {:.0} GB it needs to pay for its copy of the encoder",
+                gpu.map_or(0, |(_, _, left)| left) as f64 / 1e9,
+                VISION_THREAD_MIN_LEFT as f64 / 1e9
+            );
+        }
+        let plan = gpu.map_or_else(|| MemoryPlan::for_cpu(options), |(_, _, left)| MemoryPlan::for_gpu(left, options));
         // Started before the pool is sized: its copy of the encoder's weights is then in use.
-        let vision = match options.vision_thread {
+        let vision = match thread {
             true => Some(VisionThread::spawn(encoder.clone(), device.clone(), lm.dtype(), plan.vision_batch_bytes)?),
             false => None,
         };
         // More blocks than `max_seqs` sequences of the longest length can use would sit idle.
         let blocks = match gpu {
-            Some((total, budget, plan)) => {
+            Some((total, budget, _)) => {
+                device.memory_cleanup();
                 let used = memory_in_use(&device);
                 let free = budget.saturating_sub(used).saturating_sub(plan.activation_reserve);
                 // One block is the scratch block (see the runner).
@@ -204,8 +218,9 @@ impl<'m> Engine<'m> {
                     fit / width,
                 );
                 if fit < width {
+                    let vision_batch = if options.vision_batch_bytes.is_some() { ", leave --vision-batch-gb at its default" } else { "" };
                     return Err(EngineError::Settings(format!(
-                        "no room on the GPU for one page: {:.1} GB × --gpu-memory {} = {:.1} GB, of which {:.1} GB is in use (the weights) and {:.1} GB is kept for activations, leaving {:.2} GB where a page of {capacity} slots needs {:.2} GB: lower --max-new-tokens, raise --gpu-memory, or run on the CPU (--device cpu)",
+                        "no room on the GPU for one page: {:.1} GB × --gpu-memory {} = {:.1} GB, of which {:.1} GB is in use (the weights) and {:.1} GB is kept for activations, leaving {:.2} GB where a page of {capacity} slots needs {:.2} GB: lower --max-new-tokens{vision_batch}, raise --gpu-memory, or run on the CPU (--device cpu)",
                         total as f64 / 1e9,
                         options.gpu_memory,
                         budget as f64 / 1e9,

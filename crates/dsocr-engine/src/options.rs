@@ -41,7 +41,9 @@ pub struct EngineOptions {
     /// time. Default 16; 1 encodes each admitted page alone.
     pub vision_lookahead: usize,
     /// Encode pages on a thread of their own, beside decoding (on a GPU, on a CUDA stream of
-    /// their own: docs/engine.md, "Vision beside decoding"). Default off: on the H200 it made the
+    /// their own: docs/engine.md, "Vision beside decoding"). Not started on a GPU with less than
+    /// 16 GiB of its budget left after the weights: its copy of the encoder is worth more there as
+    /// KV cache. Default off: on the H200 it made the
     /// mixed workload 46 % slower (docs/perf.md, session 16); encoding runs between decode steps.
     pub vision_thread: bool,
     /// Capture decode steps as CUDA graphs where dsocr's kernels run. Default on.
