@@ -19,10 +19,11 @@
 //! // Two pages at most, a pool of 40 blocks of 64 slots.
 //! let mut scheduler = Scheduler::new(2, 40, 64, options.max_prefill_tokens);
 //! scheduler.add(0, 913, 913 + 1024);
-//! // Page 0 is admitted once encoded, with the 31 blocks its 1,937 slots need.
+//! // Page 0 is admitted once encoded, with the 15 blocks of its prompt and first new token (it
+//! // gets another block each time it fills one, up to the 31 that 913 + 1,024 slots need).
 //! assert_eq!(scheduler.schedule(|_| false).admit, vec![]);
 //! let admitted = scheduler.schedule(|_| true).admit;
-//! assert_eq!((admitted[0].0, admitted[0].1.len(), scheduler.free_blocks()), (0, 31, 9));
+//! assert_eq!((admitted[0].0, admitted[0].1.len(), scheduler.free_blocks()), (0, 15, 25));
 //! ```
 
 #![warn(missing_docs)]
