@@ -213,7 +213,21 @@ impl<'m> Engine<'m> {
                 }
                 fit.min(options.max_seqs.unwrap_or(GPU_MAX_SEQS))
             }
-            None => options.max_seqs.unwrap_or(CPU_DEFAULT_SEQS),
+            None => {
+                let rows = options.max_seqs.unwrap_or(CPU_DEFAULT_SEQS);
+                // The host KV cache is allocated whole: refuse what the machine cannot hold
+                // instead of aborting on a failed allocation.
+                let needed = (rows as u64).checked_mul(row_bytes);
+                let available = dsocr_core::host_available_bytes();
+                if needed.is_none_or(|n| available.is_some_and(|a| n > a)) {
+                    return Err(EngineError::Settings(format!(
+                        "--max-seqs {rows}: a KV cache for {rows} pages of {capacity} slots needs {:.1} GB of host memory{}: lower --max-seqs or --max-new-tokens",
+                        needed.map_or(f64::INFINITY, |n| n as f64 / 1e9),
+                        available.map_or(String::new(), |a| format!(" and {:.1} GB is available", a as f64 / 1e9))
+                    )));
+                }
+                rows
+            }
         };
         let graphs = options.decode_graphs && dsocr_kernels::kernels_enabled(&device);
         let fence = vision.as_ref().map(VisionThread::fence);
@@ -263,7 +277,7 @@ impl<'m> Engine<'m> {
             let len = page.prompt.len();
             if len >= self.runner.capacity() {
                 return Err(EngineError::Input(format!(
-                    "the page's prompt has {len} tokens, more than the engine's {} slots per sequence: use a smaller mode or fewer tiles",
+                    "the page's prompt (its image's tokens and the prompt text) has {len} tokens, more than the engine's {} slots per sequence: use a shorter prompt, a smaller mode or fewer tiles",
                     self.runner.capacity()
                 )));
             }
