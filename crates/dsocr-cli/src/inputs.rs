@@ -29,6 +29,8 @@ pub struct Document {
     pub source: Source,
     /// 0-based page numbers (`[0]` for an image).
     pub pages: Vec<usize>,
+    /// How its images are decoded (`--max-pixels`).
+    pub load: LoadOptions,
 }
 
 impl Document {
@@ -39,19 +41,19 @@ impl Document {
     /// A closure that loads page `k` (of [`Document::pages`]) at `dpi`, for a preparation thread.
     pub fn page_source(&self, k: usize, dpi: f32) -> Box<dyn FnOnce() -> Result<RgbImage, EngineError> + Send> {
         let shown = if self.input == "-" { "<stdin>".to_string() } else { self.input.clone() };
-        let page = self.pages[k];
+        let (page, load) = (self.pages[k], self.load);
         let bad = |e: String| EngineError::Input(e);
         match &self.source {
             Source::ImageFile(path) => {
                 let path = path.clone();
                 Box::new(move || {
                     let bytes = std::fs::read(&path).map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
-                    load_image_from_memory(&bytes, &shown, &LoadOptions::default()).map_err(|e| bad(e.to_string()))
+                    load_image_from_memory(&bytes, &shown, &load).map_err(|e| bad(e.to_string()))
                 })
             }
             Source::ImageBytes(bytes) => {
                 let bytes = bytes.clone();
-                Box::new(move || load_image_from_memory(&bytes, &shown, &LoadOptions::default()).map_err(|e| bad(e.to_string())))
+                Box::new(move || load_image_from_memory(&bytes, &shown, &load).map_err(|e| bad(e.to_string())))
             }
             Source::Pdf(doc) => {
                 let doc = doc.clone();
@@ -65,17 +67,19 @@ fn is_pdf_bytes(b: &[u8]) -> bool {
     b.len() >= 5 && b[..1024.min(b.len())].windows(5).any(|w| w == b"%PDF-")
 }
 
-/// Open every input; those that cannot be opened come back with their error.
+/// Open every input (images decoded with `load`); those that cannot be opened come back with
+/// their error.
 pub fn open_inputs(
     files: &[String],
     password: Option<&str>,
     pages: Option<&str>,
     renderer: &Renderer,
+    load: LoadOptions,
 ) -> (Vec<Document>, Vec<(String, anyhow::Error)>) {
     let mut docs = Vec::new();
     let mut failed = Vec::new();
     for input in files {
-        match open(input, password, pages, renderer) {
+        match open(input, password, pages, renderer, load) {
             Ok(doc) => docs.push(doc),
             Err(e) => failed.push((input.clone(), e)),
         }
@@ -83,7 +87,7 @@ pub fn open_inputs(
     (docs, failed)
 }
 
-fn open(input: &str, password: Option<&str>, pages: Option<&str>, renderer: &Renderer) -> anyhow::Result<Document> {
+fn open(input: &str, password: Option<&str>, pages: Option<&str>, renderer: &Renderer, load: LoadOptions) -> anyhow::Result<Document> {
     let name = crate::names::stem(input);
     let (head, bytes) = if input == "-" {
         let mut b = Vec::new();
@@ -107,7 +111,7 @@ fn open(input: &str, password: Option<&str>, pages: Option<&str>, renderer: &Ren
         let doc = PdfDocument::from_bytes(bytes, shown, password)?.with_renderer(renderer.clone())?;
         let pages = parse_page_ranges(pages.unwrap_or("all"), doc.page_count())?;
         anyhow::ensure!(!pages.is_empty(), "{input} has no pages");
-        return Ok(Document { input: input.to_string(), name, source: Source::Pdf(Arc::new(doc)), pages });
+        return Ok(Document { input: input.to_string(), name, source: Source::Pdf(Arc::new(doc)), pages, load });
     }
     if pages.is_some() {
         tracing::warn!("--pages applies to PDFs; ignored for image {input}");
@@ -116,11 +120,11 @@ fn open(input: &str, password: Option<&str>, pages: Option<&str>, renderer: &Ren
         Some(b) => Source::ImageBytes(Arc::new(b)),
         None => {
             // The header only: a file that is no image, or a broken one, fails now.
-            probe_image(input, &LoadOptions::default())?;
+            probe_image(input, &load)?;
             Source::ImageFile(PathBuf::from(input))
         }
     };
-    Ok(Document { input: input.to_string(), name, source, pages: vec![0] })
+    Ok(Document { input: input.to_string(), name, source, pages: vec![0], load })
 }
 
 #[cfg(test)]
@@ -135,7 +139,7 @@ mod tests {
 
     #[test]
     fn a_missing_file_fails_alone() {
-        let (docs, failed) = open_inputs(&["/nonexistent/page.png".to_string()], None, None, &Renderer::Hayro);
+        let (docs, failed) = open_inputs(&["/nonexistent/page.png".to_string()], None, None, &Renderer::Hayro, LoadOptions::default());
         assert!(docs.is_empty());
         assert!(format!("{:#}", failed[0].1).contains("cannot open /nonexistent/page.png"), "{:#}", failed[0].1);
     }

@@ -40,6 +40,10 @@ pub struct OcrArgs {
     /// PDF render resolution.
     #[arg(long, default_value_t = DEFAULT_DPI)]
     dpi: f32,
+    /// Most pixels of an input image; larger ones are refused (a decompression bomb can claim
+    /// billions). PDF pages are rendered at --dpi up to 100 million pixels whatever this is.
+    #[arg(long, default_value_t = dsocr::preprocess::DEFAULT_MAX_PIXELS)]
+    max_pixels: u64,
     /// PDF pages, e.g. 1-3,7 (default all).
     #[arg(long)]
     pages: Option<String>,
@@ -172,7 +176,10 @@ fn options(args: &OcrArgs) -> anyhow::Result<OcrOptions> {
     let mode: Mode = args.mode.parse()?;
     let mut spec = mode.spec();
     if spec.crop {
-        spec = spec.with_max_tiles(args.max_crops)?;
+        let min = spec.min_tiles;
+        spec = spec.with_max_tiles(args.max_crops).with_context(|| {
+            format!("--max-crops {}: gundam mode cuts a page into at least {min} tiles (the official code allows up to 9)", args.max_crops)
+        })?;
     }
     let task = Task::from_name(&args.task, args.prompt.as_deref())?;
     anyhow::ensure!(args.max_new_tokens > 0, "--max-new-tokens must be at least 1");
@@ -246,7 +253,13 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     // Every input is opened (and a PDF's password checked) before the model is loaded: a
     // mistyped path fails in a moment, not after a download.
     let renderer = dsocr::pdf::Renderer::parse(&args.pdf_renderer, args.pdfium_library.clone()).map_err(anyhow::Error::msg)?;
-    let (mut docs, mut failed) = open_inputs(&files, args.password.as_deref(), args.pages.as_deref(), &renderer);
+    let (mut docs, mut failed) = open_inputs(
+        &files,
+        args.password.as_deref(),
+        args.pages.as_deref(),
+        &renderer,
+        dsocr::preprocess::LoadOptions { max_pixels: args.max_pixels, ..Default::default() },
+    );
     // Directories that could not be read count among the failed inputs.
     failed.extend(unread);
     for d in &mut docs {

@@ -69,6 +69,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let devices = args.devices.resolve()?;
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
     anyhow::ensure!(args.max_tokens > 0, "--max-tokens must be at least 1");
+    anyhow::ensure!(
+        args.dpi.is_finite() && args.dpi > 0.0,
+        "--dpi must be a positive number of dots per inch (got {}); {} is the default",
+        args.dpi,
+        dsocr::pdf::DEFAULT_DPI
+    );
+    anyhow::ensure!(args.max_pages > 0, "--max-pages must be at least 1 (pages per request)");
+    anyhow::ensure!(args.max_queued_pages > 0, "--max-queued-pages must be at least 1 (pages waiting for the engine)");
+    anyhow::ensure!(args.max_pixels > 0, "--max-pixels must be at least 1 (pixels per image or rendered PDF page)");
     let source = ModelSource::parse(&args.model)?;
     let options = ServeOptions {
         model_name: args.served_model_name.clone(),

@@ -205,8 +205,28 @@ pub fn device_memory_bytes(device: &Device) -> Option<u64> {
     None
 }
 
+/// Host memory available to new allocations (Linux: `MemAvailable` of `/proc/meminfo`), in
+/// bytes; `None` where the system does not say.
+pub fn host_available_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&info)
+}
+
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mem_available_is_read_in_bytes() {
+        let info = "MemTotal:       24568868 kB\nMemFree:         1000000 kB\nMemAvailable:   20480000 kB\n";
+        assert_eq!(super::parse_mem_available(info), Some(20_480_000 * 1024));
+        assert_eq!(super::parse_mem_available("MemTotal: 1 kB\n"), None);
+    }
+
     #[test]
     fn auto_leaves_cards_too_small_for_the_model_to_the_cpu() {
         // An RTX 4060 (8 GB) and a 6 GB laptop GPU: the CPU; an RTX 3080 (10,240 MiB) and up: the GPU.

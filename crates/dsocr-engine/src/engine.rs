@@ -206,7 +206,7 @@ impl<'m> Engine<'m> {
                 let used = memory_in_use(&device);
                 let free = budget.saturating_sub(used).saturating_sub(plan.activation_reserve);
                 // One block is the scratch block (see the runner).
-                let fit = ((free / block_bytes) as usize).saturating_sub(1).min(max_seqs * width);
+                let fit = ((free / block_bytes) as usize).saturating_sub(1).min(max_seqs.saturating_mul(width));
                 tracing::info!(
                     "KV pool: {:.1} GB of {:.1} GB budget after {:.1} GB in use and {:.1} GB for activations ({:.1} GB vision batches): {fit} blocks of {KV_BLOCK} slots ({:.1} MB each), {} pages of the longest length ({capacity} slots) or more shorter ones, at most {max_seqs} at once",
                     free as f64 / 1e9,
@@ -232,17 +232,30 @@ impl<'m> Engine<'m> {
                 }
                 fit
             }
-            None => max_seqs * width,
+            None => max_seqs.saturating_mul(width),
         };
         let blocks = match options.kv_blocks {
             Some(set) if set < width => {
                 return Err(EngineError::Settings(format!(
-                    "kv_blocks {set} cannot hold one page of {capacity} slots ({width} blocks of {KV_BLOCK}): set at least {width}"
+                    "--kv-blocks {set} cannot hold one page of {capacity} slots ({width} blocks of {KV_BLOCK}): set at least {width}, or lower --max-new-tokens"
                 )));
             }
             Some(set) => set.min(blocks),
             None => blocks,
         };
+        if gpu.is_none() {
+            // The host KV cache is allocated whole: refuse what the machine cannot hold instead
+            // of aborting on a failed allocation.
+            let needed = (blocks as u64).checked_add(1).and_then(|b| b.checked_mul(block_bytes));
+            let available = dsocr_core::host_available_bytes();
+            if needed.is_none_or(|n| available.is_some_and(|a| n > a)) {
+                return Err(EngineError::Settings(format!(
+                    "--max-seqs {max_seqs}: a KV cache of {blocks} blocks ({max_seqs} pages of {capacity} slots) needs {:.1} GB of host memory{}: lower --max-seqs, --kv-blocks or --max-new-tokens",
+                    needed.map_or(f64::INFINITY, |n| n as f64 / 1e9),
+                    available.map_or(String::new(), |a| format!(" and {:.1} GB is available", a as f64 / 1e9))
+                )));
+            }
+        }
         let graphs = options.decode_graphs && dsocr_kernels::kernels_enabled(&device);
         let fence = vision.as_ref().map(VisionThread::fence);
         let runner = Runner::new(lm, blocks, capacity, graphs, options.prefill_chunk, fence);
@@ -293,7 +306,7 @@ impl<'m> Engine<'m> {
             let len = page.prompt.len();
             if len >= self.runner.capacity() {
                 return Err(EngineError::Input(format!(
-                    "the page's prompt has {len} tokens, more than the engine's {} slots per sequence: use a smaller mode or fewer tiles",
+                    "the page's prompt (its image's tokens and the prompt text) has {len} tokens, more than the engine's {} slots per sequence: use a shorter prompt, a smaller mode or fewer tiles",
                     self.runner.capacity()
                 )));
             }

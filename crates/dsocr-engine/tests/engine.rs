@@ -264,6 +264,23 @@ fn a_failing_page_among_good_ones() {
 
 /// Seeded sampling is per page: a page samples the same tokens alone and in a batch with others.
 #[test]
+#[cfg(target_os = "linux")] // where the available host memory is known (/proc/meminfo)
+fn more_pages_in_flight_than_host_memory_holds_are_refused_with_the_flag_named() {
+    let Some(fixtures) = parity("more_pages_than_host_memory") else { return };
+    let model = load(&fixtures);
+    for max_seqs in [usize::MAX / 2, 1 << 40] {
+        let options = EngineOptions { max_seqs: Some(max_seqs), seq_capacity: Some(1400), ..Default::default() };
+        match Engine::new(&model.encoder, &model.lm, model.tokenizer.as_ref(), &options) {
+            Err(EngineError::Settings(message)) => {
+                assert!(message.contains("--max-seqs") && message.contains("host memory"), "{message}")
+            }
+            Err(other) => panic!("another error: {other}"),
+            Ok(_) => panic!("{max_seqs} pages in flight accepted"),
+        }
+    }
+}
+
+#[test]
 fn seeded_sampling_is_per_page() {
     let Some(fixtures) = parity("seeded_sampling_is_per_page") else { return };
     let model = load(&fixtures);

@@ -115,7 +115,7 @@ pub fn host_encoder_attention(
                         let hidden = from.max(i + 1).min(n);
                         row[hidden..].fill(f32::NEG_INFINITY);
                     }
-                    softmax_in_place(row);
+                    crate::host_math::softmax_in_place(row);
                 });
                 // SAFETY: reads the `rows × n` probabilities and `n × d` of `vh`; writes `rows × d`
                 // elements of `out` at ((b·n + start + r)·heads + h)·d + e (row stride heads·d),
@@ -142,18 +142,4 @@ pub fn host_encoder_attention(
         }
     }
     out
-}
-
-/// `row ← softmax(row)` (`-inf` entries become 0; a row has at least one finite entry).
-fn softmax_in_place(row: &mut [f32]) {
-    let top = row.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-    let mut total = 0.0f32;
-    for x in row.iter_mut() {
-        *x = (*x - top).exp();
-        total += *x;
-    }
-    let inv = 1.0 / total;
-    for x in row.iter_mut() {
-        *x *= inv;
-    }
 }

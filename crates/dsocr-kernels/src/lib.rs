@@ -39,6 +39,7 @@ mod gelu;
 mod host_attention;
 mod host_experts;
 mod host_linear;
+mod host_math;
 mod ints;
 mod norm;
 mod parts;

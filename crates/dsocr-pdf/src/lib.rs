@@ -255,7 +255,9 @@ impl PdfDocument {
         Ok(RgbImage::from_raw(w, h, rgb).expect("buffer matches size"))
     }
 
-    /// Render several pages, in parallel over the available cores, in the order given.
+    /// Render several pages, in parallel over the available cores, in the order given. Each page
+    /// succeeds or fails on its own: a page whose rendering panics (a renderer bug on a malformed
+    /// page) is an error for that page, not for the others.
     pub fn render_pages(&self, indexes: &[usize], dpi: f32) -> Vec<Result<RgbImage, PdfError>> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(indexes.len()).max(1);
         let mut results: Vec<Option<Result<RgbImage, PdfError>>> = (0..indexes.len()).map(|_| None).collect();
@@ -264,7 +266,24 @@ impl PdfDocument {
                 let start = t * indexes.len().div_ceil(threads).max(1);
                 s.spawn(move || {
                     for (i, slot) in chunk.iter_mut().enumerate() {
-                        *slot = Some(self.render_page(indexes[start + i], dpi));
+                        let index = indexes[start + i];
+                        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.render_page(index, dpi)));
+                        *slot = Some(rendered.unwrap_or_else(|panic| {
+                            let what = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "no message".into());
+                            let advice = match self.renderer {
+                                Renderer::Hayro => "the page may be damaged; PDFium (--pdf-renderer pdfium) may read it",
+                                Renderer::Pdfium { .. } => "the page may be damaged",
+                            };
+                            Err(PdfError::Render(format!(
+                                "page {} of {} could not be rendered: the renderer failed ({what}); {advice}",
+                                index + 1,
+                                self.path.display()
+                            )))
+                        }));
                     }
                 });
             }

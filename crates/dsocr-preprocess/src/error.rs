@@ -31,7 +31,7 @@ pub enum PreprocessError {
     },
     /// The image has more pixels than allowed.
     #[error(
-        "image {source_name} is {width}×{height} pixels, over the limit of {max_pixels} pixels; downscale it or raise the limit (LoadOptions::max_pixels)"
+        "image {source_name} is {width}×{height} pixels, over the limit of {max_pixels} pixels; downscale it or raise the limit (`--max-pixels` of dsocr ocr and dsocr serve, `LoadOptions::max_pixels` in the library)"
     )]
     TooLarge {
         /// The file or stream name.

@@ -10,11 +10,28 @@ use rayon::prelude::*;
 
 use crate::RenderError;
 
-/// Encode `img` as JPEG at `quality`.
+/// Most pixels a side of a JPEG (its header holds 16-bit sizes).
+pub const JPEG_MAX_SIDE: u32 = 65_535;
+
+/// `img`, scaled down (aspect kept) where a side is longer than a JPEG can hold: an input as
+/// long as 70,000 pixels is readable (the preprocessor's limit is on the pixel count) and its
+/// boxes image must still be written.
+fn fit_for_jpeg(img: &RgbImage) -> std::borrow::Cow<'_, RgbImage> {
+    let (w, h) = img.dimensions();
+    if w <= JPEG_MAX_SIDE && h <= JPEG_MAX_SIDE {
+        return std::borrow::Cow::Borrowed(img);
+    }
+    let scale = f64::from(JPEG_MAX_SIDE) / f64::from(w.max(h));
+    let side = |v: u32| ((f64::from(v) * scale).round() as u32).clamp(1, JPEG_MAX_SIDE);
+    std::borrow::Cow::Owned(image::imageops::resize(img, side(w), side(h), image::imageops::FilterType::Triangle))
+}
+
+/// Encode `img` as JPEG at `quality` (scaled down first if a side is over [`JPEG_MAX_SIDE`]).
 pub fn jpeg_bytes(img: &RgbImage, quality: u8) -> Result<Vec<u8>, RenderError> {
+    let img = fit_for_jpeg(img);
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(img)
+        .encode_image(img.as_ref())
         .map_err(|e| RenderError::Encode(e.to_string()))?;
     Ok(out)
 }
@@ -22,15 +39,19 @@ pub fn jpeg_bytes(img: &RgbImage, quality: u8) -> Result<Vec<u8>, RenderError> {
 /// A page image encoded for the layouts PDF (JPEG, quality 95 as the official script).
 #[derive(Debug, Clone)]
 pub struct JpegPage {
+    /// The page image's size (the PDF page is this size at the document's DPI).
     width: u32,
     height: u32,
+    /// The JPEG's own size: the page's, unless a side was over [`JPEG_MAX_SIDE`].
+    jpeg_size: (u32, u32),
     jpeg: Vec<u8>,
 }
 
 impl JpegPage {
     /// Encode `image`.
     pub fn encode(image: &RgbImage) -> Result<Self, RenderError> {
-        Ok(JpegPage { width: image.width(), height: image.height(), jpeg: jpeg_bytes(image, 95)? })
+        let fitted = fit_for_jpeg(image);
+        Ok(JpegPage { width: image.width(), height: image.height(), jpeg_size: fitted.dimensions(), jpeg: jpeg_bytes(&fitted, 95)? })
     }
 }
 
@@ -52,8 +73,8 @@ pub fn write_jpeg_pages_pdf(path: &Path, pages: &[&JpegPage], dpi: f32) -> Resul
             dictionary! {
                 "Type" => "XObject",
                 "Subtype" => "Image",
-                "Width" => i64::from(w),
-                "Height" => i64::from(h),
+                "Width" => i64::from(page.jpeg_size.0),
+                "Height" => i64::from(page.jpeg_size.1),
                 "ColorSpace" => "DeviceRGB",
                 "BitsPerComponent" => 8,
                 "Filter" => "DCTDecode",

@@ -43,7 +43,7 @@ pub use draw::{crop, draw_regions, label_colour};
 pub use grounding::{GroundingMatch, Region, find_grounding, parse_boxes, regions, to_pixels};
 pub use hocr::{HocrPage, to_hocr, to_hocr_numbered};
 pub use layout::{Block, BlockKind, Line, PageLayout, Word, page_layout, plain_lines};
-pub use layouts_pdf::{JpegPage, jpeg_bytes, write_jpeg_pages_pdf, write_layouts_pdf};
+pub use layouts_pdf::{JPEG_MAX_SIDE, JpegPage, jpeg_bytes, write_jpeg_pages_pdf, write_layouts_pdf};
 pub use markdown::{EOS_TEXT, ImageLinks, PAGE_SPLIT, strip_eos, to_markdown};
 pub use output::{PageOutputs, PageText, WrittenFiles, write_document_files, write_document_outputs, write_image_outputs};
 pub use searchable::{SearchablePdf, TextLayer, searchable_pdf, searchable_pdf_from_images};

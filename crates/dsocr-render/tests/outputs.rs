@@ -1,6 +1,8 @@
 //! Output files from a grounding answer: boxes, crops, markdown, CSV, JSON and the layouts PDF.
 
-use dsocr_render::{PageOutputs, PageText, write_document_files, write_document_outputs, write_image_outputs};
+use dsocr_render::{
+    JPEG_MAX_SIDE, PageOutputs, PageText, write_document_files, write_document_outputs, write_image_outputs, write_layouts_pdf,
+};
 use image::{Rgb, RgbImage};
 
 const ANSWER: &str = "<|ref|>title<|/ref|><|det|>[[100, 50, 900, 120]]<|/det|>\n# Report\n\n\
@@ -83,4 +85,24 @@ fn page_outputs_made_ahead_give_the_same_files() {
     }
     std::fs::remove_dir_all(&at_once).unwrap();
     std::fs::remove_dir_all(&ahead).unwrap();
+}
+
+#[test]
+fn an_image_longer_than_a_jpeg_can_hold_still_gets_every_output() {
+    // 70,000 × 6 pixels: within the preprocessor's pixel limit, past JPEG's 65,535 a side.
+    let long = RgbImage::from_fn(70_000, 6, |x, _| Rgb([(x % 256) as u8, 0, 0]));
+    let dir = tmp("long");
+    let p = PageText { image: long.clone(), raw: ANSWER.to_string(), stopped_on_eos: false };
+    write_image_outputs(&dir, &p, false, serde_json::json!({})).unwrap();
+    let boxes = image::open(dir.join("result_with_boxes.jpg")).unwrap();
+    assert_eq!((boxes.width(), boxes.height()), (JPEG_MAX_SIDE, 6), "scaled down to fit, aspect kept");
+    assert!(dir.join("result.json").is_file() && dir.join("images/0.jpg").is_file());
+    // The layouts PDF keeps the page's size and holds the smaller JPEG.
+    let pdf = dir.join("long_layouts.pdf");
+    write_layouts_pdf(&pdf, &[long], 72.0).unwrap();
+    let doc = lopdf::Document::load(&pdf).unwrap();
+    let page = doc.get_pages().into_values().next().unwrap();
+    let media_box = doc.get_dictionary(page).unwrap().get(b"MediaBox").unwrap().as_array().unwrap();
+    assert_eq!(media_box[2].as_float().unwrap(), 70_000.0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use dsocr::engine::OcrResult;
@@ -24,8 +25,15 @@ use crate::{ApiError, AppState};
 const ENDPOINT: &str = "chat";
 
 /// The handler.
-pub async fn completions(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    match start(&state, &body).await {
+pub async fn completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = match body {
+        Ok(body) => start(&state, &body).await,
+        // A body without a declared length that runs past --max-body-mib (a declared one was
+        // refused before: lib.rs), or one that broke off.
+        Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::too_large(None, state.options.max_body_bytes)),
+        Err(e) => Err(ApiError::invalid(None, format!("the request body cannot be read: {}", e.body_text()))),
+    };
+    match started {
         Ok(Started { job, chat, stream, include_usage }) => {
             let reply = Reply::new(&state, chat, job.tokenizer());
             if stream {
@@ -86,12 +94,13 @@ async fn probe_files(state: &Arc<AppState>, files: &[InputFile]) -> Result<Vec<P
     Ok(probed)
 }
 
-/// Every file's pages, decoded on blocking threads, in order.
-async fn decode_files(state: &Arc<AppState>, files: Vec<Probed>) -> Result<Vec<Arc<RgbImage>>, ApiError> {
+/// Every file's pages, decoded on blocking threads, in order (a PDF page that cannot be rendered
+/// is an error for that page alone).
+async fn decode_files(state: &Arc<AppState>, files: Vec<Probed>) -> Result<Vec<Result<Arc<RgbImage>, String>>, ApiError> {
     let mut pages = Vec::new();
     for file in files {
         let (name, param, limits) = (file.name().to_string(), file.param().to_string(), state.options.limits);
-        pages.extend(blocking(&name, &param, move || decode(file, &limits)).await?.into_iter().map(Arc::new));
+        pages.extend(blocking(&name, &param, move || decode(file, &limits)).await?.into_iter().map(|page| page.map(Arc::new)));
     }
     Ok(pages)
 }

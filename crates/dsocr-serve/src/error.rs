@@ -74,12 +74,17 @@ impl ApiError {
         }
     }
 
-    /// 413: the request body is larger than `--max-body-mib`.
-    pub fn too_large(declared: u64, limit: usize) -> Self {
+    /// 413: the request body is larger than `--max-body-mib` (`declared`: its Content-Length, if
+    /// it had one; a body sent in chunks is cut off when it passes the limit).
+    pub fn too_large(declared: Option<u64>, limit: usize) -> Self {
+        let size = match declared {
+            Some(bytes) => format!("is {bytes} bytes"),
+            None => format!("passed {limit} bytes"),
+        };
         ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             message: format!(
-                "the request body is {declared} bytes and the server takes at most {limit}: send smaller images or PDFs, or raise `dsocr serve --max-body-mib`"
+                "the request body {size} and the server takes at most {limit}: send smaller images or PDFs, or raise `dsocr serve --max-body-mib`"
             ),
             kind: "invalid_request_error",
             param: None,

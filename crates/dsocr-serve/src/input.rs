@@ -169,16 +169,21 @@ pub fn check_request(files: &[Probed], limits: &InputLimits) -> Result<usize, Ap
     Ok(pages)
 }
 
+/// One page of a request: its image, or why it could not be rendered (the page then fails on
+/// its own and the others are answered: docs/serve.md).
+pub type PageImage = Result<RgbImage, String>;
+
 /// The page images of a probed file: an image's one page, or every page of a PDF rendered.
-/// CPU work: run it on a blocking thread.
-pub fn decode(file: Probed, limits: &InputLimits) -> Result<Vec<RgbImage>, ApiError> {
-    let Probed { name, param, data, .. } = file;
+/// An image that cannot be decoded fails the file; a PDF page that cannot be rendered fails only
+/// that page. CPU work: run it on a blocking thread.
+pub fn decode(file: Probed, limits: &InputLimits) -> Result<Vec<PageImage>, ApiError> {
+    let Probed { name, data, param, .. } = file;
     match data {
-        Data::Pdf(doc) => render_pdf(&doc, &name, &param, limits),
+        Data::Pdf(doc) => Ok(render_pdf(&doc, &name, limits)),
         Data::Image(bytes) => {
             let options = LoadOptions { max_pixels: limits.max_pixels, ..LoadOptions::default() };
             let image = load_image_from_memory(&bytes, &name, &options).map_err(|e| invalid_image(e, &param))?;
-            Ok(vec![image])
+            Ok(vec![Ok(image)])
         }
     }
 }
@@ -275,14 +280,12 @@ fn pdf_sizes(doc: &PdfDocument, name: &str, param: &str, limits: &InputLimits) -
         .collect()
 }
 
-fn render_pdf(doc: &PdfDocument, name: &str, param: &str, limits: &InputLimits) -> Result<Vec<RgbImage>, ApiError> {
+fn render_pdf(doc: &PdfDocument, name: &str, limits: &InputLimits) -> Vec<PageImage> {
     let pages: Vec<usize> = (0..doc.page_count()).collect();
     doc.render_pages(&pages, limits.pdf_dpi)
         .into_iter()
         .enumerate()
-        .map(|(k, r)| {
-            r.map(RgbImage::from).map_err(|e| ApiError::invalid(Some(param), format!("{name} page {}: {e}", k + 1)).code("invalid_pdf"))
-        })
+        .map(|(k, r)| r.map(RgbImage::from).map_err(|e| format!("{name} page {} cannot be rendered: {e}", k + 1)))
         .collect()
 }
 

@@ -80,20 +80,30 @@ impl Drop for Admission {
 impl PageJob {
     /// Prepare (on blocking threads) and submit every page with `options`, holding `admission`
     /// (the pages' place in the server's queue) until they are done; text is always streamed
-    /// from the engine, so a vanished client is noticed at its next token.
-    pub async fn start(service: Arc<OcrService>, images: Vec<Arc<RgbImage>>, options: OcrOptions, admission: Admission) -> PageJob {
-        let prepared: Vec<_> =
-            images
-                .into_iter()
-                .enumerate()
-                .map(|(page, image)| {
-                    let (service, options) = (service.clone(), options.clone());
-                    let handle = tokio::task::spawn_blocking(move || service.prepare(&image, &options));
-                    async move {
-                        handle.await.unwrap_or_else(|e| Err(EngineError::Input(format!("page {}: preparation failed: {e}", page + 1))))
+    /// from the engine, so a vanished client is noticed at its next token. A page given as an
+    /// error (it could not be rendered) ends with that error; the others run.
+    pub async fn start(
+        service: Arc<OcrService>,
+        images: Vec<Result<Arc<RgbImage>, String>>,
+        options: OcrOptions,
+        admission: Admission,
+    ) -> PageJob {
+        let prepared: Vec<_> = images
+            .into_iter()
+            .enumerate()
+            .map(|(page, image)| {
+                let (service, options) = (service.clone(), options.clone());
+                let handle = image.map(|image| tokio::task::spawn_blocking(move || service.prepare(&image, &options)));
+                async move {
+                    match handle {
+                        Ok(handle) => {
+                            handle.await.unwrap_or_else(|e| Err(EngineError::Input(format!("page {}: preparation failed: {e}", page + 1))))
+                        }
+                        Err(unrendered) => Err(EngineError::Input(unrendered)),
                     }
-                })
-                .collect();
+                }
+            })
+            .collect();
         PageJob::submit_in_order(service, prepared, options, admission).await
     }
 

@@ -210,7 +210,7 @@ async fn refuse_declared_oversize(State(state): State<Arc<AppState>>, request: R
         while let Some(Ok(_)) = body.next().await {}
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
-    ApiError::too_large(declared, limit).into_response()
+    ApiError::too_large(Some(declared), limit).into_response()
 }
 
 /// A body refused for its size is left unread, so the connection cannot carry another request:

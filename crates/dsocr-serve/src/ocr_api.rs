@@ -40,9 +40,15 @@ struct Form {
     boxes_image: bool,
 }
 
-async fn read_form(mut multipart: Multipart) -> Result<Form, ApiError> {
+async fn read_form(mut multipart: Multipart, max_body_bytes: usize) -> Result<Form, ApiError> {
     let mut form = Form::default();
-    let bad = |e: axum::extract::multipart::MultipartError| ApiError::invalid(None, format!("the multipart body cannot be read: {e}"));
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        // A body without a declared length cut off at --max-body-mib (lib.rs refuses declared ones).
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::too_large(None, max_body_bytes);
+        }
+        ApiError::invalid(None, format!("the multipart body cannot be read: {e}"))
+    };
     while let Some(field) = multipart.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or("").to_string();
         match name.as_str() {
@@ -97,7 +103,7 @@ fn options(state: &AppState, form: &Form) -> Result<OcrOptions, ApiError> {
 
 async fn run(state: &Arc<AppState>, multipart: Multipart) -> Result<Value, ApiError> {
     let service = state.service()?;
-    let form = read_form(multipart).await?;
+    let form = read_form(multipart, state.options.max_body_bytes).await?;
     let options = options(state, &form)?;
     check_mode(&options, service.architecture(), "mode")?;
     let Some((name, bytes)) = form.file else {
@@ -108,7 +114,8 @@ async fn run(state: &Arc<AppState>, multipart: Multipart) -> Result<Value, ApiEr
     let file = blocking(&name, "file", move || probe(bytes, &probe_name, "file", &limits)).await?;
     let pages = check_request(std::slice::from_ref(&file), &limits)?;
     let admission = state.admit(pages)?;
-    let images: Vec<Arc<RgbImage>> = blocking(&name, "file", move || decode(file, &limits)).await?.into_iter().map(Arc::new).collect();
+    let images: Vec<Result<Arc<RgbImage>, String>> =
+        blocking(&name, "file", move || decode(file, &limits)).await?.into_iter().map(|page| page.map(Arc::new)).collect();
     let kept = form.boxes_image.then(|| images.clone());
     let mut job = PageJob::start(service, images, options, admission).await;
     let mut pages = Vec::new();
@@ -121,7 +128,8 @@ async fn run(state: &Arc<AppState>, multipart: Multipart) -> Result<Value, ApiEr
                 prompt_tokens += r.prompt_tokens;
                 completion_tokens += r.tokens.len();
                 let boxes = match &kept {
-                    Some(images) => Some(boxes_image(&images[page], &r.regions)?),
+                    // A page with a result was rendered.
+                    Some(images) => images[page].as_ref().ok().map(|image| boxes_image(image, &r.regions)).transpose()?,
                     None => None,
                 };
                 json!({

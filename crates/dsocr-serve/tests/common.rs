@@ -131,10 +131,18 @@ pub fn solid_png(width: u32, height: u32) -> Vec<u8> {
 
 /// A PDF of `pages` blank pages of `width`×`height` points (a few hundred bytes, however large).
 pub fn blank_pdf(pages: usize, width: f32, height: f32) -> Vec<u8> {
+    blank_pdf_of_sizes(&vec![(width, height); pages])
+}
+
+/// A PDF of blank pages, one of each `(width, height)` in points.
+pub fn blank_pdf_of_sizes(sizes: &[(f32, f32)]) -> Vec<u8> {
+    let pages = sizes.len();
     let kids: Vec<String> = (0..pages).map(|k| format!("{} 0 R", k + 3)).collect();
     let mut objects =
         vec!["<< /Type /Catalog /Pages 2 0 R >>".to_string(), format!("<< /Type /Pages /Kids [{}] /Count {pages} >>", kids.join(" "))];
-    objects.extend((0..pages).map(|_| format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] /Resources << >> >>")));
+    objects.extend(
+        sizes.iter().map(|(width, height)| format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] /Resources << >> >>")),
+    );
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (k, object) in objects.iter().enumerate() {

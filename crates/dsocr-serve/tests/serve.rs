@@ -220,6 +220,45 @@ async fn ocr_upload_returns_every_page_with_regions_and_the_boxes_image() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pdf_page_that_cannot_be_rendered_fails_alone_and_the_others_are_answered() {
+    let Some(dir) = model("unrenderable_page") else { return };
+    // Pages up to 300 MP pass the server's limit, but the renderer draws at most 100 MP a page:
+    // page 2 (12,000 points square at 72 DPI: 144 MP) cannot be rendered, page 1 can.
+    let mut options = serve_options();
+    options.limits.max_pixels = 300_000_000;
+    options.limits.pdf_dpi = 72.0;
+    let server = start(&dir, options, engine_options(4), true).await;
+    let http = reqwest::Client::new();
+    let pdf = blank_pdf_of_sizes(&[(300.0, 300.0), (12_000.0, 12_000.0)]);
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(pdf.clone()).file_name("mixed.pdf"))
+        .text("task", "ocr")
+        .text("mode", "tiny")
+        .text("max_tokens", "4");
+    let r = http.post(format!("{}/v1/ocr", server.url)).multipart(form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "one page fails, not the request");
+    let v: Value = r.json().await.unwrap();
+    let pages = v["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 2);
+    assert_eq!((pages[0]["page"].as_u64(), pages[0]["tokens"].as_u64()), (Some(1), Some(4)));
+    let error = pages[1]["error"].as_str().expect("page 2 has an error");
+    assert!(error.contains("mixed.pdf page 2") && error.contains("pixels"), "{error}");
+
+    let uri = data_uri("application/pdf", &pdf);
+    let r = http
+        .post(format!("{}/v1/chat/completions", server.url))
+        .json(&chat_body("deepseek-ocr", "ocr", &uri, 4, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    let text = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(text.contains("<!-- dsocr: page 2 failed"), "{text}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_goes_away_cancels_its_page_and_a_full_queue_answers_429() {
     let Some(dir) = model("cancel_and_queue") else { return };
     let options = dsocr_serve::ServeOptions { max_queued_pages: 1, ..serve_options() };
