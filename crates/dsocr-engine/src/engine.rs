@@ -215,15 +215,15 @@ impl<'m> Engine<'m> {
             }
             None => {
                 let rows = options.max_seqs.unwrap_or(CPU_DEFAULT_SEQS);
-                // The host KV cache is allocated whole: refuse what the machine cannot hold
-                // instead of aborting on a failed allocation.
+                // The host KV cache is one allocation (zeroed pages, committed as slots fill):
+                // one larger than the machine's RAM and swap cannot succeed and would abort.
                 let needed = (rows as u64).checked_mul(row_bytes);
-                let available = dsocr_core::host_available_bytes();
-                if needed.is_none_or(|n| available.is_some_and(|a| n > a)) {
+                let memory = dsocr_core::host_memory_bytes();
+                if needed.is_none_or(|n| memory.is_some_and(|m| n > m)) {
                     return Err(EngineError::Settings(format!(
                         "--max-seqs {rows}: a KV cache for {rows} pages of {capacity} slots needs {:.1} GB of host memory{}: lower --max-seqs or --max-new-tokens",
                         needed.map_or(f64::INFINITY, |n| n as f64 / 1e9),
-                        available.map_or(String::new(), |a| format!(" and {:.1} GB is available", a as f64 / 1e9))
+                        memory.map_or(String::new(), |m| format!(", more than this machine's {:.1} GB of RAM and swap", m as f64 / 1e9))
                     )));
                 }
                 rows
