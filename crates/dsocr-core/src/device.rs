@@ -205,26 +205,30 @@ pub fn device_memory_bytes(device: &Device) -> Option<u64> {
     None
 }
 
-/// Host memory available to new allocations (Linux: `MemAvailable` of `/proc/meminfo`), in
-/// bytes; `None` where the system does not say.
-pub fn host_available_bytes() -> Option<u64> {
+/// The host's memory in bytes, RAM and swap together (Linux: `MemTotal` + `SwapTotal` of
+/// `/proc/meminfo`): an allocation larger than this cannot succeed; `None` where the system
+/// does not say.
+pub fn host_memory_bytes() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    parse_mem_available(&info)
+    parse_host_memory(&info)
 }
 
-fn parse_mem_available(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
+fn parse_host_memory(meminfo: &str) -> Option<u64> {
+    let field = |name: &str| -> Option<u64> {
+        let line = meminfo.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok()?.checked_mul(1024)
+    };
+    field("MemTotal:")?.checked_add(field("SwapTotal:").unwrap_or(0))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn mem_available_is_read_in_bytes() {
-        let info = "MemTotal:       24568868 kB\nMemFree:         1000000 kB\nMemAvailable:   20480000 kB\n";
-        assert_eq!(super::parse_mem_available(info), Some(20_480_000 * 1024));
-        assert_eq!(super::parse_mem_available("MemTotal: 1 kB\n"), None);
+    fn host_memory_is_ram_and_swap_in_bytes() {
+        let info = "MemTotal:       24568868 kB\nMemFree:         1000000 kB\nSwapTotal:       2097152 kB\n";
+        assert_eq!(super::parse_host_memory(info), Some((24_568_868 + 2_097_152) * 1024));
+        assert_eq!(super::parse_host_memory("MemTotal: 1000 kB\n"), Some(1_024_000), "no swap line: RAM alone");
+        assert_eq!(super::parse_host_memory("SwapTotal: 1 kB\n"), None);
     }
 
     #[test]

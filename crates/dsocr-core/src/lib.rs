@@ -39,7 +39,7 @@ mod stream_copy;
 mod weights;
 
 pub use checkpoint::{Checkpoint, TensorEntry};
-pub use device::{AUTO_MIN_GPU_BYTES, DeviceSpec, FloatType, device_memory_bytes, host_available_bytes};
+pub use device::{AUTO_MIN_GPU_BYTES, DeviceSpec, FloatType, device_memory_bytes, host_memory_bytes};
 pub use error::{CoreError, Result};
 #[cfg(feature = "cuda")]
 pub use gpu_cache::configure_gpu;

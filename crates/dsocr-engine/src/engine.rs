@@ -244,15 +244,15 @@ impl<'m> Engine<'m> {
             None => blocks,
         };
         if gpu.is_none() {
-            // The host KV cache is allocated whole: refuse what the machine cannot hold instead
-            // of aborting on a failed allocation.
+            // The host KV pool is one allocation (zeroed pages, committed as blocks fill): one
+            // larger than the machine's RAM and swap cannot succeed and would abort.
             let needed = (blocks as u64).checked_add(1).and_then(|b| b.checked_mul(block_bytes));
-            let available = dsocr_core::host_available_bytes();
-            if needed.is_none_or(|n| available.is_some_and(|a| n > a)) {
+            let memory = dsocr_core::host_memory_bytes();
+            if needed.is_none_or(|n| memory.is_some_and(|m| n > m)) {
                 return Err(EngineError::Settings(format!(
                     "--max-seqs {max_seqs}: a KV cache of {blocks} blocks ({max_seqs} pages of {capacity} slots) needs {:.1} GB of host memory{}: lower --max-seqs, --kv-blocks or --max-new-tokens",
                     needed.map_or(f64::INFINITY, |n| n as f64 / 1e9),
-                    available.map_or(String::new(), |a| format!(" and {:.1} GB is available", a as f64 / 1e9))
+                    memory.map_or(String::new(), |m| format!(", more than this machine's {:.1} GB of RAM and swap", m as f64 / 1e9))
                 )));
             }
         }

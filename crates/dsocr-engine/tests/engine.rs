@@ -262,10 +262,10 @@ fn a_failing_page_among_good_ones() {
     assert_eq!(results[0].1.as_ref().unwrap().tokens, results[3].1.as_ref().unwrap().tokens);
 }
 
-/// Seeded sampling is per page: a page samples the same tokens alone and in a batch with others.
+/// A KV cache larger than the machine's memory is refused up front, naming the flag.
 #[test]
-#[cfg(target_os = "linux")] // where the available host memory is known (/proc/meminfo)
-fn more_pages_in_flight_than_host_memory_holds_are_refused_with_the_flag_named() {
+#[cfg(target_os = "linux")] // where the host's memory is known (/proc/meminfo)
+fn more_pages_in_flight_than_the_host_memory_holds_are_refused_with_the_flag_named() {
     let Some(fixtures) = parity("more_pages_than_host_memory") else { return };
     let model = load(&fixtures);
     for max_seqs in [usize::MAX / 2, 1 << 40] {
@@ -280,6 +280,7 @@ fn more_pages_in_flight_than_host_memory_holds_are_refused_with_the_flag_named()
     }
 }
 
+/// Seeded sampling is per page: a page samples the same tokens alone and in a batch with others.
 #[test]
 fn seeded_sampling_is_per_page() {
     let Some(fixtures) = parity("seeded_sampling_is_per_page") else { return };

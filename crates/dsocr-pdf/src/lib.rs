@@ -275,7 +275,7 @@ impl PdfDocument {
                                 .or_else(|| panic.downcast_ref::<String>().cloned())
                                 .unwrap_or_else(|| "no message".into());
                             let advice = match self.renderer {
-                                Renderer::Hayro => "the page may be damaged; PDFium (--pdf-renderer pdfium) may read it",
+                                Renderer::Hayro => "the page may be damaged; another renderer (PDFium) may read it",
                                 Renderer::Pdfium { .. } => "the page may be damaged",
                             };
                             Err(PdfError::Render(format!(

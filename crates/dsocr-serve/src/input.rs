@@ -282,11 +282,7 @@ fn pdf_sizes(doc: &PdfDocument, name: &str, param: &str, limits: &InputLimits) -
 
 fn render_pdf(doc: &PdfDocument, name: &str, limits: &InputLimits) -> Vec<PageImage> {
     let pages: Vec<usize> = (0..doc.page_count()).collect();
-    doc.render_pages(&pages, limits.pdf_dpi)
-        .into_iter()
-        .enumerate()
-        .map(|(k, r)| r.map(RgbImage::from).map_err(|e| format!("{name} page {} cannot be rendered: {e}", k + 1)))
-        .collect()
+    doc.render_pages(&pages, limits.pdf_dpi).into_iter().map(|r| r.map(RgbImage::from).map_err(|e| format!("{name}: {e}"))).collect()
 }
 
 #[cfg(test)]
