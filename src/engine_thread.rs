@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dsocr_engine::{Engine, EngineError, EngineOptions, EngineStats, Event, OcrOptions, OcrTokenizer, PreparedPage, Request, panic_message};
+use dsocr_engine::{
+    Engine, EngineError, EngineOptions, EngineStats, Event, OcrOptions, OcrTokenizer, PreparedPage, Request, panic_message,
+};
 
 use crate::replica::{EventSink, Replica, ServiceLoad};
 use crate::{DeepseekOcr, OcrError};
