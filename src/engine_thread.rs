@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dsocr_engine::{Engine, EngineError, EngineOptions, EngineStats, Event, OcrOptions, OcrTokenizer, PreparedPage, Request};
+use dsocr_engine::{
+    Engine, EngineError, EngineOptions, EngineStats, Event, OcrOptions, OcrTokenizer, PreparedPage, Request, panic_message,
+};
 
 use crate::replica::{EventSink, Replica, ServiceLoad};
 use crate::{DeepseekOcr, OcrError};
@@ -105,7 +107,7 @@ impl EngineThread {
                 Err(e)
             }
             Err(_) => {
-                let panic = thread.join().err().map(|p| panic_text(&p)).unwrap_or_default();
+                let panic = thread.join().err().map(|p| panic_message(&*p).to_string()).unwrap_or_default();
                 Err(OcrError::Device(format!("the engine thread stopped while loading the model: {panic}")))
             }
         }
@@ -272,8 +274,4 @@ fn publish(engine: &Engine<'_>, shared: &Shared) {
         load.in_flight = in_flight;
     }
     *shared.stats.lock().expect("stats lock") = engine.stats();
-}
-
-pub(crate) fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
-    payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string())).unwrap_or_default()
 }

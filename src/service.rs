@@ -20,7 +20,7 @@ use dsocr_preprocess::{Architecture, RgbImage};
 
 use crate::common::DeviceSpec;
 use crate::dispatch::{Dispatcher, Health, Msg, Pending};
-use crate::engine_thread::{EngineThread, panic_text};
+use crate::engine_thread::EngineThread;
 use crate::replica::{EventSink, Replica, ServiceLoad};
 use crate::{DeepseekOcr, OcrError};
 
@@ -107,7 +107,7 @@ impl OcrService {
         let mut started = Vec::new();
         let mut not_started = Vec::new();
         for (device, thread) in devices.iter().zip(starting) {
-            match thread.join().map_err(|p| OcrError::Device(panic_text(&p))).and_then(|r| r) {
+            match thread.join().map_err(|p| OcrError::Device(dsocr_engine::panic_message(&*p).to_string())).and_then(|r| r) {
                 Ok(loaded) => started.push(loaded),
                 Err(e) => {
                     tracing::warn!("{device}: the engine did not start: {e}");

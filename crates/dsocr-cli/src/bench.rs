@@ -161,13 +161,8 @@ fn load_page(path: &std::path::Path) -> anyhow::Result<dsocr::preprocess::RgbIma
 fn load_pages(path: &std::path::Path, all: bool) -> anyhow::Result<Vec<dsocr::preprocess::RgbImage>> {
     let input = path.display().to_string();
     let range = if all { None } else { Some("1") };
-    let (docs, mut failed) = crate::inputs::open_inputs(
-        std::slice::from_ref(&input),
-        None,
-        range,
-        &dsocr::pdf::Renderer::Hayro,
-        dsocr::preprocess::LoadOptions::default(),
-    );
+    let options = crate::inputs::OpenOptions { pages: range.map(str::to_string), ..Default::default() };
+    let (docs, mut failed) = crate::inputs::open_inputs(std::slice::from_ref(&input), &options);
     if let Some((_, e)) = failed.pop() {
         return Err(e.context("--image"));
     }

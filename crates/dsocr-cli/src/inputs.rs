@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dsocr::EngineError;
-use dsocr::pdf::{PdfDocument, Renderer, parse_page_ranges};
+use dsocr::pdf::{CjkFont, PdfDocument, Renderer, parse_page_ranges};
 use dsocr::preprocess::{LoadOptions, RgbImage, load_image_from_memory, probe_image};
 
 /// Where a document's pages come from.
@@ -63,23 +63,47 @@ impl Document {
     }
 }
 
+/// `--dpi` (of `dsocr ocr` and `dsocr serve`): a positive, finite resolution.
+pub fn check_dpi(dpi: f32) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        dpi.is_finite() && dpi > 0.0,
+        "--dpi must be a positive number of dots per inch (got {dpi}); {} is the default",
+        dsocr::pdf::DEFAULT_DPI
+    );
+    Ok(())
+}
+
+/// `--cjk-font` (of `dsocr ocr` and `dsocr serve`), read once at start: a wrong path or a file
+/// that is no font fails before the model loads.
+pub fn load_cjk_font(path: Option<&std::path::Path>) -> anyhow::Result<Option<CjkFont>> {
+    path.map(|p| CjkFont::load(p).context("--cjk-font")).transpose()
+}
+
 fn is_pdf_bytes(b: &[u8]) -> bool {
     b.len() >= 5 && b[..1024.min(b.len())].windows(5).any(|w| w == b"%PDF-")
 }
 
-/// Open every input (images decoded with `load`); those that cannot be opened come back with
-/// their error.
-pub fn open_inputs(
-    files: &[String],
-    password: Option<&str>,
-    pages: Option<&str>,
-    renderer: &Renderer,
-    load: LoadOptions,
-) -> (Vec<Document>, Vec<(String, anyhow::Error)>) {
+/// How `dsocr ocr`'s inputs are opened (its flags).
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Password of encrypted PDFs (`--password`).
+    pub password: Option<String>,
+    /// Which pages of each PDF (`--pages`; `None`: all).
+    pub pages: Option<String>,
+    /// How PDF pages are drawn (`--pdf-renderer`).
+    pub renderer: Renderer,
+    /// The font for CJK text a PDF does not embed (`--cjk-font`; `None`: an installed Noto CJK).
+    pub cjk_font: Option<CjkFont>,
+    /// How images are decoded (`--max-pixels`).
+    pub load: LoadOptions,
+}
+
+/// Open every input; those that cannot be opened come back with their error.
+pub fn open_inputs(files: &[String], options: &OpenOptions) -> (Vec<Document>, Vec<(String, anyhow::Error)>) {
     let mut docs = Vec::new();
     let mut failed = Vec::new();
     for input in files {
-        match open(input, password, pages, renderer, load) {
+        match open(input, options) {
             Ok(doc) => docs.push(doc),
             Err(e) => failed.push((input.clone(), e)),
         }
@@ -87,7 +111,8 @@ pub fn open_inputs(
     (docs, failed)
 }
 
-fn open(input: &str, password: Option<&str>, pages: Option<&str>, renderer: &Renderer, load: LoadOptions) -> anyhow::Result<Document> {
+fn open(input: &str, options: &OpenOptions) -> anyhow::Result<Document> {
+    let load = options.load;
     let name = crate::names::stem(input);
     let (head, bytes) = if input == "-" {
         let mut b = Vec::new();
@@ -108,12 +133,15 @@ fn open(input: &str, password: Option<&str>, pages: Option<&str>, renderer: &Ren
             None => std::fs::read(input).with_context(|| format!("cannot read {input}"))?,
         };
         let shown = if input == "-" { "<stdin>" } else { input };
-        let doc = PdfDocument::from_bytes(bytes, shown, password)?.with_renderer(renderer.clone())?;
-        let pages = parse_page_ranges(pages.unwrap_or("all"), doc.page_count())?;
+        let mut doc = PdfDocument::from_bytes(bytes, shown, options.password.as_deref())?.with_renderer(options.renderer.clone())?;
+        if let Some(font) = &options.cjk_font {
+            doc = doc.with_cjk_font(font.clone());
+        }
+        let pages = parse_page_ranges(options.pages.as_deref().unwrap_or("all"), doc.page_count())?;
         anyhow::ensure!(!pages.is_empty(), "{input} has no pages");
         return Ok(Document { input: input.to_string(), name, source: Source::Pdf(Arc::new(doc)), pages, load });
     }
-    if pages.is_some() {
+    if options.pages.is_some() {
         tracing::warn!("--pages applies to PDFs; ignored for image {input}");
     }
     let source = match bytes {
@@ -139,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_missing_file_fails_alone() {
-        let (docs, failed) = open_inputs(&["/nonexistent/page.png".to_string()], None, None, &Renderer::Hayro, LoadOptions::default());
+        let (docs, failed) = open_inputs(&["/nonexistent/page.png".to_string()], &OpenOptions::default());
         assert!(docs.is_empty());
         assert!(format!("{:#}", failed[0].1).contains("cannot open /nonexistent/page.png"), "{:#}", failed[0].1);
     }

@@ -13,7 +13,7 @@ use dsocr::{DeepseekOcr, EngineOptions, ModelSource, OcrOptions, OcrService, Ser
 use crate::engine_args::EngineArgs;
 
 use crate::devices::Devices;
-use crate::inputs::open_inputs;
+use crate::inputs::{OpenOptions, open_inputs};
 use crate::pages::{Outputs, PREPARED_AHEAD, Runner, run_pages};
 use crate::resume::Resume;
 
@@ -58,6 +58,10 @@ pub struct OcrArgs {
     /// path). The PyPI wheel `pypdfium2` ships one in site-packages/pypdfium2_raw/.
     #[arg(long, env = "DSOCR_PDFIUM_LIBRARY")]
     pdfium_library: Option<PathBuf>,
+    /// A font (.ttc/.otf/.ttf, e.g. NotoSansCJK-Regular.ttc) for Chinese, Japanese and Korean
+    /// text that a PDF does not embed (default: an installed Noto CJK; hayro renderer only).
+    #[arg(long, env = "DSOCR_CJK_FONT")]
+    cjk_font: Option<PathBuf>,
     #[command(flatten)]
     devices: crate::devices::DeviceArgs,
     /// Only this task's share of the inputs, INDEX/COUNT (0-based): the inputs sorted by path,
@@ -183,11 +187,7 @@ fn options(args: &OcrArgs) -> anyhow::Result<OcrOptions> {
     }
     let task = Task::from_name(&args.task, args.prompt.as_deref())?;
     anyhow::ensure!(args.max_new_tokens > 0, "--max-new-tokens must be at least 1");
-    anyhow::ensure!(
-        args.dpi.is_finite() && args.dpi > 0.0,
-        "--dpi must be a positive number of dots per inch (got {}); 144 is the default",
-        args.dpi
-    );
+    crate::inputs::check_dpi(args.dpi)?;
     let generation = dsocr::GenerationConfig { max_new_tokens: args.max_new_tokens, ..Default::default() };
     Ok(OcrOptions { task, mode: spec, generation })
 }
@@ -253,13 +253,15 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     // Every input is opened (and a PDF's password checked) before the model is loaded: a
     // mistyped path fails in a moment, not after a download.
     let renderer = dsocr::pdf::Renderer::parse(&args.pdf_renderer, args.pdfium_library.clone()).map_err(anyhow::Error::msg)?;
-    let (mut docs, mut failed) = open_inputs(
-        &files,
-        args.password.as_deref(),
-        args.pages.as_deref(),
-        &renderer,
-        dsocr::preprocess::LoadOptions { max_pixels: args.max_pixels, ..Default::default() },
-    );
+    let cjk_font = crate::inputs::load_cjk_font(args.cjk_font.as_deref())?;
+    let open_options = OpenOptions {
+        password: args.password.clone(),
+        pages: args.pages.clone(),
+        renderer,
+        cjk_font,
+        load: dsocr::preprocess::LoadOptions { max_pixels: args.max_pixels, ..Default::default() },
+    };
+    let (mut docs, mut failed) = open_inputs(&files, &open_options);
     // Directories that could not be read count among the failed inputs.
     failed.extend(unread);
     for d in &mut docs {

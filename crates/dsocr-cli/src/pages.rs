@@ -461,7 +461,7 @@ fn write_main_outputs(
         let missing = doc_pdf.font_report().pages_missing_cjk_font;
         if !missing.is_empty() {
             eprintln!(
-                "warning: {}: pages {missing:?} need a CJK font that is not installed; their text may be missing (install fonts-noto-cjk)",
+                "warning: {}: pages {missing:?} need a CJK font that is not installed; their text may be missing (install fonts-noto-cjk or give a font with --cjk-font)",
                 doc.input
             );
         }

@@ -7,7 +7,7 @@ use clap::Args;
 use dsocr::common::FloatType;
 use dsocr::preprocess::Mode;
 use dsocr::{DeepseekOcr, ModelSource, OcrService, ServiceOptions};
-use dsocr_serve::{InputLimits, ServeOptions};
+use dsocr_serve::{InputOptions, ServeOptions};
 
 use crate::devices::Devices;
 use crate::engine_args::EngineArgs;
@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// PDF render resolution.
     #[arg(long, default_value_t = dsocr::pdf::DEFAULT_DPI)]
     dpi: f32,
+    /// A font (.ttc/.otf/.ttf, e.g. NotoSansCJK-Regular.ttc) for Chinese, Japanese and Korean
+    /// text that an uploaded PDF does not embed (default: an installed Noto CJK).
+    #[arg(long, env = "DSOCR_CJK_FONT")]
+    cjk_font: Option<std::path::PathBuf>,
     /// Seconds the requests in flight may take to finish after SIGTERM.
     #[arg(long, default_value_t = 60)]
     drain_seconds: u64,
@@ -69,12 +73,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let devices = args.devices.resolve()?;
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
     anyhow::ensure!(args.max_tokens > 0, "--max-tokens must be at least 1");
-    anyhow::ensure!(
-        args.dpi.is_finite() && args.dpi > 0.0,
-        "--dpi must be a positive number of dots per inch (got {}); {} is the default",
-        args.dpi,
-        dsocr::pdf::DEFAULT_DPI
-    );
+    crate::inputs::check_dpi(args.dpi)?;
     anyhow::ensure!(args.max_pages > 0, "--max-pages must be at least 1 (pages per request)");
     anyhow::ensure!(args.max_queued_pages > 0, "--max-queued-pages must be at least 1 (pages waiting for the engine)");
     anyhow::ensure!(args.max_pixels > 0, "--max-pixels must be at least 1 (pixels per image or rendered PDF page)");
@@ -84,7 +83,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
         api_key: args.api_key.clone(),
         allow_remote_urls: args.allow_remote_urls,
         max_body_bytes: args.max_body_mib << 20,
-        limits: InputLimits { max_pixels: args.max_pixels, max_pages: args.max_pages, pdf_dpi: args.dpi },
+        limits: InputOptions {
+            max_pixels: args.max_pixels,
+            max_pages: args.max_pages,
+            pdf_dpi: args.dpi,
+            cjk_font: crate::inputs::load_cjk_font(args.cjk_font.as_deref())?,
+        },
         max_tokens: args.max_tokens,
         max_queued_pages: args.max_queued_pages,
         drain_timeout: Duration::from_secs(args.drain_seconds),

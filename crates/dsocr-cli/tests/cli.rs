@@ -424,6 +424,9 @@ fn bad_inputs_give_clear_errors_without_panics() {
     #[cfg(not(feature = "cuda"))]
     assert_clean_failure(&ocr(&[&image], &model, &["--device", "cuda"]), "--features cuda");
     assert_clean_failure(&ocr(&[&image], &model, &["--dpi", "0"]), "--dpi");
+    let notes_path = notes.to_str().unwrap();
+    assert_clean_failure(&ocr(&[&pdf], &model, &["--cjk-font", notes_path]), "--cjk-font");
+    assert_clean_failure(&ocr(&[&pdf], &model, &["--cjk-font", notes_path]), "not a TrueType/OpenType font");
     assert_clean_failure(&ocr(&[&image], &model, &["--max-seqs", "0"]), "at least 1");
     assert_clean_failure(&ocr(&[&image], &model, &["--gpu-memory", "1.5"]), "at most 1");
     assert_clean_failure(&ocr(&[&image], &model, &["--vision-thread=sometimes"]), "sometimes");

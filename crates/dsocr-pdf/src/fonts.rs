@@ -1,12 +1,15 @@
 //! Fonts for text whose font the PDF does not embed: the renderer's built-in standard fonts, and a
-//! system Noto CJK font for Chinese, Japanese and Korean CID fonts when one is installed.
+//! Noto CJK font for Chinese, Japanese and Korean CID fonts: the one the caller names
+//! ([`CjkFont::load`], the CLI's `--cjk-font`), else a system one when installed.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use hayro::hayro_interpret::font::{FontData, FontQuery};
 use hayro::hayro_interpret::hayro_cmap::CidFamily;
+
+use crate::PdfError;
 
 /// Where Debian/Ubuntu/Fedora/Arch put Noto CJK (the .ttc holds JP, KR, SC, TC, HK faces).
 const CJK_CANDIDATES: [&str; 6] = [
@@ -18,6 +21,54 @@ const CJK_CANDIDATES: [&str; 6] = [
     "/System/Library/Fonts/PingFang.ttc",
 ];
 
+/// A font collection used for CJK text that a PDF does not embed. Faces are taken by Noto CJK's
+/// order in its `.ttc` (0 Japanese, 1 Korean, 2 Simplified Chinese, 3 Traditional Chinese).
+/// Cheap to clone: the file is read once and shared.
+#[derive(Clone)]
+pub struct CjkFont {
+    data: FontData,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for CjkFont {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CjkFont").field("path", &self.path).finish()
+    }
+}
+
+impl CjkFont {
+    /// Read a font file (`.ttc`, `.otf`, `.ttf`).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, PdfError> {
+        let path = path.as_ref().to_path_buf();
+        let bytes = std::fs::read(&path).map_err(|error| PdfError::Io { path: path.clone(), error })?;
+        if !looks_like_font(&bytes) {
+            return Err(PdfError::Font(format!(
+                "{} is not a TrueType/OpenType font or collection: give a .ttc/.otf/.ttf file such as NotoSansCJK-Regular.ttc",
+                path.display()
+            )));
+        }
+        Ok(CjkFont { data: Arc::new(bytes), path })
+    }
+
+    /// The first installed Noto CJK collection of the usual system places, read once per process
+    /// (the file is ≈ 20 MB: a server opening many PDFs must not read it per document), and only
+    /// when a page first needs it.
+    pub fn system() -> Option<Self> {
+        static SYSTEM: OnceLock<Option<CjkFont>> = OnceLock::new();
+        SYSTEM.get_or_init(|| CJK_CANDIDATES.iter().map(Path::new).filter(|p| p.is_file()).find_map(|p| CjkFont::load(p).ok())).clone()
+    }
+
+    /// The file it was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The magic numbers of a font collection (`ttcf`), OpenType-CFF (`OTTO`), TrueType (1.0 or `true`).
+fn looks_like_font(bytes: &[u8]) -> bool {
+    matches!(bytes.get(..4), Some(b"ttcf" | b"OTTO" | b"true" | [0, 1, 0, 0]))
+}
+
 /// Which pages needed a CJK font that was not available.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FontReport {
@@ -25,20 +76,27 @@ pub struct FontReport {
     pub pages_missing_cjk_font: BTreeSet<usize>,
 }
 
+/// Where the CJK font comes from: given by the caller, or looked up on the system at first need.
+pub(crate) enum CjkChoice {
+    Given(CjkFont),
+    System,
+}
+
 pub(crate) struct FontResolver {
-    cjk: Option<FontData>,
+    cjk: CjkChoice,
     missing: Mutex<BTreeSet<usize>>,
 }
 
 impl FontResolver {
-    pub(crate) fn from_system() -> Self {
-        let path = std::env::var_os("DSOCR_CJK_FONT")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain(CJK_CANDIDATES.iter().map(PathBuf::from))
-            .find(|p| p.is_file());
-        let cjk = path.and_then(|p| std::fs::read(&p).ok()).map(|d| Arc::new(d) as FontData);
+    pub(crate) fn new(cjk: CjkChoice) -> Self {
         FontResolver { cjk, missing: Mutex::new(BTreeSet::new()) }
+    }
+
+    fn cjk_data(&self) -> Option<FontData> {
+        match &self.cjk {
+            CjkChoice::Given(font) => Some(font.data.clone()),
+            CjkChoice::System => CjkFont::system().map(|f| f.data),
+        }
     }
 
     /// Face index in NotoSansCJK-Regular.ttc: 0 JP, 1 KR, 2 SC, 3 TC.
@@ -58,13 +116,13 @@ impl FontResolver {
             FontQuery::Standard(s) => Some(s.get_font_data()),
             FontQuery::Fallback(f) => {
                 if let Some(face) = f.character_collection.as_ref().and_then(|c| Self::cjk_face(&c.family)) {
-                    match &this.cjk {
-                        Some(data) => return Some((data.clone(), face)),
+                    match this.cjk_data() {
+                        Some(data) => return Some((data, face)),
                         None => {
                             if this.missing.lock().unwrap().insert(page) {
                                 tracing::warn!(
                                     "page {page} uses a CJK font that is not embedded and no CJK font is installed; \
-                                     its text will be missing (install fonts-noto-cjk or set DSOCR_CJK_FONT)"
+                                     its text will be missing (install fonts-noto-cjk or give a font with --cjk-font)"
                                 );
                             }
                         }

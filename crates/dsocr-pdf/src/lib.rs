@@ -35,7 +35,7 @@ use hayro::vello_cpu::{Pixmap, RasterizerSettings, RenderContext, Resources, Tar
 use hayro::{RenderCache, RenderSettings, kurbo::Affine, render_into};
 use image::RgbImage;
 
-pub use fonts::FontReport;
+pub use fonts::{CjkFont, FontReport};
 pub use pages::parse_page_ranges;
 pub use renderer::Renderer;
 
@@ -92,6 +92,9 @@ pub enum PdfError {
     /// Rendering settings that cannot be met.
     #[error("{0}")]
     Render(String),
+    /// A font file given for text the PDF does not embed is not a font.
+    #[error("{0}")]
+    Font(String),
 }
 
 /// Title, author and page count.
@@ -154,7 +157,7 @@ impl PdfDocument {
             password: password.map(str::to_string),
             renderer: Renderer::Hayro,
             path,
-            fonts: Arc::new(fonts::FontResolver::from_system()),
+            fonts: Arc::new(fonts::FontResolver::new(fonts::CjkChoice::System)),
         })
     }
 
@@ -174,6 +177,13 @@ impl PdfDocument {
         }
         self.renderer = renderer;
         Ok(self)
+    }
+
+    /// Draw CJK text that the PDF does not embed with `font` (by default: an installed Noto CJK
+    /// collection, if any). Used by the built-in renderer; PDFium finds system fonts itself.
+    pub fn with_cjk_font(mut self, font: CjkFont) -> Self {
+        self.fonts = Arc::new(fonts::FontResolver::new(fonts::CjkChoice::Given(font)));
+        self
     }
 
     /// The renderer in use.

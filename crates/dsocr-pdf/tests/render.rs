@@ -1,6 +1,6 @@
 //! Rendering the shared test PDFs (`../shared/pdfs`).
 
-use dsocr_pdf::{DEFAULT_DPI, PdfDocument, PdfError};
+use dsocr_pdf::{CjkFont, DEFAULT_DPI, PdfDocument, PdfError};
 
 fn pdfs(test: &str) -> Option<std::path::PathBuf> {
     let dir = dsocr_testdata::shared_root().join("pdfs");
@@ -92,4 +92,61 @@ fn a_page_too_large_in_pixels_is_refused_before_rendering() {
     let e = doc.render_page(0, DEFAULT_DPI).unwrap_err().to_string();
     assert!(e.contains("12000×12000") && e.contains("100 million") && e.contains("--dpi"), "{e}");
     assert_eq!(doc.render_page(0, 36.0).unwrap().dimensions(), (3000, 3000));
+}
+
+#[test]
+fn a_cjk_font_that_is_missing_or_not_a_font_is_refused() {
+    let dir = std::env::temp_dir().join(format!("dsocr-cjk-font-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not a font").unwrap();
+    let e = CjkFont::load(&text).unwrap_err();
+    assert!(matches!(e, PdfError::Font(_)), "{e:?}");
+    assert!(e.to_string().contains("notes.txt") && e.to_string().contains("NotoSansCJK"), "{e}");
+    let e = CjkFont::load(dir.join("absent.ttc")).unwrap_err();
+    assert!(matches!(e, PdfError::Io { .. }), "{e:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A TrueType font on the machine (CI installs fonts-dejavu-core).
+fn some_truetype_font(test: &str) -> Option<std::path::PathBuf> {
+    let found = [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.is_file());
+    if found.is_none() {
+        dsocr_testdata::skip(test, "no DejaVuSans.ttf installed (apt install fonts-dejavu-core)");
+        if std::env::var_os("DSOCR_REQUIRE_PARITY").is_some() {
+            panic!("{test}: no TrueType font and DSOCR_REQUIRE_PARITY is set");
+        }
+    }
+    found
+}
+
+#[test]
+fn a_given_cjk_font_serves_the_cjk_text_a_pdf_does_not_embed() {
+    let test = "a_given_cjk_font_serves_the_cjk_text_a_pdf_does_not_embed";
+    let Some(dir) = pdfs(test) else { return };
+    let Some(font) = some_truetype_font(test) else { return };
+    let font = CjkFont::load(&font).unwrap();
+    let path = dir.join("synthetic-table-cjk-nonembedded.pdf");
+    if CjkFont::system().is_none() {
+        // No Noto CJK here (as on CI): without a font given, the page with CJK text lacks one.
+        let bare = PdfDocument::open(&path).unwrap();
+        for index in 0..bare.page_count() {
+            bare.render_page(index, 72.0).unwrap();
+        }
+        assert!(bare.font_report().pages_missing_cjk_font.contains(&1), "{:?}", bare.font_report());
+    }
+    let doc = PdfDocument::open(&path).unwrap().with_cjk_font(font);
+    for index in 0..doc.page_count() {
+        doc.render_page(index, 72.0).unwrap();
+    }
+    // The given font answered every CJK fallback: no page is reported as missing one (without
+    // it, on a machine with no Noto CJK installed, page 1 is: checked above).
+    assert!(doc.font_report().pages_missing_cjk_font.is_empty(), "{:?}", doc.font_report());
 }

@@ -5,20 +5,22 @@
 
 use axum::http::StatusCode;
 use base64::Engine as _;
-use dsocr::pdf::{PdfDocument, PdfError};
+use dsocr::pdf::{CjkFont, PdfDocument, PdfError};
 use dsocr::preprocess::{LoadOptions, PreprocessError, RgbImage, load_image_from_memory};
 
 use crate::ApiError;
 
-/// Input limits (see [`crate::ServeOptions`]).
-#[derive(Debug, Clone, Copy)]
-pub struct InputLimits {
+/// How uploads are read, and their limits (see [`crate::ServeOptions`]).
+#[derive(Debug, Clone)]
+pub struct InputOptions {
     /// Most pixels per image (and per rendered PDF page).
     pub max_pixels: u64,
     /// Most pages per request.
     pub max_pages: usize,
     /// PDF rendering resolution.
     pub pdf_dpi: f32,
+    /// The font for CJK text a PDF does not embed (`None`: an installed Noto CJK, if any).
+    pub cjk_font: Option<CjkFont>,
 }
 
 /// The bytes of a `data:[<mime>][;base64],<data>` URI and its MIME type. `param` names the
@@ -87,10 +89,10 @@ pub fn is_pdf(bytes: &[u8]) -> bool {
     bytes.len() >= 5 && bytes[..1024.min(bytes.len())].windows(5).any(|w| w == b"%PDF-")
 }
 
-/// Most pixels of a request's pages together, as a multiple of [`InputLimits::max_pixels`].
+/// Most pixels of a request's pages together, as a multiple of [`InputOptions::max_pixels`].
 pub const REQUEST_PIXELS_PER_PAGE_LIMIT: u64 = 10;
 
-impl InputLimits {
+impl InputOptions {
     /// Most pixels of all a request's pages together: [`REQUEST_PIXELS_PER_PAGE_LIMIT`] times
     /// `max_pixels` (500 million by default: 250 A4 pages at 144 DPI, 1.5 GB as RGB).
     pub fn max_request_pixels(&self) -> u64 {
@@ -128,7 +130,7 @@ enum Data {
 /// Count and measure a file's pages against the per-file limits (`max_pages`, `max_pixels` per
 /// page), decoding nothing. CPU work (a PDF is parsed): run it on a blocking thread. `name` and
 /// `param` name the input in errors.
-pub fn probe(bytes: Vec<u8>, name: &str, param: &str, limits: &InputLimits) -> Result<Probed, ApiError> {
+pub fn probe(bytes: Vec<u8>, name: &str, param: &str, limits: &InputOptions) -> Result<Probed, ApiError> {
     let (data, sizes) = if is_pdf(&bytes) {
         let doc = open_pdf(bytes, name, param, limits)?;
         let sizes = pdf_sizes(&doc, name, param, limits)?;
@@ -141,8 +143,8 @@ pub fn probe(bytes: Vec<u8>, name: &str, param: &str, limits: &InputLimits) -> R
 }
 
 /// The pages of a request's files together, within `max_pages` (400) and
-/// [`InputLimits::max_request_pixels`] (413). Returns the page count.
-pub fn check_request(files: &[Probed], limits: &InputLimits) -> Result<usize, ApiError> {
+/// [`InputOptions::max_request_pixels`] (413). Returns the page count.
+pub fn check_request(files: &[Probed], limits: &InputOptions) -> Result<usize, ApiError> {
     let pages: usize = files.iter().map(|f| f.sizes.len()).sum();
     if pages > limits.max_pages {
         let param = files.last().map(|f| f.param.as_str());
@@ -176,7 +178,7 @@ pub type PageImage = Result<RgbImage, String>;
 /// The page images of a probed file: an image's one page, or every page of a PDF rendered.
 /// An image that cannot be decoded fails the file; a PDF page that cannot be rendered fails only
 /// that page. CPU work: run it on a blocking thread.
-pub fn decode(file: Probed, limits: &InputLimits) -> Result<Vec<PageImage>, ApiError> {
+pub fn decode(file: Probed, limits: &InputOptions) -> Result<Vec<PageImage>, ApiError> {
     let Probed { name, data, param, .. } = file;
     match data {
         Data::Pdf(doc) => Ok(render_pdf(&doc, &name, limits)),
@@ -216,7 +218,7 @@ fn invalid_image(e: PreprocessError, param: &str) -> ApiError {
 }
 
 /// An image's size from its header, within `max_pixels`.
-fn image_size(bytes: &[u8], name: &str, limits: &InputLimits) -> Result<(u32, u32), PreprocessError> {
+fn image_size(bytes: &[u8], name: &str, limits: &InputOptions) -> Result<(u32, u32), PreprocessError> {
     let source_name = name.to_string();
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
@@ -235,8 +237,8 @@ fn image_size(bytes: &[u8], name: &str, limits: &InputLimits) -> Result<(u32, u3
     Ok((width, height))
 }
 
-fn open_pdf(bytes: Vec<u8>, name: &str, param: &str, limits: &InputLimits) -> Result<PdfDocument, ApiError> {
-    let doc = PdfDocument::from_bytes(bytes, name, None).map_err(|e| {
+fn open_pdf(bytes: Vec<u8>, name: &str, param: &str, limits: &InputOptions) -> Result<PdfDocument, ApiError> {
+    let mut doc = PdfDocument::from_bytes(bytes, name, None).map_err(|e| {
         let message = match &e {
             PdfError::PasswordRequired { .. } => {
                 format!("{name} is encrypted with a user password, which this server cannot take: send it decrypted (e.g. `qpdf --decrypt --password=… in.pdf out.pdf`)")
@@ -245,6 +247,9 @@ fn open_pdf(bytes: Vec<u8>, name: &str, param: &str, limits: &InputLimits) -> Re
         };
         ApiError::invalid(Some(param), message).code("invalid_pdf")
     })?;
+    if let Some(font) = &limits.cjk_font {
+        doc = doc.with_cjk_font(font.clone());
+    }
     let count = doc.page_count();
     if count == 0 {
         return Err(ApiError::invalid(Some(param), format!("{name} has no pages")).code("invalid_pdf"));
@@ -259,7 +264,7 @@ fn open_pdf(bytes: Vec<u8>, name: &str, param: &str, limits: &InputLimits) -> Re
     Ok(doc)
 }
 
-fn pdf_sizes(doc: &PdfDocument, name: &str, param: &str, limits: &InputLimits) -> Result<Vec<(u32, u32)>, ApiError> {
+fn pdf_sizes(doc: &PdfDocument, name: &str, param: &str, limits: &InputOptions) -> Result<Vec<(u32, u32)>, ApiError> {
     (0..doc.page_count())
         .map(|k| {
             let (w, h) = doc.page_pixels(k, limits.pdf_dpi).map_err(|e| ApiError::invalid(Some(param), e.to_string()))?;
@@ -280,7 +285,7 @@ fn pdf_sizes(doc: &PdfDocument, name: &str, param: &str, limits: &InputLimits) -
         .collect()
 }
 
-fn render_pdf(doc: &PdfDocument, name: &str, limits: &InputLimits) -> Vec<PageImage> {
+fn render_pdf(doc: &PdfDocument, name: &str, limits: &InputOptions) -> Vec<PageImage> {
     let pages: Vec<usize> = (0..doc.page_count()).collect();
     doc.render_pages(&pages, limits.pdf_dpi).into_iter().map(|r| r.map(RgbImage::from).map_err(|e| format!("{name}: {e}"))).collect()
 }
@@ -304,7 +309,7 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_an_image_are_refused_with_a_reason() {
-        let limits = InputLimits { max_pixels: 1 << 20, max_pages: 4, pdf_dpi: 72.0 };
+        let limits = InputOptions { max_pixels: 1 << 20, max_pages: 4, pdf_dpi: 72.0, cjk_font: None };
         let e = probe(b"not an image".to_vec(), "upload", "file", &limits).err().unwrap();
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         assert!(e.message.contains("PNG"), "{}", e.message);

@@ -50,7 +50,7 @@ use dsocr::{OcrError, OcrService};
 use serde_json::json;
 
 pub use error::ApiError;
-pub use input::{InputLimits, REQUEST_PIXELS_PER_PAGE_LIMIT};
+pub use input::{InputOptions, REQUEST_PIXELS_PER_PAGE_LIMIT};
 use jobs::Admission;
 pub use metrics::Metrics;
 pub use stop::StopFilter;
@@ -69,9 +69,9 @@ pub struct ServeOptions {
     pub allow_remote_urls: bool,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
-    /// Pixels (per page, and per request: [`InputLimits::max_request_pixels`]), pages and PDF
-    /// resolution.
-    pub limits: InputLimits,
+    /// Pixels (per page, and per request: [`InputOptions::max_request_pixels`]), pages, PDF
+    /// resolution and fonts.
+    pub limits: InputOptions,
     /// Most new tokens per page (and the default when a request gives none).
     pub max_tokens: usize,
     /// Pages of the requests being served past which requests get 429 (and a request with
@@ -88,7 +88,7 @@ impl Default for ServeOptions {
             api_key: None,
             allow_remote_urls: false,
             max_body_bytes: 64 << 20,
-            limits: InputLimits { max_pixels: 50_000_000, max_pages: 200, pdf_dpi: dsocr::pdf::DEFAULT_DPI },
+            limits: InputOptions { max_pixels: 50_000_000, max_pages: 200, pdf_dpi: dsocr::pdf::DEFAULT_DPI, cjk_font: None },
             max_tokens: 8192,
             max_queued_pages: 1024,
             drain_timeout: Duration::from_secs(60),
