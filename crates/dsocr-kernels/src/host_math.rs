@@ -24,7 +24,12 @@ fn exp_f32(x: f32) -> f32 {
     // rounding instruction that plain SSE2 lacks.
     const ROUND: f32 = 12_582_912.0;
     let clamped = x.clamp(-87.0, 88.0);
-    let n = (clamped * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let biased = clamped * std::f32::consts::LOG2_E + ROUND;
+    let n = biased - ROUND;
+    // The integer n sits in the low mantissa bits of `biased` (its exponent is ROUND's): read it
+    // there instead of converting n to an integer, which Rust's saturating float-to-int cast
+    // compiles to scalar code per lane (NaN and range checks).
+    let n_int = (biased.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let r = clamped - n * LN2_HI - n * LN2_LO;
     // e^r, Taylor to degree 7 in Horner form.
     let p = 1.0 / 5040.0;
@@ -36,7 +41,8 @@ fn exp_f32(x: f32) -> f32 {
     let p = p * r + 1.0;
     let p = p * r + 1.0;
     // 2^n from the exponent bits (n in [-126, 127]: a normal number).
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // (NaN gives a meaningless n_int, wrapping instead of overflowing; the select returns NaN.)
+    let scale = f32::from_bits((n_int.wrapping_add(127) << 23) as u32);
     let y = p * scale;
     if x.is_nan() {
         x

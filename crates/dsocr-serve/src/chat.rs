@@ -28,8 +28,8 @@ const ENDPOINT: &str = "chat";
 pub async fn completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
     let started = match body {
         Ok(body) => start(&state, &body).await,
-        // A body without a declared length that runs past --max-body-mib (a declared one was
-        // refused before: lib.rs), or one that broke off.
+        // Past --max-body-mib (body_limit.rs refuses such bodies first; this is the extractor's
+        // own limit behind it), or a body that broke off.
         Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::too_large(None, state.options.max_body_bytes)),
         Err(e) => Err(ApiError::invalid(None, format!("the request body cannot be read: {}", e.body_text()))),
     };

@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+mod body_limit;
 mod chat;
 mod error;
 mod input;
@@ -184,43 +185,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .status(StatusCode::NOT_FOUND)
         })
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
-        .layer(middleware::map_response(close_refused_bodies))
+        .layer(middleware::from_fn_with_state(state.clone(), body_limit::refuse_oversize))
+        .layer(middleware::map_response(body_limit::close_refused_bodies))
         .with_state(state)
-}
-
-/// How long a refused body is read and discarded before the 413 is sent.
-const LINGER: Duration = Duration::from_secs(5);
-
-/// A body whose declared length is over the limit is refused before any handler sees it; but
-/// answering while the client is still writing makes the client's write fail (a broken pipe) and
-/// most HTTP clients then report that instead of the answer. So the rest of the body is read and
-/// discarded first, for at most [`LINGER`] (what nginx calls a lingering close); a body sent
-/// without a length is still cut off by the extractors' limit.
-async fn refuse_declared_oversize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let limit = state.options.max_body_bytes;
-    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    let Some(declared) = declared.filter(|&n| n > limit as u64) else { return next.run(request).await };
-    let endpoint = endpoint_of(&request);
-    state.metrics.request(endpoint, 413);
-    tracing::info!(declared, limit, "refusing a request body over --max-body-mib");
-    let mut body = request.into_body().into_data_stream();
-    let drain = async {
-        use futures_util::StreamExt as _;
-        while let Some(Ok(_)) = body.next().await {}
-    };
-    let _ = tokio::time::timeout(LINGER, drain).await;
-    ApiError::too_large(Some(declared), limit).into_response()
-}
-
-/// A body refused for its size is left unread, so the connection cannot carry another request:
-/// say so (`Connection: close`), or a client that pools connections sends its next request into
-/// a closed one.
-async fn close_refused_bodies(mut response: Response) -> Response {
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
-    }
-    response
 }
 
 /// Serve on `listener` until `shutdown` resolves; then stop accepting and give the requests in

@@ -43,7 +43,7 @@ struct Form {
 async fn read_form(mut multipart: Multipart, max_body_bytes: usize) -> Result<Form, ApiError> {
     let mut form = Form::default();
     let bad = |e: axum::extract::multipart::MultipartError| {
-        // A body without a declared length cut off at --max-body-mib (lib.rs refuses declared ones).
+        // Past --max-body-mib (body_limit.rs refuses such bodies first; this is the extractor's own limit).
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             return ApiError::too_large(None, max_body_bytes);
         }
