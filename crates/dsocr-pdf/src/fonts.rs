@@ -29,8 +29,8 @@ const CJK_CANDIDATES: [&str; 6] = [
 pub struct CjkFont {
     data: FontData,
     path: PathBuf,
-    /// A collection of faces (`.ttc`), not a single font.
-    collection: bool,
+    /// Faces in the file: a collection's (`.ttc`) count, 1 for a single font.
+    faces: u32,
 }
 
 impl std::fmt::Debug for CjkFont {
@@ -50,8 +50,8 @@ impl CjkFont {
                 path.display()
             )));
         }
-        let collection = bytes.starts_with(b"ttcf");
-        Ok(CjkFont { data: Arc::new(bytes), path, collection })
+        let faces = face_count(&bytes);
+        Ok(CjkFont { data: Arc::new(bytes), path, faces })
     }
 
     /// The first installed Noto CJK collection of the usual system places, read once per process
@@ -65,6 +65,14 @@ impl CjkFont {
     /// The file it was read from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// A collection's face count (the `ttcf` header's big-endian u32 at byte 8); 1 for a single font.
+fn face_count(bytes: &[u8]) -> u32 {
+    match bytes.get(..12) {
+        Some(head) if head.starts_with(b"ttcf") => u32::from_be_bytes([head[8], head[9], head[10], head[11]]).max(1),
+        _ => 1,
     }
 }
 
@@ -97,13 +105,14 @@ impl FontResolver {
     }
 
     /// The font's data and the face to use for `face` of a Noto CJK collection: a single font
-    /// (`.otf`, `.ttf`: a Japanese-only or Chinese-only face) has face 0 alone.
+    /// (`.otf`, `.ttf`: a Japanese-only or Chinese-only face), or a collection with fewer faces
+    /// than Noto CJK's, gives its first face (a face it lacks would draw nothing).
     fn cjk_data(&self, face: u32) -> Option<(FontData, u32)> {
         let font = match &self.cjk {
             CjkChoice::Given(font) => font.clone(),
             CjkChoice::System => CjkFont::system()?,
         };
-        let face = if font.collection { face } else { 0 };
+        let face = if face < font.faces { face } else { 0 };
         Some((font.data, face))
     }
 
@@ -151,13 +160,18 @@ mod tests {
     use super::*;
 
     fn font(bytes: &[u8]) -> CjkFont {
-        CjkFont { data: Arc::new(bytes.to_vec()), path: PathBuf::from("test"), collection: bytes.starts_with(b"ttcf") }
+        CjkFont { data: Arc::new(bytes.to_vec()), path: PathBuf::from("test"), faces: face_count(bytes) }
     }
 
     #[test]
     fn a_collection_gives_the_scripts_face_and_a_single_font_its_only_face() {
-        let collection = FontResolver::new(CjkChoice::Given(font(b"ttcf\0\x02\0\0")));
+        // ttcf, version 2.0, 4 faces (Noto CJK's .ttc holds more).
+        let collection = FontResolver::new(CjkChoice::Given(font(b"ttcf\0\x02\0\0\0\0\0\x04")));
         assert_eq!(collection.cjk_data(2).map(|(_, face)| face), Some(2));
+        // A collection of two faces has no face 2 or 3.
+        let pair = FontResolver::new(CjkChoice::Given(font(b"ttcf\0\x02\0\0\0\0\0\x02")));
+        assert_eq!(pair.cjk_data(1).map(|(_, face)| face), Some(1));
+        assert_eq!(pair.cjk_data(3).map(|(_, face)| face), Some(0));
         // A .otf/.ttf has one face: asking a Noto-collection index of it would find no font.
         let single = FontResolver::new(CjkChoice::Given(font(b"OTTO\0\x0a")));
         assert_eq!(single.cjk_data(2).map(|(_, face)| face), Some(0));
