@@ -254,6 +254,9 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
     // mistyped path fails in a moment, not after a download.
     let renderer = dsocr::pdf::Renderer::parse(&args.pdf_renderer, args.pdfium_library.clone()).map_err(anyhow::Error::msg)?;
     let cjk_font = crate::inputs::load_cjk_font(args.cjk_font.as_deref())?;
+    if cjk_font.is_some() && matches!(renderer, dsocr::pdf::Renderer::Pdfium { .. }) {
+        eprintln!("warning: --cjk-font applies to the hayro renderer; PDFium finds system fonts itself and ignores it");
+    }
     let open_options = OpenOptions {
         password: args.password.clone(),
         pages: args.pages.clone(),

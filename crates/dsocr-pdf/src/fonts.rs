@@ -21,13 +21,16 @@ const CJK_CANDIDATES: [&str; 6] = [
     "/System/Library/Fonts/PingFang.ttc",
 ];
 
-/// A font collection used for CJK text that a PDF does not embed. Faces are taken by Noto CJK's
-/// order in its `.ttc` (0 Japanese, 1 Korean, 2 Simplified Chinese, 3 Traditional Chinese).
+/// A font used for CJK text that a PDF does not embed. From a collection (`.ttc`) the face is
+/// taken by Noto CJK's order (0 Japanese, 1 Korean, 2 Simplified Chinese, 3 Traditional
+/// Chinese); a single font (`.otf`, `.ttf`) serves every script with its one face.
 /// Cheap to clone: the file is read once and shared.
 #[derive(Clone)]
 pub struct CjkFont {
     data: FontData,
     path: PathBuf,
+    /// Faces in the file: a collection's (`.ttc`) count, 1 for a single font.
+    faces: u32,
 }
 
 impl std::fmt::Debug for CjkFont {
@@ -47,7 +50,8 @@ impl CjkFont {
                 path.display()
             )));
         }
-        Ok(CjkFont { data: Arc::new(bytes), path })
+        let faces = face_count(&bytes);
+        Ok(CjkFont { data: Arc::new(bytes), path, faces })
     }
 
     /// The first installed Noto CJK collection of the usual system places, read once per process
@@ -61,6 +65,14 @@ impl CjkFont {
     /// The file it was read from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// A collection's face count (the `ttcf` header's big-endian u32 at byte 8); 1 for a single font.
+fn face_count(bytes: &[u8]) -> u32 {
+    match bytes.get(..12) {
+        Some(head) if head.starts_with(b"ttcf") => u32::from_be_bytes([head[8], head[9], head[10], head[11]]).max(1),
+        _ => 1,
     }
 }
 
@@ -92,11 +104,16 @@ impl FontResolver {
         FontResolver { cjk, missing: Mutex::new(BTreeSet::new()) }
     }
 
-    fn cjk_data(&self) -> Option<FontData> {
-        match &self.cjk {
-            CjkChoice::Given(font) => Some(font.data.clone()),
-            CjkChoice::System => CjkFont::system().map(|f| f.data),
-        }
+    /// The font's data and the face to use for `face` of a Noto CJK collection: a single font
+    /// (`.otf`, `.ttf`: a Japanese-only or Chinese-only face), or a collection with fewer faces
+    /// than Noto CJK's, gives its first face (a face it lacks would draw nothing).
+    fn cjk_data(&self, face: u32) -> Option<(FontData, u32)> {
+        let font = match &self.cjk {
+            CjkChoice::Given(font) => font.clone(),
+            CjkChoice::System => CjkFont::system()?,
+        };
+        let face = if face < font.faces { face } else { 0 };
+        Some((font.data, face))
     }
 
     /// Face index in NotoSansCJK-Regular.ttc: 0 JP, 1 KR, 2 SC, 3 TC.
@@ -116,8 +133,8 @@ impl FontResolver {
             FontQuery::Standard(s) => Some(s.get_font_data()),
             FontQuery::Fallback(f) => {
                 if let Some(face) = f.character_collection.as_ref().and_then(|c| Self::cjk_face(&c.family)) {
-                    match this.cjk_data() {
-                        Some(data) => return Some((data, face)),
+                    match this.cjk_data(face) {
+                        Some(found) => return Some(found),
                         None => {
                             if this.missing.lock().unwrap().insert(page) {
                                 tracing::warn!(
@@ -135,5 +152,28 @@ impl FontResolver {
 
     pub(crate) fn report(&self) -> FontReport {
         FontReport { pages_missing_cjk_font: self.missing.lock().unwrap().clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn font(bytes: &[u8]) -> CjkFont {
+        CjkFont { data: Arc::new(bytes.to_vec()), path: PathBuf::from("test"), faces: face_count(bytes) }
+    }
+
+    #[test]
+    fn a_collection_gives_the_scripts_face_and_a_single_font_its_only_face() {
+        // ttcf, version 2.0, 4 faces (Noto CJK's .ttc holds more).
+        let collection = FontResolver::new(CjkChoice::Given(font(b"ttcf\0\x02\0\0\0\0\0\x04")));
+        assert_eq!(collection.cjk_data(2).map(|(_, face)| face), Some(2));
+        // A collection of two faces has no face 2 or 3.
+        let pair = FontResolver::new(CjkChoice::Given(font(b"ttcf\0\x02\0\0\0\0\0\x02")));
+        assert_eq!(pair.cjk_data(1).map(|(_, face)| face), Some(1));
+        assert_eq!(pair.cjk_data(3).map(|(_, face)| face), Some(0));
+        // A .otf/.ttf has one face: asking a Noto-collection index of it would find no font.
+        let single = FontResolver::new(CjkChoice::Given(font(b"OTTO\0\x0a")));
+        assert_eq!(single.cjk_data(2).map(|(_, face)| face), Some(0));
     }
 }

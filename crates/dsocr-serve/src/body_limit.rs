@@ -27,11 +27,18 @@ pub(crate) async fn refuse_oversize(State(state): State<Arc<AppState>>, request:
     let limit = state.options.max_body_bytes;
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let endpoint = endpoint_of(&request);
+    // The request counters are per API endpoint; a body refused on any other path is not counted.
+    let api = matches!(request.uri().path(), "/v1/chat/completions" | "/v1/ocr");
+    let count = |status: u16| {
+        if api {
+            state.metrics.request(endpoint, status);
+        }
+    };
     match declared {
         Some(n) if n > limit as u64 => {
             tracing::info!(declared = n, limit, "refusing a request body over --max-body-mib");
             drain(request.into_body().into_data_stream()).await;
-            state.metrics.request(endpoint, 413);
+            count(413);
             ApiError::too_large(Some(n), limit).into_response()
         }
         // Within the limit as declared: the extractors' limit (DefaultBodyLimit) holds it to that.
@@ -45,14 +52,14 @@ pub(crate) async fn refuse_oversize(State(state): State<Arc<AppState>>, request:
                 let chunk = match chunk {
                     Ok(chunk) => chunk,
                     Err(e) => {
-                        state.metrics.request(endpoint, 400);
+                        count(400);
                         return ApiError::invalid(None, format!("the request body cannot be read: {e}")).into_response();
                     }
                 };
                 if read.len() + chunk.len() > limit {
                     tracing::info!(read = read.len() + chunk.len(), limit, "refusing a request body without a length over --max-body-mib");
                     drain(stream).await;
-                    state.metrics.request(endpoint, 413);
+                    count(413);
                     return ApiError::too_large(None, limit).into_response();
                 }
                 read.extend_from_slice(&chunk);
