@@ -21,6 +21,7 @@ use dsocr_vision::DeepEncoder;
 use serde::Serialize;
 
 use crate::choice::{argmax_with_bans, host_ids, read_rows};
+use crate::memory::{PoolShape, memory_in_use};
 use crate::page::{Event, OcrOptions, PreparedPage, Request};
 use crate::result::finish_page;
 use crate::runner::Runner;
@@ -40,11 +41,6 @@ const GPU_MAX_SEQS: usize = 256;
 /// of the encoder would take KV cache from a small card; a 32 GB card has ≈ 24 GB left, a 24 GB one
 /// ≈ 15 GB).
 const VISION_THREAD_MIN_LEFT: u64 = 16 << 30;
-
-/// Bytes the device's memory pool holds now (the weights, and anything not yet freed).
-fn memory_in_use(device: &Device) -> u64 {
-    device.memory_pool_usage().map_or(0, |u| u.bytes_reserved)
-}
 
 /// Counters over an engine's life.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -199,63 +195,8 @@ impl<'m> Engine<'m> {
             true => Some(VisionThread::spawn(encoder.clone(), device.clone(), lm.dtype(), plan.vision_batch_bytes)?),
             false => None,
         };
-        // More blocks than `max_seqs` sequences of the longest length can use would sit idle.
-        let blocks = match gpu {
-            Some((total, budget, _)) => {
-                device.memory_cleanup();
-                let used = memory_in_use(&device);
-                let free = budget.saturating_sub(used).saturating_sub(plan.activation_reserve);
-                // One block is the scratch block (see the runner).
-                let fit = ((free / block_bytes) as usize).saturating_sub(1).min(max_seqs.saturating_mul(width));
-                tracing::info!(
-                    "KV pool: {:.1} GB of {:.1} GB budget after {:.1} GB in use and {:.1} GB for activations ({:.1} GB vision batches): {fit} blocks of {KV_BLOCK} slots ({:.1} MB each), {} pages of the longest length ({capacity} slots) or more shorter ones, at most {max_seqs} at once",
-                    free as f64 / 1e9,
-                    budget as f64 / 1e9,
-                    used as f64 / 1e9,
-                    plan.activation_reserve as f64 / 1e9,
-                    plan.vision_batch_bytes as f64 / 1e9,
-                    block_bytes as f64 / 1e6,
-                    fit / width,
-                );
-                if fit < width {
-                    let vision_batch = if options.vision_batch_bytes.is_some() { ", leave --vision-batch-gb at its default" } else { "" };
-                    return Err(EngineError::Settings(format!(
-                        "no room on the GPU for one page: {:.1} GB × --gpu-memory {} = {:.1} GB, of which {:.1} GB is in use (the weights) and {:.1} GB is kept for activations, leaving {:.2} GB where a page of {capacity} slots needs {:.2} GB: lower --max-new-tokens{vision_batch}, raise --gpu-memory, or run on the CPU (--device cpu)",
-                        total as f64 / 1e9,
-                        options.gpu_memory,
-                        budget as f64 / 1e9,
-                        used as f64 / 1e9,
-                        plan.activation_reserve as f64 / 1e9,
-                        free as f64 / 1e9,
-                        (width as u64 * block_bytes) as f64 / 1e9,
-                    )));
-                }
-                fit
-            }
-            None => max_seqs.saturating_mul(width),
-        };
-        let blocks = match options.kv_blocks {
-            Some(set) if set < width => {
-                return Err(EngineError::Settings(format!(
-                    "--kv-blocks {set} cannot hold one page of {capacity} slots ({width} blocks of {KV_BLOCK}): set at least {width}, or lower --max-new-tokens"
-                )));
-            }
-            Some(set) => set.min(blocks),
-            None => blocks,
-        };
-        if gpu.is_none() {
-            // The host KV pool is one allocation (zeroed pages, committed as blocks fill): one
-            // larger than the machine's RAM and swap cannot succeed and would abort.
-            let needed = (blocks as u64).checked_add(1).and_then(|b| b.checked_mul(block_bytes));
-            let memory = dsocr_core::host_memory_bytes();
-            if needed.is_none_or(|n| memory.is_some_and(|m| n > m)) {
-                return Err(EngineError::Settings(format!(
-                    "--max-seqs {max_seqs}: a KV cache of {blocks} blocks ({max_seqs} pages of {capacity} slots) needs {:.1} GB of host memory{}: lower --max-seqs, --kv-blocks or --max-new-tokens",
-                    needed.map_or(f64::INFINITY, |n| n as f64 / 1e9),
-                    memory.map_or(String::new(), |m| format!(", more than this machine's {:.1} GB of RAM and swap", m as f64 / 1e9))
-                )));
-            }
-        }
+        let shape = PoolShape { block_bytes, width, capacity, max_seqs };
+        let blocks = shape.blocks(&device, gpu.map(|(total, budget, _)| (total, budget)), &plan, options)?;
         let graphs = options.decode_graphs && dsocr_kernels::kernels_enabled(&device);
         let fence = vision.as_ref().map(VisionThread::fence);
         let runner = Runner::new(lm, blocks, capacity, graphs, options.prefill_chunk, fence);

@@ -1,5 +1,5 @@
-//! How a GPU's memory budget is split between activations and the KV pool (docs/engine.md, "KV
-//! pool", sizing).
+//! How a GPU's memory budget is split between activations and the KV pool, and how many blocks
+//! the pool gets on a GPU or the CPU (docs/engine.md, "KV pool", sizing).
 //!
 //! The budget is `gpu_memory` × the device's memory. What is in use when the engine starts (the
 //! weights, and the vision thread's copy of the encoder) comes off first; of the rest, the
@@ -9,8 +9,11 @@
 //! the memory; so the reserve is half of what the weights leave, between 2 and 16 GiB, and the
 //! vision batch 3/8 of it (6 GiB on an H200, as measured there: docs/perf.md).
 
-use crate::EngineOptions;
+use dsocr_core::burn::prelude::*;
+use dsocr_kernels::KV_BLOCK;
+
 use crate::vision_batch::DEFAULT_VISION_BATCH_BYTES;
+use crate::{EngineError, EngineOptions};
 
 /// The largest activation reserve a derived plan keeps (what the H200's figures were measured
 /// with).
@@ -54,6 +57,95 @@ impl MemoryPlan {
     /// or 6 GiB.
     pub fn for_cpu(options: &EngineOptions) -> Self {
         MemoryPlan { activation_reserve: 0, vision_batch_bytes: options.vision_batch_bytes.unwrap_or(DEFAULT_VISION_BATCH_BYTES) }
+    }
+}
+
+/// Bytes the device's memory pool holds now (the weights, and anything not yet freed).
+pub(crate) fn memory_in_use(device: &Device) -> u64 {
+    device.memory_pool_usage().map_or(0, |u| u.bytes_reserved)
+}
+
+/// The KV pool's shape: blocks of `block_bytes`, `width` of them for a page of the longest
+/// length (`capacity` slots), at most `max_seqs` pages at once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolShape {
+    pub block_bytes: u64,
+    pub width: usize,
+    pub capacity: usize,
+    pub max_seqs: usize,
+}
+
+impl PoolShape {
+    /// The pool's blocks: on a GPU (`gpu`: the device's memory and the budget) what the budget
+    /// leaves after what is in use and `plan`'s activation reserve; on the CPU `max_seqs` pages
+    /// of the longest length, checked against the host's memory; `--kv-blocks` caps either. Too
+    /// little room for one page is an error naming the option to change.
+    pub(crate) fn blocks(
+        &self,
+        device: &Device,
+        gpu: Option<(u64, u64)>,
+        plan: &MemoryPlan,
+        options: &EngineOptions,
+    ) -> Result<usize, EngineError> {
+        let PoolShape { block_bytes, width, capacity, max_seqs } = *self;
+        // More blocks than `max_seqs` sequences of the longest length can use would sit idle.
+        let blocks = match gpu {
+            Some((total, budget)) => {
+                device.memory_cleanup();
+                let used = memory_in_use(device);
+                let free = budget.saturating_sub(used).saturating_sub(plan.activation_reserve);
+                // One block is the scratch block (see the runner).
+                let fit = ((free / block_bytes) as usize).saturating_sub(1).min(max_seqs.saturating_mul(width));
+                tracing::info!(
+                    "KV pool: {:.1} GB of {:.1} GB budget after {:.1} GB in use and {:.1} GB for activations ({:.1} GB vision batches): {fit} blocks of {KV_BLOCK} slots ({:.1} MB each), {} pages of the longest length ({capacity} slots) or more shorter ones, at most {max_seqs} at once",
+                    free as f64 / 1e9,
+                    budget as f64 / 1e9,
+                    used as f64 / 1e9,
+                    plan.activation_reserve as f64 / 1e9,
+                    plan.vision_batch_bytes as f64 / 1e9,
+                    block_bytes as f64 / 1e6,
+                    fit / width,
+                );
+                if fit < width {
+                    let vision_batch = if options.vision_batch_bytes.is_some() { ", leave --vision-batch-gb at its default" } else { "" };
+                    return Err(EngineError::Settings(format!(
+                        "no room on the GPU for one page: {:.1} GB × --gpu-memory {} = {:.1} GB, of which {:.1} GB is in use (the weights) and {:.1} GB is kept for activations, leaving {:.2} GB where a page of {capacity} slots needs {:.2} GB: lower --max-new-tokens{vision_batch}, raise --gpu-memory, or run on the CPU (--device cpu)",
+                        total as f64 / 1e9,
+                        options.gpu_memory,
+                        budget as f64 / 1e9,
+                        used as f64 / 1e9,
+                        plan.activation_reserve as f64 / 1e9,
+                        free as f64 / 1e9,
+                        (width as u64 * block_bytes) as f64 / 1e9,
+                    )));
+                }
+                fit
+            }
+            None => max_seqs.saturating_mul(width),
+        };
+        let blocks = match options.kv_blocks {
+            Some(set) if set < width => {
+                return Err(EngineError::Settings(format!(
+                    "--kv-blocks {set} cannot hold one page of {capacity} slots ({width} blocks of {KV_BLOCK}): set at least {width}, or lower --max-new-tokens"
+                )));
+            }
+            Some(set) => set.min(blocks),
+            None => blocks,
+        };
+        if gpu.is_none() {
+            // The host KV pool is one allocation (zeroed pages, committed as blocks fill): one
+            // larger than the machine's RAM and swap cannot succeed and would abort.
+            let needed = (blocks as u64).checked_add(1).and_then(|b| b.checked_mul(block_bytes));
+            let memory = dsocr_core::host_memory_bytes();
+            if needed.is_none_or(|n| memory.is_some_and(|m| n > m)) {
+                return Err(EngineError::Settings(format!(
+                    "--max-seqs {max_seqs}: a KV cache of {blocks} blocks ({max_seqs} pages of {capacity} slots) needs {:.1} GB of host memory{}: lower --max-seqs, --kv-blocks or --max-new-tokens",
+                    needed.map_or(f64::INFINITY, |n| n as f64 / 1e9),
+                    memory.map_or(String::new(), |m| format!(", more than this machine's {:.1} GB of RAM and swap", m as f64 / 1e9))
+                )));
+            }
+        }
+        Ok(blocks)
     }
 }
 
