@@ -37,46 +37,68 @@ type AttentionCase = (usize, usize, usize, usize, &'static [i64]);
 /// check [`crate::runs_cube_kernels`] first.
 pub fn check_kernels(device: &Device) -> Vec<KernelCheck> {
     let mut out = Vec::new();
-    let dtypes: Vec<(DType, f32)> =
-        [(DType::F32, 1e-4), (DType::BF16, 2e-2)].into_iter().filter(|(d, _)| device.supports_dtype(*d)).collect();
+    // The projection kernels (the tile kernel among them) also take f16.
+    if device.supports_dtype(DType::F16) {
+        out.extend(crate::check_projection::check_projections(device, DType::F16, 2e-2));
+    }
+    for (dtype, tolerance) in [(DType::F32, 1e-4), (DType::BF16, 2e-2)] {
+        if device.supports_dtype(dtype) {
+            out.extend(check_in(device, dtype, tolerance));
+        }
+    }
+    out
+}
+
+/// Every kernel case in `dtype`.
+fn check_in(device: &Device, dtype: DType, tolerance: f32) -> Vec<KernelCheck> {
+    let mut out = crate::check_projection::check_projections(device, dtype, tolerance);
+    out.extend(crate::check_fused::check_fused(device, dtype, tolerance));
+    out.extend(crate::check_layer::check_layer_kernels(device, dtype, tolerance));
+    // The encoder-attention and LayerNorm kernels take bf16/f16 only (in f32 both sides are
+    // the reference). Their outputs reach |4|, where a bf16 rounding alone is up to 0.016.
+    if dtype != DType::F32 {
+        out.extend(crate::check_encoder::check_encoder_attention(device, dtype, 3e-2));
+        out.extend(crate::check_encoder::check_layer_norm(device, dtype, 3e-2));
+    }
+    out.extend(check_decode_attention(device, dtype, tolerance));
+    out
+}
+
+/// The decode-attention cases on `device` in `dtype`.
+pub(crate) fn check_decode_attention(device: &Device, dtype: DType, tolerance: f32) -> Vec<KernelCheck> {
     // (pool blocks, heads, head size, table width, newest): a release-size decode step, three
     // sequences of different lengths over blocks out of order (some unused), short ones with most
     // slots stale, and a head size below 32 (the parity model's) that leaves lanes without elements.
     let cases: [AttentionCase; 4] =
         [(16, 10, 128, 15, &[913]), (40, 10, 128, 16, &[699, 63, 64]), (9, 4, 64, 3, &[2, 0]), (6, 4, 16, 2, &[76, 99])];
-    // The projection kernels (the tile kernel among them) also take f16.
-    if device.supports_dtype(DType::F16) {
-        out.extend(crate::check_projection::check_projections(device, DType::F16, 2e-2));
-    }
-    for (dtype, tolerance) in dtypes {
-        out.extend(crate::check_projection::check_projections(device, dtype, tolerance));
-        out.extend(crate::check_fused::check_fused(device, dtype, tolerance));
-        out.extend(crate::check_layer::check_layer_kernels(device, dtype, tolerance));
-        // The encoder-attention and LayerNorm kernels take bf16/f16 only (in f32 both sides are
-        // the reference). Their outputs reach |4|, where a bf16 rounding alone is up to 0.016.
-        if dtype != DType::F32 {
-            out.extend(crate::check_encoder::check_encoder_attention(device, dtype, 3e-2));
-            out.extend(crate::check_encoder::check_layer_norm(device, dtype, 3e-2));
-        }
-        for (blocks, h, d, m, newest) in cases {
-            let (b, l) = (newest.len(), KV_BLOCK);
-            let tables = scattered_tables(blocks, m, newest, l);
-            let rnd = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (device, dtype));
-            let (q, k, v) = (rnd([b, h, 1, d]), rnd([blocks, h, l, d]), rnd([blocks, h, l, d]));
-            let ints = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
-            let got = decode_attention(q.clone(), k.clone(), v.clone(), ints(&tables).reshape([b, m]), ints(newest));
-            let (got, qv, kv, vv) = (host(got), host(q), host(k), host(v));
-            let expected = exact_decode_attention(&qv, &kv, &vv, &tables, newest, (h, l, d));
-            let err = max_abs_diff(&got, &expected);
-            out.push(KernelCheck {
-                kernel: "decode_attention",
-                case: format!("{dtype:?} pool {blocks} blocks × H={h} L={l} d={d} tables={tables:?} newest={newest:?}"),
-                max_abs_err: err,
-                tolerance,
-            });
-        }
+    let mut out = Vec::new();
+    for (blocks, h, d, m, newest) in cases {
+        let (b, l) = (newest.len(), KV_BLOCK);
+        let tables = scattered_tables(blocks, m, newest, l);
+        let rnd = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (device, dtype));
+        let (q, k, v) = (rnd([b, h, 1, d]), rnd([blocks, h, l, d]), rnd([blocks, h, l, d]));
+        let ints = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
+        let got = decode_attention(q.clone(), k.clone(), v.clone(), ints(&tables).reshape([b, m]), ints(newest));
+        let (got, qv, kv, vv) = (host(got), host(q), host(k), host(v));
+        let expected = exact_decode_attention(&qv, &kv, &vv, &tables, newest, (h, l, d));
+        let err = max_abs_diff(&got, &expected);
+        out.push(KernelCheck {
+            kernel: "decode_attention",
+            case: format!("{dtype:?} pool {blocks} blocks × H={h} L={l} d={d} tables={tables:?} newest={newest:?}"),
+            max_abs_err: err,
+            tolerance,
+        });
     }
     out
+}
+
+/// Every f32 case: in f32 no case reaches the tensor-core kernels or the 16-bit-only ones
+/// (LayerNorm, encoder attention), and the others take the device's plane width, so these are
+/// what CubeCL's CPU runtime (one-lane planes) runs: the kernels' indexing and arithmetic are
+/// tested without a GPU (the `cube-cpu` feature's test below; docs/gpu.md).
+#[cfg(all(test, feature = "cube-cpu"))]
+fn check_f32_kernels(device: &Device) -> Vec<KernelCheck> {
+    check_in(device, DType::F32, 1e-4)
 }
 
 /// Host copy of a tensor as f32 (empty if it cannot be read back, which fails the comparison).
@@ -181,6 +203,28 @@ mod gpu_tests {
             return;
         }
         for c in super::check_kernels(&device) {
+            assert!(c.passed(), "{} {}: max |err| {} > {}", c.kernel, c.case, c.max_abs_err, c.tolerance);
+        }
+    }
+}
+
+#[cfg(all(test, feature = "cube-cpu"))]
+mod cube_cpu_tests {
+    /// The f32 kernels on CubeCL's CPU runtime (one-lane planes): the same kernel code that runs
+    /// on the GPU, against the exact host computation. Needs LLVM at build time, as the CUDA
+    /// feature does (`cargo test --release -p dsocr-kernels --features cube-cpu`; docs/gpu.md).
+    #[test]
+    fn f32_kernels_match_their_references_on_the_cubecl_cpu_runtime() {
+        let device = burn::tensor::Device::cpu();
+        assert!(crate::runs_cube_kernels(&device), "the CubeCL CPU device must take dsocr's kernels");
+        let checks = super::check_f32_kernels(&device);
+        assert_eq!(
+            checks.len(),
+            4 + 5 + 17 + 5 + 4 + 2 + 1,
+            "4 attention, 5 norm, 17 projection, 5 RoPE, 4 router, 2 integer-update and 1 argmax cases"
+        );
+        for c in checks {
+            eprintln!("{} {}: max |err| {:.2e} (tolerance {:.0e})", c.kernel, c.case, c.max_abs_err, c.tolerance);
             assert!(c.passed(), "{} {}: max |err| {} > {}", c.kernel, c.case, c.max_abs_err, c.tolerance);
         }
     }

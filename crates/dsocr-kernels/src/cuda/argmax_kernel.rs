@@ -9,9 +9,13 @@
 
 use cubecl::prelude::*;
 
-/// Planes per cube.
+use super::lanes::{lanes_max, lanes_min};
+
+/// Planes per cube on NVIDIA GPUs. On CubeCL's CPU runtime (one-lane planes) a cube is one unit: its cube barrier spins
+/// one thread per unit, far slower than the work once units outnumber cores.
 pub(super) const PLANES: u32 = 32;
-/// Lanes per plane (NVIDIA warps).
+/// Lanes per plane of NVIDIA GPUs (warps). The kernel takes the device's lane count (`lanes`: 32
+/// there, 1 on CubeCL's CPU runtime, where it is tested without a GPU).
 pub(super) const PLANE: u32 = 32;
 /// Index of no element (larger than any row).
 const NONE: u32 = 0xFFFF_FFFF;
@@ -22,11 +26,13 @@ pub(super) fn argmax_rows_kernel<F: Float, I: Int>(
     logits: &Tensor<F>,
     tokens: &mut Tensor<I>,
     next: &mut Tensor<I>,
+    #[comptime] lanes: u32,
+    #[comptime] planes: u32,
     #[define(F, I)] _dtypes: [ElemType; 2],
 ) {
     let b = CUBE_POS_X as usize;
-    let units = (PLANE * PLANES) as usize;
-    let unit = UNIT_POS_Y as usize * PLANE as usize + UNIT_POS_X as usize;
+    let units = (lanes * planes) as usize;
+    let unit = UNIT_POS_Y as usize * lanes as usize + UNIT_POS_X as usize;
     let (row, col) = (b * logits.stride(0), logits.stride(1));
     let width = logits.shape(1);
 
@@ -69,14 +75,14 @@ pub(super) fn argmax_rows_kernel<F: Float, I: Int>(
     }
 
     // The plane's largest value, then the lowest index among the lanes holding it.
-    let top = plane_max(best);
+    let top = lanes_max::<f32>(best, lanes);
     let mut candidate = index;
     if best != top {
         candidate = NONE;
     }
-    let first = plane_min(candidate);
-    let mut values = Shared::<[f32]>::new_slice(PLANES as usize);
-    let mut indices = Shared::<[u32]>::new_slice(PLANES as usize);
+    let first = lanes_min::<u32>(candidate, lanes);
+    let mut values = Shared::<[f32]>::new_slice(planes as usize);
+    let mut indices = Shared::<[u32]>::new_slice(planes as usize);
     if UNIT_POS_X == 0 {
         values[UNIT_POS_Y as usize] = top;
         indices[UNIT_POS_Y as usize] = first;
@@ -85,7 +91,7 @@ pub(super) fn argmax_rows_kernel<F: Float, I: Int>(
     if unit == 0 {
         let mut best_all = values[0];
         let mut index_all = indices[0];
-        for p in 1..PLANES as usize {
+        for p in 1..planes as usize {
             let (v, at) = (values[p], indices[p]);
             if v > best_all || (v == best_all && at < index_all) {
                 best_all = v;

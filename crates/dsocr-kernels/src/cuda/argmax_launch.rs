@@ -13,18 +13,21 @@ pub(super) fn argmax_into(logits: CubeTensor, tokens: CubeTensor) -> (CubeTensor
     let [b, v] = [logits.meta.shape()[0], logits.meta.shape()[1]];
     assert_eq!(tokens.meta.shape()[0], b, "argmax kernel: {} token slots for {b} rows", tokens.meta.shape()[0]);
     assert!(v >= 1 && v < u32::MAX as usize, "argmax kernel: rows of {v} logits");
-    let plane_size = logits.client.properties().hardware.plane_size_max;
-    assert_eq!(plane_size, PLANE, "argmax kernel expects {PLANE}-lane planes, the device has {plane_size}");
+    let lanes = logits.client.properties().hardware.plane_size_max;
+    assert!(lanes == PLANE || lanes == 1, "argmax kernel expects {PLANE}-lane (or one-lane) planes, the device has {lanes}");
+    let planes = if lanes == PLANE { PLANES } else { 1 };
     let tokens = if tokens.can_mut() && tokens.is_nonoverlapping() { tokens } else { tokens.copy() };
     let next = empty_device_dtype(tokens.client.clone(), tokens.device.clone(), tokens.meta.shape().clone(), tokens.dtype);
     let (client, types) = (logits.client.clone(), [dtype_to_storage_type(logits.dtype), dtype_to_storage_type(tokens.dtype)]);
     argmax_rows_kernel::launch(
         &client,
         CubeCount::Static(b as u32, 1, 1),
-        CubeDim::new_2d(PLANE, PLANES),
+        CubeDim::new_2d(lanes, planes),
         logits.into_tensor_arg(),
         tokens.clone().into_tensor_arg(),
         next.clone().into_tensor_arg(),
+        lanes,
+        planes,
         types,
     );
     (tokens, next)

@@ -2,8 +2,9 @@
 //! [`CHUNK`] slots and every (head, sequence, chunk) gets its own cube, so a step runs hundreds
 //! of cubes at once instead of one per head; a second kernel merges the chunks.
 //!
-//! Split kernel: a cube is [`PLANES`] planes (warps) of 32 lanes; each lane holds `d / 32` query
-//! elements (`⌈d / 32⌉`). A plane takes [`GROUP`] keys at a time (independent loads in flight): the lanes'
+//! Split kernel: a cube is [`PLANES`] planes (warps) of `lanes` lanes (32 on NVIDIA GPUs; 1 on
+//! CubeCL's CPU runtime, where the kernel is tested without a GPU); each lane holds `d / lanes`
+//! query elements (`⌈d / lanes⌉`). A plane takes [`GROUP`] keys at a time (independent loads in flight): the lanes'
 //! partial dot products are summed across the plane, and an online softmax (running maximum,
 //! running sum, rescaled accumulator) folds the keys' value rows into the lanes' accumulators.
 //! The planes then meet through shared memory, and the cube writes its chunk's unnormalised
@@ -21,13 +22,16 @@
 
 use cubecl::prelude::*;
 
+use super::lanes::lanes_sum;
+
 /// Key slots per cube of the split kernel.
 pub(super) const CHUNK: u32 = 64;
-/// Planes per cube of the split kernel.
+/// Planes per cube of the split kernel on NVIDIA GPUs. On CubeCL's CPU runtime (one-lane planes) a cube is one unit: its cube barrier spins
+/// one thread per unit, far slower than the work once units outnumber cores.
 pub(super) const PLANES: u32 = 4;
 /// Keys a plane scores per iteration.
 const GROUP: u32 = 4;
-/// Lanes per plane the kernels are written for (NVIDIA warps).
+/// Lanes per plane of NVIDIA GPUs (warps): the vectorised kernel's plane width.
 pub(super) const PLANE: u32 = 32;
 /// Stands in for −∞ in running maxima (exp of a difference of two of them is 1, not NaN).
 const NEG_BIG: f32 = -1.0e30;
@@ -45,6 +49,8 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     stats: &mut Tensor<f32>,
     scale: f32,
     #[comptime] head_dim: u32,
+    #[comptime] lanes: u32,
+    #[comptime] planes: u32,
     #[define(F, I)] _dtypes: [ElemType; 2],
 ) {
     let h = CUBE_POS_X as usize;
@@ -52,8 +58,9 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     let chunk = CUBE_POS_Z as usize;
     let lane = UNIT_POS_X as usize;
     let plane = UNIT_POS_Y as usize;
-    let n_lane = comptime!(head_dim.div_ceil(PLANE)) as usize;
-    let n_plane = PLANES as usize;
+    let n_lane = comptime!(head_dim.div_ceil(lanes)) as usize;
+    let stride = lanes as usize;
+    let n_plane = planes as usize;
     let d = head_dim as usize;
     let block_len = keys.shape(2);
     let last_slot = tables.shape(1) * block_len - 1;
@@ -70,14 +77,14 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     let (k_slot, k_elem) = (keys.stride(2), keys.stride(3));
     let (v_slot, v_elem) = (values.stride(2), values.stride(3));
 
-    // Lane `l` holds elements `l, l + 32, …`; with a head size not a multiple of 32 the
+    // Lane `l` holds elements `l, l + lanes, …`; with a head size not a multiple of `lanes` the
     // missing elements load a valid one and get a zero query, so they add nothing.
     let mut qv = Array::<f32>::new(n_lane);
     let mut acc = Array::<f32>::new(n_lane);
     let mut elems = Array::<usize>::new(n_lane);
     #[unroll]
     for i in 0..n_lane {
-        let e = lane + 32 * i;
+        let e = lane + stride * i;
         elems[i] = clamp_max(e, d - 1);
         qv[i] = select(e < d, f32::cast_from(q[q_base + elems[i] * q.stride(3)]) * scale, f32::new(0.0));
         acc[i] = f32::new(0.0);
@@ -87,7 +94,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
 
     // Chunks past the filled slots are never merged; their cubes do nothing.
     if start < len {
-        let rounds = (CHUNK / (PLANES * GROUP)) as usize;
+        let rounds = (CHUNK / (planes * GROUP)) as usize;
         let mut scores = Array::<f32>::new(GROUP as usize);
         let mut slots = Array::<usize>::new(GROUP as usize);
         for round in 0..rounds {
@@ -104,7 +111,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
                 for i in 0..n_lane {
                     dot += qv[i] * f32::cast_from(keys[k_base + slot * k_slot + elems[i] * k_elem]);
                 }
-                let score = plane_sum(dot);
+                let score = lanes_sum::<f32>(dot, lanes);
                 scores[g] = f32::new(NEG_BIG);
                 if j < len {
                     scores[g] = score;
@@ -136,7 +143,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
 
     // Merge the planes: (max, sum) per plane, then the accumulators.
     let mut plane_stats = Shared::<[f32]>::new_slice(2 * n_plane);
-    let width = n_lane * 32;
+    let width = n_lane * stride;
     let mut plane_acc = Shared::<[f32]>::new_slice(n_plane * width);
     if lane == 0 {
         plane_stats[plane] = run_max;
@@ -144,7 +151,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
     }
     #[unroll]
     for i in 0..n_lane {
-        plane_acc[plane * width + lane + 32 * i] = acc[i];
+        plane_acc[plane * width + lane + stride * i] = acc[i];
     }
     sync_cube();
     if plane == 0 && start < len {
@@ -161,7 +168,7 @@ pub(super) fn decode_attention_split_kernel<F: Float, I: Numeric>(
         let p_base = b * partial.stride(0) + h * partial.stride(1) + chunk * partial.stride(2);
         #[unroll]
         for i in 0..n_lane {
-            let e = lane + 32 * i;
+            let e = lane + stride * i;
             if e < d {
                 let mut sum = f32::new(0.0);
                 #[unroll]

@@ -31,8 +31,10 @@ pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTens
         tables.meta.shape().num_dims() == 2 && tables.meta.shape()[0] == b && newest.meta.shape()[0] == b,
         "decode attention kernel: block tables [B, blocks] and newest [B] need one entry per sequence"
     );
-    let plane_size = q.client.properties().hardware.plane_size_max;
-    assert_eq!(plane_size, PLANE, "decode attention kernel expects {PLANE}-lane planes, the device has {plane_size}");
+    // 32-lane planes on NVIDIA GPUs; one-lane planes on CubeCL's CPU runtime (where the scalar
+    // kernel is tested without a GPU).
+    let lanes = q.client.properties().hardware.plane_size_max;
+    assert!(lanes == PLANE || lanes == 1, "decode attention kernel expects {PLANE}-lane (or one-lane) planes, the device has {lanes}");
     let (float, int) = (q.dtype, tables.dtype);
     let (client, device) = (q.client.clone(), q.device.clone());
     // The grid covers the whole cache (not just the filled slots) so it is the same every step.
@@ -41,10 +43,11 @@ pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTens
     let stats = empty_device_dtype(client.clone(), device.clone(), Shape::new([b, h, chunks, 2]), DType::F32);
     let output = empty_device_dtype(client.clone(), device, Shape::new([b, h, 1, d]), float);
     let count = CubeCount::Static(h as u32, b as u32, chunks as u32);
-    let dim = CubeDim::new_2d(PLANE, PLANES);
+    let planes = if lanes == PLANE { PLANES } else { 1 };
+    let dim = CubeDim::new_2d(lanes, planes);
     let dtypes = [dtype_to_storage_type(float), dtype_to_storage_type(int)];
     let scale = 1.0 / (d as f32).sqrt();
-    match row_vector(&keys, &values, d) {
+    match row_vector(&keys, &values, d).filter(|_| lanes == PLANE) {
         Some(vec) => decode_attention_split_vec_kernel::launch(
             &client,
             count,
@@ -74,6 +77,8 @@ pub(super) fn decode_attention(q: CubeTensor, keys: CubeTensor, values: CubeTens
             stats.clone().into_tensor_arg(),
             scale,
             d as u32,
+            lanes,
+            planes,
             dtypes,
         ),
     }

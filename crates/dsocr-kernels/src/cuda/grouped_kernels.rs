@@ -11,11 +11,15 @@
 
 use cubecl::prelude::*;
 
+use super::lanes::{lanes_exclusive_sum, lanes_sum};
+
 use super::skinny_kernels::sum_over_k_lanes;
 
 /// Pairs one cube serves (registers hold two f32 vectors per pair in the SwiGLU kernel).
 pub(super) const GROUP_ROWS: u32 = 4;
-/// Lanes per plane (NVIDIA warps); one plane lists one expert's pairs.
+/// Lanes per plane of NVIDIA GPUs (warps); one plane lists one expert's pairs. The listing kernel
+/// takes the device's lane count (`lanes`: 32 there, 1 on CubeCL's CPU runtime, where it is tested
+/// without a GPU).
 pub(super) const PLANE: u32 = 32;
 /// Planes (experts) per cube of the listing kernel.
 pub(super) const LIST_PLANES: u32 = 4;
@@ -28,6 +32,7 @@ pub(super) fn group_pairs_kernel<I: Int>(
     ids: &Tensor<I>,
     lists: &mut Tensor<i32>,
     counts: &mut Tensor<i32>,
+    #[comptime] lanes: u32,
     #[define(I)] _dtype: ElemType,
 ) {
     let e = (CUBE_POS_X * LIST_PLANES + UNIT_POS_Y) as usize;
@@ -47,13 +52,13 @@ pub(super) fn group_pairs_kernel<I: Int>(
                     hit = 1;
                 }
             }
-            let at = found + plane_exclusive_sum(hit) as usize;
+            let at = found + lanes_exclusive_sum::<u32>(hit, lanes) as usize;
             let to = e * lists.stride(0) + at * lists.stride(1);
             if hit == 1 && at < capacity {
                 lists[to] = p as i32;
             }
-            found += plane_sum(hit) as usize;
-            j += PLANE as usize;
+            found += lanes_sum::<u32>(hit, lanes) as usize;
+            j += lanes as usize;
         }
         let to = e * counts.stride(0);
         if lane == 0 {

@@ -37,26 +37,27 @@ pub(super) struct Groups {
 
 pub(super) fn group_pairs(ids: &CubeTensor, experts: usize) -> Groups {
     let m = ids.meta.shape()[0];
-    let plane_size = ids.client.properties().hardware.plane_size_max;
-    assert_eq!(plane_size, PLANE, "expert grouping expects {PLANE}-lane planes, the device has {plane_size}");
+    let lanes = ids.client.properties().hardware.plane_size_max;
+    assert!(lanes == PLANE || lanes == 1, "expert grouping expects {PLANE}-lane (or one-lane) planes, the device has {lanes}");
     let (client, device) = (ids.client.clone(), ids.device.clone());
     let lists = empty_device_dtype(client.clone(), device.clone(), Shape::new([experts, m]), DType::I32);
     let counts = empty_device_dtype(client.clone(), device, Shape::new([experts]), DType::I32);
     group_pairs_kernel::launch(
         &client,
         CubeCount::Static(experts.div_ceil(LIST_PLANES as usize) as u32, 1, 1),
-        CubeDim::new_2d(PLANE, LIST_PLANES),
+        CubeDim::new_2d(lanes, LIST_PLANES),
         ids.clone().into_tensor_arg(),
         lists.clone().into_tensor_arg(),
         counts.clone().into_tensor_arg(),
+        lanes,
         dtype_to_storage_type(ids.dtype),
     );
     Groups { lists, counts, chunks: m.div_ceil(GROUP_ROWS as usize) }
 }
 
 /// The launch grid: cubes shaped for the busy rows, one cube row per (expert, chunk).
-fn grid(n: usize, vec: usize, experts: usize, chunks: usize, pairs: usize) -> (CubeCount, CubeDim, u32, u32) {
-    let (count, dim, cols, ks) = launch_dims(n, vec, busy_rows(experts, chunks, pairs));
+fn grid(on: &CubeTensor, n: usize, vec: usize, experts: usize, chunks: usize, pairs: usize) -> (CubeCount, CubeDim, u32, u32) {
+    let (count, dim, cols, ks) = launch_dims(on, n, vec, busy_rows(experts, chunks, pairs));
     let CubeCount::Static(blocks, _, _) = count else { unreachable!("launch_dims gives a static count") };
     (CubeCount::Static(blocks, 1, (experts * chunks) as u32), dim, cols, ks)
 }
@@ -69,7 +70,7 @@ pub(super) fn grouped_swiglu(x: CubeTensor, gate: CubeTensor, up: CubeTensor, id
     let (experts, n) = (gate.meta.shape()[0], gate.meta.shape()[2]);
     let (m, slots) = (ids.meta.shape()[0], ids.meta.shape()[1]);
     let groups = group_pairs(&ids, experts);
-    let (count, dim, cols, ks) = grid(n, vec, experts, groups.chunks, m * slots);
+    let (count, dim, cols, ks) = grid(&x, n, vec, experts, groups.chunks, m * slots);
     let (client, dtype) = (x.client.clone(), x.dtype);
     let out = empty_device_dtype(client.clone(), x.device.clone(), Shape::new([m * slots, n]), dtype);
     grouped_swiglu_kernel::launch(
@@ -100,7 +101,7 @@ pub(super) fn grouped_down_pairs(act: CubeTensor, down: CubeTensor, ids: CubeTen
     let (experts, n) = (down.meta.shape()[0], down.meta.shape()[2]);
     let (m, slots) = (ids.meta.shape()[0], ids.meta.shape()[1]);
     let groups = group_pairs(&ids, experts);
-    let (count, dim, cols, ks) = grid(n, vec, experts, groups.chunks, m * slots);
+    let (count, dim, cols, ks) = grid(&act, n, vec, experts, groups.chunks, m * slots);
     let (client, dtype) = (act.client.clone(), act.dtype);
     let out = empty_device_dtype(client.clone(), act.device.clone(), Shape::new([m * slots, n]), dtype);
     grouped_down_kernel::launch(

@@ -11,6 +11,7 @@ mod grouped_kernels;
 mod grouped_launch;
 mod int_store_kernel;
 mod int_store_launch;
+mod lanes;
 mod layer_norm_kernel;
 mod norm_kernel;
 mod parts_kernel;

@@ -16,11 +16,15 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
+use super::lanes::lanes_sum;
+
 use super::parts_kernel::{PartsArgs, part_sum};
 
-/// Planes per cube.
+/// Planes per cube on NVIDIA GPUs. On CubeCL's CPU runtime (one-lane planes) a cube is one unit: its cube barrier spins
+/// one thread per unit, far slower than the work once units outnumber cores.
 const PLANES: u32 = 32;
-/// Lanes per plane (NVIDIA warps).
+/// Lanes per plane of NVIDIA GPUs (warps). The kernel takes the device's lane count (`lanes`: 32
+/// there, 1 on CubeCL's CPU runtime, where it is tested without a GPU).
 const PLANE: u32 = 32;
 
 #[cube(launch)]
@@ -35,11 +39,13 @@ fn add_rms_norm_kernel<F: Float, P: Float, C: Float>(
     eps: f32,
     #[comptime] count: u32,
     #[comptime] weighted: bool,
+    #[comptime] lanes: u32,
+    #[comptime] planes: u32,
     #[define(F, P, C)] _dtypes: [ElemType; 3],
 ) {
     let row = CUBE_POS_X as usize;
-    let units = (PLANE * PLANES) as usize;
-    let unit = UNIT_POS_Y as usize * PLANE as usize + UNIT_POS_X as usize;
+    let units = (lanes * planes) as usize;
+    let unit = UNIT_POS_Y as usize * lanes as usize + UNIT_POS_X as usize;
     let width = x.shape(1);
     let xr = row * x.stride(0);
     let (sr, or) = (row * sum.stride(0), row * out.stride(0));
@@ -55,15 +61,15 @@ fn add_rms_norm_kernel<F: Float, P: Float, C: Float>(
         squares += hf * hf;
         i += units;
     }
-    let mut partial = Shared::<[f32]>::new_slice(PLANES as usize);
-    let plane_total = plane_sum(squares);
+    let mut partial = Shared::<[f32]>::new_slice(planes as usize);
+    let plane_total = lanes_sum::<f32>(squares, lanes);
     if UNIT_POS_X == 0 {
         partial[UNIT_POS_Y as usize] = plane_total;
     }
     sync_cube();
     let mut total = f32::new(0.0);
     #[unroll]
-    for p in 0..PLANES as usize {
+    for p in 0..planes as usize {
         total += partial[p];
     }
     let scale = f32::recip(f32::sqrt(total / f32::cast_from(width as u32) + eps));
@@ -82,8 +88,9 @@ fn add_rms_norm_kernel<F: Float, P: Float, C: Float>(
 pub(super) fn add_rms_norm(x: CubeTensor, delta: PartsArgs, weight: CubeTensor, eps: f32) -> (CubeTensor, CubeTensor) {
     let shape = x.meta.shape().clone();
     let rows = shape[0];
-    let plane_size = x.client.properties().hardware.plane_size_max;
-    assert_eq!(plane_size, PLANE, "RMSNorm kernel expects {PLANE}-lane planes, the device has {plane_size}");
+    let lanes = x.client.properties().hardware.plane_size_max;
+    assert!(lanes == PLANE || lanes == 1, "RMSNorm kernel expects {PLANE}-lane (or one-lane) planes, the device has {lanes}");
+    let planes = if lanes == PLANE { PLANES } else { 1 };
     delta.check(rows, shape[1], "RMSNorm kernel");
     let sum = empty_device_dtype(x.client.clone(), x.device.clone(), shape.clone(), x.dtype);
     let out = empty_device_dtype(x.client.clone(), x.device.clone(), shape, x.dtype);
@@ -92,7 +99,7 @@ pub(super) fn add_rms_norm(x: CubeTensor, delta: PartsArgs, weight: CubeTensor, 
     add_rms_norm_kernel::launch(
         &client,
         CubeCount::Static(rows as u32, 1, 1),
-        CubeDim::new_2d(PLANE, PLANES),
+        CubeDim::new_2d(lanes, planes),
         x.into_tensor_arg(),
         delta.parts.into_tensor_arg(),
         delta.coef.into_tensor_arg(),
@@ -102,6 +109,8 @@ pub(super) fn add_rms_norm(x: CubeTensor, delta: PartsArgs, weight: CubeTensor, 
         eps,
         delta.count as u32,
         delta.weighted,
+        lanes,
+        planes,
         types,
     );
     (sum, out)

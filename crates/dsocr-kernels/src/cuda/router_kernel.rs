@@ -12,9 +12,12 @@
 
 use cubecl::prelude::*;
 
+use super::lanes::{lanes_max, lanes_min, lanes_sum};
+
 /// Planes (experts) per cube of the logits kernel.
 pub(super) const PLANES: u32 = 4;
-/// Lanes per plane (NVIDIA warps).
+/// Lanes per plane of NVIDIA GPUs (warps). The kernels take the device's lane count (`lanes`: 32
+/// there, 1 on CubeCL's CPU runtime, where they are tested without a GPU).
 pub(super) const PLANE: u32 = 32;
 
 /// `logits[m, e] = Σ_j f32(x[m, j]) · gate[e, j]` for `x` `[M, H]` and the router weight `gate`
@@ -25,6 +28,7 @@ pub(super) fn router_logits_kernel<F: Float>(
     gate: &Tensor<f32>,
     logits: &mut Tensor<f32>,
     #[comptime] hidden: u32,
+    #[comptime] lanes: u32,
     #[define(F)] _dtype: ElemType,
 ) {
     let e = (CUBE_POS_X * PLANES + UNIT_POS_Y) as usize;
@@ -37,13 +41,13 @@ pub(super) fn router_logits_kernel<F: Float>(
         let mut dot = f32::new(0.0);
         // Unrolled so each lane has its loads in flight together.
         #[unroll]
-        for i in 0..comptime!(hidden.div_ceil(PLANE)) as usize {
-            let j = lane + i * PLANE as usize;
+        for i in 0..comptime!(hidden.div_ceil(lanes)) as usize {
+            let j = lane + i * lanes as usize;
             if j < h_len {
                 dot += f32::cast_from(x[x_row + j * x.stride(1)]) * gate[g_row + j * gate.stride(1)];
             }
         }
-        let logit = plane_sum(dot);
+        let logit = lanes_sum::<f32>(dot, lanes);
         if lane == 0 {
             let at = m * logits.stride(0) + e * logits.stride(1);
             logits[at] = logit;
@@ -63,6 +67,7 @@ pub(super) fn router_topk_kernel<I: Int>(
     #[comptime] top_k: u32,
     #[comptime] shared: u32,
     #[comptime] renormalise: bool,
+    #[comptime] lanes: u32,
     #[define(I)] _dtype: ElemType,
 ) {
     let row = CUBE_POS_X as usize;
@@ -70,29 +75,29 @@ pub(super) fn router_topk_kernel<I: Int>(
     let e_len = experts as usize;
     let l_row = row * logits.stride(0);
     let l_col = logits.stride(1);
-    // Lane `l` holds experts `l, l + 32, …`; slots past the last expert hold −1, below
+    // Lane `l` holds experts `l, l + lanes, …`; slots past the last expert hold −1, below
     // every probability, so they are never chosen.
-    let per_lane = comptime!(experts.div_ceil(PLANE)) as usize;
+    let per_lane = comptime!(experts.div_ceil(lanes)) as usize;
     let mut probs = Array::<f32>::new(per_lane);
     let mut top = f32::new(-3.0e38);
     #[unroll]
     for s in 0..per_lane {
-        let id = s * PLANE as usize + lane;
+        let id = s * lanes as usize + lane;
         probs[s] = logits[l_row + clamp_max(id, e_len - 1) * l_col];
         top = select(id < e_len, f32::max(top, probs[s]), top);
     }
-    let top = plane_max(top);
+    let top = lanes_max::<f32>(top, lanes);
     let mut total = f32::new(0.0);
     #[unroll]
     for s in 0..per_lane {
-        let id = s * PLANE as usize + lane;
+        let id = s * lanes as usize + lane;
         probs[s] = select(id < e_len, f32::exp(probs[s] - top), f32::new(0.0));
         total += probs[s];
     }
-    let total = plane_sum(total);
+    let total = lanes_sum::<f32>(total, lanes);
     #[unroll]
     for s in 0..per_lane {
-        let id = s * PLANE as usize + lane;
+        let id = s * lanes as usize + lane;
         probs[s] = select(id < e_len, probs[s] / total, f32::new(-1.0));
     }
 
@@ -105,20 +110,20 @@ pub(super) fn router_topk_kernel<I: Int>(
         for s in 0..per_lane {
             best = f32::max(best, probs[s]);
         }
-        let best = plane_max(best);
+        let best = lanes_max::<f32>(best, lanes);
         // The lowest expert id holding the maximum.
         let mut candidate = experts.runtime();
         #[unroll]
         for s in 0..per_lane {
-            let id = (s * PLANE as usize + lane) as u32;
+            let id = (s * lanes as usize + lane) as u32;
             if probs[s] == best && id < candidate {
                 candidate = id;
             }
         }
-        let winner = plane_min(candidate);
+        let winner = lanes_min::<u32>(candidate, lanes);
         #[unroll]
         for s in 0..per_lane {
-            if (s * PLANE as usize + lane) as u32 == winner {
+            if (s * lanes as usize + lane) as u32 == winner {
                 probs[s] = f32::new(-1.0);
             }
         }

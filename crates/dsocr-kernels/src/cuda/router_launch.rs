@@ -23,8 +23,8 @@ pub(super) fn route(
     assert_eq!(h, gh, "router kernel: tokens of width {h}, router weight of width {gh}");
     assert!(top_k >= 1 && top_k <= e, "router kernel: top-{top_k} of {e} experts");
     assert_eq!(gate.dtype, DType::F32, "router kernel: the router weight must be f32");
-    let plane_size = x.client.properties().hardware.plane_size_max;
-    assert_eq!(plane_size, PLANE, "router kernel expects {PLANE}-lane planes, the device has {plane_size}");
+    let lanes = x.client.properties().hardware.plane_size_max;
+    assert!(lanes == PLANE || lanes == 1, "router kernel expects {PLANE}-lane (or one-lane) planes, the device has {lanes}");
     let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
     let logits = empty_device_dtype(client.clone(), device.clone(), Shape::new([m, e]), DType::F32);
     let ids = empty_device_dtype(client.clone(), device.clone(), Shape::new([m, top_k + shared]), DType::I32);
@@ -32,17 +32,18 @@ pub(super) fn route(
     router_logits_kernel::launch(
         &client,
         CubeCount::Static(e.div_ceil(PLANES as usize) as u32, m as u32, 1),
-        CubeDim::new_2d(PLANE, PLANES),
+        CubeDim::new_2d(lanes, PLANES),
         x.into_tensor_arg(),
         gate.into_tensor_arg(),
         logits.clone().into_tensor_arg(),
         h as u32,
+        lanes,
         dtype_to_storage_type(dtype),
     );
     router_topk_kernel::launch(
         &client,
         CubeCount::Static(m as u32, 1, 1),
-        CubeDim::new_1d(PLANE),
+        CubeDim::new_1d(lanes),
         logits.into_tensor_arg(),
         ids.clone().into_tensor_arg(),
         weights.clone().into_tensor_arg(),
@@ -51,6 +52,7 @@ pub(super) fn route(
         top_k as u32,
         shared as u32,
         renormalise,
+        lanes,
         dtype_to_storage_type(DType::I32),
     );
     (ids, weights)

@@ -36,9 +36,13 @@ fn cube_shape(n_vecs: usize, other_cubes: usize) -> (u32, u32) {
     (cols as u32, (UNITS / cols) as u32)
 }
 
-pub(super) fn launch_dims(n: usize, vec: usize, z: usize) -> (CubeCount, CubeDim, u32, u32) {
+/// The grid and cube for `n` output columns in vectors of `vec`, `z` cubes deep: [`cube_shape`]'s
+/// cubes, or one unit per cube on a device with one-lane planes (CubeCL's CPU runtime, where a
+/// cube barrier spins one thread per unit: 256 of them on a few cores would take far longer than
+/// the product).
+pub(super) fn launch_dims(on: &CubeTensor, n: usize, vec: usize, z: usize) -> (CubeCount, CubeDim, u32, u32) {
     let n_vecs = n / vec;
-    let (cols, ks) = cube_shape(n_vecs, z);
+    let (cols, ks) = if on.client.properties().hardware.plane_size_max == 1 { (1, 1) } else { cube_shape(n_vecs, z) };
     (CubeCount::Static(n_vecs.div_ceil(cols as usize) as u32, 1, z as u32), CubeDim::new_2d(cols, ks), cols, ks)
 }
 
@@ -87,7 +91,7 @@ pub(super) fn skinny_linear_parts(x: CubeTensor, w: CubeTensor) -> CubeTensor {
     let groups = m.div_ceil(rows);
     let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
     let (blocks, dim, cols, ks) = {
-        let (count, dim, cols, ks) = launch_dims(n, vec, groups);
+        let (count, dim, cols, ks) = launch_dims(&x, n, vec, groups);
         let CubeCount::Static(blocks, _, _) = count else { unreachable!("launch_dims gives a static count") };
         (blocks, dim, cols, ks)
     };
@@ -150,7 +154,7 @@ pub(super) fn swiglu(x: CubeTensor, gate: CubeTensor, up: CubeTensor, ids: Optio
     let m = x.meta.shape()[0];
     let n = *gate.meta.shape().last().expect("rank ≥ 2");
     let slots = ids.as_ref().map_or(1, |ids| ids.meta.shape()[1]);
-    let (count, dim, cols, ks) = launch_dims(n, vec, m * slots);
+    let (count, dim, cols, ks) = launch_dims(&x, n, vec, m * slots);
     let out = empty_device_dtype(x.client.clone(), x.device.clone(), Shape::new([m * slots, n]), x.dtype);
     let (client, dtype) = (x.client.clone(), x.dtype);
     let indexed = ids.is_some();
@@ -189,7 +193,7 @@ pub(super) fn expert_down_pairs(act: CubeTensor, down: CubeTensor, ids: CubeTens
     let (m, slots) = (ids.meta.shape()[0], ids.meta.shape()[1]);
     let n = down.meta.shape()[2];
     let (client, device, dtype, id_type) = (act.client.clone(), act.device.clone(), act.dtype, ids.dtype);
-    let (count, dim, cols, ks) = launch_dims(n, vec, m * slots);
+    let (count, dim, cols, ks) = launch_dims(&act, n, vec, m * slots);
     let per_pair = empty_device_dtype(client.clone(), device, Shape::new([m * slots, n]), dtype);
     expert_down_kernel::launch(
         &client,
