@@ -83,7 +83,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
         api_key: args.api_key.clone(),
         allow_remote_urls: args.allow_remote_urls,
         max_body_bytes: args.max_body_mib << 20,
-        limits: InputOptions {
+        input: InputOptions {
             max_pixels: args.max_pixels,
             max_pages: args.max_pages,
             pdf_dpi: args.dpi,

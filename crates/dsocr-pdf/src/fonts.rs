@@ -57,9 +57,9 @@ impl CjkFont {
     /// The first installed Noto CJK collection of the usual system places, read once per process
     /// (the file is ≈ 20 MB: a server opening many PDFs must not read it per document), and only
     /// when a page first needs it.
-    pub fn system() -> Option<Self> {
+    pub fn system() -> Option<&'static Self> {
         static SYSTEM: OnceLock<Option<CjkFont>> = OnceLock::new();
-        SYSTEM.get_or_init(|| CJK_CANDIDATES.iter().map(Path::new).filter(|p| p.is_file()).find_map(|p| CjkFont::load(p).ok())).clone()
+        SYSTEM.get_or_init(|| CJK_CANDIDATES.iter().map(Path::new).filter(|p| p.is_file()).find_map(|p| CjkFont::load(p).ok())).as_ref()
     }
 
     /// The file it was read from.
@@ -109,11 +109,11 @@ impl FontResolver {
     /// than Noto CJK's, gives its first face (a face it lacks would draw nothing).
     fn cjk_data(&self, face: u32) -> Option<(FontData, u32)> {
         let font = match &self.cjk {
-            CjkChoice::Given(font) => font.clone(),
+            CjkChoice::Given(font) => font,
             CjkChoice::System => CjkFont::system()?,
         };
         let face = if face < font.faces { face } else { 0 };
-        Some((font.data, face))
+        Some((font.data.clone(), face))
     }
 
     /// Face index in NotoSansCJK-Regular.ttc: 0 JP, 1 KR, 2 SC, 3 TC.

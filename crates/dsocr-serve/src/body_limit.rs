@@ -27,10 +27,8 @@ pub(crate) async fn refuse_oversize(State(state): State<Arc<AppState>>, request:
     let limit = state.options.max_body_bytes;
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let endpoint = endpoint_of(&request);
-    // The request counters are per API endpoint; a body refused on any other path is not counted.
-    let api = matches!(request.uri().path(), "/v1/chat/completions" | "/v1/ocr");
     let count = |status: u16| {
-        if api {
+        if let Some(endpoint) = endpoint {
             state.metrics.request(endpoint, status);
         }
     };

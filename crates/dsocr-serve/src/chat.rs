@@ -68,7 +68,7 @@ async fn start(state: &Arc<AppState>, body: &[u8]) -> Result<Started, ApiError> 
     let chat = request.job(&state.options.model_name, state.options.max_tokens)?;
     check_mode(&chat.options, service.architecture(), "dsocr.mode")?;
     let files = probe_files(state, &chat.files).await?;
-    let pages = check_request(&files, &state.options.limits)?;
+    let pages = check_request(&files, &state.options.input)?;
     let admission = state.admit(pages)?;
     let images = decode_files(state, files).await?;
     let job = PageJob::start(service, images, chat.options.clone(), admission).await;
@@ -88,7 +88,7 @@ async fn probe_files(state: &Arc<AppState>, files: &[InputFile]) -> Result<Vec<P
             crate::input::decode_base64(&file.data)
                 .map_err(|e| ApiError::invalid(Some(&file.param), format!("file_data is neither a data: URI nor base64: {e}")))?
         };
-        let (name, param, limits) = (file.name.clone(), file.param.clone(), state.options.limits.clone());
+        let (name, param, limits) = (file.name.clone(), file.param.clone(), state.options.input.clone());
         probed.push(blocking(&file.name, &file.param, move || probe(bytes, &name, &param, &limits)).await?);
     }
     Ok(probed)
@@ -99,7 +99,7 @@ async fn probe_files(state: &Arc<AppState>, files: &[InputFile]) -> Result<Vec<P
 async fn decode_files(state: &Arc<AppState>, files: Vec<Probed>) -> Result<Vec<Result<Arc<RgbImage>, String>>, ApiError> {
     let mut pages = Vec::new();
     for file in files {
-        let (name, param, limits) = (file.name().to_string(), file.param().to_string(), state.options.limits.clone());
+        let (name, param, limits) = (file.name().to_string(), file.param().to_string(), state.options.input.clone());
         pages.extend(blocking(&name, &param, move || decode(file, &limits)).await?.into_iter().map(|page| page.map(Arc::new)));
     }
     Ok(pages)

@@ -72,7 +72,7 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     /// Pixels (per page, and per request: [`InputOptions::max_request_pixels`]), pages, PDF
     /// resolution and fonts.
-    pub limits: InputOptions,
+    pub input: InputOptions,
     /// Most new tokens per page (and the default when a request gives none).
     pub max_tokens: usize,
     /// Pages of the requests being served past which requests get 429 (and a request with
@@ -89,7 +89,7 @@ impl Default for ServeOptions {
             api_key: None,
             allow_remote_urls: false,
             max_body_bytes: 64 << 20,
-            limits: InputOptions { max_pixels: 50_000_000, max_pages: 200, pdf_dpi: dsocr::pdf::DEFAULT_DPI, cjk_font: None },
+            input: InputOptions { max_pixels: 50_000_000, max_pages: 200, pdf_dpi: dsocr::pdf::DEFAULT_DPI, cjk_font: None },
             max_tokens: 8192,
             max_queued_pages: 1024,
             drain_timeout: Duration::from_secs(60),
@@ -220,9 +220,14 @@ pub async fn serve(
     }
 }
 
-/// The metrics label of an API request: `ocr` for `/v1/ocr`, else `chat`.
-fn endpoint_of(request: &Request) -> &'static str {
-    if request.uri().path().ends_with("/ocr") { "ocr" } else { "chat" }
+/// The metrics label of a request to an endpoint that takes work: `chat` or `ocr`; `None` for
+/// every other path (their requests are not counted).
+fn endpoint_of(request: &Request) -> Option<&'static str> {
+    match request.uri().path() {
+        "/v1/chat/completions" => Some("chat"),
+        "/v1/ocr" => Some("ocr"),
+        _ => None,
+    }
 }
 
 /// The API key check.
@@ -230,8 +235,9 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
     if let Some(key) = &state.options.api_key {
         let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if given != Some(key.as_str()) {
-            let endpoint = endpoint_of(&request);
-            state.metrics.request(endpoint, 401);
+            if let Some(endpoint) = endpoint_of(&request) {
+                state.metrics.request(endpoint, 401);
+            }
             // Read the body before answering: a request answered with its body unread closes
             // the connection, which a client that pools connections sees as a broken next request.
             let _ = axum::body::to_bytes(request.into_body(), state.options.max_body_bytes).await;

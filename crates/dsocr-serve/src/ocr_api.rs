@@ -109,7 +109,7 @@ async fn run(state: &Arc<AppState>, multipart: Multipart) -> Result<Value, ApiEr
     let Some((name, bytes)) = form.file else {
         return Err(ApiError::invalid(Some("file"), "no file: send the image or PDF as the multipart field `file`"));
     };
-    let limits = state.options.limits.clone();
+    let limits = state.options.input.clone();
     let (probe_name, probe_limits) = (name.clone(), limits.clone());
     let file = blocking(&name, "file", move || probe(bytes, &probe_name, "file", &probe_limits)).await?;
     let pages = check_request(std::slice::from_ref(&file), &limits)?;

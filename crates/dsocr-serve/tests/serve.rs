@@ -225,8 +225,8 @@ async fn a_pdf_page_that_cannot_be_rendered_fails_alone_and_the_others_are_answe
     // Pages up to 300 MP pass the server's limit, but the renderer draws at most 100 MP a page:
     // page 2 (12,000 points square at 72 DPI: 144 MP) cannot be rendered, page 1 can.
     let mut options = serve_options();
-    options.limits.max_pixels = 300_000_000;
-    options.limits.pdf_dpi = 72.0;
+    options.input.max_pixels = 300_000_000;
+    options.input.pdf_dpi = 72.0;
     let server = start(&dir, options, engine_options(4), true).await;
     let http = reqwest::Client::new();
     let pdf = blank_pdf_of_sizes(&[(300.0, 300.0), (12_000.0, 12_000.0)]);
@@ -379,8 +379,8 @@ async fn remote_urls_are_fetched_only_when_allowed() {
 async fn the_pixels_of_all_a_requests_pages_together_are_limited_before_any_is_decoded() {
     let Some(dir) = model("request_pixels") else { return };
     let mut options = serve_options();
-    options.limits.max_pixels = 1_000_000;
-    assert_eq!(options.limits.max_request_pixels(), 10_000_000);
+    options.input.max_pixels = 1_000_000;
+    assert_eq!(options.input.max_request_pixels(), 10_000_000);
     let server = start(&dir, options, engine_options(2), true).await;
     let http = reqwest::Client::new();
     let upload = |pdf: Vec<u8>| {
