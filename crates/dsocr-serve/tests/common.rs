@@ -25,6 +25,11 @@ impl Server {
         let task = self.task.take().unwrap();
         tokio::time::timeout(Duration::from_secs(30), task).await.expect("server stops in time").unwrap().unwrap();
     }
+
+    /// `POST /v1/ocr` with a multipart form.
+    pub async fn post_ocr(&self, http: &reqwest::Client, form: reqwest::multipart::Form) -> reqwest::Result<reqwest::Response> {
+        http.post(format!("{}/v1/ocr", self.url)).multipart(form).send().await
+    }
 }
 
 /// The parity model on the CPU, or `None` when the fixtures are absent (reported as skipped).

@@ -193,7 +193,7 @@ async fn ocr_upload_returns_every_page_with_regions_and_the_boxes_image() {
         .text("mode", "tiny")
         .text("max_tokens", "4")
         .text("boxes_image", "true");
-    let r = http.post(format!("{}/v1/ocr", server.url)).multipart(form).send().await.unwrap();
+    let r = server.post_ocr(&http, form).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.unwrap();
     let pages = v["pages"].as_array().unwrap();
@@ -208,10 +208,10 @@ async fn ocr_upload_returns_every_page_with_regions_and_the_boxes_image() {
     assert_eq!(v["usage"]["completion_tokens"], 8);
 
     let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"GIF89a nope".to_vec()).file_name("x.gif"));
-    let r = http.post(format!("{}/v1/ocr", server.url)).multipart(form).send().await.unwrap();
+    let r = server.post_ocr(&http, form).await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let form = reqwest::multipart::Form::new().text("mode", "tiny");
-    let r = http.post(format!("{}/v1/ocr", server.url)).multipart(form).send().await.unwrap();
+    let r = server.post_ocr(&http, form).await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "no file");
 
     let page = http.get(&server.url).send().await.unwrap().text().await.unwrap();
@@ -235,7 +235,7 @@ async fn a_pdf_page_that_cannot_be_rendered_fails_alone_and_the_others_are_answe
         .text("task", "ocr")
         .text("mode", "tiny")
         .text("max_tokens", "4");
-    let r = http.post(format!("{}/v1/ocr", server.url)).multipart(form).send().await.unwrap();
+    let r = server.post_ocr(&http, form).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "one page fails, not the request");
     let v: Value = r.json().await.unwrap();
     let pages = v["pages"].as_array().unwrap();
@@ -388,7 +388,7 @@ async fn the_pixels_of_all_a_requests_pages_together_are_limited_before_any_is_d
             .part("file", reqwest::multipart::Part::bytes(pdf).file_name("blank.pdf"))
             .text("mode", "tiny")
             .text("max_tokens", "2");
-        http.post(format!("{}/v1/ocr", server.url)).multipart(form).send()
+        server.post_ocr(&http, form)
     };
 
     // Eleven blank pages of 1000×1000 pixels at 144 DPI, each within the page limit: a few
@@ -436,7 +436,7 @@ async fn a_custom_prompt_gets_its_image_and_prompts_that_cannot_run_get_400() {
             .text("prompt", prompt)
             .text("mode", "tiny")
             .text("max_tokens", "2");
-        http.post(format!("{}/v1/ocr", server.url)).multipart(form).send()
+        server.post_ocr(&http, form)
     };
     let ocr = |prompt: String| task_ocr("custom", prompt);
 
@@ -485,7 +485,7 @@ async fn a_mode_the_loaded_model_cannot_run_gets_400_before_any_work() {
         .part("file", reqwest::multipart::Part::bytes(png).file_name("banner.png"))
         .text("mode", "large")
         .text("max_tokens", "2");
-    let r = http.post(format!("{}/v1/ocr", server.url)).multipart(form).send().await.unwrap();
+    let r = server.post_ocr(&http, form).await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let v: Value = r.json().await.unwrap();
     assert_eq!(error_of(&v).1, Some("mode"));
