@@ -2,17 +2,13 @@
 //! gets alone; pages of different lengths and budgets come and go; a failing page among good
 //! ones; seeded sampling per page; streamed text; greedy tokens equal to the official code's.
 
-use std::sync::Arc;
-
-use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
+use dsocr_core::DeviceSpec;
 use dsocr_engine::{
-    Engine, EngineError, EngineOptions, EngineStats, Event, GenerationConfig, InOrder, OcrOptions, OcrResult, OcrTokenizer,
-    RepetitionGuard, Request, Sampling, Task, encode_page, encode_pages, prepare_page,
+    Engine, EngineError, EngineOptions, Event, GenerationConfig, InOrder, OcrOptions, RepetitionGuard, Request, Sampling, encode_page,
+    encode_pages, prepare_page,
 };
-use dsocr_lm::{DeepseekLm, LmConfig};
-use dsocr_preprocess::{Architecture, LoadOptions, ModeSpec, RgbImage, load_image};
+use dsocr_preprocess::{Architecture, RgbImage};
 use dsocr_testdata::{Case, Parity, parity, parity_all, parity_ocr2};
-use dsocr_vision::{DeepEncoder, VisionConfig};
 
 mod common;
 

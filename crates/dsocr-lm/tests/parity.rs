@@ -6,10 +6,9 @@
 //! their own positions in pool rows out of order equal to each sequence's own step.
 
 use burn::prelude::*;
-use burn::tensor::DType;
-use dsocr_core::{Checkpoint, DeviceSpec, FloatType, Weights};
-use dsocr_lm::{DeepseekLm, KvPool, LmConfig, StepSlots};
-use dsocr_testdata::{Case, parity, parity_all, tolerance_check};
+use dsocr_core::DeviceSpec;
+use dsocr_lm::{DeepseekLm, KvPool, StepSlots};
+use dsocr_testdata::{parity, parity_all};
 
 mod common;
 
