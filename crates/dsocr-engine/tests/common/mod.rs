@@ -125,3 +125,31 @@ pub fn check_greedy_tokens(model: &Model, fixtures: &Parity) {
         assert_eq!(&ours[..k], &expected[..k], "{}: first {k} greedy tokens", case.name);
     }
 }
+
+/// Six short pages in a pool of 22 blocks (1,408 slots) for pages of up to 1,400: they start
+/// together with their prompts' two blocks each, take one more every 64 tokens, outgrow the pool
+/// and preempt each other; every page still gets its tokens run alone, and its streamed text is
+/// its result's.
+pub fn check_preempted_pages(model: &Model, fixtures: &Parity) {
+    let cases = fixtures.cases();
+    let budgets = [300, 200, 250, 150, 280, 220];
+    let generation = |b| GenerationConfig { ignore_eos: true, ..greedy(b) };
+    // The case with the shortest prompt (81-odd tokens: 2 blocks), so that six pages start
+    // together and then outgrow the pool.
+    let prompt_len = |case: &Case| {
+        let (image, options) = page_of(case, greedy(1));
+        prepare_page(&image, &options, model.tokenizer.as_ref()).unwrap().prompt.len()
+    };
+    let short = cases.iter().min_by_key(|c| prompt_len(c)).unwrap();
+    let pages: Vec<(RgbImage, OcrOptions)> = budgets.iter().map(|&b| page_of(short, generation(b))).collect();
+    let options = EngineOptions { max_seqs: Some(6), kv_blocks: Some(22), seq_capacity: Some(1400), ..Default::default() };
+    let (together, _, streamed, stats) = run_with(model, &pages, options);
+    assert!(stats.preemptions >= 1 && stats.peak_in_flight == 6, "all six start, then the pool runs out of blocks: {stats:?}");
+    for (i, page) in pages.iter().enumerate() {
+        let (alone, _, _) = run(model, std::slice::from_ref(page), 1);
+        let (t, a) = (together[i].as_ref().unwrap(), alone[0].as_ref().unwrap());
+        assert_eq!(t.tokens.len(), budgets[i], "page {i} ran to its budget");
+        assert_eq!(t.tokens, a.tokens, "page {i} (budget {}, prompt {} tokens)", budgets[i], t.prompt_tokens);
+        assert_eq!(streamed[i], t.raw, "page {i}: streamed text is the result's text");
+    }
+}
