@@ -37,6 +37,11 @@ impl KeptImages {
         true
     }
 
+    /// Page `tag`'s image, if it is kept (it stays kept).
+    pub fn get(&self, tag: usize) -> Option<&RgbImage> {
+        self.images.get(&tag)
+    }
+
     /// Page `tag`'s image, if it was kept (and no longer counted).
     pub fn take(&mut self, tag: usize) -> Option<RgbImage> {
         let image = self.images.remove(&tag)?;

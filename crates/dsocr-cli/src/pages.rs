@@ -1,8 +1,10 @@
 //! Running every page of every input through one engine, and writing each input's outputs in
 //! input and page order as its pages complete (pages finish in any order; `InOrder` restores it).
-//! Pages are loaded (decoded or rendered) and preprocessed on CPU threads just ahead of the engine.
+//! Pages are loaded (decoded or rendered) and preprocessed on CPU threads just ahead of the engine;
+//! output files are made and written on one writer thread beside it.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use dsocr::engine::{OcrTokenizer, PageSource, Request, prepare_ahead};
 use dsocr::preprocess::RgbImage;
-use dsocr::render::{PAGE_SPLIT, PageText, write_document_outputs, write_image_outputs};
+use dsocr::render::{PAGE_SPLIT, PageOutputs, PageText, write_document_files, write_image_outputs};
 use dsocr::{DeepseekOcr, EngineError, EngineOptions, EngineStats, Event, InOrder, OcrOptions, OcrResult, OcrService};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -22,6 +24,10 @@ use crate::resume::Resume;
 
 /// Pages loaded and preprocessed ahead of the engine (in parallel, in chunks of this many).
 pub const PREPARED_AHEAD: usize = 16;
+
+/// Work queued for the writer thread before the engine's thread waits for it (each a page image
+/// or a finished input).
+const WRITES_AHEAD: usize = 8;
 
 /// Where and how results are written.
 pub struct Outputs {
@@ -179,70 +185,81 @@ pub fn run_pages(
     let mut collected: Vec<Collected> =
         docs.iter().map(|d| Collected { results: (0..d.pages.len()).map(|_| None).collect(), received: 0, done: false }).collect();
     let mut order = InOrder::new();
-    let mut failed: Vec<(String, anyhow::Error)> = Vec::new();
     let mut tokens = 0usize;
-    // Seconds writing output files (on the engine's thread, between its steps).
-    let mut writing_s = 0.0;
     let t0 = Instant::now();
     let stdout = std::io::stdout();
     // Pages decoding now (started, not finished), for the progress bar.
     let mut in_flight = std::collections::HashSet::new();
-    let stats = runner.run(engine, &requests, &mut |event| match event {
-        Event::Started { tag } => {
-            in_flight.insert(tag);
-            bar.set_message(format!("{:.0} tok/s, {} in flight", tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9), in_flight.len()));
-        }
-        Event::Text { text, .. } => {
-            let mut out = stdout.lock();
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.flush();
-        }
-        Event::Finished { tag, result } => {
-            if let Ok(r) = result.as_ref() {
-                tokens += r.tokens.len();
+    // A PDF's pages get their share of its files made as they come back (on the writer thread).
+    let make_ahead = keep;
+    // Output files are made and written by a writer thread, in the order inputs complete, while
+    // the engine goes on: on the engine's thread they stopped the GPU. The channel is bounded, so
+    // a slow disk holds the engine back rather than filling memory with page images.
+    let (write_tx, write_rx) = mpsc::sync_channel::<Write>(WRITES_AHEAD);
+    let (stats, written) = std::thread::scope(|scope| -> anyhow::Result<_> {
+        let writer = scope.spawn(|| write_inputs(write_rx, &docs, &first_tag, &images, outputs, stream, &bar));
+        let stats = runner.run(engine, &requests, &mut |event| match event {
+            Event::Started { tag } => {
+                in_flight.insert(tag);
+                bar.set_message(format!(
+                    "{:.0} tok/s, {} in flight",
+                    tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+                    in_flight.len()
+                ));
             }
-            in_flight.remove(&tag);
-            bar.inc(1);
-            bar.set_message(format!("{:.0} tok/s, {} in flight", tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9), in_flight.len()));
-            // Inputs are written as soon as their own pages are in; only what goes to stdout
-            // keeps the inputs' order (a slow page then holds back no other input's files).
-            let ready = if in_order { order.push(tag, *result) } else { vec![(tag, *result)] };
-            for (tag, result) in ready {
-                let (d, k) = jobs[tag as usize];
-                if outputs.timings
-                    && let Ok(r) = &result
-                {
-                    bar.suspend(|| report_timings(&page_name(&docs[d], k), r));
+            Event::Text { text, .. } => {
+                let mut out = stdout.lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
+            Event::Finished { tag, result } => {
+                if let Ok(r) = result.as_ref() {
+                    tokens += r.tokens.len();
                 }
-                collected[d].results[k] = Some(result);
-                collected[d].received += 1;
-                if collected[d].received == docs[d].pages.len() {
-                    let first = first_tag[d];
-                    let results: Vec<_> =
-                        std::mem::take(&mut collected[d].results).into_iter().map(|r| r.expect("every page received")).collect();
-                    let kept: Vec<Option<RgbImage>> =
-                        (first..first + docs[d].pages.len()).map(|t| images.lock().expect("image store").take(t)).collect();
-                    let (pages, results) = if keep { reload_missing(&docs[d], kept, results, outputs.dpi) } else { (kept, results) };
-                    collected[d].done = true;
-                    // Written once the document is complete, its pages' files made on every core
-                    // (making them on the CPU threads as pages completed instead took those
-                    // cores from the engine's threads: slower, docs/perf.md session 16).
-                    let t_write = Instant::now();
-                    let written = bar.suspend(|| finish_document(&docs[d], results, pages, outputs, stream));
-                    writing_s += t_write.elapsed().as_secs_f64();
-                    // Complete only once every output is written and no page failed (resume.rs).
-                    let marked = written.and_then(|()| match &outputs.resume {
-                        Some(resume) => resume.mark_complete(&docs[d].name, &docs[d].input),
-                        None => Ok(()),
-                    });
-                    if let Err(e) = marked {
-                        bar.suspend(|| eprintln!("error: {}: {e:#}", docs[d].input));
-                        failed.push((docs[d].input.clone(), e));
+                in_flight.remove(&tag);
+                bar.inc(1);
+                bar.set_message(format!(
+                    "{:.0} tok/s, {} in flight",
+                    tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+                    in_flight.len()
+                ));
+                // Inputs are written as soon as their own pages are in; only what goes to stdout
+                // keeps the inputs' order (a slow page then holds back no other input's files).
+                let ready = if in_order { order.push(tag, *result) } else { vec![(tag, *result)] };
+                for (tag, result) in ready {
+                    let (d, k) = jobs[tag as usize];
+                    if outputs.timings
+                        && let Ok(r) = &result
+                    {
+                        bar.suspend(|| report_timings(&page_name(&docs[d], k), r));
+                    }
+                    if make_ahead
+                        && docs[d].is_pdf()
+                        && let Ok(r) = &result
+                    {
+                        let image = images.lock().expect("image store").get(tag as usize).cloned();
+                        if let Some(image) = image {
+                            let text = PageText { image: image.into(), raw: r.raw.clone(), stopped_on_eos: r.stopped_on_eos };
+                            // Fails only once the writer is gone; its error is reported at the join.
+                            let _ = write_tx.send(Write::Page { tag: tag as usize, k, text });
+                        }
+                    }
+                    collected[d].results[k] = Some(result);
+                    collected[d].received += 1;
+                    if collected[d].received == docs[d].pages.len() {
+                        let results: Vec<_> =
+                            std::mem::take(&mut collected[d].results).into_iter().map(|r| r.expect("every page received")).collect();
+                        collected[d].done = true;
+                        let _ = write_tx.send(Write::Input { d, results });
                     }
                 }
             }
-        }
+        });
+        drop(write_tx);
+        let written = writer.join().map_err(|_| anyhow::anyhow!("the thread writing the output files panicked"))?;
+        Ok((stats?, written))
     })?;
+    let Written { mut failed, after_s: writing_s, pages: made_ahead, pages_s: making_s } = written;
     bar.finish_and_clear();
     // Every page comes back as a result or an error; one that did not (a preparation thread
     // that died, an engine that stopped early) fails its input rather than vanishing from the
@@ -263,7 +280,8 @@ pub fn run_pages(
     tracing::info!(
         "{total} page(s), {} tokens in {wall:.1} s ({:.0} tok/s, {:.1} pages/min); {} decode steps, mean batch {:.1}, at most {} in flight (allowed {}, KV blocks {}); \
          the engine waited {:.2} s for pages from the CPU ({:.3} s per page); vision {:.1} s ({} batches; waited for {:.1} s), prefill {:.1} s, \
-         decode {:.1} s ({} graph captures, {:.1} s; {} choices under a repetition ban); writing outputs {:.1} s",
+         decode {:.1} s ({} graph captures, {:.1} s; {} choices under a repetition ban); writing outputs {:.1} s after inputs' last pages \
+         ({} pages' files made as they came back, beside the engine: {:.1} s)",
         stats.tokens,
         stats.tokens as f64 / wall.max(1e-9),
         total as f64 * 60.0 / wall.max(1e-9),
@@ -283,8 +301,82 @@ pub fn run_pages(
         stats.capture_s,
         stats.banned_choices,
         writing_s,
+        made_ahead,
+        making_s,
     );
     Ok(failed)
+}
+
+/// Work for the thread that writes the output files, in the order it is sent.
+enum Write {
+    /// A page of a PDF written under `--out`, back from the engine with its image kept: its share
+    /// of the document's files (boxes drawn and JPEG-encoded, figure crops, markdown) is made
+    /// now, beside the engine, instead of after the document's last page. One thread: making
+    /// them on the preparation threads' cores as pages completed held back the pages being
+    /// rendered for the engine (docs/perf.md, session 16).
+    Page { tag: usize, k: usize, text: PageText },
+    /// Every page of input `d` is back: its files are written (or it is printed).
+    Input { d: usize, results: Vec<Result<OcrResult, EngineError>> },
+}
+
+/// What the writer thread did.
+struct Written {
+    /// Inputs that failed in writing, or had failed pages.
+    failed: Vec<(String, anyhow::Error)>,
+    /// Seconds writing inputs once their last page was back.
+    after_s: f64,
+    /// Pages whose files were made as they came back, and the seconds that took.
+    pages: usize,
+    pages_s: f64,
+}
+
+/// The writer thread: makes pages' files as they come back and writes each input once its
+/// pages are all back, until the engine's side hangs up.
+fn write_inputs(
+    work: Receiver<Write>,
+    docs: &[Document],
+    first_tag: &[usize],
+    images: &Mutex<KeptImages>,
+    outputs: &Outputs,
+    stream: bool,
+    bar: &ProgressBar,
+) -> Written {
+    let mut written = Written { failed: Vec::new(), after_s: 0.0, pages: 0, pages_s: 0.0 };
+    // Pages' files made ahead, by tag, until their input is written.
+    let mut made: HashMap<usize, PageOutputs> = HashMap::new();
+    for work in work {
+        let t = Instant::now();
+        match work {
+            Write::Page { tag, k, text } => {
+                // An error here is met again, and reported, when the input is written.
+                if let Ok(page) = PageOutputs::make(k, &text) {
+                    made.insert(tag, page);
+                    written.pages += 1;
+                }
+                written.pages_s += t.elapsed().as_secs_f64();
+            }
+            Write::Input { d, results } => {
+                let doc = &docs[d];
+                let tags = first_tag[d]..first_tag[d] + doc.pages.len();
+                let kept: Vec<Option<RgbImage>> = tags.clone().map(|t| images.lock().expect("image store").take(t)).collect();
+                let ahead: Vec<Option<PageOutputs>> = tags.map(|t| made.remove(&t)).collect();
+                let (pages, results) =
+                    if outputs.out.is_some() { reload_missing(doc, kept, results, outputs.dpi) } else { (kept, results) };
+                let result = bar.suspend(|| finish_document(doc, results, pages, ahead, outputs, stream));
+                // Complete only once every output is written and no page failed (resume.rs).
+                let marked = result.and_then(|()| match &outputs.resume {
+                    Some(resume) => resume.mark_complete(&doc.name, &doc.input),
+                    None => Ok(()),
+                });
+                written.after_s += t.elapsed().as_secs_f64();
+                if let Err(e) = marked {
+                    bar.suspend(|| eprintln!("error: {}: {e:#}", doc.input));
+                    written.failed.push((doc.input.clone(), e));
+                }
+            }
+        }
+    }
+    written
 }
 
 /// The page images of `doc` that were not kept (past the budget: kept.rs), loaded again on every
@@ -342,6 +434,7 @@ fn finish_document(
     doc: &Document,
     results: Vec<Result<OcrResult, EngineError>>,
     images: Vec<Option<RgbImage>>,
+    ahead: Vec<Option<PageOutputs>>,
     outputs: &Outputs,
     streamed: bool,
 ) -> anyhow::Result<()> {
@@ -373,7 +466,7 @@ fn finish_document(
         print!("{}", formats::render(format, doc, &results, &sizes));
         return pages_failed(doc, &page_errors);
     }
-    let main = write_main_outputs(doc, &ok, &texts, &page_errors, outputs, streamed);
+    let main = write_main_outputs(doc, &ok, &texts, ahead, &page_errors, outputs, streamed);
     let mut optional = Vec::new();
     if let Some(dir) = &outputs.out {
         let stem = if doc.is_pdf() { doc.name.as_str() } else { "result" };
@@ -409,6 +502,7 @@ fn write_main_outputs(
     doc: &Document,
     ok: &[Option<OcrResult>],
     texts: &[PageText],
+    ahead: Vec<Option<PageOutputs>>,
     page_errors: &[String],
     outputs: &Outputs,
     streamed: bool,
@@ -440,7 +534,16 @@ fn write_main_outputs(
             "failed_pages": page_errors,
             "timings": ok.iter().map(|r| r.as_ref().map(|r| r.timings)).collect::<Vec<_>>(),
         });
-        let written = write_document_outputs(&dir.join(&doc.name), &doc.name, texts, outputs.skip_repeat, outputs.csv, outputs.dpi, info)?;
+        // Pages whose files were not made as they came back (failed pages, images not kept, or
+        // a make that failed and is tried again to report its error) are made now, on every core.
+        let done: Vec<PageOutputs> = texts
+            .par_iter()
+            .zip(ahead)
+            .enumerate()
+            .map(|(i, (text, ahead))| ahead.map_or_else(|| PageOutputs::make(i, text), Ok))
+            .collect::<Result<_, _>>()?;
+        let written =
+            write_document_files(&dir.join(&doc.name), &doc.name, texts, &done, outputs.skip_repeat, outputs.csv, outputs.dpi, info)?;
         tracing::info!("{}: wrote {} files to {}", doc.input, written.files.len(), dir.join(&doc.name).display());
     }
     if outputs.json {

@@ -180,7 +180,8 @@ fn ocr_of_a_multi_page_pdf_writes_every_page() {
 }
 
 /// Page images past `--keep-images-mb` are not held while pages run but rendered again when
-/// their input is written: the output files are the same as with every image held.
+/// their input is written: the output files are the same as with every image held (whose pages'
+/// files are made on the writer thread as each page comes back, the others' after the last page).
 #[test]
 fn pages_not_kept_in_memory_are_rendered_again_for_their_files() {
     let Some(p) = parity("pages_not_kept_in_memory_are_rendered_again_for_their_files") else { return };
