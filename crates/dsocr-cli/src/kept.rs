@@ -4,6 +4,7 @@
 //! budget is not kept; it is loaded (rendered) again when its input is written.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use dsocr::preprocess::RgbImage;
 
@@ -13,7 +14,9 @@ pub const KEPT_IMAGE_BYTES: usize = 2 << 30;
 /// Page images by page tag, within a byte budget.
 #[derive(Debug)]
 pub struct KeptImages {
-    images: HashMap<usize, RgbImage>,
+    /// Shared, so that the writer thread can read a page while it stays kept (no copy on the
+    /// engine's thread).
+    images: HashMap<usize, Arc<RgbImage>>,
     bytes: usize,
     budget: usize,
 }
@@ -31,22 +34,23 @@ impl KeptImages {
             return false;
         }
         self.bytes += size;
-        if let Some(old) = self.images.insert(tag, image.clone()) {
+        if let Some(old) = self.images.insert(tag, Arc::new(image.clone())) {
             self.bytes -= old.data.len();
         }
         true
     }
 
-    /// Page `tag`'s image, if it is kept (it stays kept).
-    pub fn get(&self, tag: usize) -> Option<&RgbImage> {
-        self.images.get(&tag)
+    /// Page `tag`'s image, if it is kept (it stays kept and counted).
+    pub fn get(&self, tag: usize) -> Option<Arc<RgbImage>> {
+        self.images.get(&tag).cloned()
     }
 
     /// Page `tag`'s image, if it was kept (and no longer counted).
     pub fn take(&mut self, tag: usize) -> Option<RgbImage> {
         let image = self.images.remove(&tag)?;
         self.bytes -= image.data.len();
-        Some(image)
+        // Copied only if a reader still holds it.
+        Some(Arc::try_unwrap(image).unwrap_or_else(|shared| (*shared).clone()))
     }
 }
 
@@ -69,5 +73,18 @@ mod tests {
         assert!(kept.keep(3, &page(10)), "the page taken made room");
         assert!(kept.take(1).is_some() && kept.take(3).is_some());
         assert_eq!(kept.bytes, 0);
+    }
+
+    #[test]
+    fn a_page_read_while_kept_stays_counted_until_taken_even_if_still_read() {
+        let mut kept = KeptImages::with_budget(300);
+        assert!(kept.keep(7, &page(10)));
+        let read = kept.get(7).expect("kept");
+        assert!(!kept.keep(8, &page(10)), "the page being read still counts");
+        // Taken while the reader holds it: a copy, the same pixels.
+        let taken = kept.take(7).expect("kept");
+        assert_eq!((taken.width, taken.data.len()), (read.width, read.data.len()));
+        assert_eq!(kept.bytes, 0);
+        assert!(kept.get(7).is_none() && kept.take(7).is_none());
     }
 }

@@ -237,11 +237,11 @@ pub fn run_pages(
                         && docs[d].is_pdf()
                         && let Ok(r) = &result
                     {
-                        let image = images.lock().expect("image store").get(tag as usize).cloned();
+                        let image = images.lock().expect("image store").get(tag as usize);
                         if let Some(image) = image {
-                            let text = PageText { image: image.into(), raw: r.raw.clone(), stopped_on_eos: r.stopped_on_eos };
+                            let page = Write::Page { tag: tag as usize, k, image, raw: r.raw.clone(), stopped_on_eos: r.stopped_on_eos };
                             // Fails only once the writer is gone; its error is reported at the join.
-                            let _ = write_tx.send(Write::Page { tag: tag as usize, k, text });
+                            let _ = write_tx.send(page);
                         }
                     }
                     collected[d].results[k] = Some(result);
@@ -314,7 +314,7 @@ enum Write {
     /// now, beside the engine, instead of after the document's last page. One thread: making
     /// them on the preparation threads' cores as pages completed held back the pages being
     /// rendered for the engine (docs/perf.md, session 16).
-    Page { tag: usize, k: usize, text: PageText },
+    Page { tag: usize, k: usize, image: Arc<RgbImage>, raw: String, stopped_on_eos: bool },
     /// Every page of input `d` is back: its files are written (or it is printed).
     Input { d: usize, results: Vec<Result<OcrResult, EngineError>> },
 }
@@ -347,7 +347,11 @@ fn write_inputs(
     for work in work {
         let t = Instant::now();
         match work {
-            Write::Page { tag, k, text } => {
+            Write::Page { tag, k, image, raw, stopped_on_eos } => {
+                // The copy is made here, off the engine's thread; the kept image stays for the
+                // document's assembly (its size) and for the rare page made again.
+                let text = PageText { image: (*image).clone().into(), raw, stopped_on_eos };
+                drop(image);
                 // An error here is met again, and reported, when the input is written.
                 if let Ok(page) = PageOutputs::make(k, &text) {
                     made.insert(tag, page);
