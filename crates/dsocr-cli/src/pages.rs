@@ -190,8 +190,6 @@ pub fn run_pages(
     let stdout = std::io::stdout();
     // Pages decoding now (started, not finished), for the progress bar.
     let mut in_flight = std::collections::HashSet::new();
-    // A PDF's pages get their share of its files made as they come back (on the writer thread).
-    let make_ahead = keep;
     // Output files are made and written by a writer thread, in the order inputs complete, while
     // the engine goes on: on the engine's thread they stopped the GPU. The channel is bounded, so
     // a slow disk holds the engine back rather than filling memory with page images.
@@ -233,7 +231,8 @@ pub fn run_pages(
                     {
                         bar.suspend(|| report_timings(&page_name(&docs[d], k), r));
                     }
-                    if make_ahead
+                    // A PDF's pages get their share of its files made as they come back.
+                    if keep
                         && docs[d].is_pdf()
                         && let Ok(r) = &result
                     {
@@ -539,15 +538,9 @@ fn write_main_outputs(
             "timings": ok.iter().map(|r| r.as_ref().map(|r| r.timings)).collect::<Vec<_>>(),
         });
         // Pages whose files were not made as they came back (failed pages, images not kept, or
-        // a make that failed and is tried again to report its error) are made now, on every core.
-        let done: Vec<PageOutputs> = texts
-            .par_iter()
-            .zip(ahead)
-            .enumerate()
-            .map(|(i, (text, ahead))| ahead.map_or_else(|| PageOutputs::make(i, text), Ok))
-            .collect::<Result<_, _>>()?;
+        // a make that failed and is tried again to report its error) are made there.
         let written =
-            write_document_files(&dir.join(&doc.name), &doc.name, texts, &done, outputs.skip_repeat, outputs.csv, outputs.dpi, info)?;
+            write_document_files(&dir.join(&doc.name), &doc.name, texts, ahead, outputs.skip_repeat, outputs.csv, outputs.dpi, info)?;
         tracing::info!("{}: wrote {} files to {}", doc.input, written.files.len(), dir.join(&doc.name).display());
     }
     if outputs.json {

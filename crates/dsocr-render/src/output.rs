@@ -124,32 +124,38 @@ pub fn write_document_outputs(
     dpi: f32,
     extra: serde_json::Value,
 ) -> Result<WrittenFiles, RenderError> {
-    // The per-page work (markdown, boxes drawn and JPEG-encoded, figure crops) is most of the
-    // time of a long document: done on every core.
-    let done: Vec<PageOutputs> = pages.par_iter().enumerate().map(|(i, page)| PageOutputs::make(i, page)).collect::<Result<_, _>>()?;
-    write_document_files(dir, name, pages, &done, skip_repeat, csv, dpi, extra)
+    write_document_files(dir, name, pages, pages.iter().map(|_| None).collect(), skip_repeat, csv, dpi, extra)
 }
 
-/// [`write_document_outputs`] with each page's [`PageOutputs`] made already (`done[i]` of
-/// `pages[i]`; e.g. as pages completed, while others were still being read).
+/// [`write_document_outputs`] with some pages' [`PageOutputs`] made already (`ahead[i]` of
+/// `pages[i]`; e.g. as pages completed, while others were still being read); the others are
+/// made here.
 #[allow(clippy::too_many_arguments)]
 pub fn write_document_files(
     dir: &Path,
     name: &str,
     pages: &[PageText],
-    done: &[PageOutputs],
+    ahead: Vec<Option<PageOutputs>>,
     skip_repeat: bool,
     csv: bool,
     dpi: f32,
     extra: serde_json::Value,
 ) -> Result<WrittenFiles, RenderError> {
-    assert_eq!(pages.len(), done.len(), "one PageOutputs per page");
+    assert_eq!(pages.len(), ahead.len(), "one entry of `ahead` per page");
+    // The per-page work (markdown, boxes drawn and JPEG-encoded, figure crops) is most of the
+    // time of a long document: what was not made ahead is made on every core.
+    let done: Vec<PageOutputs> = pages
+        .par_iter()
+        .zip(ahead)
+        .enumerate()
+        .map(|(i, (page, ahead))| ahead.map_or_else(|| PageOutputs::make(i, page), Ok))
+        .collect::<Result<_, _>>()?;
     mkdir(dir)?;
     let mut out = WrittenFiles::default();
     let (mut det, mut mmd) = (String::new(), String::new());
     let mut layouts = Vec::with_capacity(pages.len());
     let mut records = Vec::new();
-    for (i, (page, done)) in pages.iter().zip(done).enumerate() {
+    for (i, (page, done)) in pages.iter().zip(&done).enumerate() {
         if skip_repeat && !page.stopped_on_eos {
             tracing::warn!("page {} of {name} did not end on EOS (likely a repetition loop); skipped", i + 1);
             out.skipped_pages.push(i);
