@@ -23,6 +23,7 @@ mod resume;
 mod serve;
 mod shard;
 mod warmup;
+mod writer;
 
 use clap::{Parser, Subcommand};
 

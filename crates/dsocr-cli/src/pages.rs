@@ -1,9 +1,8 @@
 //! Running every page of every input through one engine, and writing each input's outputs in
 //! input and page order as its pages complete (pages finish in any order; `InOrder` restores it).
 //! Pages are loaded (decoded or rendered) and preprocessed on CPU threads just ahead of the engine;
-//! output files are made and written on one writer thread beside it.
+//! output files are made and written by a writer thread beside it (writer.rs).
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
@@ -11,23 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dsocr::engine::{OcrTokenizer, PageSource, Request, prepare_ahead};
-use dsocr::preprocess::RgbImage;
-use dsocr::render::{PAGE_SPLIT, PageOutputs, PageText, write_document_files, write_image_outputs};
 use dsocr::{DeepseekOcr, EngineError, EngineOptions, EngineStats, Event, InOrder, OcrOptions, OcrResult, OcrService};
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 
-use crate::formats::{self, OutputFormat};
-use crate::inputs::{Document, Source};
+use crate::formats::OutputFormat;
+use crate::inputs::Document;
 use crate::kept::KeptImages;
 use crate::resume::Resume;
+use crate::writer::{Write, WriterContext, Written, page_name, write_inputs};
 
 /// Pages loaded and preprocessed ahead of the engine (in parallel, in chunks of this many).
 pub const PREPARED_AHEAD: usize = 16;
-
-/// Work queued for the writer thread before the engine's thread waits for it (each a page image
-/// or a finished input).
-const WRITES_AHEAD: usize = 8;
 
 /// Where and how results are written.
 pub struct Outputs {
@@ -190,12 +183,15 @@ pub fn run_pages(
     let stdout = std::io::stdout();
     // Pages decoding now (started, not finished), for the progress bar.
     let mut in_flight = std::collections::HashSet::new();
-    // Output files are made and written by a writer thread, in the order inputs complete, while
-    // the engine goes on: on the engine's thread they stopped the GPU. The channel is bounded, so
-    // a slow disk holds the engine back rather than filling memory with page images.
-    let (write_tx, write_rx) = mpsc::sync_channel::<Write>(WRITES_AHEAD);
+    // Output files are made and written by a writer thread (writer.rs), in the order inputs
+    // complete, while the engine goes on: on the engine's thread they stopped the GPU. The channel
+    // is not bounded: what goes through it is a page image already held (and counted) by the
+    // kept images, or an input's results, and a bounded one made the engine wait whenever many
+    // pages finished at once.
+    let (write_tx, write_rx) = mpsc::channel::<Write>();
     let (stats, written) = std::thread::scope(|scope| -> anyhow::Result<_> {
-        let writer = scope.spawn(|| write_inputs(write_rx, &docs, &first_tag, &images, outputs, stream, &bar));
+        let cx = WriterContext { docs: &docs, first_tag: &first_tag, images: &images, outputs, stream, in_order, bar: &bar };
+        let writer = scope.spawn(move || write_inputs(write_rx, &cx));
         let stats = runner.run(engine, &requests, &mut |event| match event {
             Event::Started { tag } => {
                 in_flight.insert(tag);
@@ -306,113 +302,6 @@ pub fn run_pages(
     Ok(failed)
 }
 
-/// Work for the thread that writes the output files, in the order it is sent.
-enum Write {
-    /// A page of a PDF written under `--out`, back from the engine with its image kept: its share
-    /// of the document's files (boxes drawn and JPEG-encoded, figure crops, markdown) is made
-    /// now, beside the engine, instead of after the document's last page. One thread: making
-    /// them on the preparation threads' cores as pages completed held back the pages being
-    /// rendered for the engine (docs/perf.md, session 16).
-    Page { tag: usize, k: usize, image: Arc<RgbImage>, raw: String, stopped_on_eos: bool },
-    /// Every page of input `d` is back: its files are written (or it is printed).
-    Input { d: usize, results: Vec<Result<OcrResult, EngineError>> },
-}
-
-/// What the writer thread did.
-struct Written {
-    /// Inputs that failed in writing, or had failed pages.
-    failed: Vec<(String, anyhow::Error)>,
-    /// Seconds writing inputs once their last page was back.
-    after_s: f64,
-    /// Pages whose files were made as they came back, and the seconds that took.
-    pages: usize,
-    pages_s: f64,
-}
-
-/// The writer thread: makes pages' files as they come back and writes each input once its
-/// pages are all back, until the engine's side hangs up.
-fn write_inputs(
-    work: Receiver<Write>,
-    docs: &[Document],
-    first_tag: &[usize],
-    images: &Mutex<KeptImages>,
-    outputs: &Outputs,
-    stream: bool,
-    bar: &ProgressBar,
-) -> Written {
-    let mut written = Written { failed: Vec::new(), after_s: 0.0, pages: 0, pages_s: 0.0 };
-    // Pages' files made ahead, by tag, until their input is written.
-    let mut made: HashMap<usize, PageOutputs> = HashMap::new();
-    for work in work {
-        let t = Instant::now();
-        match work {
-            Write::Page { tag, k, image, raw, stopped_on_eos } => {
-                // The copy is made here, off the engine's thread; the kept image stays for the
-                // document's assembly (its size) and for the rare page made again.
-                let text = PageText { image: (*image).clone().into(), raw, stopped_on_eos };
-                drop(image);
-                // An error here is met again, and reported, when the input is written.
-                if let Ok(page) = PageOutputs::make(k, &text) {
-                    made.insert(tag, page);
-                    written.pages += 1;
-                }
-                written.pages_s += t.elapsed().as_secs_f64();
-            }
-            Write::Input { d, results } => {
-                let doc = &docs[d];
-                let tags = first_tag[d]..first_tag[d] + doc.pages.len();
-                let kept: Vec<Option<RgbImage>> = tags.clone().map(|t| images.lock().expect("image store").take(t)).collect();
-                let ahead: Vec<Option<PageOutputs>> = tags.map(|t| made.remove(&t)).collect();
-                let (pages, results) =
-                    if outputs.out.is_some() { reload_missing(doc, kept, results, outputs.dpi) } else { (kept, results) };
-                let result = bar.suspend(|| finish_document(doc, results, pages, ahead, outputs, stream));
-                // Complete only once every output is written and no page failed (resume.rs).
-                let marked = result.and_then(|()| match &outputs.resume {
-                    Some(resume) => resume.mark_complete(&doc.name, &doc.input),
-                    None => Ok(()),
-                });
-                written.after_s += t.elapsed().as_secs_f64();
-                if let Err(e) = marked {
-                    bar.suspend(|| eprintln!("error: {}: {e:#}", doc.input));
-                    written.failed.push((doc.input.clone(), e));
-                }
-            }
-        }
-    }
-    written
-}
-
-/// The page images of `doc` that were not kept (past the budget: kept.rs), loaded again on every
-/// core, for the pages that have a result to draw. A page that cannot be loaded again becomes a
-/// failed page (its files would be drawn on nothing), so its input is not marked complete.
-fn reload_missing(
-    doc: &Document,
-    kept: Vec<Option<RgbImage>>,
-    results: Vec<Result<OcrResult, EngineError>>,
-    dpi: f32,
-) -> (Vec<Option<RgbImage>>, Vec<Result<OcrResult, EngineError>>) {
-    kept.into_par_iter()
-        .zip(results)
-        .enumerate()
-        .map(|(k, (image, result))| match (image, result) {
-            (None, Ok(r)) => match doc.page_source(k, dpi)() {
-                Ok(image) => (Some(image), Ok(r)),
-                Err(e) => {
-                    let e = EngineError::Input(format!(
-                        "OCR'd, but could not be loaded again for its output files ({e}); run this input again"
-                    ));
-                    (None, Err(e))
-                }
-            },
-            other => other,
-        })
-        .unzip()
-}
-
-fn page_name(doc: &Document, k: usize) -> String {
-    if doc.is_pdf() { format!("{} page {}", doc.input, doc.pages[k] + 1) } else { doc.input.clone() }
-}
-
 fn report_timings(name: &str, r: &OcrResult) {
     let t = &r.timings;
     eprintln!(
@@ -426,145 +315,4 @@ fn report_timings(name: &str, r: &OcrResult) {
         t.decode_tokens_per_s(),
         r.prompt_tokens
     );
-}
-
-/// Write (or print) one input whose pages are all done. A failed page is reported and left
-/// empty; the input then counts as failed, its other pages written. The main outputs (markdown,
-/// JSON, the official files) are written before the optional formats (searchable PDF, hOCR, ALTO,
-/// …), and an optional format that cannot be written fails the input without taking the others
-/// with it.
-fn finish_document(
-    doc: &Document,
-    results: Vec<Result<OcrResult, EngineError>>,
-    images: Vec<Option<RgbImage>>,
-    ahead: Vec<Option<PageOutputs>>,
-    outputs: &Outputs,
-    streamed: bool,
-) -> anyhow::Result<()> {
-    let mut page_errors = Vec::new();
-    let mut texts = Vec::with_capacity(results.len());
-    let mut ok = Vec::with_capacity(results.len());
-    for (k, (result, image)) in results.into_iter().zip(images).enumerate() {
-        let image: image::RgbImage = image.map_or_else(|| image::RgbImage::from_pixel(1, 1, image::Rgb([255, 255, 255])), Into::into);
-        match result {
-            Ok(r) => {
-                if doc.is_pdf() && !r.stopped_on_eos {
-                    eprintln!("warning: {} did not end on EOS (token budget reached)", page_name(doc, k));
-                }
-                texts.push(PageText { image, raw: r.raw.clone(), stopped_on_eos: r.stopped_on_eos });
-                ok.push(Some(r));
-            }
-            Err(e) => {
-                eprintln!("error: {}: {e}", page_name(doc, k));
-                page_errors.push(format!("{}: {e}", page_name(doc, k)));
-                texts.push(PageText { image, raw: String::new(), stopped_on_eos: false });
-                ok.push(None);
-            }
-        }
-    }
-    let sizes: Vec<(u32, u32)> = texts.iter().map(|t| t.image.dimensions()).collect();
-    let results: Vec<Option<&OcrResult>> = ok.iter().map(Option::as_ref).collect();
-    if let (None, Some(&format)) = (&outputs.out, outputs.formats.first()) {
-        // The format replaces markdown on stdout.
-        print!("{}", formats::render(format, doc, &results, &sizes));
-        return pages_failed(doc, &page_errors);
-    }
-    let main = write_main_outputs(doc, &ok, &texts, ahead, &page_errors, outputs, streamed);
-    let mut optional = Vec::new();
-    if let Some(dir) = &outputs.out {
-        let stem = if doc.is_pdf() { doc.name.as_str() } else { "result" };
-        if outputs.searchable {
-            let image = (!doc.is_pdf()).then(|| &texts[0].image);
-            let written = formats::write_searchable(&dir.join(&doc.name), doc, &results, image, outputs.dpi, outputs.password.as_deref());
-            optional.extend(written.err());
-        }
-        if !outputs.formats.is_empty() {
-            let written = formats::write(&outputs.formats, &dir.join(&doc.name), stem, doc, &results, &sizes, outputs.format_per_page);
-            optional.extend(written.err());
-        }
-    }
-    // The caller reports the error returned (the main outputs' first); the others are said here.
-    let mut errors = main.err().into_iter().chain(optional);
-    if let Some(first) = errors.next() {
-        for e in errors {
-            eprintln!("error: {}: {e:#}", doc.input);
-        }
-        return Err(first);
-    }
-    pages_failed(doc, &page_errors)
-}
-
-/// `Err` naming the pages of `doc` that failed, if any did.
-fn pages_failed(doc: &Document, page_errors: &[String]) -> anyhow::Result<()> {
-    anyhow::ensure!(page_errors.is_empty(), "{} of {} page(s) failed: {}", page_errors.len(), doc.pages.len(), page_errors.join("; "));
-    Ok(())
-}
-
-/// The main outputs of one input: the official files under `--out`, JSON or markdown on stdout.
-fn write_main_outputs(
-    doc: &Document,
-    ok: &[Option<OcrResult>],
-    texts: &[PageText],
-    ahead: Vec<Option<PageOutputs>>,
-    page_errors: &[String],
-    outputs: &Outputs,
-    streamed: bool,
-) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    if !doc.is_pdf() {
-        let Some(result) = ok.first().and_then(Option::as_ref) else {
-            anyhow::bail!("{}", page_errors.join("; "));
-        };
-        if let Some(dir) = &outputs.out {
-            let extra = serde_json::json!({ "source": doc.input, "timings": result.timings });
-            let written = write_image_outputs(&dir.join(&doc.name), &texts[0], outputs.csv, extra)?;
-            tracing::info!("{}: wrote {} files to {}", doc.input, written.files.len(), dir.join(&doc.name).display());
-        }
-        if outputs.json {
-            println!("{}", serde_json::to_string(&serde_json::json!({ "source": doc.input, "result": result }))?);
-        } else if streamed {
-            println!();
-        } else if outputs.out.is_none() {
-            println!("<!-- dsocr: {} -->\n{}", doc.input, result.markdown);
-        }
-        return Ok(());
-    }
-    if let Some(dir) = &outputs.out {
-        let info = serde_json::json!({
-            "source": doc.input,
-            "pages_rendered": doc.pages.iter().map(|p| p + 1).collect::<Vec<_>>(),
-            "dpi": outputs.dpi,
-            "failed_pages": page_errors,
-            "timings": ok.iter().map(|r| r.as_ref().map(|r| r.timings)).collect::<Vec<_>>(),
-        });
-        // Pages whose files were not made as they came back (failed pages, images not kept, or
-        // a make that failed and is tried again to report its error) are made there.
-        let written =
-            write_document_files(&dir.join(&doc.name), &doc.name, texts, ahead, outputs.skip_repeat, outputs.csv, outputs.dpi, info)?;
-        tracing::info!("{}: wrote {} files to {}", doc.input, written.files.len(), dir.join(&doc.name).display());
-    }
-    if outputs.json {
-        println!("{}", serde_json::to_string(&serde_json::json!({ "source": doc.input, "pages": ok, "failed_pages": page_errors }))?);
-    } else if outputs.out.is_none() {
-        let mut out = stdout.lock();
-        if outputs.many {
-            writeln!(out, "<!-- dsocr: {} -->", doc.input)?;
-        }
-        for (r, t) in ok.iter().zip(texts) {
-            if outputs.skip_repeat && !t.stopped_on_eos {
-                continue;
-            }
-            write!(out, "{}{PAGE_SPLIT}", r.as_ref().map_or("", |r| r.markdown.as_str()))?;
-        }
-    }
-    if let Source::Pdf(doc_pdf) = &doc.source {
-        let missing = doc_pdf.font_report().pages_missing_cjk_font;
-        if !missing.is_empty() {
-            eprintln!(
-                "warning: {}: pages {missing:?} need a CJK font that is not installed; their text may be missing (install fonts-noto-cjk or give a font with --cjk-font)",
-                doc.input
-            );
-        }
-    }
-    Ok(())
 }
