@@ -62,7 +62,7 @@ pub use error::OcrError;
 pub use ocr::DeepseekOcr;
 pub use replica::{EventSink, Replica, ServiceLoad};
 pub use service::{EngineStatus, OcrService, ServiceOptions};
-pub use source::{DEFAULT_REPO, ModelFiles, ModelSource};
+pub use source::{DEFAULT_REPO, ModelFiles, ModelHeader, ModelSource};
 
 pub use dsocr_core as common;
 pub use dsocr_engine as engine;

@@ -12,7 +12,7 @@ use dsocr_preprocess::{Architecture, RgbImage};
 use dsocr_vision::{DeepEncoder, VisionConfig};
 
 use crate::OcrError;
-use crate::source::{ModelFiles, ModelSource};
+use crate::source::{ModelFiles, ModelHeader, ModelSource};
 
 /// Pages prepared ahead of the engine by [`DeepseekOcr::ocr_many`]'s preparation thread.
 const PREPARED_AHEAD: usize = 8;
@@ -48,25 +48,26 @@ impl DeepseekOcr {
 
     /// Load from resolved files.
     pub fn from_files(files: ModelFiles, device_spec: DeviceSpec, dtype: Option<FloatType>) -> Result<Self, OcrError> {
+        Self::from_header(&ModelHeader::read(files)?, device_spec, dtype)
+    }
+
+    /// Load the weights of a model whose small files were read already ([`ModelHeader`]: pages
+    /// can be prepared with its tokenizer and architecture while this loads).
+    pub fn from_header(header: &ModelHeader, device_spec: DeviceSpec, dtype: Option<FloatType>) -> Result<Self, OcrError> {
         let float = dtype.unwrap_or(device_spec.default_dtype());
         let device = device_spec.device()?;
-        let cfg_name = files.config.display().to_string();
-        let bytes = std::fs::read(&files.config).map_err(|e| OcrError::Model(format!("cannot read {cfg_name}: {e}")))?;
-        let json: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| OcrError::Model(format!("{cfg_name} is not valid JSON: {e}")))?;
-        let tokenizer = tokenizers::Tokenizer::from_file(&files.tokenizer)
-            .map_err(|e| OcrError::Model(format!("cannot load tokenizer {}: {e}", files.tokenizer.display())))?;
+        let files = &header.files;
         check_weights_fit(&files.weights, float, dsocr_core::device_memory_bytes(&device), device_spec)?;
         let t0 = Instant::now();
         let weights = Weights::new(Checkpoint::open_files(&files.weights)?, &device, float)?;
-        let mut ocr = Self::from_weights(&weights, &json, &cfg_name, Arc::new(tokenizer))?;
+        let mut ocr = Self::from_weights(&weights, &header.config, &header.config_name, header.tokenizer.clone())?;
         weights.check_all_used(&[])?;
         let (prepare_s, upload_s) = weights.load_seconds();
         tracing::info!(
             "model loaded on {device_spec} in {float} in {:.1} s (host reading and layout {prepare_s:.1} s over all threads, handing to the device {upload_s:.1} s)",
             t0.elapsed().as_secs_f64()
         );
-        ocr.files = Some(files);
+        ocr.files = Some(files.clone());
         Ok(ocr)
     }
 

@@ -2,6 +2,10 @@
 //! the standard Hugging Face cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dsocr_engine::{OcrOptions, OcrTokenizer};
+use dsocr_preprocess::Architecture;
 
 use crate::OcrError;
 
@@ -104,6 +108,54 @@ impl ModelFiles {
             ModelSource::Dir(dir) => Self::from_dir(dir),
             ModelSource::Hub { repo, revision } => hub::resolve(repo, revision, progress),
         }
+    }
+}
+
+/// A model's small files, read before its weights: `config.json` (which checkpoint it is) and
+/// the tokenizer. That is all preparing a page needs, so pages can be rendered and prepared while
+/// the weights load ([`crate::DeepseekOcr::from_header`]).
+#[derive(Clone)]
+pub struct ModelHeader {
+    /// The files it was read from.
+    pub files: ModelFiles,
+    pub(crate) config: serde_json::Value,
+    pub(crate) config_name: String,
+    architecture: Architecture,
+    pub(crate) tokenizer: Arc<dyn OcrTokenizer>,
+}
+
+impl std::fmt::Debug for ModelHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelHeader").field("files", &self.files).field("architecture", &self.architecture).finish()
+    }
+}
+
+impl ModelHeader {
+    /// Read `files`' `config.json` and tokenizer; an unknown architecture is refused by name.
+    pub fn read(files: ModelFiles) -> Result<Self, OcrError> {
+        let config_name = files.config.display().to_string();
+        let bytes = std::fs::read(&files.config).map_err(|e| OcrError::Model(format!("cannot read {config_name}: {e}")))?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| OcrError::Model(format!("{config_name} is not valid JSON: {e}")))?;
+        let architecture = dsocr_vision::architecture_of(&config, &config_name)?;
+        let tokenizer = tokenizers::Tokenizer::from_file(&files.tokenizer)
+            .map_err(|e| OcrError::Model(format!("cannot load tokenizer {}: {e}", files.tokenizer.display())))?;
+        Ok(ModelHeader { files, config, config_name, architecture, tokenizer: Arc::new(tokenizer) })
+    }
+
+    /// Which checkpoint this is.
+    pub fn architecture(&self) -> Architecture {
+        self.architecture
+    }
+
+    /// The tokenizer, shared (for preparation threads).
+    pub fn tokenizer(&self) -> Arc<dyn OcrTokenizer> {
+        self.tokenizer.clone()
+    }
+
+    /// `options` as this checkpoint runs them (as [`crate::DeepseekOcr::options_for_model`]).
+    pub fn options_for_model(&self, options: &OcrOptions) -> Result<OcrOptions, OcrError> {
+        Ok(options.for_architecture(self.architecture)?)
     }
 }
 

@@ -73,3 +73,39 @@ fn a_deepseek_ocr_2_checkpoint_runs_with_the_same_calls() {
     let e = ocr.ocr(&image, &options(2)).unwrap_err().to_string();
     assert!(e.contains("DeepSeek-OCR 2 has no tiny mode"), "{e}");
 }
+
+/// A model's config and tokenizer are read before its weights (`ModelHeader`): the architecture,
+/// the options as that checkpoint runs them and the pages prepared with its tokenizer are those of
+/// the model then loaded from it; a `config.json` that is not JSON is refused naming the file.
+#[test]
+fn pages_prepared_from_the_header_are_the_loaded_models_own() {
+    let Some(p) = dsocr_testdata::parity_ocr2("pages_prepared_from_the_header_are_the_loaded_models_own") else { return };
+    let header = dsocr::ModelHeader::read(ModelFiles::from_dir(&p.model_dir()).unwrap()).unwrap();
+    assert_eq!(header.architecture(), dsocr::Architecture::DeepseekOcr2);
+    let image = load_image(p.cases()[0].input_image(), &LoadOptions::default()).unwrap();
+    let defaults = OcrOptions { generation: GenerationConfig { max_new_tokens: 3, ..Default::default() }, ..Default::default() };
+    let opts = header.options_for_model(&defaults).unwrap();
+    let early = dsocr::engine::prepare_page(&image, &opts, header.tokenizer().as_ref()).unwrap();
+
+    let ocr = DeepseekOcr::from_header(&header, DeviceSpec::Cpu, None).unwrap();
+    assert_eq!(ocr.architecture(), header.architecture());
+    assert_eq!(ocr.options_for_model(&defaults).unwrap(), opts);
+    let late = dsocr::engine::prepare_page(&image, &opts, ocr.tokenizer()).unwrap();
+    assert_eq!(early.prompt.input_ids, late.prompt.input_ids);
+    assert_eq!(early.prompt.images_seq_mask, late.prompt.images_seq_mask);
+    assert_eq!(early.image, late.image);
+    // Tiny has no DeepSeek-OCR 2 counterpart: known before any weight is read.
+    let tiny = OcrOptions { mode: Mode::Tiny.spec(), ..defaults };
+    assert!(header.options_for_model(&tiny).unwrap_err().to_string().contains("DeepSeek-OCR 2 has no tiny mode"));
+
+    let dir = std::env::temp_dir().join(format!("dsocr-header-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["tokenizer.json", "model.safetensors"] {
+        std::os::unix::fs::symlink(p.model_dir().join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("config.json"), "{ not json").unwrap();
+    let e = dsocr::ModelHeader::read(ModelFiles::from_dir(&dir).unwrap()).unwrap_err().to_string();
+    assert!(e.contains("config.json is not valid JSON"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,14 +7,14 @@ use anyhow::Context;
 use clap::Args;
 use dsocr::common::FloatType;
 use dsocr::pdf::DEFAULT_DPI;
-use dsocr::preprocess::{Architecture, Mode};
-use dsocr::{DeepseekOcr, EngineOptions, ModelSource, OcrOptions, OcrService, ServiceOptions, Task};
+use dsocr::preprocess::Mode;
+use dsocr::{DeepseekOcr, EngineOptions, ModelFiles, ModelHeader, ModelSource, OcrOptions, OcrService, ServiceOptions, Task};
 
 use crate::engine_args::EngineArgs;
 
 use crate::devices::Devices;
 use crate::inputs::{OpenOptions, open_inputs};
-use crate::pages::{Outputs, PREPARED_AHEAD, Runner, run_pages};
+use crate::pages::{Outputs, PREPARED_AHEAD, Runner, prepare_pages, run_pages};
 use crate::resume::Resume;
 
 #[derive(Args)]
@@ -298,8 +298,13 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     anyhow::ensure!(!docs.is_empty(), "none of the {} input(s) could be opened", files.len() - skipped);
-    let source = ModelSource::parse(&args.model)?;
-    let load = move |device| DeepseekOcr::load(&source, device, dtype);
+    // The model's config and tokenizer first: with them the pages are rendered and prepared on
+    // CPU threads while the weights load.
+    let model = &args.model;
+    let header = ModelFiles::resolve(&ModelSource::parse(model)?, true)
+        .and_then(ModelHeader::read)
+        .with_context(|| format!("loading the model from {model}"))?;
+    let opts = header.options_for_model(&opts).with_context(|| format!("--mode {} with {}", args.mode, header.architecture()))?;
     let outputs = Outputs {
         out: args.out.clone(),
         csv: args.csv,
@@ -315,36 +320,23 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
         resume,
         kept_image_bytes: args.keep_images_mb.saturating_mul(1 << 20),
     };
-    let model = &args.model;
     let done = files.len() + unread_dirs - skipped;
     let pages: usize = docs.iter().map(|d| d.pages.len()).sum();
+    let prepared = prepare_pages(&outputs, &opts, header.tokenizer(), docs);
+    let engine = args.engine.options(&opts.mode, opts.generation.max_new_tokens);
     failed.extend(match devices {
         Devices::One(device) => {
-            let ocr = load(device).with_context(|| format!("loading the model from {model}"))?;
-            // The mode named on the command line, as this checkpoint runs it (DeepSeek-OCR 2's presets).
-            let opts = ocr.options_for_model(&opts).with_context(|| format!("--mode {} with {}", args.mode, ocr.architecture()))?;
-            let engine = EngineOptions {
-                vision_thread: args.engine.vision_thread_on(pages, &[device]),
-                ..args.engine.options(&opts.mode, opts.generation.max_new_tokens)
-            };
-            run_pages(Runner::One(&ocr), &outputs, &opts, &engine, docs)?
+            let ocr = DeepseekOcr::from_header(&header, device, dtype).with_context(|| format!("loading the model from {model}"))?;
+            let engine = EngineOptions { vision_thread: args.engine.vision_thread_on(pages, &[device]), ..engine };
+            run_pages(Runner::One(&ocr), &outputs, &engine, prepared)?
         }
         Devices::Many(devices) => {
-            // The checkpoint is known only once an engine has loaded it: rows fit the mode as
-            // either architecture runs it (DeepSeek-OCR 2's crops are larger).
-            let tokens = opts.generation.max_new_tokens;
-            let engine = [Architecture::DeepseekOcr, Architecture::DeepseekOcr2]
-                .into_iter()
-                .filter_map(|arch| opts.mode.for_architecture(arch).ok())
-                .map(|mode| args.engine.options(&mode, tokens))
-                .max_by_key(|e| e.seq_capacity)
-                .unwrap_or_else(|| args.engine.options(&opts.mode, tokens));
             let engine = EngineOptions { vision_thread: args.engine.vision_thread_on(pages, &devices), ..engine };
             let service = ServiceOptions { per_engine_pages: engine.max_seqs.unwrap_or(256) + PREPARED_AHEAD };
+            let load = move |device| DeepseekOcr::from_header(&header, device, dtype);
             let service =
                 OcrService::start_on(&devices, load, engine.clone(), service).with_context(|| format!("loading the model from {model}"))?;
-            let opts = opts.for_architecture(service.architecture()).with_context(|| format!("--mode {}", args.mode))?;
-            let failed = run_pages(Runner::Service(&service), &outputs, &opts, &engine, docs)?;
+            let failed = run_pages(Runner::Service(&service), &outputs, &engine, prepared)?;
             report_engines(&service);
             failed
         }

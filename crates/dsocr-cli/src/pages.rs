@@ -53,13 +53,6 @@ pub enum Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn tokenizer(&self) -> Arc<dyn OcrTokenizer> {
-        match self {
-            Runner::One(ocr) => ocr.shared_tokenizer(),
-            Runner::Service(service) => service.tokenizer(),
-        }
-    }
-
     /// Run `requests` to the end, handing every event to `on_event` on this thread.
     fn run(&self, engine: &EngineOptions, requests: &Receiver<Request>, on_event: &mut dyn FnMut(Event)) -> anyhow::Result<EngineStats> {
         match self {
@@ -134,25 +127,30 @@ struct Collected {
     done: bool,
 }
 
-/// OCR every page of `docs`; returns the inputs that failed (whole, or some of their pages).
-pub fn run_pages(
-    runner: Runner<'_>,
-    outputs: &Outputs,
-    opts: &OcrOptions,
-    engine: &EngineOptions,
+/// Every page of the inputs, loaded (decoded or rendered) and prepared on CPU threads a few at a
+/// time ahead of the engine that [`run_pages`] will run them on. Started before the model is
+/// loaded, so that the first pages are ready when it is (docs/perf.md, session 24).
+pub struct PagesAhead {
     docs: Vec<Document>,
-) -> anyhow::Result<Vec<(String, anyhow::Error)>> {
-    // Global page number → (document, page of the document).
+    /// Global page number (the page's tag) → (document, page of the document).
+    jobs: Vec<(usize, usize)>,
+    /// The tag of each input's first page (an input's pages have consecutive tags).
+    first_tag: Vec<usize>,
+    /// Text streamed to stdout as it comes (one image written nowhere else).
+    stream: bool,
+    /// Page images kept for the output files (boxes drawn, figures cropped) until their input
+    /// is written, within a budget (kept.rs).
+    images: Arc<Mutex<KeptImages>>,
+    requests: Receiver<Request>,
+}
+
+/// Start loading and preparing every page of `docs` for `opts` (as the model to be loaded runs
+/// them) with `tokenizer`.
+pub fn prepare_pages(outputs: &Outputs, opts: &OcrOptions, tokenizer: Arc<dyn OcrTokenizer>, docs: Vec<Document>) -> PagesAhead {
     let jobs: Vec<(usize, usize)> = docs.iter().enumerate().flat_map(|(d, doc)| (0..doc.pages.len()).map(move |k| (d, k))).collect();
-    let total = jobs.len();
-    // The tag of each input's first page (an input's pages have consecutive tags).
     let first_tag: Vec<usize> = docs.iter().scan(0, |next, doc| Some(std::mem::replace(next, *next + doc.pages.len()))).collect();
-    // What goes to stdout follows the inputs' order; files under --out need not.
-    let in_order = outputs.out.is_none() || outputs.json;
-    // Streaming text to stdout makes sense for one image written nowhere else.
-    let stream = !outputs.many && total == 1 && !docs[0].is_pdf() && outputs.out.is_none() && !outputs.json && outputs.formats.is_empty();
-    // Page images are kept for the output files (boxes drawn, figures cropped) until their input
-    // is written, within a budget (kept.rs).
+    let stream =
+        !outputs.many && jobs.len() == 1 && !docs[0].is_pdf() && outputs.out.is_none() && !outputs.json && outputs.formats.is_empty();
     let keep = outputs.out.is_some();
     let images = Arc::new(Mutex::new(KeptImages::with_budget(outputs.kept_image_bytes)));
     let sources: Vec<(PageSource, OcrOptions)> = jobs
@@ -171,7 +169,23 @@ pub fn run_pages(
             (source, opts.clone())
         })
         .collect();
-    let requests = prepare_ahead(sources, runner.tokenizer(), PREPARED_AHEAD, stream);
+    let requests = prepare_ahead(sources, tokenizer, PREPARED_AHEAD, stream);
+    PagesAhead { docs, jobs, first_tag, stream, images, requests }
+}
+
+/// OCR every page of `pages` on `runner`; returns the inputs that failed (whole, or some of their
+/// pages).
+pub fn run_pages(
+    runner: Runner<'_>,
+    outputs: &Outputs,
+    engine: &EngineOptions,
+    pages: PagesAhead,
+) -> anyhow::Result<Vec<(String, anyhow::Error)>> {
+    let PagesAhead { docs, jobs, first_tag, stream, images, requests } = pages;
+    let total = jobs.len();
+    // What goes to stdout follows the inputs' order; files under --out need not.
+    let in_order = outputs.out.is_none() || outputs.json;
+    let keep = outputs.out.is_some();
 
     let bar = if total > 1 { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} pages {msg} [{elapsed}]").expect("valid template"));
