@@ -19,6 +19,7 @@ mod names;
 mod ocr;
 mod pages;
 mod parity;
+mod progress;
 mod resume;
 mod serve;
 mod shard;

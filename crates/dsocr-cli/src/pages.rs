@@ -16,8 +16,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::formats::OutputFormat;
 use crate::inputs::Document;
 use crate::kept::KeptImages;
+use crate::progress::{Progress, show_progress};
 use crate::resume::Resume;
-use crate::writer::{Write, WriterContext, Written, page_name, write_inputs};
+use crate::writer::{WRITES_AHEAD, Write, WriterContext, Written, page_name, write_inputs};
 
 /// Pages loaded and preprocessed ahead of the engine (in parallel, in chunks of this many).
 pub const PREPARED_AHEAD: usize = 16;
@@ -192,28 +193,23 @@ pub fn run_pages(
     let mut collected: Vec<Collected> =
         docs.iter().map(|d| Collected { results: (0..d.pages.len()).map(|_| None).collect(), received: 0, done: false }).collect();
     let mut order = InOrder::new();
-    let mut tokens = 0usize;
     let t0 = Instant::now();
     let stdout = std::io::stdout();
-    // Pages decoding now (started, not finished), for the progress bar.
-    let mut in_flight = std::collections::HashSet::new();
-    // Output files are made and written by a writer thread (writer.rs), in the order inputs
-    // complete, while the engine goes on: on the engine's thread they stopped the GPU. The channel
-    // is not bounded: what goes through it is a page image already held (and counted) by the
-    // kept images, or an input's results, and a bounded one made the engine wait whenever many
-    // pages finished at once.
-    let (write_tx, write_rx) = mpsc::channel::<Write>();
+    // Output files are made and written by a writer thread (writer.rs) while the engine goes on:
+    // on the engine's thread they stopped the GPU. What goes through the channel is a page image
+    // already held (and counted) by the kept images, or an input's results; its bound is past
+    // any burst of pages ending together (up to the pages in flight), so the engine waits only
+    // for a writer far behind (a slow disk) rather than let the kept images run out.
+    let (write_tx, write_rx) = mpsc::sync_channel::<Write>(WRITES_AHEAD);
+    // The progress bar is drawn on a thread of its own (progress.rs).
+    let (progress, progress_rx) = mpsc::channel::<Progress>();
     let (stats, written) = std::thread::scope(|scope| -> anyhow::Result<_> {
         let cx = WriterContext { docs: &docs, first_tag: &first_tag, images: &images, outputs, stream, in_order, bar: &bar };
         let writer = scope.spawn(move || write_inputs(write_rx, &cx));
+        let bar_thread = scope.spawn(|| show_progress(progress_rx, &bar, t0));
         let stats = runner.run(engine, &requests, &mut |event| match event {
             Event::Started { tag } => {
-                in_flight.insert(tag);
-                bar.set_message(format!(
-                    "{:.0} tok/s, {} in flight",
-                    tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
-                    in_flight.len()
-                ));
+                let _ = progress.send(Progress::Started(tag));
             }
             Event::Text { text, .. } => {
                 let mut out = stdout.lock();
@@ -221,16 +217,8 @@ pub fn run_pages(
                 let _ = out.flush();
             }
             Event::Finished { tag, result } => {
-                if let Ok(r) = result.as_ref() {
-                    tokens += r.tokens.len();
-                }
-                in_flight.remove(&tag);
-                bar.inc(1);
-                bar.set_message(format!(
-                    "{:.0} tok/s, {} in flight",
-                    tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
-                    in_flight.len()
-                ));
+                let tokens = result.as_ref().as_ref().map_or(0, |r| r.tokens.len());
+                let _ = progress.send(Progress::Finished { tag, tokens });
                 // Inputs are written as soon as their own pages are in; only what goes to stdout
                 // keeps the inputs' order (a slow page then holds back no other input's files).
                 let ready = if in_order { order.push(tag, *result) } else { vec![(tag, *result)] };
@@ -239,7 +227,7 @@ pub fn run_pages(
                     if outputs.timings
                         && let Ok(r) = &result
                     {
-                        bar.suspend(|| report_timings(&page_name(&docs[d], k), r));
+                        let _ = progress.send(Progress::Say(timings_line(&page_name(&docs[d], k), r)));
                     }
                     // A PDF's pages get their share of its files made as they come back.
                     if keep
@@ -264,6 +252,9 @@ pub fn run_pages(
                 }
             }
         });
+        drop(progress);
+        let _ = bar_thread.join();
+        bar.set_message("writing the output files");
         drop(write_tx);
         let written = writer.join().map_err(|_| anyhow::anyhow!("the thread writing the output files panicked"))?;
         Ok((stats?, written))
@@ -316,9 +307,10 @@ pub fn run_pages(
     Ok(failed)
 }
 
-fn report_timings(name: &str, r: &OcrResult) {
+/// `--timings`: one page's stage timings.
+fn timings_line(name: &str, r: &OcrResult) -> String {
     let t = &r.timings;
-    eprintln!(
+    format!(
         "{name}: preprocess {:.3}s, queue {:.3}s, vision {:.3}s, prefill {:.3}s, decode {:.3}s ({} tokens, {:.1} tok/s), prompt {} tokens",
         t.preprocess_s,
         t.queue_s,
@@ -328,5 +320,5 @@ fn report_timings(name: &str, r: &OcrResult) {
         t.tokens,
         t.decode_tokens_per_s(),
         r.prompt_tokens
-    );
+    )
 }

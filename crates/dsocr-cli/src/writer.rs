@@ -1,8 +1,9 @@
-//! The writer thread of `dsocr ocr`: makes and writes the output files beside the engine, in the
-//! order inputs complete. A PDF's pages get their share of the document's files (boxes drawn and
-//! JPEG-encoded, figure crops, markdown) made as they come back; an input is written once its
-//! last page is back. The engine's thread never waits for it: what it sends is a page image it
-//! holds anyway (kept.rs counts it) or an input's results (text).
+//! The writer thread of `dsocr ocr`: makes and writes the output files beside the engine. A
+//! PDF's pages get their share of the document's files (boxes drawn and JPEG-encoded, figure
+//! crops, markdown) made as they come back; an input is written once its last page is back
+//! (inputs that are complete together are written in parallel unless they print to stdout, which
+//! keeps the inputs' order). The engine's thread only sends it work: a page image it holds anyway
+//! (kept.rs counts it) or an input's results (text).
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -20,6 +21,10 @@ use crate::formats;
 use crate::inputs::{Document, Source};
 use crate::kept::KeptImages;
 use crate::pages::Outputs;
+
+/// Work queued for the writer thread before the engine's thread waits for it: more than the pages
+/// in flight, so that a burst of pages ending together never waits (docs/perf.md, session 24).
+pub(crate) const WRITES_AHEAD: usize = 1024;
 
 /// Work for the writer thread, in the order it is sent (an input's pages before the input).
 pub(crate) enum Write {
@@ -105,11 +110,15 @@ pub(crate) fn write_inputs(work: Receiver<Write>, cx: &WriterContext<'_>) -> Wri
             })
             .collect();
         let t = Instant::now();
-        let failed: Vec<_> = if cx.in_order || inputs.len() < 2 {
-            inputs.into_iter().filter_map(|(d, results, ahead)| write_input(cx, d, results, ahead, true)).collect()
-        } else {
-            inputs.into_par_iter().filter_map(|(d, results, ahead)| write_input(cx, d, results, ahead, false)).collect()
-        };
+        // The bar is kept out of the way once for the whole batch: inputs print (warnings, and
+        // markdown without --out), and each hiding it would make parallel writes take turns.
+        let failed: Vec<_> = cx.bar.suspend(|| {
+            if cx.in_order || inputs.len() < 2 {
+                inputs.into_iter().filter_map(|(d, results, ahead)| write_input(cx, d, results, ahead)).collect()
+            } else {
+                inputs.into_par_iter().filter_map(|(d, results, ahead)| write_input(cx, d, results, ahead)).collect()
+            }
+        });
         written.after_s += t.elapsed().as_secs_f64();
         written.failed.extend(failed);
     }
@@ -117,29 +126,26 @@ pub(crate) fn write_inputs(work: Receiver<Write>, cx: &WriterContext<'_>) -> Wri
 }
 
 /// Write input `d` (its pages all back, `ahead` those whose files were made already) and mark it
-/// complete; the input and its error if it failed. `suspend`: hide the progress bar meanwhile
-/// (inputs written in parallel cannot each hide it: it would make them take turns).
+/// complete (with the progress bar out of the way); the input and its error if it failed.
 fn write_input(
     cx: &WriterContext<'_>,
     d: usize,
     results: Vec<Result<OcrResult, EngineError>>,
     ahead: Vec<Option<PageOutputs>>,
-    suspend: bool,
 ) -> Option<(String, anyhow::Error)> {
     let doc = &cx.docs[d];
     let outputs = cx.outputs;
     let tags = cx.first_tag[d]..cx.first_tag[d] + doc.pages.len();
     let kept: Vec<Option<RgbImage>> = tags.map(|t| cx.images.lock().expect("image store").take(t)).collect();
     let (pages, results) = if outputs.out.is_some() { reload_missing(doc, kept, results, outputs.dpi) } else { (kept, results) };
-    let finish = || finish_document(doc, results, pages, ahead, outputs, cx.stream);
-    let result = if suspend { cx.bar.suspend(finish) } else { finish() };
+    let result = finish_document(doc, results, pages, ahead, outputs, cx.stream);
     // Complete only once every output is written and no page failed (resume.rs).
     let marked = result.and_then(|()| match &outputs.resume {
         Some(resume) => resume.mark_complete(&doc.name, &doc.input),
         None => Ok(()),
     });
     let e = marked.err()?;
-    cx.bar.suspend(|| eprintln!("error: {}: {e:#}", doc.input));
+    eprintln!("error: {}: {e:#}", doc.input);
     Some((doc.input.clone(), e))
 }
 
@@ -367,6 +373,24 @@ mod tests {
         all
     }
 
+    fn outputs_to(dir: &Path) -> Outputs {
+        Outputs {
+            out: Some(dir.to_path_buf()),
+            csv: false,
+            json: false,
+            timings: false,
+            skip_repeat: false,
+            dpi: 72.0,
+            many: true,
+            formats: Vec::new(),
+            format_per_page: false,
+            searchable: false,
+            password: None,
+            resume: Some(Resume::new(dir, "test".into())),
+            kept_image_bytes: 64 << 20,
+        }
+    }
+
     /// Four image inputs queued at once (one with a failed page), written by the writer thread
     /// in parallel and in order: the same files, the good inputs marked complete, the bad one
     /// failed and unmarked.
@@ -378,21 +402,7 @@ mod tests {
         for tag in 0..4 {
             assert!(images.lock().unwrap().keep(tag, &page));
         }
-        let outputs = Outputs {
-            out: Some(dir.to_path_buf()),
-            csv: false,
-            json: false,
-            timings: false,
-            skip_repeat: false,
-            dpi: 144.0,
-            many: true,
-            formats: Vec::new(),
-            format_per_page: false,
-            searchable: false,
-            password: None,
-            resume: Some(Resume::new(dir, "test".into())),
-            kept_image_bytes: 1 << 20,
-        };
+        let outputs = outputs_to(dir);
         let bar = ProgressBar::hidden();
         let cx =
             WriterContext { docs: &docs, first_tag: &first_tag, images: &images, outputs: &outputs, stream: false, in_order, bar: &bar };
@@ -432,6 +442,70 @@ mod tests {
                 assert_eq!(a.1, b.1, "{}", a.0);
             }
         }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Pages of a PDF whose files are made as they come back (two queued together: made in
+    /// parallel) give the same files as pages made when the document is written.
+    #[test]
+    fn pdf_pages_made_ahead_give_the_files_made_at_the_end() {
+        let pdf = dsocr_testdata::shared_root().join("pdfs/acm-sample-sigconf.pdf");
+        if !pdf.is_file() {
+            assert!(std::env::var_os("DSOCR_REQUIRE_PARITY").is_none(), "{} is missing", pdf.display());
+            eprintln!("SKIPPED: {} is missing", pdf.display());
+            return;
+        }
+        let options = crate::inputs::OpenOptions {
+            password: None,
+            pages: Some("1-3".into()),
+            renderer: Default::default(),
+            cjk_font: None,
+            load: LoadOptions::default(),
+        };
+        let (docs, failed) = crate::inputs::open_inputs(&[pdf.display().to_string()], &options);
+        assert!(failed.is_empty() && docs[0].pages.len() == 3);
+        let root = std::env::temp_dir().join(format!("dsocr-writer-pdf-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let raw = |k: usize| {
+            format!(
+                "<|ref|>title<|/ref|><|det|>[[50, 40, 900, 120]]<|/det|>\n# Page {k}\n\n<|ref|>image<|/ref|><|det|>[[100, 300, 600, 700]]<|/det|>\n"
+            )
+        };
+        let run = |dir: &Path, ahead: &[usize]| -> Written {
+            let images = Mutex::new(KeptImages::with_budget(64 << 20));
+            for k in 0..3 {
+                assert!(images.lock().unwrap().keep(k, &docs[0].page_source(k, 72.0)().unwrap()));
+            }
+            let outputs = Outputs { resume: None, ..outputs_to(dir) };
+            let bar = ProgressBar::hidden();
+            let cx = WriterContext {
+                docs: &docs,
+                first_tag: &[0],
+                images: &images,
+                outputs: &outputs,
+                stream: false,
+                in_order: false,
+                bar: &bar,
+            };
+            let (tx, rx) = mpsc::channel();
+            for &k in ahead {
+                let image = images.lock().unwrap().get(k).unwrap();
+                tx.send(Write::Page { tag: k, k, image, raw: raw(k), stopped_on_eos: true }).unwrap();
+            }
+            let results = (0..3).map(|k| Ok(OcrResult { raw: raw(k), ..result("") })).collect();
+            tx.send(Write::Input { d: 0, results }).unwrap();
+            drop(tx);
+            write_inputs(rx, &cx)
+        };
+        let (made, late) = (root.join("made"), root.join("late"));
+        let written = run(&made, &[0, 2]);
+        assert!(written.failed.is_empty(), "{:?}", written.failed.iter().map(|f| f.1.to_string()).collect::<Vec<_>>());
+        assert_eq!(written.pages, 2, "pages 0 and 2 made as they came back");
+        assert_eq!(run(&late, &[]).pages, 0);
+        let (a, b) = (files(&made), files(&late));
+        assert!(a.iter().any(|(name, _)| name.ends_with("_layouts.pdf")), "{:?}", a.iter().map(|f| &f.0).collect::<Vec<_>>());
+        assert!(a.iter().filter(|(name, _)| name.ends_with(".jpg")).count() >= 3, "a figure crop a page");
+        assert_eq!(a, b);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
