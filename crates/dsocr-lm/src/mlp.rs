@@ -12,7 +12,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::{DType, IndexingUpdateOp};
 use rayon::prelude::*;
 
-use dsocr_core::{CoreError, HostMatrix, Weights};
+use dsocr_core::{CoreError, HostMatrix, PreparedTensor, Weights};
 use dsocr_kernels::{HostExperts, PartialSums, RouterConfig};
 
 use crate::config::LmConfig;
@@ -70,11 +70,40 @@ enum Experts {
     Host(HostExperts),
 }
 
+/// A layer's experts read and laid out on the host, not yet on the device ([`Moe::prepare_experts`]):
+/// the next layer's are prepared on other threads while this thread uploads a layer.
+pub struct PreparedExperts {
+    routed: Vec<[PreparedTensor<2>; 3]>,
+    shared: Option<[PreparedTensor<2>; 3]>,
+}
+
 impl Moe {
-    /// Load `gate`, `experts.{0..E}.{gate,up,down}_proj` and `shared_experts` under `w`.
-    pub fn load(w: &Weights, cfg: &LmConfig) -> Result<Self, CoreError> {
+    /// Whether the experts go to the device (and [`Moe::prepare_experts`] applies): on a GPU, or
+    /// CubeCL's CPU runtime; on burn-ndarray they stay in host memory.
+    pub fn experts_on_device(w: &Weights) -> bool {
+        dsocr_kernels::runs_cube_kernels(w.device())
+    }
+
+    /// Read and lay out the experts under `w` on the host (the routed ones in parallel), for
+    /// [`Moe::load`] on a device. Any thread.
+    pub fn prepare_experts(w: &Weights, cfg: &LmConfig) -> Result<PreparedExperts, CoreError> {
+        let (routed, shared) = Self::read_experts(w, cfg, |w, name, d_in, d_out| w.prepare_linear_weight(name, d_in, d_out))?;
+        Ok(PreparedExperts { routed, shared })
+    }
+
+    /// Load `gate`, `experts.{0..E}.{gate,up,down}_proj` and `shared_experts` under `w`, the
+    /// experts prepared already when `prepared` is given (a device only).
+    pub fn load(w: &Weights, cfg: &LmConfig, prepared: Option<PreparedExperts>) -> Result<Self, CoreError> {
         let (h, e) = (cfg.hidden_size, cfg.n_routed_experts);
-        let experts = if dsocr_kernels::runs_cube_kernels(w.device()) { Self::load_device(w, cfg)? } else { Self::load_host(w, cfg)? };
+        let experts = if Self::experts_on_device(w) {
+            let prepared = match prepared {
+                Some(p) => p,
+                None => Self::prepare_experts(w, cfg)?,
+            };
+            Self::upload_experts(w, cfg, prepared)
+        } else {
+            Self::load_host(w, cfg)?
+        };
         Ok(Moe {
             gate: w.pp("gate").tensor_f32("weight", [e, h])?,
             experts,
@@ -106,9 +135,10 @@ impl Moe {
         Ok((routed, shared))
     }
 
-    fn load_device(w: &Weights, cfg: &LmConfig) -> Result<Experts, CoreError> {
+    /// Put prepared experts on the device, stacked into banks (on the loading thread: its stream).
+    fn upload_experts(w: &Weights, cfg: &LmConfig, prepared: PreparedExperts) -> Experts {
         let (i, s) = (cfg.moe_intermediate_size, cfg.n_shared_experts);
-        let (routed, shared) = Self::read_experts(w, cfg, |w, name, d_in, d_out| w.prepare_linear_weight(name, d_in, d_out))?;
+        let PreparedExperts { routed, shared } = prepared;
         let mut banks: [Vec<Tensor<2>>; 3] = Default::default();
         for expert in routed {
             for (bank, t) in banks.iter_mut().zip(expert) {
@@ -126,7 +156,7 @@ impl Moe {
                 }
             }
         }
-        Ok(Experts::Device(Box::new(banks.map(|bank| Tensor::stack(bank, 0)))))
+        Experts::Device(Box::new(banks.map(|bank| Tensor::stack(bank, 0))))
     }
 
     fn load_host(w: &Weights, cfg: &LmConfig) -> Result<Experts, CoreError> {

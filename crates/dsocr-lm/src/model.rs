@@ -10,7 +10,7 @@ use dsocr_kernels::PartialSums;
 use crate::attention::{Attention, AttentionContext};
 use crate::config::LmConfig;
 use crate::kv_pool::{KvPool, StepSlots};
-use crate::mlp::{FeedForward, Mlp, Moe};
+use crate::mlp::{FeedForward, Mlp, Moe, PreparedExperts};
 use crate::projection::Projection;
 use crate::rope::Rope;
 
@@ -23,11 +23,34 @@ struct DecoderLayer {
     mlp: FeedForward,
 }
 
+/// The decoder layers under `m` (`model`). On a device, each MoE layer's experts (most of the
+/// checkpoint's bytes) are read and laid out on the host by a helper thread (on every core) while
+/// this thread uploads the layer before: done one after the other, the other cores sat idle
+/// during every upload (docs/perf.md, session 24). At most two layers' experts are on the host
+/// at once. The uploads stay on this thread, the stream the model runs on.
+fn load_layers(m: &Weights, config: &LmConfig) -> Result<Vec<DecoderLayer>, CoreError> {
+    let layer = |i: usize| m.pp(format!("layers.{i}"));
+    let ahead = |i: usize| i < config.num_hidden_layers && config.is_moe_layer(i) && Moe::experts_on_device(m);
+    std::thread::scope(|s| {
+        let prepare = |i: usize| ahead(i).then(|| s.spawn(move || Moe::prepare_experts(&layer(i).pp("mlp"), config)));
+        let mut next = prepare(0);
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let experts = next.take().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).transpose()?;
+            // The next layer's experts are read while this one is uploaded.
+            next = prepare(i + 1);
+            layers.push(DecoderLayer::load(&layer(i), config, i, experts)?);
+        }
+        Ok(layers)
+    })
+}
+
 impl DecoderLayer {
-    fn load(w: &Weights, cfg: &LmConfig, index: usize) -> Result<Self, CoreError> {
+    /// Load layer `index` under `w` (its experts prepared already when `experts` is given).
+    fn load(w: &Weights, cfg: &LmConfig, index: usize, experts: Option<PreparedExperts>) -> Result<Self, CoreError> {
         let h = cfg.hidden_size;
         let mlp = if cfg.is_moe_layer(index) {
-            FeedForward::Moe(Box::new(Moe::load(&w.pp("mlp"), cfg)?))
+            FeedForward::Moe(Box::new(Moe::load(&w.pp("mlp"), cfg, experts)?))
         } else {
             FeedForward::Dense(Box::new(Mlp::load(&w.pp("mlp"), h, cfg.intermediate_size)?))
         };
@@ -84,9 +107,7 @@ impl DeepseekLm {
     pub fn load(w: &Weights, config: &LmConfig) -> Result<Self, CoreError> {
         let m = w.pp("model");
         let (v, h) = (config.vocab_size, config.hidden_size);
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| DecoderLayer::load(&m.pp(format!("layers.{i}")), config, i))
-            .collect::<Result<Vec<_>, _>>()?;
+        let layers = load_layers(&m, config)?;
         let dtype = w.float().dtype();
         Ok(DeepseekLm {
             embed_tokens: m.tensor("embed_tokens.weight", [v, h])?,
