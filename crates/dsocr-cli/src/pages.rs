@@ -18,7 +18,7 @@ use crate::inputs::Document;
 use crate::kept::KeptImages;
 use crate::progress::{Progress, show_progress};
 use crate::resume::Resume;
-use crate::writer::{WRITES_AHEAD, Write, WriterContext, Written, page_name, write_inputs};
+use crate::writer::{PageWork, WRITES_AHEAD, Write, WriterContext, Written, page_name, write_inputs};
 
 /// Pages loaded and preprocessed ahead of the engine (in parallel, in chunks of this many).
 pub const PREPARED_AHEAD: usize = 16;
@@ -236,7 +236,8 @@ pub fn run_pages(
                     {
                         let image = images.lock().expect("image store").get(tag as usize);
                         if let Some(image) = image {
-                            let page = Write::Page { tag: tag as usize, k, image, raw: r.raw.clone(), stopped_on_eos: r.stopped_on_eos };
+                            let page =
+                                Write::Page(PageWork { tag: tag as usize, k, image, raw: r.raw.clone(), stopped_on_eos: r.stopped_on_eos });
                             // Fails only once the writer is gone; its error is reported at the join.
                             let _ = write_tx.send(page);
                         }

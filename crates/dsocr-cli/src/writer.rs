@@ -31,9 +31,29 @@ pub(crate) enum Write {
     /// A page of a PDF written under `--out`, back from the engine with its image kept: its share
     /// of the document's files is made now, beside the engine, instead of after the document's
     /// last page.
-    Page { tag: usize, k: usize, image: Arc<RgbImage>, raw: String, stopped_on_eos: bool },
+    Page(PageWork),
     /// Every page of input `d` is back: its files are written (or it is printed).
     Input { d: usize, results: Vec<Result<OcrResult, EngineError>> },
+}
+
+/// A PDF page back from the engine (page `k` of its input, tag `tag`), to make its files from.
+pub(crate) struct PageWork {
+    pub tag: usize,
+    pub k: usize,
+    pub image: Arc<RgbImage>,
+    pub raw: String,
+    pub stopped_on_eos: bool,
+}
+
+impl PageWork {
+    /// The page's share of its document's files, by tag (`None` if making them failed: the
+    /// error is met again, and reported, when the input is written).
+    fn make(self) -> (usize, Option<PageOutputs>) {
+        // The copy is made here, off the engine's thread; the kept image stays for the
+        // document's assembly (its size) and for the rare page made again.
+        let text = PageText { image: (*self.image).clone().into(), raw: self.raw, stopped_on_eos: self.stopped_on_eos };
+        (self.tag, PageOutputs::make(self.k, &text).ok())
+    }
 }
 
 /// What the writer thread did.
@@ -77,20 +97,16 @@ pub(crate) fn write_inputs(work: Receiver<Write>, cx: &WriterContext<'_>) -> Wri
         let mut inputs = Vec::new();
         for w in std::iter::once(first).chain(work.try_iter()) {
             match w {
-                Write::Page { tag, k, image, raw, stopped_on_eos } => pages.push((tag, k, image, raw, stopped_on_eos)),
+                Write::Page(page) => pages.push(page),
                 Write::Input { d, results } => inputs.push((d, results)),
             }
         }
         let t = Instant::now();
-        let make = |(tag, k, image, raw, stopped_on_eos): (usize, usize, Arc<RgbImage>, String, bool)| {
-            // The copy is made here, off the engine's thread; the kept image stays for the
-            // document's assembly (its size) and for the rare page made again.
-            let text = PageText { image: (*image).clone().into(), raw, stopped_on_eos };
-            // An error here is met again, and reported, when the input is written.
-            (tag, PageOutputs::make(k, &text).ok())
+        let outputs: Vec<_> = if pages.len() > 1 {
+            pages.into_par_iter().map(PageWork::make).collect()
+        } else {
+            pages.into_iter().map(PageWork::make).collect()
         };
-        let outputs: Vec<_> =
-            if pages.len() > 1 { pages.into_par_iter().map(make).collect() } else { pages.into_iter().map(make).collect() };
         if !outputs.is_empty() {
             written.pages_s += t.elapsed().as_secs_f64();
         }
@@ -490,7 +506,7 @@ mod tests {
             let (tx, rx) = mpsc::channel();
             for &k in ahead {
                 let image = images.lock().unwrap().get(k).unwrap();
-                tx.send(Write::Page { tag: k, k, image, raw: raw(k), stopped_on_eos: true }).unwrap();
+                tx.send(Write::Page(PageWork { tag: k, k, image, raw: raw(k), stopped_on_eos: true })).unwrap();
             }
             let results = (0..3).map(|k| Ok(OcrResult { raw: raw(k), ..result("") })).collect();
             tx.send(Write::Input { d: 0, results }).unwrap();
