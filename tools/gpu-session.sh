@@ -8,6 +8,7 @@
 #   tools/gpu-session.sh ncu-detail        # ncu's full sections (bandwidth, stalls, occupancy) for
 #                                          # DETAIL_COUNT launches of the DETAIL_KERNELS regex
 #   tools/gpu-session.sh save-cache        # pack the CubeCL caches into $OUT (carry them next time)
+#                                          # and report each process's compile and tuning time
 #   tools/gpu-session.sh serve [ARGS…]     # dsocr serve on the synthetic weights + tools/loadgen.py
 #   tools/gpu-session.sh coldstart [ARGS…] # dsocr ocr on one page with an empty GPU cache, then warm
 #                                          # (COLD_LEVELS autotune levels; COLD_BENCH=1: bench ARGS)
@@ -153,6 +154,8 @@ case "$what" in
     ;;
   save-cache)
     tar cJf "$OUT/cubecl-cache.tar.xz" -C dist cubecl-cache && ls -l "$OUT/cubecl-cache.tar.xz"
+    # Where each process's compile and tuning time went (CubeCL's records in the cache).
+    python3 tools/cubecl_cache_report.py "$OUT/cubecl-cache.tar.xz" | tee "$OUT/cache-report.txt" | head -60
     ;;
   bench)
     # BENCH_NAME names the outputs (a second process: BENCH_NAME=bench2); BENCH_TIMEOUT keeps the
