@@ -5,7 +5,9 @@ use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
 use crate::check::{KernelCheck, host};
-use crate::projection::{expert_down, expert_swiglu, linear, swiglu};
+use dsocr_core::layers::Linear;
+
+use crate::projection::{expert_down, expert_swiglu, linear, linear_layer, swiglu};
 
 /// `x` `[M, K]` · `w` (rows `K`, `N` columns, starting at `offset`) in f64.
 pub(crate) fn exact_matmul(x: &[f32], w: &[f32], offset: usize, (m, k, n): (usize, usize, usize)) -> Vec<f64> {
@@ -75,6 +77,31 @@ pub(crate) fn check_projections(device: &Device, dtype: DType, relative: f32) ->
         let got = linear(x.clone().reshape([m, k]), &w.clone().reshape([k, n]));
         let expected = exact_matmul(&host(x), &host(w), 0, (m, k, n));
         out.push(compare("linear", format!("{dtype:?} M={m} K={k} N={n}"), host(got), &expected, relative));
+    }
+
+    // A linear layer over leading dimensions, its bias added ([`linear_layer`]), at the encoders'
+    // row counts (hundreds to thousands, partial row blocks): CLIP's three views of 257 tokens
+    // against its 1,024-wide projections, and SAM's neck (a 1×1 convolution's weight, read through
+    // the transposed view the encoder keeps) over 2 × 30 × 17 positions.
+    for (lead, k, n, transposed) in [([3, 257, 1], 1024, 1024, false), ([2, 30, 17], 768, 256, true)] {
+        if dtype == DType::F32 {
+            continue;
+        }
+        let m = lead.iter().product::<usize>();
+        let std = 1.0 / (k as f64).sqrt();
+        let (x, bias) = (rnd(vec![m, k], 1.0), rnd(vec![n], 1.0));
+        let weight = match transposed {
+            true => Tensor::<2>::random([n, k], Distribution::Normal(0.0, std), (device, dtype)).transpose(),
+            false => Tensor::<2>::random([k, n], Distribution::Normal(0.0, std), (device, dtype)),
+        };
+        let layer = Linear { weight: weight.clone(), bias: Some(bias.clone()) };
+        let got = linear_layer(&layer, x.clone().reshape([lead[0], lead[1], lead[2], k]));
+        let mut expected = exact_matmul(&host(x), &host(weight), 0, (m, k, n));
+        let bias = host(bias);
+        for (i, e) in expected.iter_mut().enumerate() {
+            *e += f64::from(bias[i % n]);
+        }
+        out.push(compare("linear_layer", format!("{dtype:?} {lead:?}×{k} → {n}, bias{}", if transposed { ", weight transposed" } else { "" }), host(got), &expected, relative));
     }
 
     // The weights are allocated as matrices, as loaded ones are: the dense MLP's width (6,848

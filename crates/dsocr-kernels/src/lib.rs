@@ -64,7 +64,7 @@ pub use norm::{add_rms_norm, add_rms_norm_reference, layer_norm, layer_norm_refe
 pub use parts::PartialSums;
 pub use projection::{
     MAX_EXPERT_PAIRS, MAX_KERNEL_ROWS, expert_down, expert_down_parts, expert_down_reference, expert_kernels_take, expert_swiglu,
-    expert_swiglu_reference, linear, linear_parts, linear_reference, swiglu, swiglu_reference,
+    expert_swiglu_reference, linear, linear_layer, linear_parts, linear_reference, swiglu, swiglu_reference,
 };
 pub use rope::{rope_qkv_cached, rope_qkv_cached_reference};
 pub use router::{RouterConfig, route, route_reference};
@@ -82,6 +82,10 @@ pub fn runs_cube_kernels(device: &burn::tensor::Device) -> bool {
     }
 }
 
+/// Most activation rows one launch of the tile kernel covers: a cube per 64 rows along the grid's
+/// second dimension, which CUDA limits to 65,535.
+pub const TILE_MAX_ROWS: usize = 65_535 * 64;
+
 /// Process-wide choices of which kernels run, for comparing them (the defaults are the fast
 /// ones). Set with [`configure`] before running a model (the engine's options carry them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +97,10 @@ pub struct KernelSettings {
     /// pair (default 32; docs/perf.md, session 6).
     pub grouped_from: usize,
     /// Most activation rows a linear runs on dsocr's tensor-core tile kernel (past
-    /// [`MAX_KERNEL_ROWS`]; more rows: Burn's matmul); 0: never (docs/perf.md, session 15).
+    /// [`MAX_KERNEL_ROWS`]; more rows: Burn's matmul); 0: never. By default every linear the
+    /// kernel takes, up to [`TILE_MAX_ROWS`]: the prefill's and the encoders' too, as fast warm as
+    /// Burn's autotuned matmul and without its tuning on a first run (docs/perf.md, sessions 15
+    /// and 25).
     pub tile_rows: usize,
     /// Tokens from which the MoE experts run on the tensor-core tile kernel, grouped by expert
     /// (decode batches and prefill chunks); `usize::MAX`: never.
@@ -102,7 +109,7 @@ pub struct KernelSettings {
 
 impl KernelSettings {
     /// The defaults (measured on an H200: docs/perf.md).
-    pub const DEFAULT: KernelSettings = KernelSettings { enabled: true, grouped_from: 32, tile_rows: 256, tile_experts_from: 32 };
+    pub const DEFAULT: KernelSettings = KernelSettings { enabled: true, grouped_from: 32, tile_rows: TILE_MAX_ROWS, tile_experts_from: 32 };
 }
 
 impl Default for KernelSettings {

@@ -11,6 +11,8 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::activation::silu;
 
+use dsocr_core::layers::Linear;
+
 use crate::parts::PartialSums;
 #[cfg(feature = "cuda")]
 use crate::parts::PartsLayout;
@@ -54,6 +56,40 @@ fn use_expert_kernels(device: &Device, tokens: usize, slots: usize, dtype: DType
 #[cfg(feature = "cuda")]
 fn use_linear_kernel(x: &Tensor<2>, weight: &Tensor<2>) -> bool {
     x.dtype() == weight.dtype() && use_kernel(&x.device(), x.dims()[0], MAX_KERNEL_ROWS, weight.dtype(), weight.dims()[1])
+}
+
+/// Whether [`linear`] runs `rows` rows of `x`'s device and type against `weight` on dsocr's
+/// kernels (the skinny ones or the tile kernel).
+#[cfg(feature = "cuda")]
+fn kernel_takes_rows(rows: usize, x_dtype: DType, device: &Device, weight: &Tensor<2>) -> bool {
+    let ([k, n], dtype) = (weight.dims(), weight.dtype());
+    x_dtype == dtype
+        && (use_kernel(device, rows, MAX_KERNEL_ROWS, dtype, n)
+            || (crate::kernels_enabled(device) && crate::cuda::tile_takes_linear(rows, dtype, k, n)))
+}
+
+/// A [`Linear`] layer, its bias added, over the last dimension of `x`: on dsocr's kernels where
+/// [`linear`] takes the rows, else the layer's own Burn definition ([`Linear::forward`]). The
+/// encoders' linears come here so that on a GPU they run on the tile kernel, whose launch shape
+/// follows from the problem by rule: Burn's matmul autotunes every new shape, compiling a dozen
+/// candidates of 0.1-1.5 s each, which made most of a first run's time (docs/perf.md, session 25).
+pub fn linear_layer<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "cuda")]
+    {
+        let mut dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = dims[..D - 1].iter().product::<usize>();
+        if kernel_takes_rows(rows, x.dtype(), &x.device(), &layer.weight) {
+            let y = linear(x.reshape([rows, d_in]), &layer.weight);
+            let y = match &layer.bias {
+                Some(bias) => y + bias.clone().unsqueeze::<2>(),
+                None => y,
+            };
+            dims[D - 1] = layer.weight.dims()[1];
+            return y.reshape(dims);
+        }
+    }
+    layer.forward(x)
 }
 
 /// `x` `[M, K]` · `weight` `[K, N]` → `[M, N]`.

@@ -7,7 +7,7 @@ use burn::tensor::activation::sigmoid;
 
 use dsocr_core::layers::{LayerNorm, Linear};
 use dsocr_core::{CoreError, StreamCopy, Weights};
-use dsocr_kernels::{encoder_attention, layer_norm};
+use dsocr_kernels::{encoder_attention, layer_norm, linear_layer};
 
 use crate::config::ClipConfig;
 use crate::interp::resize_grid_bicubic_aa;
@@ -46,15 +46,15 @@ impl ClipLayer {
         let [b, t, c] = x.dims();
         let (heads, hd) = (self.heads, c / self.heads);
         // q, k, v as `[B, heads, T, hd]` views of the fused projection (no copies).
-        let qkv = self.qkv_proj.forward(x).reshape([b, t, 3 * heads, hd]);
+        let qkv = linear_layer(&self.qkv_proj, x).reshape([b, t, 3 * heads, hd]);
         let split = |part: usize| qkv.clone().narrow(2, part * heads, heads).swap_dims(1, 2);
         let out = encoder_attention(split(0), split(1), split(2), None, None); // [B, T, heads, hd]
-        self.out_proj.forward(out.reshape([b, t, c]))
+        linear_layer(&self.out_proj, out.reshape([b, t, c]))
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = x.clone() + self.self_attention(layer_norm(x, &self.layer_norm1));
-        let y = self.fc2.forward(quick_gelu(self.fc1.forward(layer_norm(h.clone(), &self.layer_norm2))));
+        let y = linear_layer(&self.fc2, quick_gelu(linear_layer(&self.fc1, layer_norm(h.clone(), &self.layer_norm2))));
         h + y
     }
 }

@@ -5,6 +5,7 @@
 use burn::prelude::*;
 
 use dsocr_core::layers::Linear;
+use dsocr_kernels::linear_layer;
 use dsocr_core::{CoreError, StreamCopy, Weights};
 use dsocr_preprocess::Architecture;
 
@@ -113,9 +114,9 @@ impl DeepEncoder {
                 let tokens = stage2.dims()[1];
                 let clip_patches = stage2.clone().narrow(1, 1, tokens - 1);
                 let sam_flat = sam.clone().reshape([b, c_sam, g * g]).swap_dims(1, 2);
-                self.projector.forward(Tensor::cat(vec![clip_patches, sam_flat], 2))
+                linear_layer(&self.projector, Tensor::cat(vec![clip_patches, sam_flat], 2))
             }
-            Stage2::Qwen2(_) => self.projector.forward(stage2.clone()),
+            Stage2::Qwen2(_) => linear_layer(&self.projector, stage2.clone()),
         }
     }
 

@@ -8,7 +8,7 @@ use burn::tensor::activation::silu;
 
 use dsocr_core::layers::{Linear, RmsNorm, apply_rope, rope_tables};
 use dsocr_core::{CoreError, StreamCopy, Weights};
-use dsocr_kernels::encoder_attention;
+use dsocr_kernels::{encoder_attention, linear_layer};
 
 use crate::config::Qwen2EncoderConfig;
 
@@ -49,17 +49,17 @@ impl Qwen2Layer {
 
     fn forward(&self, x: Tensor<3>, ctx: &LayerContext, cfg: &Qwen2EncoderConfig) -> Tensor<3> {
         let h = x.clone() + self.attention(rms_norm(x, &self.input_layernorm), ctx, cfg);
-        let gate_up = self.gate_up_proj.forward(rms_norm(h.clone(), &self.post_attention_layernorm));
+        let gate_up = linear_layer(&self.gate_up_proj, rms_norm(h.clone(), &self.post_attention_layernorm));
         let inter = cfg.intermediate_size;
         let gate = gate_up.clone().narrow(2, 0, inter);
         let up = gate_up.narrow(2, inter, inter);
-        h + self.down_proj.forward(silu(gate) * up)
+        h + linear_layer(&self.down_proj, silu(gate) * up)
     }
 
     fn attention(&self, x: Tensor<3>, ctx: &LayerContext, cfg: &Qwen2EncoderConfig) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (heads, kv_heads, hd) = (cfg.heads, cfg.kv_heads, cfg.head_dim());
-        let qkv = self.qkv_proj.forward(x);
+        let qkv = linear_layer(&self.qkv_proj, x);
         let split = |start: usize, count: usize| qkv.clone().narrow(2, start * hd, count * hd).reshape([b, t, count, hd]).swap_dims(1, 2);
         let q = apply_rope(split(0, heads), &ctx.cos, &ctx.sin);
         let k = apply_rope(split(heads, kv_heads), &ctx.cos, &ctx.sin);
@@ -67,7 +67,7 @@ impl Qwen2Layer {
         // Grouped queries (query head h reads key/value head h / (heads / kv_heads)); the mask:
         // key j is hidden from query i when j is a query position after i.
         let out = encoder_attention(q, k, v, None, Some(ctx.image_tokens)); // [B, T, heads, hd]
-        self.o_proj.forward(out.reshape([b, t, heads * hd]))
+        linear_layer(&self.o_proj, out.reshape([b, t, heads * hd]))
     }
 }
 

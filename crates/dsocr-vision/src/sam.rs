@@ -9,7 +9,7 @@ use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 
 use dsocr_core::layers::{LayerNorm, Linear};
 use dsocr_core::{CoreError, StreamCopy, Weights};
-use dsocr_kernels::{RelPosBias, encoder_attention, gelu, layer_norm};
+use dsocr_kernels::{RelPosBias, encoder_attention, gelu, layer_norm, linear_layer};
 
 use crate::config::SamConfig;
 use crate::interp::{resize_grid_bicubic_aa, resize_rows_linear};
@@ -74,7 +74,7 @@ impl SamAttention {
         let (heads, hd) = (self.heads, c / self.heads);
         let n = h * w;
         // q, k, v as `[B, heads, n, hd]` views of the fused projection (no copies).
-        let qkv = self.qkv.forward(x).reshape([b, n, 3 * heads, hd]);
+        let qkv = linear_layer(&self.qkv, x).reshape([b, n, 3 * heads, hd]);
         let split = |part: usize| qkv.clone().narrow(2, part * heads, heads).swap_dims(1, 2);
         let (q, k, v) = (split(0), split(1), split(2));
 
@@ -101,7 +101,7 @@ impl SamAttention {
             }
         };
         let out = out.reshape([b, h, w, c]);
-        self.proj.forward(out)
+        linear_layer(&self.proj, out)
     }
 }
 
@@ -180,7 +180,7 @@ impl SamBlock {
             None => self.attn.forward(x, mode),
         };
         let x = shortcut + x;
-        let y = self.lin2.forward(gelu(self.lin1.forward(layer_norm(x.clone(), &self.norm2))));
+        let y = linear_layer(&self.lin2, gelu(linear_layer(&self.lin1, layer_norm(x.clone(), &self.norm2))));
         x + y
     }
 }
@@ -202,6 +202,13 @@ fn window_unpartition(windows: Tensor<4>, ws: usize, b: usize, (hp, wp): (usize,
     if hp != h || wp != w { x.slice([0..b, 0..h, 0..w, 0..c]) } else { x }
 }
 
+/// A convolution weight `[out, in, kh, kw]` as a linear weight `[in·kh·kw, out]` (a view), for a
+/// convolution whose every output reads one patch of `in·kh·kw` values in that order.
+fn conv_as_linear(weight: Tensor<4>) -> Tensor<2> {
+    let [out, channels, kh, kw] = weight.dims();
+    weight.reshape([out, channels * kh * kw]).transpose()
+}
+
 /// LayerNorm over the channels of an NCHW map (SAM's `LayerNorm2d`).
 fn layer_norm_2d(norm: &LayerNorm, x: Tensor<4>) -> Tensor<4> {
     layer_norm(x.permute([0, 2, 3, 1]), norm).permute([0, 3, 1, 2])
@@ -210,12 +217,14 @@ fn layer_norm_2d(norm: &LayerNorm, x: Tensor<4>) -> Tensor<4> {
 /// SAM ViT-B with its neck and compressor.
 #[derive(Debug, Clone)]
 pub struct SamEncoder {
-    patch_weight: Tensor<4>,
-    patch_bias: Tensor<1>,
+    /// The patch embedding: a `p × p` convolution of stride `p`, applied as a linear over each
+    /// patch's `3·p·p` values (channel, row, column: the convolution weight's own order).
+    patch_embed: Linear,
     /// `[1, G0, G0, C]` learned absolute positions (G0 = 64 for the release).
     pos_embed: Tensor<4>,
     blocks: Vec<SamBlock>,
-    neck_conv1: Tensor<4>,
+    /// The neck's 1×1 convolution, applied as a linear over the channels.
+    neck_conv1: Linear,
     neck_norm1: LayerNorm,
     neck_conv2: Tensor<4>,
     neck_norm2: LayerNorm,
@@ -236,11 +245,13 @@ impl SamEncoder {
             .collect::<Result<Vec<_>, _>>()?;
         let (oc, [d2, d3]) = (cfg.out_chans, cfg.downsample_channels);
         Ok(SamEncoder {
-            patch_weight: w.tensor("patch_embed.proj.weight", [c, 3, p, p])?,
-            patch_bias: w.tensor("patch_embed.proj.bias", [c])?,
+            patch_embed: Linear {
+                weight: conv_as_linear(w.tensor("patch_embed.proj.weight", [c, 3, p, p])?),
+                bias: Some(w.tensor("patch_embed.proj.bias", [c])?),
+            },
             pos_embed: w.tensor("pos_embed", [1, g0, g0, c])?,
             blocks,
-            neck_conv1: w.tensor("neck.0.weight", [oc, c, 1, 1])?,
+            neck_conv1: Linear { weight: conv_as_linear(w.tensor("neck.0.weight", [oc, c, 1, 1])?), bias: None },
             neck_norm1: LayerNorm::load(&w.pp("neck.1"), oc, cfg.eps)?,
             neck_conv2: w.tensor("neck.2.weight", [oc, oc, 3, 3])?,
             neck_norm2: LayerNorm::load(&w.pp("neck.3"), oc, cfg.eps)?,
@@ -252,21 +263,26 @@ impl SamEncoder {
     }
 
     /// `[B, 3, S, S]` normalised pixels → `[B, C_out, S/64, S/64]` features.
+    ///
+    /// The patch embedding and the neck's 1×1 convolution run as linears (the same sums as the
+    /// convolutions): on a GPU they then take dsocr's tile kernel, where Burn's convolution
+    /// autotunes a dozen candidates for every new batch of views (docs/perf.md, session 25).
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<4> {
         let p = self.patch_size;
-        let x = conv2d(pixels, self.patch_weight.clone(), Some(self.patch_bias.clone()), ConvOptions::new([p, p], [0, 0], [1, 1], 1));
-        let x = x.permute([0, 2, 3, 1]); // [B, G, G, C]
-        let g = x.dims()[1];
+        let [b, channels, s, _] = pixels.dims();
+        let g = s / p;
+        // Each patch's values in the weight's order (channel, row, column): [B, G, G, 3·p·p].
+        let patches = pixels.reshape([b, channels, g, p, g, p]).permute([0, 2, 4, 1, 3, 5]).reshape([b, g, g, channels * p * p]);
+        let x = linear_layer(&self.patch_embed, patches); // [B, G, G, C]
         let [_, g0, _, c] = self.pos_embed.dims();
         let pos = resize_grid_bicubic_aa(self.pos_embed.clone().reshape([g0, g0, c]), g);
         let mut x = x + pos.unsqueeze::<4>();
         for block in &self.blocks {
             x = block.forward(x, self.rel_pos_attention);
         }
-        let x = x.permute([0, 3, 1, 2]); // [B, C, G, G]
+        let x = layer_norm(linear_layer(&self.neck_conv1, x), &self.neck_norm1);
+        let x = x.permute([0, 3, 1, 2]); // [B, C_out, G, G]
         let same = |k: usize| ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1);
-        let x = conv2d(x, self.neck_conv1.clone(), None, same(1));
-        let x = layer_norm_2d(&self.neck_norm1, x);
         let x = conv2d(x, self.neck_conv2.clone(), None, same(3));
         let x = layer_norm_2d(&self.neck_norm2, x);
         let down = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
@@ -303,8 +319,7 @@ impl StreamCopy for SamBlock {
 impl StreamCopy for SamEncoder {
     fn stream_copy(&self) -> Self {
         SamEncoder {
-            patch_weight: self.patch_weight.stream_copy(),
-            patch_bias: self.patch_bias.stream_copy(),
+            patch_embed: self.patch_embed.stream_copy(),
             pos_embed: self.pos_embed.stream_copy(),
             blocks: self.blocks.stream_copy(),
             neck_conv1: self.neck_conv1.stream_copy(),
