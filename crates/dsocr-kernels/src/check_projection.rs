@@ -101,7 +101,13 @@ pub(crate) fn check_projections(device: &Device, dtype: DType, relative: f32) ->
         for (i, e) in expected.iter_mut().enumerate() {
             *e += f64::from(bias[i % n]);
         }
-        out.push(compare("linear_layer", format!("{dtype:?} {lead:?}×{k} → {n}, bias{}", if transposed { ", weight transposed" } else { "" }), host(got), &expected, relative));
+        out.push(compare(
+            "linear_layer",
+            format!("{dtype:?} {lead:?}×{k} → {n}, bias{}", if transposed { ", weight transposed" } else { "" }),
+            host(got),
+            &expected,
+            relative,
+        ));
     }
 
     // The weights are allocated as matrices, as loaded ones are: the dense MLP's width (6,848

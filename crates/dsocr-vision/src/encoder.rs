@@ -5,8 +5,8 @@
 use burn::prelude::*;
 
 use dsocr_core::layers::Linear;
-use dsocr_kernels::linear_layer;
 use dsocr_core::{CoreError, StreamCopy, Weights};
+use dsocr_kernels::linear_layer;
 use dsocr_preprocess::Architecture;
 
 use crate::clip::ClipEncoder;
