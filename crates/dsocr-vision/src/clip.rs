@@ -10,7 +10,7 @@ use dsocr_core::{CoreError, StreamCopy, Weights};
 use dsocr_kernels::{encoder_attention, layer_norm, linear_layer};
 
 use crate::config::ClipConfig;
-use crate::interp::resize_grid_bicubic_aa;
+use crate::interp::{PerSize, resize_grid_bicubic_aa};
 
 /// `z · σ(1.702 z)`.
 fn quick_gelu<const D: usize>(z: Tensor<D>) -> Tensor<D> {
@@ -68,6 +68,8 @@ pub struct ClipEncoder {
     pre_layrnorm: LayerNorm,
     layers: Vec<ClipLayer>,
     position_grid: usize,
+    /// [`ClipEncoder::positions`] per grid size.
+    position_tables: PerSize<2>,
 }
 
 impl ClipEncoder {
@@ -85,6 +87,7 @@ impl ClipEncoder {
             pre_layrnorm: LayerNorm::load(&w.pp("pre_layrnorm"), c, cfg.eps)?,
             layers,
             position_grid: g0,
+            position_tables: PerSize::default(),
         })
     }
 
@@ -104,7 +107,8 @@ impl ClipEncoder {
         let [b, c, g, _] = sam_features.dims();
         let patches = sam_features.reshape([b, c, g * g]).swap_dims(1, 2); // [B, g², C]
         let class = self.class_embedding.clone().reshape([1, 1, c]).expand([b, 1, c]);
-        let x = Tensor::cat(vec![class, patches], 1) + self.positions(g).unsqueeze::<3>();
+        let positions = self.position_tables.get(g, || self.positions(g));
+        let x = Tensor::cat(vec![class, patches], 1) + positions.unsqueeze::<3>();
         let mut x = layer_norm(x, &self.pre_layrnorm);
         for layer in &self.layers {
             x = layer.forward(x);
@@ -135,6 +139,7 @@ impl StreamCopy for ClipEncoder {
             pre_layrnorm: self.pre_layrnorm.stream_copy(),
             layers: self.layers.stream_copy(),
             position_grid: self.position_grid,
+            position_tables: PerSize::default(),
         }
     }
 }

@@ -12,7 +12,7 @@ use dsocr_core::{CoreError, StreamCopy, Weights};
 use dsocr_kernels::{RelPosBias, encoder_attention, gelu, layer_norm, linear_layer};
 
 use crate::config::SamConfig;
-use crate::interp::{resize_grid_bicubic_aa, resize_rows_linear};
+use crate::interp::{PerSize, resize_grid_bicubic_aa, resize_rows_linear};
 
 /// How SAM's attention applies its decomposed relative-position bias (docs/model.md §4.1).
 ///
@@ -44,6 +44,9 @@ struct SamAttention {
     /// `[2·size − 1, head_dim]` tables for the vertical and horizontal offsets.
     rel_pos_h: Tensor<2>,
     rel_pos_w: Tensor<2>,
+    /// [`SamAttention::rel_pos`] of each table, per grid size.
+    rel_h_tables: PerSize<3>,
+    rel_w_tables: PerSize<3>,
     heads: usize,
 }
 
@@ -55,6 +58,8 @@ impl SamAttention {
             proj: Linear::load(&w.pp("proj"), c, c, true)?,
             rel_pos_h: w.tensor("rel_pos_h", [rel_len, hd])?,
             rel_pos_w: w.tensor("rel_pos_w", [rel_len, hd])?,
+            rel_h_tables: PerSize::default(),
+            rel_w_tables: PerSize::default(),
             heads: cfg.heads,
         })
     }
@@ -80,8 +85,8 @@ impl SamAttention {
 
         // Decomposed relative position bias, from the unscaled queries:
         // bias[(qy,qx),(ky,kx)] = q·Rh[qy,ky] + q·Rw[qx,kx].
-        let rh = Self::rel_pos(&self.rel_pos_h, h); // [h(qy), h(ky), hd]
-        let rw = Self::rel_pos(&self.rel_pos_w, w); // [w(qx), w(kx), hd]
+        let rh = self.rel_h_tables.get(h, || Self::rel_pos(&self.rel_pos_h, h)); // [h(qy), h(ky), hd]
+        let rw = self.rel_w_tables.get(w, || Self::rel_pos(&self.rel_pos_w, w)); // [w(qx), w(kx), hd]
         let bh = b * heads;
         let rq = q.clone().reshape([bh, h, w, hd]);
         // rel_h[b, qy, qx, ky]: batch over qy.
@@ -222,6 +227,8 @@ pub struct SamEncoder {
     patch_embed: Linear,
     /// `[1, G0, G0, C]` learned absolute positions (G0 = 64 for the release).
     pos_embed: Tensor<4>,
+    /// `pos_embed` resized to each grid size `[G, G, C]`.
+    pos_tables: PerSize<3>,
     blocks: Vec<SamBlock>,
     /// The neck's 1×1 convolution, applied as a linear over the channels.
     neck_conv1: Linear,
@@ -250,6 +257,7 @@ impl SamEncoder {
                 bias: Some(w.tensor("patch_embed.proj.bias", [c])?),
             },
             pos_embed: w.tensor("pos_embed", [1, g0, g0, c])?,
+            pos_tables: PerSize::default(),
             blocks,
             neck_conv1: Linear { weight: conv_as_linear(w.tensor("neck.0.weight", [oc, c, 1, 1])?), bias: None },
             neck_norm1: LayerNorm::load(&w.pp("neck.1"), oc, cfg.eps)?,
@@ -275,7 +283,7 @@ impl SamEncoder {
         let patches = pixels.reshape([b, channels, g, p, g, p]).permute([0, 2, 4, 1, 3, 5]).reshape([b, g, g, channels * p * p]);
         let x = linear_layer(&self.patch_embed, patches); // [B, G, G, C]
         let [_, g0, _, c] = self.pos_embed.dims();
-        let pos = resize_grid_bicubic_aa(self.pos_embed.clone().reshape([g0, g0, c]), g);
+        let pos = self.pos_tables.get(g, || resize_grid_bicubic_aa(self.pos_embed.clone().reshape([g0, g0, c]), g));
         let mut x = x + pos.unsqueeze::<4>();
         for block in &self.blocks {
             x = block.forward(x, self.rel_pos_attention);
@@ -298,6 +306,8 @@ impl StreamCopy for SamAttention {
             proj: self.proj.stream_copy(),
             rel_pos_h: self.rel_pos_h.stream_copy(),
             rel_pos_w: self.rel_pos_w.stream_copy(),
+            rel_h_tables: PerSize::default(),
+            rel_w_tables: PerSize::default(),
             heads: self.heads,
         }
     }
@@ -321,6 +331,7 @@ impl StreamCopy for SamEncoder {
         SamEncoder {
             patch_embed: self.patch_embed.stream_copy(),
             pos_embed: self.pos_embed.stream_copy(),
+            pos_tables: PerSize::default(),
             blocks: self.blocks.stream_copy(),
             neck_conv1: self.neck_conv1.stream_copy(),
             neck_norm1: self.neck_norm1.stream_copy(),
