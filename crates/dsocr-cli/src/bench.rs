@@ -149,6 +149,27 @@ struct BenchReport {
     /// --vision-pages: the vision encoder alone over that many pages at once.
     vision: Vec<VisionReport>,
     gpu_cache_dir: Option<String>,
+    /// GPU kernels compiled, loaded from the cache and autotuned by this process, as of the end
+    /// of each part (cumulative; from CubeCL's records: docs/gpu.md).
+    gpu_build: Vec<BuildPhase>,
+}
+
+/// [`dsocr::common::GpuBuildTime`] as of the end of one part of the bench.
+#[derive(Debug, Clone, Serialize)]
+struct BuildPhase {
+    after: &'static str,
+    #[serde(flatten)]
+    time: dsocr::common::GpuBuildTime,
+}
+
+impl BenchReport {
+    /// Note what the process has built so far, at the end of the part `after`.
+    fn build_phase(&mut self, after: &'static str) {
+        if let Some(time) = dsocr::common::gpu_build_time() {
+            tracing::info!("bench: after {after}: {time}");
+            self.gpu_build.push(BuildPhase { after, time });
+        }
+    }
 }
 
 /// The first page of `path`: an image, or a PDF's first page rendered at the default DPI as `dsocr ocr`
@@ -263,7 +284,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         mixed_budgets: (args.mixed > 0).then_some((args.min_tokens, args.max_tokens, args.seed)),
         vision: Vec::new(),
         gpu_cache_dir,
+        gpu_build: Vec::new(),
     };
+    report.build_phase(if args.no_stages { "load" } else { "load and the stages' first run" });
     // Written after each part: a first run can take minutes, and a run cut short should still
     // leave its figures behind.
     write_report(&report, args.json_out.as_deref())?;
@@ -288,11 +311,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     };
     eprintln!("one page, {} tokens…", args.new_tokens);
     report.single = Some(run_workload_warm(&ocr, std::slice::from_ref(&image), &[args.new_tokens], &engine(args.new_tokens, Some(1), 1))?);
+    report.build_phase("one page");
     write_report(&report, args.json_out.as_deref())?;
     if args.batch > 1 {
         eprintln!("{} pages together, {} tokens each…", args.batch, args.new_tokens);
         let budgets = vec![args.new_tokens; args.batch];
         report.batch = Some(run_workload_warm(&ocr, &pages, &budgets, &engine(args.new_tokens, Some(args.batch), args.batch))?);
+        report.build_phase("batch");
         write_report(&report, args.json_out.as_deref())?;
     }
     if args.mixed > 0 {
@@ -303,6 +328,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         } else {
             run_workload_warm(&ocr, &pages, &budgets, &engine(args.max_tokens, args.engine.max_seqs, args.mixed))?
         });
+        report.build_phase("mixed");
     }
     let json = write_report(&report, args.json_out.as_deref())?;
     println!("{json}");

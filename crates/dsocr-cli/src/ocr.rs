@@ -341,6 +341,10 @@ pub fn run(args: OcrArgs) -> anyhow::Result<i32> {
             failed
         }
     });
+    // A first run on a GPU spends most of its time here; say so, and that it was once.
+    if let Some(built) = dsocr::common::gpu_build_time().filter(|b| b.built_anything()) {
+        tracing::info!("this run built its GPU kernels: {built}; kept in the GPU cache for the next runs");
+    }
     if done > 1 || !failed.is_empty() {
         eprintln!("{} of {done} input(s) done, {} failed", done - failed.len(), failed.len());
         for (f, _) in &failed {

@@ -30,6 +30,7 @@ mod checkpoint;
 pub mod config_json;
 mod device;
 mod error;
+mod gpu_build;
 #[cfg(feature = "cuda")]
 mod gpu_cache;
 pub mod gpu_settings;
@@ -41,6 +42,7 @@ mod weights;
 pub use checkpoint::{Checkpoint, TensorEntry};
 pub use device::{AUTO_MIN_GPU_BYTES, DeviceSpec, FloatType, device_memory_bytes, host_memory_bytes};
 pub use error::{CoreError, Result};
+pub use gpu_build::{GpuBuildTime, KernelOrigin, gpu_build_time};
 #[cfg(feature = "cuda")]
 pub use gpu_cache::configure_gpu;
 #[cfg(not(feature = "cuda"))]
