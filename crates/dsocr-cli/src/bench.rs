@@ -163,9 +163,9 @@ struct BuildPhase {
 }
 
 impl BenchReport {
-    /// Note what the process has built so far, at the end of the part `after`.
-    fn build_phase(&mut self, after: &'static str) {
-        if let Some(time) = dsocr::common::gpu_build_time() {
+    /// Note what the process has built so far, at the end of the part `after` (on a GPU).
+    fn build_phase(&mut self, gpu: bool, after: &'static str) {
+        if let Some(time) = gpu.then(dsocr::common::gpu_build_time).flatten() {
             tracing::info!("bench: after {after}: {time}");
             self.gpu_build.push(BuildPhase { after, time });
         }
@@ -286,7 +286,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         gpu_cache_dir,
         gpu_build: Vec::new(),
     };
-    report.build_phase(if args.no_stages { "load" } else { "load and the stages' first run" });
+    let gpu = dsocr::kernels::runs_cube_kernels(ocr.device());
+    report.build_phase(gpu, if args.no_stages { "load" } else { "load and the stages' first run" });
     // Written after each part: a first run can take minutes, and a run cut short should still
     // leave its figures behind.
     write_report(&report, args.json_out.as_deref())?;
@@ -303,7 +304,6 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         write_report(&report, args.json_out.as_deref())?;
     }
     // The engine as `dsocr ocr` sets it up for a run of `pages` pages (the vision thread included).
-    let gpu = dsocr::kernels::runs_cube_kernels(ocr.device());
     let engine = |max_tokens: usize, max_seqs: Option<usize>, pages: usize| EngineOptions {
         max_seqs,
         vision_thread: args.engine.vision_thread_for(pages, gpu),
@@ -311,13 +311,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
     };
     eprintln!("one page, {} tokens…", args.new_tokens);
     report.single = Some(run_workload_warm(&ocr, std::slice::from_ref(&image), &[args.new_tokens], &engine(args.new_tokens, Some(1), 1))?);
-    report.build_phase("one page");
+    report.build_phase(gpu, "one page");
     write_report(&report, args.json_out.as_deref())?;
     if args.batch > 1 {
         eprintln!("{} pages together, {} tokens each…", args.batch, args.new_tokens);
         let budgets = vec![args.new_tokens; args.batch];
         report.batch = Some(run_workload_warm(&ocr, &pages, &budgets, &engine(args.new_tokens, Some(args.batch), args.batch))?);
-        report.build_phase("batch");
+        report.build_phase(gpu, "batch");
         write_report(&report, args.json_out.as_deref())?;
     }
     if args.mixed > 0 {
@@ -328,7 +328,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<i32> {
         } else {
             run_workload_warm(&ocr, &pages, &budgets, &engine(args.max_tokens, args.engine.max_seqs, args.mixed))?
         });
-        report.build_phase("mixed");
+        report.build_phase(gpu, "mixed");
     }
     let json = write_report(&report, args.json_out.as_deref())?;
     println!("{json}");

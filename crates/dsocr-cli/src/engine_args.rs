@@ -48,8 +48,8 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = KernelSettings::default().grouped_from)]
     pub grouped_from: usize,
     /// Most activation rows a linear runs on dsocr's tensor-core tile kernel, the encoders'
-    /// included (default: all it takes; 256: the decoder's batches only, as before session 25;
-    /// 0: Burn's autotuned matmul past 8 rows; to compare).
+    /// included (default: all it takes; 256: larger products, the encoders' and the prefill's,
+    /// on Burn's autotuned matmul; 0: Burn's matmul past 8 rows; to compare).
     #[arg(long, default_value_t = KernelSettings::default().tile_rows)]
     pub tile_rows: usize,
     /// Tokens from which MoE experts run on the tensor-core tile kernel (decode batches, prefill);

@@ -96,7 +96,7 @@ impl fmt::Display for GpuBuildTime {
 }
 
 /// This process's tally so far, from CubeCL's records in the active cache database; `None`
-/// without one (`--no-gpu-disk-cache`, no GPU used yet, or a database that cannot be read).
+/// without one (`--no-gpu-disk-cache`, no GPU used, or a database that cannot be read).
 #[cfg(feature = "cuda")]
 pub fn gpu_build_time() -> Option<GpuBuildTime> {
     records::read()
@@ -112,9 +112,9 @@ pub fn gpu_build_time() -> Option<GpuBuildTime> {
 mod records {
     use std::time::Duration;
 
-    use cubecl::records::{Record, Records, Stamped};
-    use cubecl_environment::persistence::Database;
-    use serde::Deserialize;
+    use cubecl::records::{Record, RecordEffect, Records, Stamped};
+    use cubecl_environment::persistence::{Access, Database};
+    use serde::{Deserialize, Serialize};
 
     use super::{GpuBuildTime, KernelOrigin};
 
@@ -131,6 +131,9 @@ mod records {
         Loaded,
         /// Another key's compiled form, reused: no compiler ran.
         Rekeyed,
+        /// An outcome a later CubeCL adds: counted as not compiled rather than dropped.
+        #[serde(other)]
+        Other,
     }
 
     impl Record for Compilation {
@@ -147,25 +150,39 @@ mod records {
         const KIND: &'static str = "autotune";
     }
 
+    /// Written (as an observation, kept only with a session that builds something) for its
+    /// stamp, which names this process's session.
+    #[derive(Serialize)]
+    struct Asked;
+
+    impl Record for Asked {
+        const KIND: &'static str = "dsocr-build-asked";
+    }
+
     pub(super) fn read() -> Option<GpuBuildTime> {
-        let database = Database::open_active()?;
+        // Nothing on disk (`--no-gpu-disk-cache`): no records are kept.
+        if crate::gpu_cache::disk_cache_off() {
+            return None;
+        }
+        // The database as it is: a process that never used a GPU finds none, and makes none.
+        let database = Database::open_at(&cubecl::environment::path(), Access::ReadOnly).ok()?;
+        // This process's session, from a stamp of its own (a process id can repeat: containers).
+        // CubeCL keeps a session only once it changes the cache (a kernel compiled, a shape
+        // tuned): no records of it mean nothing was built, and what it loaded is not counted.
+        let session = cubecl::records::write(RecordEffect::Observed, &Asked)?.session;
         let records = Records::new(&database);
-        let process = std::process::id();
-        // Sessions sort by start; this process's is its newest with this process id. CubeCL
-        // keeps a session only once it changes the cache (a kernel compiled, a shape tuned):
-        // none yet means nothing was built, and what was loaded is not counted.
-        let Some(session) = records.sessions().into_iter().rev().find(|s| s.process == process) else {
-            return Some(GpuBuildTime::default());
-        };
-        let session = session.id;
-        let kernels = records.read::<Compilation>().into_iter().filter(|r: &Stamped<Compilation>| r.stamp.session == session).map(|r| {
-            let origin = match r.record.outcome {
-                Outcome::Compiled => KernelOrigin::Compiled,
-                Outcome::Loaded | Outcome::Rekeyed => KernelOrigin::Loaded,
-            };
-            (origin, r.record.duration.as_secs_f64())
-        });
-        let kernels: Vec<_> = kernels.collect();
+        let kernels: Vec<_> = records
+            .read::<Compilation>()
+            .into_iter()
+            .filter(|r: &Stamped<Compilation>| r.stamp.session == session)
+            .map(|r| {
+                let origin = match r.record.outcome {
+                    Outcome::Compiled => KernelOrigin::Compiled,
+                    Outcome::Loaded | Outcome::Rekeyed | Outcome::Other => KernelOrigin::Loaded,
+                };
+                (origin, r.record.duration.as_secs_f64())
+            })
+            .collect();
         let tunes: Vec<f64> = records
             .read::<Tune>()
             .into_iter()

@@ -121,6 +121,11 @@ pub(crate) fn ensure_gpu_configured() {
     });
 }
 
+/// Whether CubeCL was configured to keep nothing on disk (`--no-gpu-disk-cache`).
+pub(crate) fn disk_cache_off() -> bool {
+    matches!(CONFIGURED.get(), Some((None, _)))
+}
+
 /// Say, once, what the GPU cache means for this run (when a CUDA device is handed out).
 pub(crate) fn announce_gpu_cache() {
     static SAID: Once = Once::new();

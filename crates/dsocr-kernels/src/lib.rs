@@ -83,7 +83,8 @@ pub fn runs_cube_kernels(device: &burn::tensor::Device) -> bool {
 }
 
 /// Most activation rows one launch of the tile kernel covers: a cube per 64 rows along the grid's
-/// second dimension, which CUDA limits to 65,535.
+/// second dimension, which CUDA limits to 65,535. (The kernel also takes only operands of fewer
+/// than 2³² elements, for its 32-bit offsets: `crate::cuda::tile_takes_linear`.)
 pub const TILE_MAX_ROWS: usize = 65_535 * 64;
 
 /// Process-wide choices of which kernels run, for comparing them (the defaults are the fast
@@ -98,9 +99,9 @@ pub struct KernelSettings {
     pub grouped_from: usize,
     /// Most activation rows a linear runs on dsocr's tensor-core tile kernel (past
     /// [`MAX_KERNEL_ROWS`]; more rows: Burn's matmul); 0: never. By default every linear the
-    /// kernel takes, up to [`TILE_MAX_ROWS`]: the prefill's and the encoders' too, as fast warm as
-    /// Burn's autotuned matmul and without its tuning on a first run (docs/perf.md, sessions 15
-    /// and 25).
+    /// kernel takes, up to [`TILE_MAX_ROWS`]: the prefill's and the encoders' too, without Burn's
+    /// autotuning on a first run; warm, as fast for one page and up to 12 % slower on batches of
+    /// views (docs/perf.md, sessions 15 and 25).
     pub tile_rows: usize,
     /// Tokens from which the MoE experts run on the tensor-core tile kernel, grouped by expert
     /// (decode batches and prefill chunks); `usize::MAX`: never.

@@ -1,5 +1,6 @@
-//! The projections of a decode step: a few activation rows times the weights of a linear layer,
-//! of a SwiGLU MLP, or of the experts a router chose.
+//! Projections: activation rows times the weights of a linear layer, of a SwiGLU MLP, or of the
+//! experts a router chose — a decode step's few rows, a batch's or a prefill's hundreds, and the
+//! vision encoders' thousands ([`linear_layer`]).
 //!
 //! Weights are `[K, N]` (dsocr's `[d_in, d_out]`) or banks `[E, K, N]`. On a CubeCL device and
 //! for at most [`MAX_KERNEL_ROWS`] rows ([`MAX_EXPERT_PAIRS`] (token, expert) pairs) the skinny

@@ -207,11 +207,14 @@ fn window_unpartition(windows: Tensor<4>, ws: usize, b: usize, (hp, wp): (usize,
     if hp != h || wp != w { x.slice([0..b, 0..h, 0..w, 0..c]) } else { x }
 }
 
-/// A convolution weight `[out, in, kh, kw]` as a linear weight `[in·kh·kw, out]` (a view), for a
-/// convolution whose every output reads one patch of `in·kh·kw` values in that order.
+/// A convolution weight `[out, in, kh, kw]` as a linear weight `[in·kh·kw, out]`, for a
+/// convolution whose every output reads one patch of `in·kh·kw` values in that order. Laid out
+/// anew (through the host, once, at load) rather than kept as a transposed view, which the tile
+/// kernel would copy on every call.
 fn conv_as_linear(weight: Tensor<4>) -> Tensor<2> {
     let [out, channels, kh, kw] = weight.dims();
-    weight.reshape([out, channels * kh * kw]).transpose()
+    let (device, dtype) = (weight.device(), weight.dtype());
+    Tensor::from_data(weight.reshape([out, channels * kh * kw]).transpose().into_data(), (&device, dtype))
 }
 
 /// LayerNorm over the channels of an NCHW map (SAM's `LayerNorm2d`).
@@ -277,11 +280,16 @@ impl SamEncoder {
     /// autotunes a dozen candidates for every new batch of views (docs/perf.md, session 25).
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<4> {
         let p = self.patch_size;
-        let [b, channels, s, _] = pixels.dims();
-        let g = s / p;
-        // Each patch's values in the weight's order (channel, row, column): [B, G, G, 3·p·p].
-        let patches = pixels.reshape([b, channels, g, p, g, p]).permute([0, 2, 4, 1, 3, 5]).reshape([b, g, g, channels * p * p]);
+        let [b, channels, height, width] = pixels.dims();
+        let (gh, gw) = (height / p, width / p);
+        // As the stride-p convolution: rows and columns past the last whole patch are not read.
+        let pixels = if (gh * p, gw * p) == (height, width) { pixels } else { pixels.slice([0..b, 0..channels, 0..gh * p, 0..gw * p]) };
+        // Each patch's values in the weight's order (channel, row, column): [B, GH, GW, 3·p·p].
+        let patches = pixels.reshape([b, channels, gh, p, gw, p]).permute([0, 2, 4, 1, 3, 5]).reshape([b, gh, gw, channels * p * p]);
         let x = linear_layer(&self.patch_embed, patches); // [B, G, G, C]
+        // Views are square (docs/model.md §3), as the reference's position resize assumes.
+        assert_eq!(gh, gw, "SAM takes square views, not {height}×{width}");
+        let g = gh;
         let [_, g0, _, c] = self.pos_embed.dims();
         let pos = self.pos_tables.get(g, || resize_grid_bicubic_aa(self.pos_embed.clone().reshape([g0, g0, c]), g));
         let mut x = x + pos.unsqueeze::<4>();

@@ -396,7 +396,10 @@ pub(crate) fn skinny_supported(dtype: DType, columns: usize) -> bool {
 /// Whether the tile kernel takes `rows` activation rows of width `k` against weights of `dtype`
 /// with `n` outputs ([`crate::KernelSettings::tile_rows`]).
 pub(crate) fn tile_takes_linear(rows: usize, dtype: DType, k: usize, n: usize) -> bool {
-    rows > 0 && rows <= crate::settings().tile_rows.min(crate::TILE_MAX_ROWS) && tile_launch::tile_supported(dtype, k, n)
+    rows > 0
+        && rows <= crate::settings().tile_rows.min(crate::TILE_MAX_ROWS)
+        && rows.saturating_mul(k.max(n)) <= u32::MAX as usize
+        && tile_launch::tile_supported(dtype, k, n)
 }
 
 /// Whether the experts of `tokens` tokens run on the tile kernel

@@ -1,6 +1,6 @@
-//! Tensor-core products for tens to hundreds of activation rows: the projections of a decode step
-//! with many pages in flight, and the experts of a batch or a prefill, grouped by expert
-//! (docs/model.md §4.2).
+//! Tensor-core products past a few activation rows: the projections of a decode step with many
+//! pages in flight, of a prefill and of the vision encoders (thousands of rows), and the experts
+//! of a batch or a prefill, grouped by expert (docs/model.md §4.2).
 //!
 //! Burn's matmul tiles for large products: at 32-256 rows against a `[1280, 1280]` weight it runs
 //! a few dozen cubes and reads the weight at ≈ 0.1 TB/s (docs/perf.md, session 7). Here a cube
