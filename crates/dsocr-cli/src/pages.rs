@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::formats::OutputFormat;
 use crate::inputs::Document;
 use crate::kept::KeptImages;
-use crate::progress::{Progress, show_progress};
+use crate::progress::{BUILD_POLL, Progress, show_progress};
 use crate::resume::Resume;
 use crate::writer::{PageWork, WRITES_AHEAD, Write, WriterContext, Written, page_name, write_inputs};
 
@@ -206,7 +206,7 @@ pub fn run_pages(
     let (stats, written) = std::thread::scope(|scope| -> anyhow::Result<_> {
         let cx = WriterContext { docs: &docs, first_tag: &first_tag, images: &images, outputs, stream, in_order, bar: &bar };
         let writer = scope.spawn(move || write_inputs(write_rx, &cx));
-        let bar_thread = scope.spawn(|| show_progress(progress_rx, &bar, t0));
+        let bar_thread = scope.spawn(|| show_progress(progress_rx, &bar, t0, BUILD_POLL, dsocr::common::gpu_build_time));
         let stats = runner.run(engine, &requests, &mut |event| match event {
             Event::Started { tag } => {
                 let _ = progress.send(Progress::Started(tag));

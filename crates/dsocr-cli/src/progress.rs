@@ -4,10 +4,22 @@
 //! lock: on the engine's thread they made it wait for the writer (docs/perf.md, session 24).
 
 use std::collections::HashSet;
-use std::sync::mpsc::Receiver;
-use std::time::Instant;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
+use dsocr::common::GpuBuildTime;
 use indicatif::ProgressBar;
+
+/// How often the bar asks what the GPU has built while no page has finished yet.
+pub(crate) const BUILD_POLL: Duration = Duration::from_secs(2);
+
+/// What a first run is doing while it compiles: said instead of minutes of a bar at zero.
+pub(crate) fn building_message(built: &GpuBuildTime) -> String {
+    format!(
+        "compiling GPU kernels for this GPU (once; kept in the GPU cache): {} compiled in {:.0} s, {} shapes tuned in {:.0} s",
+        built.compiled, built.compile_s, built.tuned, built.tune_s
+    )
+}
 
 /// What the progress thread is told.
 pub(crate) enum Progress {
@@ -20,11 +32,29 @@ pub(crate) enum Progress {
 }
 
 /// Draw `bar` from `events` until the sender hangs up: pages done, tokens per second since `t0`,
-/// pages in flight.
-pub(crate) fn show_progress(events: Receiver<Progress>, bar: &ProgressBar, t0: Instant) {
+/// pages in flight. Until a page has finished, every `poll` it also asks `built` what the GPU has
+/// compiled and tuned so far (`dsocr::common::gpu_build_time`) and says so while that goes on.
+pub(crate) fn show_progress(
+    events: Receiver<Progress>,
+    bar: &ProgressBar,
+    t0: Instant,
+    poll: Duration,
+    built: impl Fn() -> Option<GpuBuildTime>,
+) {
     let mut in_flight = HashSet::new();
     let mut tokens = 0usize;
-    while let Ok(first) = events.recv() {
+    let mut finished = false;
+    loop {
+        let first = match events.recv_timeout(poll) {
+            Ok(event) => event,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(b) = (!finished).then(&built).flatten().filter(GpuBuildTime::built_anything) {
+                    bar.set_message(building_message(&b));
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         // Everything queued is taken at once: one redraw for a burst of pages.
         for event in std::iter::once(first).chain(events.try_iter()) {
             match event {
@@ -34,6 +64,7 @@ pub(crate) fn show_progress(events: Receiver<Progress>, bar: &ProgressBar, t0: I
                 Progress::Finished { tag, tokens: n } => {
                     in_flight.remove(&tag);
                     tokens += n;
+                    finished = true;
                     bar.inc(1);
                 }
                 Progress::Say(line) => bar.suspend(|| eprintln!("{line}")),
@@ -65,8 +96,36 @@ mod tests {
             tx.send(event).unwrap();
         }
         drop(tx);
-        show_progress(rx, &bar, Instant::now());
+        show_progress(rx, &bar, Instant::now(), BUILD_POLL, || None);
         assert_eq!(bar.position(), 2);
         assert!(bar.message().ends_with(", 1 in flight"), "{}", bar.message());
+    }
+
+    #[test]
+    fn a_first_run_says_it_is_compiling_until_a_page_finishes() {
+        use dsocr::common::KernelOrigin;
+        let bar = ProgressBar::hidden();
+        bar.set_length(1);
+        let (tx, rx) = mpsc::channel();
+        let built = || Some(GpuBuildTime::tally([(KernelOrigin::Compiled, 30.0), (KernelOrigin::Compiled, 12.0)], [20.0]));
+        std::thread::scope(|s| {
+            let drawing = s.spawn(|| show_progress(rx, &bar, Instant::now(), Duration::from_millis(5), built));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !bar.message().starts_with("compiling GPU kernels") && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(
+                bar.message(),
+                "compiling GPU kernels for this GPU (once; kept in the GPU cache): 2 compiled in 42 s, 1 shapes tuned in 20 s"
+            );
+            tx.send(Progress::Started(0)).unwrap();
+            tx.send(Progress::Finished { tag: 0, tokens: 5 }).unwrap();
+            // Once a page is done the bar says the pages' rate again, whatever is still built.
+            std::thread::sleep(Duration::from_millis(50));
+            drop(tx);
+            drawing.join().unwrap();
+        });
+        assert_eq!(bar.position(), 1);
+        assert!(bar.message().ends_with("tok/s, 0 in flight"), "{}", bar.message());
     }
 }

@@ -6,16 +6,19 @@
 //! batch size on its way down. What is compiled and tuned lands in the GPU cache directory; the
 //! decode steps' CUDA graphs are per process and are captured again by each run.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use dsocr::bench::{a4_page, run_workload};
-use dsocr::common::{DeviceSpec, FloatType};
+use dsocr::common::{DeviceSpec, FloatType, GpuBuildTime, gpu_build_time};
 use dsocr::{DeepseekOcr, ModelSource};
+use indicatif::ProgressBar;
 
 use crate::engine_args::EngineArgs;
 use crate::gpu_args::GpuArgs;
+use crate::progress::{BUILD_POLL, building_message};
 
 #[derive(Args)]
 pub struct WarmupArgs {
@@ -73,11 +76,31 @@ pub fn run(args: WarmupArgs) -> anyhow::Result<i32> {
     for (what, budgets) in parts {
         let max = budgets.iter().copied().max().unwrap_or(8);
         let engine = dsocr::EngineOptions { max_seqs: Some(budgets.len()), ..args.engine.options(&mode, max) };
-        eprintln!("warmup: {what}: compiling and tuning what it needs (a few minutes the first time on a GPU, seconds once cached)…");
+        eprintln!("warmup: {what}: compiling and tuning what it needs (a minute or more the first time on a GPU, seconds once cached)…");
         let t = Instant::now();
-        let report = run_workload(&ocr, std::slice::from_ref(&page), &budgets, &engine)?;
+        let before = gpu_build_time().unwrap_or_default();
+        // What is being built, said as it goes (CubeCL's records, read every two seconds).
+        let spinner = ProgressBar::new_spinner();
+        spinner.enable_steady_tick(Duration::from_millis(200));
+        let done = AtomicBool::new(false);
+        let report = std::thread::scope(|s| {
+            let poller = s.spawn(|| {
+                while !done.load(Ordering::Acquire) {
+                    if let Some(built) = gpu_build_time().map(|b| b.since(&before)).filter(GpuBuildTime::built_anything) {
+                        spinner.set_message(format!("{what}: {}", building_message(&built)));
+                    }
+                    std::thread::park_timeout(BUILD_POLL);
+                }
+            });
+            let report = run_workload(&ocr, std::slice::from_ref(&page), &budgets, &engine);
+            done.store(true, Ordering::Release);
+            poller.thread().unpark();
+            report
+        })?;
+        spinner.finish_and_clear();
+        let built = gpu_build_time().map(|b| format!("; {}", b.since(&before))).unwrap_or_default();
         eprintln!(
-            "warmup: {what}: {:.1} s ({} decode graphs captured in {:.1} s)",
+            "warmup: {what}: {:.1} s ({} decode graphs captured in {:.1} s{built})",
             t.elapsed().as_secs_f64(),
             report.graph_captures,
             report.capture_s

@@ -102,7 +102,7 @@ pub(crate) fn ensure_gpu_configured() {
                 Ok(CacheState::Present) => None,
                 // Said at the default log level: otherwise a first run is minutes of silence.
                 Ok(CacheState::Empty) => Some(format!(
-                    "first run of this dsocr version on {}: GPU kernels are compiled and tuned as the first pages need them (minutes, once; kept in {}{unkeyed}; `dsocr warmup` does it ahead of time)",
+                    "first run of this dsocr version on {}: GPU kernels are compiled and tuned as the first pages need them (a minute or more, once; kept in {}{unkeyed}; `dsocr warmup` does it ahead of time)",
                     gpu.slug(),
                     keyed.display()
                 )),
