@@ -206,7 +206,10 @@ pub fn run_pages(
     let (stats, written) = std::thread::scope(|scope| -> anyhow::Result<_> {
         let cx = WriterContext { docs: &docs, first_tag: &first_tag, images: &images, outputs, stream, in_order, bar: &bar };
         let writer = scope.spawn(move || write_inputs(write_rx, &cx));
-        let bar_thread = scope.spawn(|| show_progress(progress_rx, &bar, t0, BUILD_POLL, dsocr::common::gpu_build_time));
+        // What a first run compiles is asked only where the bar is drawn (a terminal, several pages).
+        let (drawn, shown) = (!bar.is_hidden(), &bar);
+        let built = move || drawn.then(dsocr::common::gpu_build_time).flatten();
+        let bar_thread = scope.spawn(move || show_progress(progress_rx, shown, t0, BUILD_POLL, built));
         let stats = runner.run(engine, &requests, &mut |event| match event {
             Event::Started { tag } => {
                 let _ = progress.send(Progress::Started(tag));

@@ -42,6 +42,21 @@ pub struct WarmupArgs {
     gpu: GpuArgs,
 }
 
+/// Tells the warmup's poller thread to stop, when dropped.
+struct StopPoller<'a> {
+    done: &'a AtomicBool,
+    poller: Option<std::thread::Thread>,
+}
+
+impl Drop for StopPoller<'_> {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
+        if let Some(poller) = &self.poller {
+            poller.unpark();
+        }
+    }
+}
+
 /// The token budgets of `pages` pages that leave one at a time, two decode steps apart.
 fn staggered_budgets(pages: usize) -> Vec<usize> {
     (1..=pages).map(|k| 2 + 2 * k).collect()
@@ -79,25 +94,29 @@ pub fn run(args: WarmupArgs) -> anyhow::Result<i32> {
         eprintln!("warmup: {what}: compiling and tuning what it needs (a minute or more the first time on a GPU, seconds once cached)…");
         let t = Instant::now();
         let before = gpu_build_time().unwrap_or_default();
-        // What is being built, said as it goes (CubeCL's records, read every two seconds).
+        // What is being built, said as it goes (CubeCL's records, read every two seconds) where
+        // the spinner is drawn (a terminal).
         let spinner = ProgressBar::new_spinner();
         spinner.enable_steady_tick(Duration::from_millis(200));
         let done = AtomicBool::new(false);
         let report = std::thread::scope(|s| {
-            let poller = s.spawn(|| {
-                while !done.load(Ordering::Acquire) {
-                    if let Some(built) = gpu_build_time().map(|b| b.since(&before)).filter(GpuBuildTime::built_anything) {
-                        spinner.set_message(format!("{what}: {}", building_message(&built)));
+            let poller = (!spinner.is_hidden()).then(|| {
+                s.spawn(|| {
+                    while !done.load(Ordering::Acquire) {
+                        if let Some(built) = gpu_build_time().map(|b| b.since(&before)).filter(GpuBuildTime::built_anything) {
+                            spinner.set_message(format!("{what}: {}", building_message(&built, t.elapsed())));
+                        }
+                        std::thread::park_timeout(BUILD_POLL);
                     }
-                    std::thread::park_timeout(BUILD_POLL);
-                }
+                })
             });
-            let report = run_workload(&ocr, std::slice::from_ref(&page), &budgets, &engine);
-            done.store(true, Ordering::Release);
-            poller.thread().unpark();
-            report
-        })?;
+            // Stops the poller however the workload ends (a CUDA error panics; the scope would
+            // otherwise wait for the poller for ever).
+            let _stop = StopPoller { done: &done, poller: poller.as_ref().map(|p| p.thread().clone()) };
+            run_workload(&ocr, std::slice::from_ref(&page), &budgets, &engine)
+        });
         spinner.finish_and_clear();
+        let report = report?;
         let built = gpu_build_time().map(|b| format!("; {}", b.since(&before))).unwrap_or_default();
         eprintln!(
             "warmup: {what}: {:.1} s ({} decode graphs captured in {:.1} s{built})",

@@ -110,9 +110,10 @@ pub fn gpu_build_time() -> Option<GpuBuildTime> {
 
 #[cfg(feature = "cuda")]
 mod records {
+    use std::sync::OnceLock;
     use std::time::Duration;
 
-    use cubecl::records::{Record, RecordEffect, Records, Stamped};
+    use cubecl::records::{Record, RecordEffect, Records, SessionId, Stamped};
     use cubecl_environment::persistence::{Access, Database};
     use serde::{Deserialize, Serialize};
 
@@ -166,10 +167,12 @@ mod records {
         }
         // The database as it is: a process that never used a GPU finds none, and makes none.
         let database = Database::open_at(&cubecl::environment::path(), Access::ReadOnly).ok()?;
-        // This process's session, from a stamp of its own (a process id can repeat: containers).
+        // This process's session, from a stamp of its own (a process id can repeat: containers),
+        // taken once (dsocr keeps one environment per process; every stamp would be a row).
         // CubeCL keeps a session only once it changes the cache (a kernel compiled, a shape
         // tuned): no records of it mean nothing was built, and what it loaded is not counted.
-        let session = cubecl::records::write(RecordEffect::Observed, &Asked)?.session;
+        static SESSION: OnceLock<Option<SessionId>> = OnceLock::new();
+        let session = (*SESSION.get_or_init(|| cubecl::records::write(RecordEffect::Observed, &Asked).map(|s| s.session)))?;
         let records = Records::new(&database);
         let kernels: Vec<_> = records
             .read::<Compilation>()
