@@ -59,38 +59,27 @@ fn use_linear_kernel(x: &Tensor<2>, weight: &Tensor<2>) -> bool {
     x.dtype() == weight.dtype() && use_kernel(&x.device(), x.dims()[0], MAX_KERNEL_ROWS, weight.dtype(), weight.dims()[1])
 }
 
-/// Whether [`linear`] runs `rows` rows of `x`'s device and type against `weight` on dsocr's
-/// kernels (the skinny ones or the tile kernel).
-#[cfg(feature = "cuda")]
-fn kernel_takes_rows(rows: usize, x_dtype: DType, device: &Device, weight: &Tensor<2>) -> bool {
-    let ([k, n], dtype) = (weight.dims(), weight.dtype());
-    x_dtype == dtype
-        && (use_kernel(device, rows, MAX_KERNEL_ROWS, dtype, n)
-            || (crate::kernels_enabled(device) && crate::cuda::tile_takes_linear(rows, dtype, k, n)))
-}
-
 /// A [`Linear`] layer, its bias added, over the last dimension of `x`: on dsocr's kernels where
 /// [`linear`] takes the rows, else the layer's own Burn definition ([`Linear::forward`]). The
 /// encoders' linears come here so that on a GPU they run on the tile kernel, whose launch shape
 /// follows from the problem by rule: Burn's matmul autotunes every new shape, compiling a dozen
 /// candidates of 0.1-1.5 s each, which made most of a first run's time (docs/perf.md, session 25).
 pub fn linear_layer<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    // One product over all leading dimensions, as `Linear::forward` does too.
+    let mut dims = x.dims();
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let x = x.reshape([rows, dims[D - 1]]);
     #[cfg(feature = "cuda")]
-    {
-        let mut dims = x.dims();
-        let d_in = dims[D - 1];
-        let rows = dims[..D - 1].iter().product::<usize>();
-        if kernel_takes_rows(rows, x.dtype(), &x.device(), &layer.weight) {
-            let y = linear(x.reshape([rows, d_in]), &layer.weight);
-            let y = match &layer.bias {
-                Some(bias) => y + bias.clone().unsqueeze::<2>(),
-                None => y,
-            };
-            dims[D - 1] = layer.weight.dims()[1];
-            return y.reshape(dims);
-        }
-    }
-    layer.forward(x)
+    let on_kernels = use_linear_kernel(&x, &layer.weight) || use_tile_kernel(&x, &layer.weight);
+    #[cfg(not(feature = "cuda"))]
+    let on_kernels = false;
+    let y = match (on_kernels, &layer.bias) {
+        (true, Some(bias)) => linear(x, &layer.weight) + bias.clone().unsqueeze::<2>(),
+        (true, None) => linear(x, &layer.weight),
+        (false, _) => layer.forward(x),
+    };
+    dims[D - 1] = layer.weight.dims()[1];
+    y.reshape(dims)
 }
 
 /// `x` `[M, K]` · `weight` `[K, N]` → `[M, N]`.
