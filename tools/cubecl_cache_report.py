@@ -8,6 +8,7 @@ prints, for each session, the compile time by kernel family and the tuning time 
 
     tools/cubecl_cache_report.py dist/cubecl-cache/0.1.0/<gpu>_driver-<v>/default.db
     tools/cubecl_cache_report.py dist/cubecl-cache.tar.xz     # the file save-cache packs
+    tools/cubecl_cache_report.py --keys DB                     # and every tuned key, slowest first
 
 Standard library only (a small CBOR reader below), so it runs on the GPU machines too.
 """
@@ -98,7 +99,7 @@ def seconds(d):
     return d["secs"] + d["nanos"] / 1e9
 
 
-def report(db):
+def report(db, keys=False):
     con = sqlite3.connect(db)
     rows = lambda ns: [cbor(v) for (v,) in con.execute("select value from entries where namespace = ?", (ns,))]
     sessions = {r["id"]: r for r in rows("records/v1/sessions")}
@@ -113,11 +114,15 @@ def report(db):
         entry[0] += 1
         entry[1] += seconds(rec["duration"])
     tuned = collections.defaultdict(lambda: collections.defaultdict(lambda: [0, 0.0]))
+    tuned_keys = collections.defaultdict(list)
     for r in rows("records/v1/autotune"):
         s, rec = r["stamp"]["session"], r["record"]
         entry = tuned[s][rec["table"].split("/")[-1]]
         entry[0] += 1
         entry[1] += seconds(rec["wall"])
+        # Whatever the record says besides its table and timings: the tuned key.
+        rest = {k: v for k, v in rec.items() if k not in ("table", "wall")}
+        tuned_keys[s].append((seconds(rec["wall"]), rec["table"].split("/")[-1], str(rest)[:400]))
     for s in sorted(set(compiled) | set(tuned) | set(loaded), key=lambda s: sessions.get(s, {}).get("started_unix_ms", 0)):
         kernels = compiled[s]
         total = sum(t for _, t in kernels.values())
@@ -127,12 +132,17 @@ def report(db):
             print(f"  compiled {n:5d} {t:7.1f} s  {name}")
         for table, (n, t) in sorted(tuned[s].items(), key=lambda kv: -kv[1][1]):
             print(f"  tuned    {n:5d} {t:7.1f} s  {table} (keys, wall of their tuning runs)")
+        if keys:
+            for wall, table, key in sorted(tuned_keys[s], reverse=True):
+                print(f"    {wall:7.1f} s  {table}: {key}")
 
 
 def main():
-    if len(sys.argv) != 2:
+    args = [a for a in sys.argv[1:] if a != "--keys"]
+    keys = len(args) != len(sys.argv) - 1
+    if len(args) != 1:
         sys.exit(__doc__)
-    path = sys.argv[1]
+    path = args[0]
     if path.endswith(".tar.xz"):
         with tempfile.TemporaryDirectory() as tmp:
             with tarfile.open(path) as tar:
@@ -140,9 +150,9 @@ def main():
             for root, _, files in os.walk(tmp):
                 if "default.db" in files:
                     print(f"== {os.path.relpath(root, tmp)}")
-                    report(os.path.join(root, "default.db"))
+                    report(os.path.join(root, "default.db"), keys)
     else:
-        report(path)
+        report(path, keys)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,10 @@ case "$what" in
         grep -a -E "model loaded|first run|tok/s|Elapsed|timings|vision|prefill" "$OUT/$name.err" | tail -8
       done
       du -sh "$cache"/*/* 2>/dev/null | tail -2
+      # Where the cold process's compile and tuning time went.
+      for db in "$cache"/*/*/default.db; do
+        [ -f "$db" ] && python3 tools/cubecl_cache_report.py --keys "$db" | tee "$OUT/cache-report-$level.txt" | head -60
+      done
       if [ -n "${COLD_BENCH:-}" ]; then
         timeout "${BENCH_TIMEOUT:-500}" dist/dsocr bench --model $SYNTH --device cuda --autotune "$level" --gpu-cache-dir "$cache" \
           --json-out "$OUT/bench-$level.json" "$@" > /dev/null 2> "$OUT/bench-$level.err"

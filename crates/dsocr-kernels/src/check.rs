@@ -58,6 +58,7 @@ fn check_in(device: &Device, dtype: DType, tolerance: f32) -> Vec<KernelCheck> {
     // the reference). Their outputs reach |4|, where a bf16 rounding alone is up to 0.016.
     if dtype != DType::F32 {
         out.extend(crate::check_encoder::check_encoder_attention(device, dtype, 3e-2));
+        out.extend(crate::check_encoder::check_prefill_attention(device, dtype, 3e-2));
         out.extend(crate::check_encoder::check_layer_norm(device, dtype, 3e-2));
     }
     out.extend(check_decode_attention(device, dtype, tolerance));

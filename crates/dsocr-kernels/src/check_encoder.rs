@@ -1,6 +1,7 @@
 //! Self-check of the encoders' kernels (attention, [`crate::encoder_attention`]; LayerNorm,
-//! [`crate::layer_norm`]) against their Burn references run in f32 on the same (already rounded)
-//! inputs, at the encoders' real shapes.
+//! [`crate::layer_norm`]) and of the decoder's prefill attention on the same kernel
+//! ([`crate::prefill_attention`]) against their Burn references run in f32 on the same (already
+//! rounded) inputs, at the real shapes.
 
 use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
@@ -8,6 +9,7 @@ use burn::tensor::{DType, Distribution};
 use crate::check::{KernelCheck, host, max_abs_diff};
 use crate::encoder_attention::{RelPosBias, encoder_attention, encoder_attention_reference};
 use crate::norm::{layer_norm, layer_norm_reference};
+use crate::prefill_attention::{prefill_attention, prefill_attention_reference};
 
 /// One case: name, views, heads, key/value heads, tokens (a `Gh × Gw` grid when the bias is on),
 /// relative-position bias, `causal_from`.
@@ -76,6 +78,32 @@ fn check_case(device: &Device, dtype: DType, tolerance: f32, c: &Case) -> Kernel
         max_abs_err: err,
         tolerance,
     }
+}
+
+/// The decoder's prefill attention (10 heads of 128) in `dtype`: a whole 913-token prompt (a
+/// partial last block of queries and keys), a later chunk seeing 657 earlier slots, a short chunk
+/// whose queries sit inside one block of keys, one token after a prompt.
+pub(crate) fn check_prefill_attention(device: &Device, dtype: DType, tolerance: f32) -> Vec<KernelCheck> {
+    let (heads, d) = (10, 128);
+    [(0usize, 913usize), (657, 256), (5, 70), (913, 1)]
+        .into_iter()
+        .map(|(start, t)| {
+            let rnd = |n: usize| Tensor::<4>::random([1, heads, n, d], Distribution::Normal(0.0, 1.0), (device, dtype));
+            // The keys and values as the decoder has them: gathered from the pool, contiguous;
+            // the queries a view of the rotated projection.
+            let q = Tensor::<4>::random([1, t, heads, d], Distribution::Normal(0.0, 1.0), (device, dtype)).swap_dims(1, 2);
+            let (k, v) = (rnd(start + t), rnd(start + t));
+            let got = host(prefill_attention(q.clone(), k.clone(), v.clone(), start));
+            let f32s = |t: Tensor<4>| t.cast(DType::F32);
+            let expected = host(prefill_attention_reference(f32s(q), f32s(k), f32s(v), start));
+            KernelCheck {
+                kernel: "prefill_attention",
+                case: format!("{dtype:?} heads={heads} d={d}: {t} queries from slot {start}"),
+                max_abs_err: max_abs_diff(&got, &expected),
+                tolerance,
+            }
+        })
+        .collect()
 }
 
 /// LayerNorm at the encoders' widths and row counts, in `dtype` (the kernel takes bf16 and f16).

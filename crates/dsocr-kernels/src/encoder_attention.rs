@@ -55,7 +55,7 @@ pub fn encoder_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<
     #[cfg(feature = "cuda")]
     if encoder_attention_fused(&q.device(), q.dtype(), q.dims()[3]) && crate::cuda::encoder_attention_supported(&q, &k, &v, bias.as_ref()) {
         let n = q.dims()[2];
-        return crate::cuda::encoder_attention(q, k, v, bias, causal_from.unwrap_or(n).min(n));
+        return crate::cuda::encoder_attention(q, k, v, bias, causal_from.unwrap_or(n).min(n), 0);
     }
     if crate::host_kernels_enabled(&q.device(), q.dtype()) {
         return encoder_attention_host(q, k, v, bias, causal_from);

@@ -7,7 +7,7 @@
 //!   and defines what the kernel must compute;
 //! - with the `cuda` feature, a CubeCL kernel used when the tensors live on a CubeCL device.
 //!
-//! Callers use the dispatching functions ([`decode_attention`], [`encoder_attention`], [`add_rms_norm`], [`rms_norm`], [`rope_qkv_cached`],
+//! Callers use the dispatching functions ([`decode_attention`], [`encoder_attention`], [`prefill_attention`], [`add_rms_norm`], [`rms_norm`], [`rope_qkv_cached`],
 //! [`route`], [`linear`], [`swiglu`], [`expert_swiglu`], [`expert_down`], [`overwrite_ints`],
 //! [`increment_ints`], [`argmax_into`]); each has a `_reference` twin. [`linear_parts`] and
 //! [`expert_down_parts`] leave a projection's last sum to the kernel that consumes it
@@ -43,6 +43,7 @@ mod host_math;
 mod ints;
 mod norm;
 mod parts;
+mod prefill_attention;
 mod projection;
 mod rope;
 mod router;
@@ -62,6 +63,7 @@ pub use host_linear::{SKINNY_ROWS, host_linear, host_matmul};
 pub use ints::{increment_ints, increment_ints_reference, overwrite_ints, overwrite_ints_reference};
 pub use norm::{add_rms_norm, add_rms_norm_reference, layer_norm, layer_norm_reference, rms_norm, rms_norm_reference};
 pub use parts::PartialSums;
+pub use prefill_attention::{prefill_attention, prefill_attention_reference};
 pub use projection::{
     MAX_EXPERT_PAIRS, MAX_KERNEL_ROWS, expert_down, expert_down_parts, expert_down_reference, expert_kernels_take, expert_swiglu,
     expert_swiglu_reference, linear, linear_layer, linear_parts, linear_reference, swiglu, swiglu_reference,

@@ -2,8 +2,6 @@
 //! [`dsocr_kernels::rope_qkv_cached`]; docs/model.md §6.2), reading and extending the KV pool.
 
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 use dsocr_core::{CoreError, Weights};
 use dsocr_kernels::PartialSums;
@@ -66,36 +64,21 @@ impl Attention {
         // Columns [q | k | v] → heads, q and k rotated; k and v go into the pool.
         let (q, keys, values) = pool.write(layer, qkv, (ctx.cos, ctx.sin), heads, ctx.slots);
         let out = match ctx.prefill {
-            // The step's keys are in slot `starts[b]` of each sequence.
-            None => dsocr_kernels::decode_attention(q, keys, values, ctx.slots.tables(), ctx.slots.starts.clone()),
+            // The step's keys are in slot `starts[b]` of each sequence; one token: heads first and
+            // tokens first are the same layout.
+            None => dsocr_kernels::decode_attention(q, keys, values, ctx.slots.tables(), ctx.slots.starts.clone()).swap_dims(1, 2),
             Some((blocks, start)) => {
                 // The sequence's live slots gathered from its blocks (a copy of `start + T` slots).
                 let blocks: Vec<i64> = blocks.iter().map(|&b| b as i64).collect();
                 let live = |c: &Tensor<4>| dsocr_kernels::gather_blocks(c, &blocks, start + t);
-                prefill_attention(q, live(&keys), live(&values), start)
+                dsocr_kernels::prefill_attention(q, live(&keys), live(&values), start)
             }
         };
         self.project_out(out, [b, t, hidden])
     }
 
-    /// Heads `[B, heads, T, d]` → rows `[B·T, H]` through `o_proj`.
-    fn project_out(&self, heads: Tensor<4>, [b, t, hidden]: [usize; 3]) -> PartialSums {
-        let rows = heads.swap_dims(1, 2).reshape([b * t, hidden]);
-        self.o_proj.parts(rows)
+    /// Tokens first `[B, T, heads, d]` → rows `[B·T, H]` through `o_proj`.
+    fn project_out(&self, tokens: Tensor<4>, [b, t, hidden]: [usize; 3]) -> PartialSums {
+        self.o_proj.parts(tokens.reshape([b * t, hidden]))
     }
-}
-
-/// Attention of a prefill chunk: queries `q` `[1, heads, T, d]` at slots `start..start + T` over
-/// `keys`/`values` `[1, heads, start + T, d]` (the sequence's live slots). A first chunk is plainly
-/// causal; a later one also sees every earlier slot.
-pub(crate) fn prefill_attention(q: Tensor<4>, keys: Tensor<4>, values: Tensor<4>, start: usize) -> Tensor<4> {
-    let [_, heads, t, _] = q.dims();
-    let live = start + t;
-    let mask = (start > 0).then(|| {
-        let slots = Tensor::<1, Int>::arange(0..live as i64, &q.device()).reshape([1, live]);
-        let queries = Tensor::<1, Int>::arange(start as i64..live as i64, &q.device()).reshape([t, 1]);
-        slots.greater(queries).reshape([1, 1, t, live]).expand([1, heads, t, live])
-    });
-    let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: start == 0 && t > 1 };
-    attention(q, keys, values, mask, None, options)
 }

@@ -15,8 +15,6 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use rayon::prelude::*;
 
-use crate::attention::prefill_attention;
-
 /// Keys and values of one layer, `[blocks, heads, L, d]` each (post-RoPE keys).
 #[derive(Debug)]
 struct Layer {
@@ -82,7 +80,7 @@ impl HostKv {
     }
 
     /// One decode step of `layer`: `qkv` `[B, 3H]` (sequence `b` at slot `starts[b]` of its
-    /// blocks `tables[b]`) → attention output `[B, heads, 1, d]`.
+    /// blocks `tables[b]`) → attention output `[B, 1, heads, d]` (tokens first).
     pub(crate) fn decode(
         &mut self,
         layer: usize,
@@ -115,12 +113,12 @@ impl HostKv {
             });
             attend(q, runs, d, scale, out);
         });
-        Tensor::<4>::from_data(TensorData::new(out, [b, heads, 1, d]), (&device, DType::F32)).cast(dtype)
+        Tensor::<4>::from_data(TensorData::new(out, [b, 1, heads, d]), (&device, DType::F32)).cast(dtype)
     }
 
     /// A prefill of `layer`: `qkv` `[T, 3H]`, the tokens at slots `start..start + T` of the
-    /// sequence with blocks `blocks` → attention output `[1, heads, T, d]` (each token sees every
-    /// earlier slot and itself).
+    /// sequence with blocks `blocks` → attention output `[1, T, heads, d]` (tokens first; each
+    /// token sees every earlier slot and itself).
     pub(crate) fn prefill(
         &mut self,
         layer: usize,
@@ -157,7 +155,7 @@ impl HostKv {
             Tensor::from_data(TensorData::new(v, [1, heads, live, d]), (&device, DType::F32))
         };
         let q = Tensor::<4>::from_data(TensorData::new(q, [1, heads, t, d]), (&device, DType::F32));
-        prefill_attention(q, cut(&l.keys), cut(&l.values), start).cast(dtype)
+        dsocr_kernels::prefill_attention(q, cut(&l.keys), cut(&l.values), start).cast(dtype)
     }
 }
 
@@ -249,7 +247,11 @@ mod tests {
             let got = host.prefill(1, qkv.clone(), (&cos, &sin), a, start);
             let (q, k, v) = dsocr_kernels::rope_qkv_cached_reference(qkv, &cos, &sin, &table(&[a]), &ints(&[start]), heads, keys, values);
             (keys, values) = (k, v);
-            close(got, prefill_attention(q, live(&keys, a, start + t), live(&values, a, start + t), start), "prefill");
+            close(
+                got,
+                dsocr_kernels::prefill_attention_reference(q, live(&keys, a, start + t), live(&values, a, start + t), start),
+                "prefill",
+            );
         }
         // Sequence B owns blocks 0 and 3 and has one token; decode A (slot 5) and B (slot 1)
         // together, twice.

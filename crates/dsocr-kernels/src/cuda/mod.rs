@@ -46,9 +46,11 @@ pub trait DsocrKernels: Backend {
         newest: IntTensor<Self>,
     ) -> FloatTensor<Self>;
 
-    /// See [`crate::encoder_attention`]: `[B, n, heads, d]` from `q` `[B, heads, n, d]`;
-    /// `rel_h`/`rel_w` are read only `with_bias`.
+    /// See [`crate::encoder_attention`] and [`crate::prefill_attention`]: `[B, n, heads, d]`
+    /// from `q` `[B, heads, n, d]` at positions `query_offset..`; `rel_h`/`rel_w` are read only
+    /// `with_bias`.
     #[fusion(dtype = q, shape = Shape::new([q[0], q[2], q[1], q[3]]))]
+    #[allow(clippy::too_many_arguments)]
     fn encoder_attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -56,6 +58,7 @@ pub trait DsocrKernels: Backend {
         rel_h: FloatTensor<Self>,
         rel_w: FloatTensor<Self>,
         causal_from: usize,
+        query_offset: usize,
         with_bias: bool,
     ) -> FloatTensor<Self>;
 
@@ -187,9 +190,10 @@ impl DsocrKernels for CubeBackend {
         rel_h: FloatTensor<Self>,
         rel_w: FloatTensor<Self>,
         causal_from: usize,
+        query_offset: usize,
         with_bias: bool,
     ) -> FloatTensor<Self> {
-        encoder_attention_launch::encoder_attention(q, k, v, rel_h, rel_w, causal_from, with_bias)
+        encoder_attention_launch::encoder_attention(q, k, v, rel_h, rel_w, causal_from, query_offset, with_bias)
     }
 
     fn layer_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, eps: f32) -> FloatTensor<Self> {
@@ -318,9 +322,10 @@ pub(crate) fn decode_attention(
     ))
 }
 
-/// Whether the encoder-attention kernel takes these tensors: bf16 or f16 (its products run on
-/// tensor cores), head size 64, whole groups of query heads per key/value head, and bias tables
-/// that cover the sequence.
+/// Whether the attention kernel takes these tensors: bf16 or f16 (its products run on tensor
+/// cores), head size 64 or 128, whole groups of query heads per key/value head, keys for every
+/// query (as many as queries with a bias, whose tables must cover the sequence) and positions
+/// that fit u32.
 pub(crate) fn encoder_attention_supported(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: Option<&crate::RelPosBias>) -> bool {
     let [b, heads, n, d] = q.dims();
     let [kb, kv_heads, kn, kd] = k.dims();
@@ -333,6 +338,7 @@ pub(crate) fn encoder_attention_supported(q: &Tensor<4>, k: &Tensor<4>, v: &Tens
             && same(&rel.rel_w)
             && bh == b * heads
             && gh * gw == n
+            && kn == n
             && g == gh
             && rel.rel_w.dims() == [bh, gh, gw, gw]
             && addressable(&rel.rel_h)
@@ -341,12 +347,14 @@ pub(crate) fn encoder_attention_supported(q: &Tensor<4>, k: &Tensor<4>, v: &Tens
     matches!(q.dtype(), DType::BF16 | DType::F16)
         && same(k)
         && same(v)
-        && d == 64
-        && (kb, kn, kd) == (b, n, d)
+        && matches!(d, 64 | 128)
+        && (kb, kd) == (b, d)
         && v.dims() == k.dims()
         && kv_heads > 0
         && heads.is_multiple_of(kv_heads)
         && n > 0
+        && kn > 0
+        && kn <= u32::MAX as usize
         && bias_fits
 }
 
@@ -357,6 +365,7 @@ pub(crate) fn encoder_attention(
     v: Tensor<4>,
     bias: Option<crate::RelPosBias>,
     causal_from: usize,
+    query_offset: usize,
 ) -> Tensor<4> {
     let with_bias = bias.is_some();
     // Without a bias the tables are unread: the query stands in.
@@ -371,6 +380,7 @@ pub(crate) fn encoder_attention(
         rel_h.into_dispatch(),
         rel_w.into_dispatch(),
         causal_from,
+        query_offset,
         with_bias,
     ))
 }
