@@ -10,6 +10,7 @@ use crate::check::{KernelCheck, host, max_abs_diff};
 use crate::encoder_attention::{RelPosBias, encoder_attention, encoder_attention_reference};
 use crate::norm::{layer_norm, layer_norm_reference};
 use crate::prefill_attention::{prefill_attention, prefill_attention_reference};
+use crate::rel_pos::{rel_pos_terms, rel_pos_terms_reference};
 
 /// One case: name, views, heads, key/value heads, tokens (a `Gh × Gw` grid when the bias is on),
 /// relative-position bias, `causal_from`.
@@ -100,6 +101,31 @@ pub(crate) fn check_prefill_attention(device: &Device, dtype: DType, tolerance: 
                 kernel: "prefill_attention",
                 case: format!("{dtype:?} heads={heads} d={d}: {t} queries from slot {start}"),
                 max_abs_err: max_abs_diff(&got, &expected),
+                tolerance,
+            }
+        })
+        .collect()
+}
+
+/// SAM's relative-position terms in `dtype`: a global block of a 1024-pixel view (64×64 grid) and
+/// the windowed blocks' 14×14 windows, the queries views of the fused projection.
+pub(crate) fn check_rel_pos(device: &Device, dtype: DType, tolerance: f32) -> Vec<KernelCheck> {
+    let (heads, d) = (12, 64);
+    [("sam global 1024", 1usize, 64usize), ("sam windows", 9, 14)]
+        .into_iter()
+        .map(|(name, batch, g)| {
+            let rnd = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), (device, dtype));
+            let q = rnd([batch, g * g, 3 * heads, d]).narrow(2, 0, heads).swap_dims(1, 2);
+            let table = || -> Tensor<3> { rnd([1, g, g, d]).squeeze_dim(0) };
+            let (rh, rw) = (table(), table());
+            let got = rel_pos_terms(q.clone(), &rh, &rw);
+            let f32s = |t: Tensor<3>| t.cast(DType::F32);
+            let want = rel_pos_terms_reference(q.cast(DType::F32), &f32s(rh), &f32s(rw));
+            let err = max_abs_diff(&host(got.rel_h), &host(want.rel_h)).max(max_abs_diff(&host(got.rel_w), &host(want.rel_w)));
+            KernelCheck {
+                kernel: "rel_pos_terms",
+                case: format!("{dtype:?} {name}: B={batch} heads={heads} grid {g}x{g}"),
+                max_abs_err: err,
                 tolerance,
             }
         })

@@ -7,7 +7,7 @@
 //!   and defines what the kernel must compute;
 //! - with the `cuda` feature, a CubeCL kernel used when the tensors live on a CubeCL device.
 //!
-//! Callers use the dispatching functions ([`decode_attention`], [`encoder_attention`], [`prefill_attention`], [`add_rms_norm`], [`rms_norm`], [`rope_qkv_cached`],
+//! Callers use the dispatching functions ([`decode_attention`], [`encoder_attention`], [`prefill_attention`], [`rel_pos_terms`], [`add_rms_norm`], [`rms_norm`], [`rope_qkv_cached`],
 //! [`route`], [`linear`], [`swiglu`], [`expert_swiglu`], [`expert_down`], [`overwrite_ints`],
 //! [`increment_ints`], [`argmax_into`]); each has a `_reference` twin. [`linear_parts`] and
 //! [`expert_down_parts`] leave a projection's last sum to the kernel that consumes it
@@ -45,6 +45,7 @@ mod norm;
 mod parts;
 mod prefill_attention;
 mod projection;
+mod rel_pos;
 mod rope;
 mod router;
 
@@ -68,6 +69,7 @@ pub use projection::{
     MAX_EXPERT_PAIRS, MAX_KERNEL_ROWS, expert_down, expert_down_parts, expert_down_reference, expert_kernels_take, expert_swiglu,
     expert_swiglu_reference, linear, linear_layer, linear_parts, linear_reference, swiglu, swiglu_reference,
 };
+pub use rel_pos::{rel_pos_terms, rel_pos_terms_reference};
 pub use rope::{rope_qkv_cached, rope_qkv_cached_reference};
 pub use router::{RouterConfig, route, route_reference};
 

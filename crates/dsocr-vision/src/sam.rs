@@ -9,7 +9,7 @@ use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 
 use dsocr_core::layers::{LayerNorm, Linear};
 use dsocr_core::{CoreError, StreamCopy, Weights};
-use dsocr_kernels::{RelPosBias, encoder_attention, gelu, layer_norm, linear_layer};
+use dsocr_kernels::{RelPosBias, encoder_attention, gelu, layer_norm, linear_layer, rel_pos_terms};
 
 use crate::config::SamConfig;
 use crate::interp::{PerSize, resize_grid_bicubic_aa, resize_rows_linear};
@@ -87,14 +87,7 @@ impl SamAttention {
         // bias[(qy,qx),(ky,kx)] = q·Rh[qy,ky] + q·Rw[qx,kx].
         let rh = self.rel_h_tables.get(h, || Self::rel_pos(&self.rel_pos_h, h)); // [h(qy), h(ky), hd]
         let rw = self.rel_w_tables.get(w, || Self::rel_pos(&self.rel_pos_w, w)); // [w(qx), w(kx), hd]
-        let bh = b * heads;
-        let rq = q.clone().reshape([bh, h, w, hd]);
-        // rel_h[b, qy, qx, ky]: batch over qy.
-        let rel_h = rq.clone().permute([1, 0, 2, 3]).reshape([h, bh * w, hd]).matmul(rh.swap_dims(1, 2)); // [h, bh·w, h]
-        let rel_h = rel_h.reshape([h, bh, w, h]).permute([1, 0, 2, 3]); // [bh, qy, qx, ky]
-        // rel_w[b, qy, qx, kx]: batch over qx.
-        let rel_w = rq.permute([2, 0, 1, 3]).reshape([w, bh * h, hd]).matmul(rw.swap_dims(1, 2)); // [w, bh·h, w]
-        let rel_w = rel_w.reshape([w, bh, h, w]).permute([1, 2, 0, 3]); // [bh, qy, qx, kx]
+        let RelPosBias { rel_h, rel_w } = rel_pos_terms(q.clone(), &rh, &rw); // [bh, qy, qx, ky], [bh, qy, qx, kx]
 
         let out = match mode {
             // Scale 1/√hd, the bias added to the scores; the result is `[B, n, heads, hd]`.

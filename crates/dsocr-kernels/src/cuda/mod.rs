@@ -15,6 +15,8 @@ mod lanes;
 mod layer_norm_kernel;
 mod norm_kernel;
 mod parts_kernel;
+mod rel_pos_kernel;
+mod rel_pos_launch;
 mod rope_kernel;
 mod rope_launch;
 mod router_kernel;
@@ -61,6 +63,10 @@ pub trait DsocrKernels: Backend {
         query_offset: usize,
         with_bias: bool,
     ) -> FloatTensor<Self>;
+
+    /// See [`crate::rel_pos_terms`]: `[B·heads·h·w, h + w]` from `q` `[B, heads, h·w, d]`.
+    #[fusion(dtype = q, shape = Shape::new([q[0] * q[1] * q[2], rh[0] + rw[0]]))]
+    fn rel_pos_terms(q: FloatTensor<Self>, rh: FloatTensor<Self>, rw: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// See [`crate::layer_norm`]: rows `[M, W]`.
     #[fusion(dtype = x, shape = x)]
@@ -194,6 +200,10 @@ impl DsocrKernels for CubeBackend {
         with_bias: bool,
     ) -> FloatTensor<Self> {
         encoder_attention_launch::encoder_attention(q, k, v, rel_h, rel_w, causal_from, query_offset, with_bias)
+    }
+
+    fn rel_pos_terms(q: FloatTensor<Self>, rh: FloatTensor<Self>, rw: FloatTensor<Self>) -> FloatTensor<Self> {
+        rel_pos_launch::rel_pos_terms(q, rh, rw)
     }
 
     fn layer_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, eps: f32) -> FloatTensor<Self> {
@@ -383,6 +393,11 @@ pub(crate) fn encoder_attention(
         query_offset,
         with_bias,
     ))
+}
+
+/// [`crate::rel_pos_terms`] through the kernel: `[B·heads·h·w, h + w]`.
+pub(crate) fn rel_pos_terms(q: Tensor<4>, rh: Tensor<3>, rw: Tensor<3>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::rel_pos_terms(q.into_dispatch(), rh.into_dispatch(), rw.into_dispatch()))
 }
 
 /// Whether the LayerNorm kernel takes `rows` rows of `width` in `dtype`: bf16 or f16 (f32 stays
