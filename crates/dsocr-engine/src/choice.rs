@@ -40,7 +40,7 @@ pub(crate) fn argmax_with_bans(logits: &Tensor<2>, rows: &[(usize, Vec<u32>)]) -
             selected.select_assign(0, banned, minus_inf, IndexingUpdateOp::Add)
         }
     };
-    host_ids(masked.reshape([k, v]).argmax(1).reshape([k]), k)
+    host_ids(dsocr_kernels::argmax_rows(masked.reshape([k, v])), k)
 }
 
 /// Rows `rows` of logits `[B, V]` on the host.

@@ -120,7 +120,7 @@ impl<'m> Sequence<'m> {
             let mut row = logits.into_data().convert::<f32>().try_to_vec::<f32>().map_err(read)?;
             return Ok(self.pick(&mut row));
         }
-        let id = logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().map_err(read)?;
+        let id = dsocr_kernels::argmax_rows(logits).into_data().convert::<i64>().try_to_vec::<i64>().map_err(read)?;
         Ok(id[0] as u32)
     }
 

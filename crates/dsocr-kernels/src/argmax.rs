@@ -17,6 +17,14 @@ pub fn argmax_into(logits: Tensor<2>, tokens: Tensor<1, Int>) -> (Tensor<1, Int>
     argmax_into_reference(logits, tokens)
 }
 
+/// Each row's argmax of `logits` `[B, V]` as [`argmax_into`] finds it, into a fresh tensor (the
+/// prefill's first token, a choice under bans): on a CubeCL device dsocr's kernel, compiled once,
+/// where Burn's reduction was autotuned for each new shape on a fresh machine.
+pub fn argmax_rows(logits: Tensor<2>) -> Tensor<1, Int> {
+    let tokens = Tensor::<1, Int>::zeros([logits.dims()[0]], &logits.device());
+    argmax_into(logits, tokens).1
+}
+
 /// The Burn definition of [`argmax_into`].
 pub fn argmax_into_reference(logits: Tensor<2>, tokens: Tensor<1, Int>) -> (Tensor<1, Int>, Tensor<1, Int>) {
     let b = tokens.dims()[0];

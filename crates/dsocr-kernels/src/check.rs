@@ -62,8 +62,10 @@ fn check_in(device: &Device, dtype: DType, tolerance: f32) -> Vec<KernelCheck> {
         out.extend(crate::check_encoder::check_layer_norm(device, dtype, 3e-2));
     }
     out.extend(check_decode_attention(device, dtype, tolerance));
-    // Dot products of 64 terms of |1|: up to ≈ |30|, where a bf16 rounding alone is up to 0.125.
-    out.extend(crate::check_encoder::check_rel_pos(device, dtype, if dtype == DType::F32 { 1e-3 } else { 0.25 }));
+    // Dot products of 64 terms of |1|: up to ≈ |30|, where a bf16 rounding alone is up to 0.125;
+    // in f32 the reference's batched products may run on TF32 tensor cores on a GPU (1.5e-2
+    // measured on an H100).
+    out.extend(crate::check_encoder::check_rel_pos(device, dtype, if dtype == DType::F32 { 5e-2 } else { 0.25 }));
     out
 }
 

@@ -52,7 +52,7 @@ mod router;
 #[cfg(feature = "cuda")]
 mod cuda;
 
-pub use argmax::{argmax_into, argmax_into_reference};
+pub use argmax::{argmax_into, argmax_into_reference, argmax_rows};
 pub use check::{KernelCheck, check_kernels};
 
 pub use decode_attention::{KV_BLOCK, decode_attention, decode_attention_reference, gather_blocks};

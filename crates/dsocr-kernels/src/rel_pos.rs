@@ -26,9 +26,11 @@ pub fn rel_pos_terms(q: Tensor<4>, rh: &Tensor<3>, rw: &Tensor<3>) -> RelPosBias
             rh.dims(),
             rw.dims()
         );
-        // Both terms of a query side by side, `[B·heads, h, w, h + w]`; the attention kernel
-        // reads the two halves through their strides.
-        let terms = crate::cuda::rel_pos_terms(q, rh.clone(), rw.clone()).reshape([b * heads, h, w, h + w]);
+        // The queries as rows (a copy of the projection's view: small beside the terms); both
+        // terms of a query side by side, `[B·heads, h, w, h + w]`, whose two halves the
+        // attention kernel reads through their strides.
+        let rows = q.reshape([b * heads * n, d]);
+        let terms = crate::cuda::rel_pos_terms(rows, rh.clone(), rw.clone()).reshape([b * heads, h, w, h + w]);
         return RelPosBias { rel_h: terms.clone().narrow(3, 0, h), rel_w: terms.narrow(3, h, w) };
     }
     rel_pos_terms_reference(q, rh, rw)

@@ -15,10 +15,16 @@ fn host(t: Tensor<4>) -> Vec<f32> {
 fn relative_terms_on_the_kernel_equal_the_reference() {
     let device = burn::tensor::Device::cpu();
     assert!(dsocr_kernels::runs_cube_kernels(&device), "the CubeCL CPU device must take the GPU's code path");
-    // A non-square grid (windows and tiles are square, a check of the two axes is not), two views.
-    let (b, heads, h, w, d) = (2, 3, 5, 7, 16);
+    // A non-square grid (windows and tiles are square, a check of the two axes is not), two
+    // views; then SAM's windowed blocks (nine 14×14 windows, 12 heads of 64).
+    for (b, heads, h, w, d) in [(2, 3, 5, 7, 16), (9, 12, 14, 14, 64)] {
+        check(&device, (b, heads, h, w, d));
+    }
+}
+
+fn check(device: &burn::tensor::Device, (b, heads, h, w, d): (usize, usize, usize, usize, usize)) {
     let n = h * w;
-    let normal = |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), (&device, DType::F32));
+    let normal = |dims: [usize; 4]| Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), (device, DType::F32));
     let qkv = normal([b, n, 3 * heads, d]);
     let q = qkv.narrow(2, heads, heads).swap_dims(1, 2);
     let rh: Tensor<3> = normal([1, h, h, d]).squeeze_dim(0);

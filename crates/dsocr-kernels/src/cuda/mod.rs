@@ -64,8 +64,9 @@ pub trait DsocrKernels: Backend {
         with_bias: bool,
     ) -> FloatTensor<Self>;
 
-    /// See [`crate::rel_pos_terms`]: `[B·heads·h·w, h + w]` from `q` `[B, heads, h·w, d]`.
-    #[fusion(dtype = q, shape = Shape::new([q[0] * q[1] * q[2], rh[0] + rw[0]]))]
+    /// See [`crate::rel_pos_terms`]: `[B·heads·h·w, h + w]` from the query rows `q`
+    /// `[B·heads·h·w, d]`.
+    #[fusion(dtype = q, shape = Shape::new([q[0], rh[0] + rw[0]]))]
     fn rel_pos_terms(q: FloatTensor<Self>, rh: FloatTensor<Self>, rw: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// See [`crate::layer_norm`]: rows `[M, W]`.
@@ -395,8 +396,9 @@ pub(crate) fn encoder_attention(
     ))
 }
 
-/// [`crate::rel_pos_terms`] through the kernel: `[B·heads·h·w, h + w]`.
-pub(crate) fn rel_pos_terms(q: Tensor<4>, rh: Tensor<3>, rw: Tensor<3>) -> Tensor<2> {
+/// [`crate::rel_pos_terms`] through the kernel: `[B·heads·h·w, h + w]` from the query rows
+/// `[B·heads·h·w, d]`.
+pub(crate) fn rel_pos_terms(q: Tensor<2>, rh: Tensor<3>, rw: Tensor<3>) -> Tensor<2> {
     Tensor::from_dispatch(Dispatch::rel_pos_terms(q.into_dispatch(), rh.into_dispatch(), rw.into_dispatch()))
 }
 

@@ -4,34 +4,33 @@
 
 use cubecl::prelude::*;
 
-/// `out[bh, qy, qx, c]` (contiguous, `c < h + w`) = `q[b, head, qy·w + qx]·rh[qy, c]` for
-/// `c < h`, else `·rw[qx, c − h]`.
+/// `out[row, c]` (`row` = (b·heads + head)·h·w + qy·w + qx, `c < h + w`) = `q[row]·rh[qy, c]`
+/// for `c < h`, else `q[row]·rw[qx, c − h]`, with `q` `[B·heads·h·w, d]`.
 #[cube(launch)]
 pub(super) fn rel_pos_kernel<F: Float>(q: &Tensor<F>, rh: &Tensor<F>, rw: &Tensor<F>, out: &mut Tensor<F>, #[define(F)] _dtype: ElemType) {
     let idx = ABSOLUTE_POS;
-    if idx < out.len() {
+    let cols = out.shape(1);
+    if idx < out.shape(0) * cols {
         let (h, w) = (rh.shape(0), rw.shape(0));
-        let cols = h + w;
         let c = idx % cols;
-        let query = idx / cols;
-        let qx = query % w;
-        let qy = (query / w) % h;
-        let bh = query / (w * h);
-        let heads = q.shape(1);
-        let d = q.shape(3);
-        let q_at = (bh / heads) * q.stride(0) + (bh % heads) * q.stride(1) + (qy * w + qx) * q.stride(2);
+        let row = idx / cols;
+        let qx = row % w;
+        let qy = (row / w) % h;
+        let d = q.shape(1);
+        let q_at = row * q.stride(0);
         let mut acc = f32::new(0.0);
         if c < h {
             let t_at = qy * rh.stride(0) + c * rh.stride(1);
             for e in 0..d {
-                acc += f32::cast_from(q[q_at + e * q.stride(3)]) * f32::cast_from(rh[t_at + e * rh.stride(2)]);
+                acc += f32::cast_from(q[q_at + e * q.stride(1)]) * f32::cast_from(rh[t_at + e * rh.stride(2)]);
             }
         } else {
             let t_at = qx * rw.stride(0) + (c - h) * rw.stride(1);
             for e in 0..d {
-                acc += f32::cast_from(q[q_at + e * q.stride(3)]) * f32::cast_from(rw[t_at + e * rw.stride(2)]);
+                acc += f32::cast_from(q[q_at + e * q.stride(1)]) * f32::cast_from(rw[t_at + e * rw.stride(2)]);
             }
         }
-        out[idx] = F::cast_from(acc);
+        let at = row * out.stride(0) + c * out.stride(1);
+        out[at] = F::cast_from(acc);
     }
 }

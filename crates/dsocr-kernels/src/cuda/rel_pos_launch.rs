@@ -11,12 +11,11 @@ use super::rel_pos_kernel::rel_pos_kernel;
 /// Units per cube.
 const UNITS: u32 = 256;
 
-/// The terms of `q` `[B, heads, h·w, d]` with `rh` `[h, h, d]` and `rw` `[w, w, d]`, as
-/// `[B·heads·h·w, h + w]`.
+/// The terms of the query rows `q` `[B·heads·h·w, d]` with `rh` `[h, h, d]` and `rw`
+/// `[w, w, d]`, as `[B·heads·h·w, h + w]`.
 pub(super) fn rel_pos_terms(q: CubeTensor, rh: CubeTensor, rw: CubeTensor) -> CubeTensor {
-    let shape = q.meta.shape().clone();
     let (h, w) = (rh.meta.shape()[0], rw.meta.shape()[0]);
-    let rows = shape[0] * shape[1] * shape[2];
+    let rows = q.meta.shape()[0];
     let (client, device, dtype) = (q.client.clone(), q.device.clone(), q.dtype);
     let out = empty_device_dtype(client.clone(), device, Shape::new([rows, h + w]), dtype);
     let units = rows * (h + w);
