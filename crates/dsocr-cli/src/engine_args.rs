@@ -56,6 +56,10 @@ pub struct EngineArgs {
     /// a number larger than any batch turns it off (to compare).
     #[arg(long, default_value_t = KernelSettings::default().tile_experts_from)]
     pub tile_experts_from: usize,
+    /// SAM's relative-position terms on dsocr's kernel instead of Burn's autotuned matmul (a
+    /// faster first run; off until verified on a GPU: docs/perf.md, session 26).
+    #[arg(long)]
+    pub rel_pos_kernel: bool,
 }
 
 /// Whether pages are encoded on a vision thread of their own (`--vision-thread`).
@@ -97,6 +101,7 @@ impl EngineArgs {
             grouped_from: self.grouped_from,
             tile_rows: self.tile_rows,
             tile_experts_from: self.tile_experts_from,
+            rel_pos_kernel: self.rel_pos_kernel,
         }
     }
 

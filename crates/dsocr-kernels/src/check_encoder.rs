@@ -10,7 +10,7 @@ use crate::check::{KernelCheck, host, max_abs_diff};
 use crate::encoder_attention::{RelPosBias, encoder_attention, encoder_attention_reference};
 use crate::norm::{layer_norm, layer_norm_reference};
 use crate::prefill_attention::{prefill_attention, prefill_attention_reference};
-use crate::rel_pos::{rel_pos_terms, rel_pos_terms_reference};
+use crate::rel_pos::rel_pos_terms_reference;
 
 /// One case: name, views, heads, key/value heads, tokens (a `Gh × Gw` grid when the bias is on),
 /// relative-position bias, `causal_from`.
@@ -118,7 +118,14 @@ pub(crate) fn check_rel_pos(device: &Device, dtype: DType, tolerance: f32) -> Ve
             let q = rnd([batch, g * g, 3 * heads, d]).narrow(2, 0, heads).swap_dims(1, 2);
             let table = || -> Tensor<3> { rnd([1, g, g, d]).squeeze_dim(0) };
             let (rh, rw) = (table(), table());
-            let got = rel_pos_terms(q.clone(), &rh, &rw);
+            // The kernel itself on a CubeCL device, whether or not the settings turn it on.
+            #[cfg(feature = "cuda")]
+            let got = match crate::runs_cube_kernels(device) {
+                true => crate::rel_pos::rel_pos_terms_kernel(q.clone(), &rh, &rw),
+                false => crate::rel_pos::rel_pos_terms(q.clone(), &rh, &rw),
+            };
+            #[cfg(not(feature = "cuda"))]
+            let got = crate::rel_pos::rel_pos_terms(q.clone(), &rh, &rw);
             let f32s = |t: Tensor<3>| t.cast(DType::F32);
             let want = rel_pos_terms_reference(q.cast(DType::F32), &f32s(rh), &f32s(rw));
             let err = max_abs_diff(&host(got.rel_h), &host(want.rel_h)).max(max_abs_diff(&host(got.rel_w), &host(want.rel_w)));

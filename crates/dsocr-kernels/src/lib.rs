@@ -69,6 +69,8 @@ pub use projection::{
     MAX_EXPERT_PAIRS, MAX_KERNEL_ROWS, expert_down, expert_down_parts, expert_down_reference, expert_kernels_take, expert_swiglu,
     expert_swiglu_reference, linear, linear_layer, linear_parts, linear_reference, swiglu, swiglu_reference,
 };
+#[cfg(feature = "cuda")]
+pub use rel_pos::rel_pos_terms_kernel;
 pub use rel_pos::{rel_pos_terms, rel_pos_terms_reference};
 pub use rope::{rope_qkv_cached, rope_qkv_cached_reference};
 pub use router::{RouterConfig, route, route_reference};
@@ -110,11 +112,18 @@ pub struct KernelSettings {
     /// Tokens from which the MoE experts run on the tensor-core tile kernel, grouped by expert
     /// (decode batches and prefill chunks); `usize::MAX`: never.
     pub tile_experts_from: usize,
+    /// SAM's relative-position terms on dsocr's kernel ([`rel_pos_terms_kernel`]) instead of two
+    /// batched products on Burn's autotuned matmul. Off by default until the kernel's corrected
+    /// version has passed `kernels-check` and bf16 parity on a GPU: its first version was wrong
+    /// on CUDA for batches of views while passing on CubeCL's CPU runtime (docs/perf.md,
+    /// session 26).
+    pub rel_pos_kernel: bool,
 }
 
 impl KernelSettings {
     /// The defaults (measured on an H200: docs/perf.md).
-    pub const DEFAULT: KernelSettings = KernelSettings { enabled: true, grouped_from: 32, tile_rows: TILE_MAX_ROWS, tile_experts_from: 32 };
+    pub const DEFAULT: KernelSettings =
+        KernelSettings { enabled: true, grouped_from: 32, tile_rows: TILE_MAX_ROWS, tile_experts_from: 32, rel_pos_kernel: false };
 }
 
 impl Default for KernelSettings {

@@ -2,11 +2,11 @@
 //! `(qy, qx)`, its dot products with the table rows `Rh[qy, ky]` for every key row and
 //! `Rw[qx, kx]` for every key column, which [`crate::encoder_attention`] adds to the scores.
 //!
-//! On a CubeCL device this is one small kernel (a unit per term, a dot product over the head).
 //! Written as two batched matrix products (the reference below, as the official code's einsums),
-//! each new number of views was a new shape for Burn's matmul to autotune: ≈ 11 s of a fresh
-//! GPU's first page, and again whenever a batch of a new size came along (docs/perf.md,
-//! session 26).
+//! each new number of views is a new shape for Burn's matmul to autotune: ≈ 11 s of a fresh GPU's
+//! first page, and again whenever a batch of a new size comes along. [`rel_pos_terms_kernel`] is
+//! one small kernel instead (a unit per term, a dot product over the head), on when
+//! [`crate::KernelSettings::rel_pos_kernel`] says so (docs/perf.md, session 26).
 
 use burn::prelude::*;
 
@@ -17,23 +17,30 @@ use crate::RelPosBias;
 /// column), unscaled: `rel_h[b·heads + head, qy, qx, ky] = q·rh[qy, ky]`, `rel_w[…, kx] = q·rw[qx, kx]`.
 pub fn rel_pos_terms(q: Tensor<4>, rh: &Tensor<3>, rw: &Tensor<3>) -> RelPosBias {
     #[cfg(feature = "cuda")]
-    if crate::kernels_enabled(&q.device()) {
-        let [b, heads, n, d] = q.dims();
-        let ([h, h2, dh], [w, w2, dw]) = (rh.dims(), rw.dims());
-        assert!(
-            h * w == n && h == h2 && w == w2 && dh == d && dw == d,
-            "relative terms: {n} queries of {d} on tables {:?} and {:?}",
-            rh.dims(),
-            rw.dims()
-        );
-        // The queries as rows (a copy of the projection's view: small beside the terms); both
-        // terms of a query side by side, `[B·heads, h, w, h + w]`, whose two halves the
-        // attention kernel reads through their strides.
-        let rows = q.reshape([b * heads * n, d]);
-        let terms = crate::cuda::rel_pos_terms(rows, rh.clone(), rw.clone()).reshape([b * heads, h, w, h + w]);
-        return RelPosBias { rel_h: terms.clone().narrow(3, 0, h), rel_w: terms.narrow(3, h, w) };
+    if crate::kernels_enabled(&q.device()) && crate::settings().rel_pos_kernel {
+        return rel_pos_terms_kernel(q, rh, rw);
     }
     rel_pos_terms_reference(q, rh, rw)
+}
+
+/// [`rel_pos_terms`] on dsocr's kernel, whatever [`crate::KernelSettings::rel_pos_kernel`] says
+/// (the checks call it directly); `q` must be on a CubeCL device.
+#[cfg(feature = "cuda")]
+pub fn rel_pos_terms_kernel(q: Tensor<4>, rh: &Tensor<3>, rw: &Tensor<3>) -> RelPosBias {
+    let [b, heads, n, d] = q.dims();
+    let ([h, h2, dh], [w, w2, dw]) = (rh.dims(), rw.dims());
+    assert!(
+        h * w == n && h == h2 && w == w2 && dh == d && dw == d,
+        "relative terms: {n} queries of {d} on tables {:?} and {:?}",
+        rh.dims(),
+        rw.dims()
+    );
+    // The queries as rows (a copy of the projection's view: small beside the terms); both terms
+    // of a query side by side, `[B·heads, h, w, h + w]`, whose two halves the attention kernel
+    // reads through their strides.
+    let rows = q.reshape([b * heads * n, d]);
+    let terms = crate::cuda::rel_pos_terms(rows, rh.clone(), rw.clone()).reshape([b * heads, h, w, h + w]);
+    RelPosBias { rel_h: terms.clone().narrow(3, 0, h), rel_w: terms.narrow(3, h, w) }
 }
 
 /// The plain Burn definition of [`rel_pos_terms`]: a batched product over query rows, another

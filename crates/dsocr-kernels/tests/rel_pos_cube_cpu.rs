@@ -1,4 +1,4 @@
-//! SAM's relative-position kernel ([`dsocr_kernels::rel_pos_terms`]) on CubeCL's CPU runtime
+//! SAM's relative-position kernel ([`dsocr_kernels::rel_pos_terms_kernel`]) on CubeCL's CPU runtime
 //! (`cargo test --release -p dsocr-kernels --features cube-cpu`): the GPU's code path in f32,
 //! against the batched products of the reference, with queries that are views of a fused
 //! projection as SAM makes them.
@@ -29,7 +29,7 @@ fn check(device: &burn::tensor::Device, (b, heads, h, w, d): (usize, usize, usiz
     let q = qkv.narrow(2, heads, heads).swap_dims(1, 2);
     let rh: Tensor<3> = normal([1, h, h, d]).squeeze_dim(0);
     let rw: Tensor<3> = normal([1, w, w, d]).squeeze_dim(0);
-    let got = dsocr_kernels::rel_pos_terms(q.clone(), &rh, &rw);
+    let got = dsocr_kernels::rel_pos_terms_kernel(q.clone(), &rh, &rw);
     let want = dsocr_kernels::rel_pos_terms_reference(q, &rh, &rw);
     for (what, got, want) in [("rel_h", got.rel_h, want.rel_h), ("rel_w", got.rel_w, want.rel_w)] {
         assert_eq!(got.dims(), want.dims(), "{what}");
