@@ -183,8 +183,12 @@ pub fn run_case(ocr: &DeepseekOcr, case_dir: &Path) -> Result<ParityReport, OcrE
         image_size: (image.width as u32, image.height as u32),
         preprocess: Default::default(),
     };
-    let mut engine =
-        ocr.engine(&EngineOptions { max_seqs: Some(1), ..EngineOptions::for_pages(&mode, options.generation.max_new_tokens) })?;
+    // The kernels the caller configured (`dsocr parity --rel-pos-kernel`), not the defaults.
+    let mut engine = ocr.engine(&EngineOptions {
+        max_seqs: Some(1),
+        kernels: dsocr_kernels::settings(),
+        ..EngineOptions::for_pages(&mode, options.generation.max_new_tokens)
+    })?;
     let mut finished = None;
     let mut on_event = |e: Event| {
         if let Event::Finished { result, .. } = e {

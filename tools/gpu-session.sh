@@ -15,7 +15,8 @@
 #   tools/gpu-session.sh ocr-pdf [ARGS…]   # dsocr ocr on dist/doc100.pdf with the synthetic weights
 #                                          # (the parity tokenizer beside them: dist/tokenizer.json.xz
 #                                          # or the parity fixtures), timed, ARGS appended
-# PARITY_DTYPES (default "f32 bf16") and PARITY_TAG (output name suffix) adjust the parity run;
+# PARITY_DTYPES (default "f32 bf16"), PARITY_TAG (output name suffix) and PARITY_ARGS (e.g.
+# --rel-pos-kernel) adjust the parity run;
 # the fixtures are whichever dist/parity*.tar.xz were carried, PARITY_SET picks the set (parity,
 # the default, or parity-ocr2). SYNTH_ARCH=ocr2 makes the synthetic weights DeepSeek-OCR 2's
 # (dist/synth-ocr2) for bench, ocr-pdf and serve.
@@ -56,7 +57,7 @@ case "$what" in
     if [ ! -d $set_dir ]; then for t in dist/parity*.tar.xz; do tar xJf "$t" -C dist; done; fi
     for dt in ${PARITY_DTYPES:-f32 bf16}; do
       name=parity-$dt${PARITY_TAG:-}
-      /usr/bin/time -v dist/dsocr parity --model $set_dir/model --case $set_dir/cases --device cuda --dtype $dt \
+      /usr/bin/time -v dist/dsocr parity --model $set_dir/model --case $set_dir/cases --device cuda --dtype $dt ${PARITY_ARGS:-} \
         > "$OUT/$name.txt" 2> "$OUT/$name.err"; echo "$name exit $?" | tee -a "$OUT/$name.txt"
       tail -n 25 "$OUT/$name.err" | grep -E "Elapsed|Maximum resident" || true
       cat "$OUT/$name.txt"

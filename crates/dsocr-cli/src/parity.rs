@@ -24,12 +24,17 @@ pub struct ParityArgs {
     /// Print the reports as JSON.
     #[arg(long)]
     json: bool,
+    /// SAM's relative-position terms on dsocr's kernel (off by default until verified on a GPU:
+    /// this is how to verify it).
+    #[arg(long)]
+    rel_pos_kernel: bool,
     #[command(flatten)]
     gpu: crate::gpu_args::GpuArgs,
 }
 
 pub fn run(args: ParityArgs) -> anyhow::Result<i32> {
     args.gpu.apply();
+    dsocr::kernels::configure(dsocr::kernels::KernelSettings { rel_pos_kernel: args.rel_pos_kernel, ..Default::default() });
     let device: DeviceSpec = args.device.parse()?;
     let dtype: Option<FloatType> = args.dtype.as_deref().map(str::parse).transpose()?;
     let files = ModelFiles::from_dir(&args.model)?;
