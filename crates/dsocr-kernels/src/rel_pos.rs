@@ -36,8 +36,8 @@ pub fn rel_pos_terms_kernel(q: Tensor<4>, rh: &Tensor<3>, rw: &Tensor<3>) -> Rel
         rw.dims()
     );
     // The queries as rows (a copy of the projection's view: small beside the terms); both terms
-    // of a query side by side, `[B·heads, h, w, h + w]`, whose two halves the attention kernel
-    // reads through their strides.
+    // of a query side by side, `[B·heads, h, w, h + w]` (rows padded on CUDA: the kernel writes
+    // through the output's strides), whose two halves the attention kernel reads through theirs.
     let rows = q.reshape([b * heads * n, d]);
     let terms = crate::cuda::rel_pos_terms(rows, rh.clone(), rw.clone()).reshape([b * heads, h, w, h + w]);
     RelPosBias { rel_h: terms.clone().narrow(3, 0, h), rel_w: terms.narrow(3, h, w) }

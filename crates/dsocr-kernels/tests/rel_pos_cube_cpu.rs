@@ -1,7 +1,10 @@
 //! SAM's relative-position kernel ([`dsocr_kernels::rel_pos_terms_kernel`]) on CubeCL's CPU runtime
-//! (`cargo test --release -p dsocr-kernels --features cube-cpu`): the GPU's code path in f32,
-//! against the batched products of the reference, with queries that are views of a fused
-//! projection as SAM makes them.
+//! (`cargo test --release -p dsocr-kernels --features cube-cpu`): the kernel's arithmetic and
+//! indexing in f32, against the batched products of the reference, with queries that are views of
+//! a fused projection as SAM makes them. Not what CUDA adds: its runtime pads each row of a new
+//! tensor to a power of two bytes and this one does not, so a kernel that writes its output as
+//! if unpadded passes here and fails there (the kernel's first version did: docs/perf.md,
+//! session 26); `dsocr kernels-check` on a GPU covers that.
 #![cfg(feature = "cube-cpu")]
 
 use burn::prelude::*;
