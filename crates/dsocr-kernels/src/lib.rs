@@ -112,12 +112,12 @@ pub struct KernelSettings {
     /// Tokens from which the MoE experts run on the tensor-core tile kernel, grouped by expert
     /// (decode batches and prefill chunks); `usize::MAX`: never.
     pub tile_experts_from: usize,
-    /// SAM's relative-position terms on dsocr's kernel ([`rel_pos_terms_kernel`]) instead of two
-    /// batched products on Burn's autotuned matmul. Off by default until the kernel's corrected
-    /// version has passed `kernels-check` and bf16 parity on a GPU: its first version wrote its
-    /// output as if unpadded, but CubeCL's CUDA runtime pads each row of a new tensor to a power
-    /// of two bytes (SAM's windows: 28 terms a row), which CubeCL's CPU runtime does not
-    /// (docs/perf.md, session 26).
+    /// SAM's relative-position terms on dsocr's kernel (`rel_pos_terms_kernel`, in `cuda`
+    /// builds) instead of two batched products on Burn's autotuned matmul. Off by default until
+    /// the kernel's corrected version has passed `kernels-check` and bf16 parity on a GPU: its
+    /// first version wrote its output as if unpadded, but CubeCL's CUDA runtime pads each row of
+    /// a new tensor to a power of two bytes (SAM's windows: 28 terms a row), which CubeCL's CPU
+    /// runtime does not (docs/perf.md, session 26).
     pub rel_pos_kernel: bool,
 }
 

@@ -4,8 +4,8 @@
 //!
 //! Written as two batched matrix products (the reference below, as the official code's einsums),
 //! each new number of views is a new shape for Burn's matmul to autotune: ≈ 11 s of a fresh GPU's
-//! first page, and again whenever a batch of a new size comes along. [`rel_pos_terms_kernel`] is
-//! one small kernel instead (a unit per term, a dot product over the head), on when
+//! first page, and again whenever a batch of a new size comes along. `rel_pos_terms_kernel` (in
+//! `cuda` builds) is one small kernel instead (a unit per term, a dot product over the head), on when
 //! [`crate::KernelSettings::rel_pos_kernel`] says so (docs/perf.md, session 26).
 
 use burn::prelude::*;

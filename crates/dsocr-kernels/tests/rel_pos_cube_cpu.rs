@@ -1,4 +1,4 @@
-//! SAM's relative-position kernel ([`dsocr_kernels::rel_pos_terms_kernel`]) on CubeCL's CPU runtime
+//! SAM's relative-position kernel (`dsocr_kernels::rel_pos_terms_kernel`) on CubeCL's CPU runtime
 //! (`cargo test --release -p dsocr-kernels --features cube-cpu`): the kernel's arithmetic and
 //! indexing in f32, against the batched products of the reference, with queries that are views of
 //! a fused projection as SAM makes them. Not what CUDA adds: its runtime pads each row of a new
